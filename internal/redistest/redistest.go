@@ -1,0 +1,309 @@
+// Package redistest starts a private redis-server for a test.
+//
+// Tests run against a real Redis rather than an in-memory fake because the
+// agent relies on Redis semantics (Lua scripts, persistence, crash recovery)
+// that fakes only approximate. Each test gets its own server on its own
+// loopback port and temporary directory, so tests can run in parallel and
+// never see each other's data.
+//
+// The package deliberately speaks raw RESP for its health check so that it
+// does not depend on any Redis client library.
+package redistest
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// startTimeout bounds how long we wait for PONG, so a wedged server fails
+	// the test instead of hanging it until the global go test timeout.
+	startTimeout = 10 * time.Second
+	// stopTimeout is how long a graceful SIGTERM may take before SIGKILL.
+	stopTimeout = 5 * time.Second
+	// portAttempts covers the race between closing the probe listener and
+	// redis-server binding the port, when another process grabs it.
+	portAttempts = 5
+)
+
+// Option configures the server started by Start.
+type Option func(*config)
+
+type config struct {
+	aof  bool
+	args []string
+}
+
+// WithAOF enables the append-only file with fsync on every write, so that
+// durability tests can Kill the server and expect acknowledged writes to
+// survive a Restart.
+func WithAOF() Option {
+	return func(c *config) { c.aof = true }
+}
+
+// WithArgs appends extra redis-server command-line arguments
+// (e.g. "--maxmemory", "10mb"). They come last and so override the defaults.
+func WithArgs(args ...string) Option {
+	return func(c *config) { c.args = append(c.args, args...) }
+}
+
+// Server is a running (or stopped) redis-server owned by one test.
+// All methods are safe for concurrent use and may be called repeatedly.
+type Server struct {
+	tb      testing.TB
+	bin     string
+	dir     string
+	logPath string
+	cfg     config
+
+	mu   sync.Mutex
+	port int
+	cmd  *exec.Cmd
+	done chan struct{} // closed once cmd has been reaped; nil when not running
+}
+
+// Start launches redis-server for tb and waits until it answers PING.
+// The server is stopped automatically when the test ends.
+//
+// If redis-server is not installed the test is skipped, except when the CI
+// environment variable is set: CI must never silently skip Redis tests.
+func Start(tb testing.TB, opts ...Option) *Server {
+	tb.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("redis-server not found in PATH but CI is set; CI must run Redis tests (apt-get install redis-server): %v", err)
+		}
+		tb.Skip("redis-server not installed (apt-get install redis-server); skipping test that needs a real Redis")
+	}
+
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s.logPath = filepath.Join(s.dir, "redis.log")
+	for _, o := range opts {
+		o(&s.cfg)
+	}
+	tb.Cleanup(s.Stop)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var lastErr error
+	for attempt := 0; attempt < portAttempts; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			tb.Fatalf("redistest: pick free port: %v", err)
+		}
+		s.port = port
+		exited, err := s.launchLocked()
+		if err == nil {
+			return s
+		}
+		lastErr = err
+		if !exited {
+			// Alive but not answering: retrying on another port would
+			// not help and would only multiply the wait.
+			break
+		}
+	}
+	s.failLocked("start", lastErr)
+	return nil // unreachable: failLocked calls Fatal
+}
+
+// Addr returns the server's host:port.
+func (s *Server) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrLocked()
+}
+
+// URL returns a redis:// URL for database 0, the form our configs accept.
+func (s *Server) URL() string {
+	return "redis://" + s.Addr() + "/0"
+}
+
+// Stop shuts the server down gracefully (SIGTERM), escalating to SIGKILL
+// after a bounded wait so a stuck server cannot hang the test.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked(syscall.SIGTERM)
+}
+
+// Kill terminates the server with SIGKILL, simulating a crash: no shutdown
+// save, no AOF rewrite, only what was already fsynced survives.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked(syscall.SIGKILL)
+}
+
+// Restart starts the server again on the same port and directory, so data
+// persisted with WithAOF is reloaded. A running server is stopped first.
+// It waits until the server answers PING (after loading its data).
+func (s *Server) Restart() {
+	s.tb.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked(syscall.SIGTERM)
+	if _, err := s.launchLocked(); err != nil {
+		s.failLocked("restart", err)
+	}
+}
+
+func (s *Server) addrLocked() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+}
+
+func (s *Server) args() []string {
+	args := []string{
+		"--bind", "127.0.0.1",
+		"--port", strconv.Itoa(s.port),
+		"--protected-mode", "yes",
+		"--daemonize", "no",
+		"--dir", s.dir,
+		"--save", "",
+	}
+	if s.cfg.aof {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	return append(args, s.cfg.args...)
+}
+
+// launchLocked starts the process and waits for PONG. exited reports whether
+// the process died during startup (typically: port already taken).
+func (s *Server) launchLocked() (exited bool, err error) {
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return false, err
+	}
+	fmt.Fprintf(logf, "--- redistest: %s %s\n", s.bin, shellJoin(s.args()))
+
+	cmd := exec.Command(s.bin, s.args()...)
+	cmd.Dir = s.dir
+	cmd.Stdout = logf // an *os.File is handed to the child directly,
+	cmd.Stderr = logf // so no copying goroutine keeps Wait from returning
+	err = cmd.Start()
+	logf.Close() // the child holds its own descriptor
+	if err != nil {
+		return false, err
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	s.cmd, s.done = cmd, done
+
+	if err := waitPong(s.addrLocked(), done, startTimeout); err != nil {
+		select {
+		case <-done:
+			exited = true
+		default:
+		}
+		s.stopLocked(syscall.SIGKILL)
+		return exited, err
+	}
+	return false, nil
+}
+
+func (s *Server) stopLocked(sig syscall.Signal) {
+	if s.done == nil {
+		return
+	}
+	_ = s.cmd.Process.Signal(sig)
+	select {
+	case <-s.done:
+	case <-time.After(stopTimeout):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+	s.cmd, s.done = nil, nil
+}
+
+// failLocked dumps the server log, which is usually the only place that says
+// why redis-server refused to start, then fails the test.
+func (s *Server) failLocked(what string, err error) {
+	s.tb.Helper()
+	if b, rerr := os.ReadFile(s.logPath); rerr == nil {
+		s.tb.Logf("redistest: redis-server log (%s):\n%s", s.logPath, b)
+	}
+	s.tb.Fatalf("redistest: %s redis-server on %s: %v", what, s.addrLocked(), err)
+}
+
+// freePort asks the kernel for an unused loopback port. The port is released
+// before redis-server binds it, hence the retries in Start.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// waitPong polls addr until it answers +PONG, the process exits, or the
+// timeout expires. Redis answers -LOADING while reading its AOF, so only a
+// PONG counts as ready.
+func waitPong(addr string, exited <-chan struct{}, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for {
+		select {
+		case <-exited:
+			return errors.New("redis-server exited during startup")
+		default:
+		}
+		if lastErr = ping(addr); lastErr == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no PONG within %v: %v", timeout, lastErr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("unexpected reply %q", strings.TrimSpace(line))
+	}
+	return nil
+}
+
+// shellJoin renders args for the log so that empty values (--save "")
+// stay visible.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"'") {
+			a = strconv.Quote(a)
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}

@@ -1,0 +1,102 @@
+package payword
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/hex"
+)
+
+// b64 is the wire encoding of every binary field: base64url without padding,
+// strict (non-zero trailing bits are refused, so each value has one encoding).
+var b64 = base64.RawURLEncoding.Strict()
+
+// Serial is a certificate's 128-bit serial number.
+type Serial [16]byte
+
+func (s Serial) String() string { return hex.EncodeToString(s[:]) }
+
+// ParseSerial reads the hex form of a serial.
+func ParseSerial(s string) (Serial, error) {
+	var out Serial
+	if len(s) != 2*len(out) {
+		return out, errorf(ErrMalformed, "serial must be %d hex digits", 2*len(out))
+	}
+	if _, err := hex.Decode(out[:], []byte(s)); err != nil {
+		return out, errorf(ErrMalformed, "serial is not hex")
+	}
+	return out, nil
+}
+
+// Identifier limits. Every string on the wire is bounded and restricted to a
+// visible-ASCII alphabet, so encodings are unambiguous and safe to log.
+const (
+	MaxIDLen      = 64
+	MaxProductLen = 512
+	maxCurrency   = 8
+)
+
+// ValidID reports whether s is a valid vendor, user or key id:
+// 1 to 64 characters of A-Z a-z 0-9 . _ - : @.
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '.' || c == '_' || c == '-' || c == ':' || c == '@') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidProduct reports whether s is a valid product id: 1 to 512 visible
+// ASCII characters (a path or a path prefix, as the gateway scopes it).
+func ValidProduct(s string) bool {
+	if len(s) == 0 || len(s) > MaxProductLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func validCurrency(s string) bool {
+	if len(s) == 0 || len(s) > maxCurrency {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// reader consumes a binary encoding; the first error sticks.
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) take(n int) []byte {
+	if r.bad || len(r.b) < n {
+		r.bad = true
+		return make([]byte, n)
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *reader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
+func (r *reader) u64() uint64 { return binary.BigEndian.Uint64(r.take(8)) }
+func (r *reader) str() string { return string(r.take(int(r.take(1)[0]))) }
+
+func appendStr(b []byte, s string) []byte {
+	return append(append(b, byte(len(s))), s...)
+}

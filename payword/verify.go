@@ -1,0 +1,151 @@
+package payword
+
+import (
+	"sync"
+	"time"
+)
+
+// Request is what the vendor expects of a payment.
+type Request struct {
+	Vendor  string
+	Product string
+	Price   uint32 // tokens
+	Now     time.Time
+}
+
+// State is a vendor's last-seen position in one segment of one certificate:
+// the highest index accepted there and its token (0 and the anchor before the
+// first payment).
+type State struct {
+	Index uint32
+	Token Token
+}
+
+// Verifier checks payments against a set of trusted agent keys. It caches
+// certificates whose signature it has checked, so a returning certificate
+// costs a map lookup instead of an Ed25519 verification. It is safe for
+// concurrent use.
+type Verifier struct {
+	keys KeySet
+
+	mu      sync.RWMutex
+	trusted map[string]struct{} // signed certificate encodings already verified
+}
+
+// maxTrusted bounds the certificate cache; only validly signed certificates
+// enter it, and it is emptied when full.
+const maxTrusted = 1 << 16
+
+// NewVerifier returns a verifier trusting keys. The set must not change after.
+func NewVerifier(keys KeySet) *Verifier {
+	return &Verifier{keys: keys, trusted: make(map[string]struct{})}
+}
+
+// Certificate checks c's signature (cached) and validity period.
+func (v *Verifier) Certificate(c *Certificate, now time.Time) error {
+	v.mu.RLock()
+	_, ok := v.trusted[string(c.raw)]
+	v.mu.RUnlock()
+	if !ok {
+		if err := c.Verify(v.keys); err != nil {
+			return err
+		}
+		v.mu.Lock()
+		if len(v.trusted) >= maxTrusted {
+			clear(v.trusted)
+		}
+		v.trusted[string(c.raw)] = struct{}{}
+		v.mu.Unlock()
+	}
+	return c.ValidAt(now)
+}
+
+// Check performs every check that needs neither the vendor's state nor the
+// segment proof: vendor, scope, product, price, certificate signature and
+// validity.
+func (v *Verifier) Check(p *Payment, req Request) error {
+	if err := p.checkRanges(); err != nil {
+		return err
+	}
+	if p.Vendor != req.Vendor {
+		return errorf(ErrWrongVendor, "payment is for vendor %q", p.Vendor)
+	}
+	if !p.Cert.Generic() && p.Cert.Scope != req.Vendor {
+		return errorf(ErrWrongVendor, "certificate is specific to vendor %q", p.Cert.Scope)
+	}
+	if p.Product != req.Product {
+		return errorf(ErrWrongProduct, "payment is for product %q", p.Product)
+	}
+	if p.Amount < req.Price {
+		return errorf(ErrUnderpaid, "paid %d of %d tokens", p.Amount, req.Price)
+	}
+	return v.Certificate(p.Cert, req.Now)
+}
+
+// CheckSegment verifies what a vendor checks once per segment: the user's
+// binding of the segment to this vendor (generic certificates only) and the
+// anchor's Merkle path to the certificate root.
+func CheckSegment(p *Payment) error {
+	c := p.Cert
+	if c.Generic() {
+		b := p.Binding
+		switch {
+		case b == nil:
+			return errorf(ErrBadBinding, "a generic certificate needs a segment binding")
+		case b.Serial != c.Serial:
+			return errorf(ErrBadBinding, "binding is for certificate %s", b.Serial)
+		case b.Segment != p.Segment:
+			return errorf(ErrBadBinding, "binding is for segment %d", b.Segment)
+		case b.Vendor != p.Vendor:
+			return errorf(ErrBadBinding, "binding is for vendor %q", b.Vendor)
+		}
+		if err := b.Verify(c); err != nil {
+			return err
+		}
+	}
+	if !VerifyPath(p.Anchor, int(p.Segment), int(c.Segments), p.Path, c.Root) {
+		return errorf(ErrBadProof, "segment %d", p.Segment)
+	}
+	return nil
+}
+
+// Advance checks the payment's tokens against the last-seen state and returns
+// the new state. The caller must have checked the segment (CheckSegment)
+// before it trusts last, which for a fresh segment is Genesis(p).
+func Advance(p *Payment, last State) (State, error) {
+	if p.Index <= last.Index || p.Index-p.Amount < last.Index {
+		return State{}, errorf(ErrReplay, "tokens up to %d already spent, payment covers %d..%d",
+			last.Index, p.Index-p.Amount+1, p.Index)
+	}
+	if HashN(p.Token, int(p.Index-last.Index)) != last.Token {
+		return State{}, errorf(ErrBadToken, "token %d of segment %d", p.Index, p.Segment)
+	}
+	return State{Index: p.Index, Token: p.Token}, nil
+}
+
+// Genesis is the state of a segment before its first payment: index 0 and the
+// payment's (proven) anchor.
+func Genesis(p *Payment) State { return State{Token: p.Anchor} }
+
+// Expected returns the state an honest, contiguous payment follows:
+// (i-p, H^p(w)). A gateway can compare-and-set it in one store round trip.
+func Expected(p *Payment) State {
+	return State{Index: p.Index - p.Amount, Token: HashN(p.Token, int(p.Amount))}
+}
+
+// Verify is the whole vendor-side check of a payment. last is the vendor's
+// state for (serial, segment), or nil if the vendor has not seen the segment:
+// then the binding and the Merkle path are verified and the chain is checked
+// down to the anchor. It returns the state to store.
+func (v *Verifier) Verify(p *Payment, req Request, last *State) (State, error) {
+	if err := v.Check(p, req); err != nil {
+		return State{}, err
+	}
+	if last == nil {
+		if err := CheckSegment(p); err != nil {
+			return State{}, err
+		}
+		return Advance(p, Genesis(p))
+	}
+	return Advance(p, *last)
+}
