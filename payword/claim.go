@@ -1,0 +1,104 @@
+package payword
+
+import (
+	"encoding/json"
+)
+
+// Claim is one accepted payment as a vendor reports it to the agent: enough
+// for the agent to check the tokens against K, attribute the segment with the
+// user's binding and pay the vendor.
+type Claim struct {
+	Serial  Serial `json:"serial"`
+	Segment uint32 `json:"seg"`
+	Binding Bytes  `json:"bind,omitempty"` // the signed binding (generic certificates)
+	Index   uint32 `json:"i"`
+	Token   Token  `json:"tok"`
+	Amount  uint32 `json:"p"`
+	Product string `json:"product"`
+	Auth    string `json:"auth"` // the gateway's authorization number
+	Time    int64  `json:"time"` // Unix seconds of acceptance
+}
+
+// Report is a batch of claims from one vendor. Batch identifies it for
+// idempotent redelivery.
+type Report struct {
+	Vendor string  `json:"vendor"`
+	Batch  string  `json:"batch"`
+	Claims []Claim `json:"claims"`
+}
+
+// Report limits: a body over MaxReportSize or with more than MaxReportClaims
+// claims is refused whole.
+const (
+	MaxReportClaims = 1000
+	MaxReportSize   = MaxReportClaims * 1024
+)
+
+// DecodeReport decodes a report and checks each claim's shape.
+func DecodeReport(raw []byte) (*Report, error) {
+	if len(raw) > MaxReportSize {
+		return nil, errorf(ErrTooLarge, "report of %d bytes", len(raw))
+	}
+	var r Report
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, errorf(ErrMalformed, "report is not JSON of the right shape")
+	}
+	if !ValidID(r.Vendor) || !ValidID(r.Batch) {
+		return nil, errorf(ErrMalformed, "report needs a vendor id and a batch id")
+	}
+	if len(r.Claims) == 0 || len(r.Claims) > MaxReportClaims {
+		return nil, errorf(ErrTooLarge, "report must hold 1..%d claims", MaxReportClaims)
+	}
+	for k := range r.Claims {
+		if err := r.Claims[k].check(); err != nil {
+			return nil, errorf(err, "claim %d", k)
+		}
+	}
+	return &r, nil
+}
+
+func (c *Claim) check() error {
+	switch {
+	case c.Segment >= MaxSegments || c.Index < 1 || c.Index > MaxSegmentLen:
+		return ErrBadIndex
+	case c.Amount < 1 || c.Amount > c.Index:
+		return ErrBadAmount
+	case len(c.Binding) > MaxBindingSize:
+		return ErrTooLarge
+	case !ValidProduct(c.Product) || !ValidID(c.Auth):
+		return ErrMalformed
+	}
+	return nil
+}
+
+// Bytes is a byte string that travels as base64url in JSON.
+type Bytes []byte
+
+// MarshalText encodes b as base64url.
+func (b Bytes) MarshalText() ([]byte, error) { return []byte(b64.EncodeToString(b)), nil }
+
+// UnmarshalText decodes base64url.
+func (b *Bytes) UnmarshalText(s []byte) error {
+	out, err := b64.DecodeString(string(s))
+	if err != nil {
+		return errorf(ErrMalformed, "not base64url")
+	}
+	*b = out
+	return nil
+}
+
+// MarshalText encodes a token as base64url.
+func (t Token) MarshalText() ([]byte, error) { return []byte(b64.EncodeToString(t[:])), nil }
+
+// UnmarshalText decodes a base64url token.
+func (t *Token) UnmarshalText(b []byte) error { return decodeFixed(t[:], string(b), "token") }
+
+// MarshalText encodes a serial as hex.
+func (s Serial) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// UnmarshalText decodes a hex serial.
+func (s *Serial) UnmarshalText(b []byte) error {
+	v, err := ParseSerial(string(b))
+	*s = v
+	return err
+}
