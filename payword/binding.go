@@ -3,6 +3,8 @@ package payword
 import (
 	"crypto/ed25519"
 	"encoding/binary"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // Binding is the user's signed commitment of segment Segment of certificate
@@ -68,8 +70,20 @@ func ParseBinding(raw []byte) (*Binding, error) {
 // Verify checks the signature against the certificate's user key.
 func (b *Binding) Verify(c *Certificate) error {
 	n := len(b.raw) - ed25519.SignatureSize
-	if n < 0 || !ed25519.Verify(c.UserKey[:], b.raw[:n], b.raw[n:]) {
-		return errorf(ErrBadSignature, "binding of segment %d not signed by the certificate's user", b.Segment)
+	if n < 0 || !voi.Verify(c.UserKey[:], b.raw[:n], b.raw[n:]) {
+		return b.forged()
 	}
 	return nil
+}
+
+func (b *Binding) verifyExpanded(user *voi.ExpandedPublicKey) error {
+	n := len(b.raw) - ed25519.SignatureSize
+	if n < 0 || !voi.VerifyExpanded(user, b.raw[:n], b.raw[n:]) {
+		return b.forged()
+	}
+	return nil
+}
+
+func (b *Binding) forged() error {
+	return errorf(ErrBadSignature, "binding of segment %d not signed by the certificate's user", b.Segment)
 }

@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"time"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // Certificate is the agent's signed statement that a chain root R is worth
@@ -143,7 +145,7 @@ func (c *Certificate) Verify(keys KeySet) error {
 		return errorf(ErrUnknownKey, "key id %q", c.KeyID)
 	}
 	n := len(c.raw) - ed25519.SignatureSize
-	if !ed25519.Verify(pub, c.raw[:n], c.raw[n:]) {
+	if !voi.Verify(voi.PublicKey(pub), c.raw[:n], c.raw[n:]) {
 		return errorf(ErrBadSignature, "certificate %s", c.Serial)
 	}
 	return nil

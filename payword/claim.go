@@ -40,6 +40,9 @@ func DecodeReport(raw []byte) (*Report, error) {
 		return nil, errorf(ErrTooLarge, "report of %d bytes", len(raw))
 	}
 	var r Report
+	if !shallowJSON(raw, 3) {
+		return nil, errorf(ErrMalformed, "report nests too deep")
+	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return nil, errorf(ErrMalformed, "report is not JSON of the right shape")
 	}

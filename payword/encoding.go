@@ -100,3 +100,28 @@ func (r *reader) str() string { return string(r.take(int(r.take(1)[0]))) }
 func appendStr(b []byte, s string) []byte {
 	return append(append(b, byte(len(s))), s...)
 }
+
+// shallowJSON reports whether raw nests arrays and objects at most max deep.
+// Our documents are shallow; refusing deep nesting up front keeps the JSON
+// decoder's memory proportional to what we accept, whatever the input.
+func shallowJSON(raw []byte, max int) bool {
+	depth, inString, escaped := 0, false, false
+	for _, c := range raw {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			escaped = c == '\\'
+			inString = c != '"'
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			if depth++; depth > max {
+				return false
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return true
+}

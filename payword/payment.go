@@ -94,6 +94,9 @@ func DecodePayment(raw []byte) (*Payment, error) {
 		return nil, errorf(ErrTooLarge, "payment of %d bytes", len(raw))
 	}
 	var j paymentJSON
+	if !shallowJSON(raw, 1) {
+		return nil, errorf(ErrMalformed, "payment must be one flat JSON object")
+	}
 	if err := json.Unmarshal(raw, &j); err != nil {
 		return nil, errorf(ErrMalformed, "payment is not JSON of the right shape")
 	}

@@ -64,7 +64,7 @@ func DecodeCRL(raw []byte, keys KeySet) (*CRL, error) {
 		return nil, errorf(ErrTooLarge, "CRL of %d bytes", len(raw))
 	}
 	var s Signed
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if !shallowJSON(raw, 1) || json.Unmarshal(raw, &s) != nil {
 		return nil, errorf(ErrMalformed, "CRL is not a signed document")
 	}
 	body, err := s.Open(keys)
@@ -72,7 +72,7 @@ func DecodeCRL(raw []byte, keys KeySet) (*CRL, error) {
 		return nil, err
 	}
 	var crl CRL
-	if err := json.Unmarshal(body, &crl); err != nil {
+	if !shallowJSON(body, 3) || json.Unmarshal(body, &crl) != nil {
 		return nil, errorf(ErrMalformed, "CRL body is not JSON of the right shape")
 	}
 	if len(crl.Entries) > MaxCRLEntries {

@@ -3,6 +3,8 @@ package payword
 import (
 	"sync"
 	"time"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // Request is what the vendor expects of a payment.
@@ -29,7 +31,7 @@ type Verifier struct {
 	keys KeySet
 
 	mu      sync.RWMutex
-	trusted map[string]struct{} // signed certificate encodings already verified
+	trusted map[string]*voi.ExpandedPublicKey // verified certificate encoding → its user key, expanded
 }
 
 // maxTrusted bounds the certificate cache; only validly signed certificates
@@ -38,24 +40,38 @@ const maxTrusted = 1 << 16
 
 // NewVerifier returns a verifier trusting keys. The set must not change after.
 func NewVerifier(keys KeySet) *Verifier {
-	return &Verifier{keys: keys, trusted: make(map[string]struct{})}
+	return &Verifier{keys: keys, trusted: make(map[string]*voi.ExpandedPublicKey)}
+}
+
+// trust returns the expanded user key of c, verifying c's signature the
+// first time. Expanding the key once makes each binding check cheaper.
+func (v *Verifier) trust(c *Certificate) (*voi.ExpandedPublicKey, error) {
+	v.mu.RLock()
+	user, ok := v.trusted[string(c.raw)]
+	v.mu.RUnlock()
+	if ok {
+		return user, nil
+	}
+	if err := c.Verify(v.keys); err != nil {
+		return nil, err
+	}
+	user, err := voi.NewExpandedPublicKey(c.UserKey[:])
+	if err != nil {
+		return nil, errorf(ErrMalformed, "certificate %s: user key is not a curve point", c.Serial)
+	}
+	v.mu.Lock()
+	if len(v.trusted) >= maxTrusted {
+		clear(v.trusted)
+	}
+	v.trusted[string(c.raw)] = user
+	v.mu.Unlock()
+	return user, nil
 }
 
 // Certificate checks c's signature (cached) and validity period.
 func (v *Verifier) Certificate(c *Certificate, now time.Time) error {
-	v.mu.RLock()
-	_, ok := v.trusted[string(c.raw)]
-	v.mu.RUnlock()
-	if !ok {
-		if err := c.Verify(v.keys); err != nil {
-			return err
-		}
-		v.mu.Lock()
-		if len(v.trusted) >= maxTrusted {
-			clear(v.trusted)
-		}
-		v.trusted[string(c.raw)] = struct{}{}
-		v.mu.Unlock()
+	if _, err := v.trust(c); err != nil {
+		return err
 	}
 	return c.ValidAt(now)
 }
@@ -86,6 +102,20 @@ func (v *Verifier) Check(p *Payment, req Request) error {
 // binding of the segment to this vendor (generic certificates only) and the
 // anchor's Merkle path to the certificate root.
 func CheckSegment(p *Payment) error {
+	return checkSegment(p, func(b *Binding) error { return b.Verify(p.Cert) })
+}
+
+// CheckSegment is CheckSegment with the certificate's user key kept expanded
+// across calls; the certificate must be trusted (Check) or it is verified now.
+func (v *Verifier) CheckSegment(p *Payment) error {
+	user, err := v.trust(p.Cert)
+	if err != nil {
+		return err
+	}
+	return checkSegment(p, func(b *Binding) error { return b.verifyExpanded(user) })
+}
+
+func checkSegment(p *Payment, verifyBinding func(*Binding) error) error {
 	c := p.Cert
 	if c.Generic() {
 		b := p.Binding
@@ -99,7 +129,7 @@ func CheckSegment(p *Payment) error {
 		case b.Vendor != p.Vendor:
 			return errorf(ErrBadBinding, "binding is for vendor %q", b.Vendor)
 		}
-		if err := b.Verify(c); err != nil {
+		if err := verifyBinding(b); err != nil {
 			return err
 		}
 	}
@@ -142,7 +172,7 @@ func (v *Verifier) Verify(p *Payment, req Request, last *State) (State, error) {
 		return State{}, err
 	}
 	if last == nil {
-		if err := CheckSegment(p); err != nil {
+		if err := v.CheckSegment(p); err != nil {
 			return State{}, err
 		}
 		return Advance(p, Genesis(p))

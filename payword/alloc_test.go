@@ -1,0 +1,78 @@
+package payword
+
+import (
+	"encoding/json"
+	"math/rand/v2"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// allocBound is what decoding one hostile input may allocate at most. Inputs
+// are refused past a fixed size before decoding, so this bound holds for
+// every input; the test checks it on the worst shapes we know.
+const (
+	paymentAllocBound   = 32 << 10
+	challengeAllocBound = 16 << 10
+)
+
+func bytesPerCall(f func()) uint64 {
+	const runs = 20
+	f() // warm up lazily initialised state
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		f()
+	}
+	runtime.ReadMemStats(&after)
+	return (after.TotalAlloc - before.TotalAlloc) / runs
+}
+
+func TestDecodeAllocationIsBounded(t *testing.T) {
+	fx := newFixture(t, 8, 16, GenericScope)
+	good := paymentJSONOf(t, fx.pay(t, 2, 3, 3, "daily-planet", "/articles/a"))
+	rng := rand.New(rand.NewPCG(1, 2))
+	random := make([]byte, MaxPaymentHeader)
+	for i := range random {
+		random[i] = byte(rng.Uint32())
+	}
+	// fit pads a JSON payment with an unknown field up to the size limit.
+	fit := func(filler func(n int) any) string {
+		m := map[string]any{}
+		for k, v := range good {
+			m[k] = v
+		}
+		raw, _ := json.Marshal(m)
+		room := (MaxPaymentHeader-len("PayWord "))*3/4 - len(raw) - 16
+		m["zz"] = filler(room)
+		return header(t, m)
+	}
+	payments := map[string]string{
+		"random base64":        "PayWord " + b64.EncodeToString(random)[:MaxPaymentHeader-8],
+		"long unknown string":  fit(func(n int) any { return strings.Repeat("a", n) }),
+		"many small numbers":   fit(func(n int) any { return make([]int, n/2) }),
+		"deeply nested arrays": fit(func(n int) any { return json.RawMessage(strings.Repeat("[", n/2) + strings.Repeat("]", n/2)) }),
+		"many empty objects":   fit(func(n int) any { return json.RawMessage("[" + strings.Repeat("{},", n/3-1) + "{}]") }),
+		"many escapes":         fit(func(n int) any { return strings.Repeat("\u00e9", n/7) }),
+	}
+	for name, h := range payments {
+		if len(h) > MaxPaymentHeader {
+			t.Fatalf("%s: test input of %d bytes is over the limit", name, len(h))
+		}
+		got := bytesPerCall(func() { _, _ = ParseAuthorization(h) })
+		t.Logf("%-22s %6d bytes/op", name, got)
+		if got > paymentAllocBound {
+			t.Errorf("%s: decoding allocated %d bytes, bound %d", name, got, paymentAllocBound)
+		}
+	}
+	for name, h := range map[string]string{
+		"many parameters": "PayWord " + strings.Repeat(`realm="`+strings.Repeat("x", 200)+`", `, 15),
+		"long escapes":    `PayWord realm="` + strings.Repeat(`\"`, MaxChallengeHeader/2-16) + `"`,
+	} {
+		got := bytesPerCall(func() { _, _ = ParseChallenge(h[:min(len(h), MaxChallengeHeader)]) })
+		t.Logf("%-22s %6d bytes/op", name, got)
+		if got > challengeAllocBound {
+			t.Errorf("%s: challenge parsing allocated %d bytes, bound %d", name, got, challengeAllocBound)
+		}
+	}
+}
