@@ -1,0 +1,322 @@
+package wallet
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// ErrNoTokens means no certificate can pay the price at that vendor.
+var ErrNoTokens = errors.New("not enough tokens for this payment: buy more with `hashwall-wallet buy N`")
+
+// ErrPending means a payment to the same vendor is still unsettled; it must
+// be sent again and settled before anything else is spent there.
+var ErrPending = errors.New("an earlier payment is still unsettled")
+
+// expiryMargin keeps the wallet from spending a certificate that would expire
+// while the payment travels.
+const expiryMargin = time.Minute
+
+// AddCertificate stores a bundle bought from the agent, after checking that
+// it is made out to this wallet's key and that K really generates its root.
+func (w *Wallet) AddCertificate(raw, k []byte) error {
+	c, err := payword.ParseCertificate(raw)
+	if err != nil {
+		return fmt.Errorf("the agent sent a bad certificate: %w", err)
+	}
+	var secret payword.Secret
+	if len(k) != len(secret) {
+		return errors.New("the agent sent a bad certificate secret")
+	}
+	copy(secret[:], k)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if string(c.UserKey[:]) != string(w.userKey().Public().(ed25519.PublicKey)) {
+		return errors.New("the certificate is made out to another key")
+	}
+	tree := payword.NewTree(payword.Anchors(secret, int(c.Segments), int(c.SegmentLen)))
+	if tree.Root() != c.Root {
+		return errors.New("the certificate secret does not match the certificate")
+	}
+	w.trees[c.Serial.String()] = tree
+	return w.updateLocked(func(st *State) error {
+		st.Certs = append(st.Certs, &Cert{Raw: raw, K: k, Segs: map[uint32]*Seg{}})
+		st.record(&Event{Time: w.now(), Kind: "bought", Amount: c.Tokens(), Note: c.Serial.String()})
+		return nil
+	})
+}
+
+// Reserve journals a payment of price tokens to vendor for product and
+// returns it; the file is saved before Reserve returns, so the payment can be
+// sent. It refuses while a payment to the same vendor is pending: that one
+// must be settled first, or tokens of its segment could be handed out twice.
+// Pending payments elsewhere do not block it, since their segments are bound
+// to other vendors.
+func (w *Wallet) Reserve(vendor, product, url string, price uint32) (*Pending, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.st.Pending {
+		if p.Vendor == vendor {
+			return nil, ErrPending
+		}
+	}
+	var p *Pending
+	err := w.updateLocked(func(st *State) error {
+		now := w.now()
+		c, cert, g, seg, err := w.choose(vendor, price, now)
+		if err != nil {
+			return err
+		}
+		tree, err := w.tree(c, cert)
+		if err != nil {
+			return err
+		}
+		var k payword.Secret
+		copy(k[:], c.K)
+		var bind *payword.Binding
+		if len(seg.Binding) > 0 {
+			if bind, err = payword.ParseBinding(seg.Binding); err != nil {
+				return err
+			}
+		}
+		seg.Spent += price
+		pay := payword.NewPayment(cert, tree, k, bind, g, seg.Spent, price, vendor, product)
+		st.Seq++
+		p = &Pending{ID: st.Seq, Serial: cert.Serial.String(), Segment: g, Index: seg.Spent, Amount: price,
+			Vendor: vendor, Product: product, URL: url, Header: pay.Header(), Created: now}
+		st.Pending = append(st.Pending, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// choose picks the segment to pay from: one already bound to vendor with room
+// for price, in the certificate that expires first; else the next fresh
+// segment, bound now. A segment is never bound to two vendors.
+func (w *Wallet) choose(vendor string, price uint32, now time.Time) (*Cert, *payword.Certificate, uint32, *Seg, error) {
+	type usable struct {
+		c    *Cert
+		cert *payword.Certificate
+	}
+	var certs []usable
+	for _, c := range w.st.Certs {
+		cert, err := payword.ParseCertificate(c.Raw)
+		if err != nil || c.Revoked || now.Add(expiryMargin).Unix() >= cert.ExpiresAt ||
+			(!cert.Generic() && cert.Scope != vendor) || price > cert.SegmentLen {
+			continue
+		}
+		certs = append(certs, usable{c, cert})
+	}
+	sort.SliceStable(certs, func(i, j int) bool { return certs[i].cert.ExpiresAt < certs[j].cert.ExpiresAt })
+	for _, u := range certs {
+		for _, g := range slices.Sorted(maps.Keys(u.c.Segs)) {
+			if seg := u.c.Segs[g]; seg.Vendor == vendor && u.cert.SegmentLen-seg.Spent >= price {
+				return u.c, u.cert, g, seg, nil
+			}
+		}
+	}
+	for _, u := range certs {
+		if u.c.NextFresh >= u.cert.Segments {
+			continue
+		}
+		g := u.c.NextFresh
+		seg := &Seg{Vendor: vendor}
+		if u.cert.Generic() {
+			b, err := payword.Bind(u.cert, w.userKey(), g, vendor, now)
+			if err != nil {
+				return nil, nil, 0, nil, err
+			}
+			seg.Binding = b.Raw()
+		}
+		u.c.NextFresh++
+		u.c.Segs[g] = seg
+		return u.c, u.cert, g, seg, nil
+	}
+	return nil, nil, 0, nil, ErrNoTokens
+}
+
+func (w *Wallet) tree(c *Cert, cert *payword.Certificate) (*payword.Tree, error) {
+	if t, ok := w.trees[cert.Serial.String()]; ok {
+		return t, nil
+	}
+	var k payword.Secret
+	if len(c.K) != len(k) {
+		return nil, ErrNotWallet
+	}
+	copy(k[:], c.K)
+	t := payword.NewTree(payword.Anchors(k, int(cert.Segments), int(cert.SegmentLen)))
+	w.trees[cert.Serial.String()] = t
+	return t, nil
+}
+
+// Outcome is how a vendor answered a payment.
+type Outcome int
+
+const (
+	// Accepted: the vendor took the tokens and returned a grant.
+	Accepted Outcome = iota
+	// Refused: a definitive refusal; the vendor spent nothing, so the tokens
+	// come back (the segment stays bound to that vendor).
+	Refused
+	// SpentWithoutGrant: the vendor kept the tokens but gave no grant (or
+	// said they were spent already): they are gone, and the history says so.
+	SpentWithoutGrant
+)
+
+// Settle records the outcome of pending payment id.
+func (w *Wallet) Settle(id uint64, outcome Outcome, grant *Grant, note string) error {
+	return w.update(func(st *State) error {
+		i := -1
+		for k, p := range st.Pending {
+			if p.ID == id {
+				i = k
+			}
+		}
+		if i < 0 {
+			return errNoSuchPayment
+		}
+		p := st.Pending[i]
+		st.Pending = append(st.Pending[:i], st.Pending[i+1:]...)
+		e := &Event{Time: w.now(), Vendor: p.Vendor, Product: p.Product, URL: p.URL, Amount: int(p.Amount), Note: note}
+		switch outcome {
+		case Accepted:
+			e.Kind = "paid"
+			if grant != nil {
+				st.addGrant(grant, w.now())
+			}
+		case Refused:
+			e.Kind = "refused"
+			if seg := st.segment(p.Serial, p.Segment); seg != nil && seg.Spent == p.Index {
+				seg.Spent -= p.Amount
+			}
+		case SpentWithoutGrant:
+			e.Kind = "spent-without-grant"
+		}
+		st.record(e)
+		return nil
+	})
+}
+
+func (st *State) segment(serial string, g uint32) *Seg {
+	for _, c := range st.Certs {
+		if cert, err := payword.ParseCertificate(c.Raw); err == nil && cert.Serial.String() == serial {
+			return c.Segs[g]
+		}
+	}
+	return nil
+}
+
+func (st *State) addGrant(g *Grant, now time.Time) {
+	kept := st.Grants[:0]
+	for _, old := range st.Grants {
+		if old.Expires.After(now) && !(old.Host == g.Host && old.Path == g.Path) {
+			kept = append(kept, old)
+		}
+	}
+	st.Grants = append(kept, g)
+}
+
+// GrantFor returns a live grant covering host and path, if any.
+func (w *Wallet) GrantFor(host, path string) *Grant {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.now()
+	for _, g := range w.st.Grants {
+		if g.Host == host && g.Expires.After(now) && pathWithin(path, g.Path) {
+			c := *g
+			return &c
+		}
+	}
+	return nil
+}
+
+// DropGrant forgets a grant the vendor no longer honours.
+func (w *Wallet) DropGrant(host, path string) error {
+	return w.update(func(st *State) error {
+		kept := st.Grants[:0]
+		for _, g := range st.Grants {
+			if !(g.Host == host && g.Path == path) {
+				kept = append(kept, g)
+			}
+		}
+		st.Grants = kept
+		return nil
+	})
+}
+
+// pathWithin reports whether path is scope or below it, as cookie paths match.
+func pathWithin(path, scope string) bool {
+	if path == scope {
+		return true
+	}
+	if len(path) > len(scope) && path[:len(scope)] == scope {
+		return scope[len(scope)-1] == '/' || path[len(scope)] == '/'
+	}
+	return false
+}
+
+// PendingPayments returns the unsettled payments, oldest first.
+func (w *Wallet) PendingPayments() []Pending {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]Pending, len(w.st.Pending))
+	for i, p := range w.st.Pending {
+		out[i] = *p
+	}
+	return out
+}
+
+// CertBalance is what is left of one certificate.
+type CertBalance struct {
+	Serial    string
+	Scope     string
+	Expires   time.Time
+	Revoked   bool
+	Total     int            // S·m
+	Free      int            // tokens of unbound segments: spendable anywhere
+	Bound     map[string]int // vendor → tokens left in segments bound to it
+	Spent     int            // handed out and settled
+	Pending   int            // handed out, not settled
+	Unit      uint64
+	Currency  string
+	Segments  int
+	SegLength int
+}
+
+// Balance reports every certificate's tokens.
+func (w *Wallet) Balance() []CertBalance {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	pending := map[string]int{}
+	for _, p := range w.st.Pending {
+		pending[p.Serial] += int(p.Amount)
+	}
+	var out []CertBalance
+	for _, c := range w.st.Certs {
+		cert, err := payword.ParseCertificate(c.Raw)
+		if err != nil {
+			continue
+		}
+		s := cert.Serial.String()
+		b := CertBalance{Serial: s, Scope: cert.Scope, Expires: time.Unix(cert.ExpiresAt, 0), Revoked: c.Revoked,
+			Total: cert.Tokens(), Free: int(cert.Segments-c.NextFresh) * int(cert.SegmentLen), Bound: map[string]int{},
+			Pending: pending[s], Unit: cert.UnitValue, Currency: cert.Currency,
+			Segments: int(cert.Segments), SegLength: int(cert.SegmentLen)}
+		for _, seg := range c.Segs {
+			b.Bound[seg.Vendor] += int(cert.SegmentLen - seg.Spent)
+			b.Spent += int(seg.Spent)
+		}
+		b.Spent -= b.Pending
+		out = append(out, b)
+	}
+	return out
+}

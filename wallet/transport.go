@@ -1,0 +1,268 @@
+package wallet
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// ReceiptHeader carries the grant a vendor issues for an accepted payment.
+const ReceiptHeader = "Payment-Receipt"
+
+// OverLimitError is returned instead of paying a price above the reader's
+// limits. Nothing is spent.
+type OverLimitError struct {
+	Price, Limit uint32
+	What         string
+}
+
+func (e *OverLimitError) Error() string {
+	return fmt.Sprintf("the site asks %d tokens, above your %s of %d; nothing was paid", e.Price, e.What, e.Limit)
+}
+
+// PendingError means a payment was sent but its answer was lost. It stays in
+// the journal and is sent again, unchanged, before the next payment at that
+// vendor; the vendor answers a repeat with the same grant.
+type PendingError struct {
+	Vendor string
+	Err    error
+}
+
+func (e *PendingError) Error() string {
+	return fmt.Sprintf("payment to %s sent but not confirmed (%v); it is kept and retried first next time, no tokens are lost", e.Vendor, e.Err)
+}
+
+func (e *PendingError) Unwrap() error { return e.Err }
+
+// Transport is an http.RoundTripper that pays PayWord challenges from a
+// wallet. It pays only for GET and HEAD requests, within the wallet's limits
+// (or MaxPrice, when set), and sends stored grants so a paid article is not
+// paid again while its grant lives.
+type Transport struct {
+	Wallet   *Wallet
+	Base     http.RoundTripper // nil: http.DefaultTransport
+	MaxPrice uint32            // per-request cap overriding the wallet's; 0: the wallet's
+	// Paid, if set, is told of every payment made.
+	Paid func(vendor, product string, price uint32)
+}
+
+// retries of one payment whose answer is lost in transit, before it is left
+// pending in the journal.
+const sendAttempts = 3
+
+func (t *Transport) base() http.RoundTripper {
+	if t.Base != nil {
+		return t.Base
+	}
+	return http.DefaultTransport
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		return t.base().RoundTrip(req)
+	}
+	t.settlePending(req)
+	host, path := req.URL.Host, req.URL.EscapedPath()
+	r := req.Clone(req.Context())
+	grant := t.Wallet.GrantFor(host, path)
+	if grant != nil {
+		r.Header.Set("Authorization", "Bearer "+grant.Token)
+	}
+	resp, err := t.base().RoundTrip(r)
+	if err != nil || resp.StatusCode != http.StatusPaymentRequired {
+		return resp, err
+	}
+	if grant != nil {
+		_ = t.Wallet.DropGrant(grant.Host, grant.Path) // expired or revoked at the vendor
+	}
+	ch, ok := challengeOf(resp)
+	if !ok {
+		return resp, nil // a 402 of another scheme: not ours to pay
+	}
+	if err := t.withinLimits(host, ch.Price); err != nil {
+		drain(resp)
+		return nil, err
+	}
+	drain(resp)
+	p, err := t.Wallet.Reserve(ch.Vendor, ch.Product, req.URL.String(), ch.Price)
+	if err != nil {
+		return nil, err
+	}
+	resp, err = t.send(req, p)
+	if err == nil && t.Paid != nil && resp.StatusCode < 300 {
+		t.Paid(ch.Vendor, ch.Product, ch.Price)
+	}
+	return resp, err
+}
+
+// send delivers a journaled payment and records the vendor's verdict.
+func (t *Transport) send(req *http.Request, p *Pending) (*http.Response, error) {
+	var lastErr error
+	for range sendAttempts {
+		r := req.Clone(req.Context())
+		r.Header.Set("Authorization", p.Header)
+		resp, err := t.base().RoundTrip(r)
+		if err != nil {
+			lastErr = err
+			if req.Context().Err() != nil {
+				break
+			}
+			continue
+		}
+		if resp.StatusCode >= 500 {
+			// Not a verdict: the vendor may or may not have taken it.
+			return resp, &PendingError{Vendor: p.Vendor, Err: fmt.Errorf("status %d", resp.StatusCode)}
+		}
+		return resp, t.settle(p, resp)
+	}
+	return nil, &PendingError{Vendor: p.Vendor, Err: lastErr}
+}
+
+// settle turns a vendor's final answer into the journal's outcome.
+func (t *Transport) settle(p *Pending, resp *http.Response) error {
+	switch {
+	case resp.StatusCode < 300:
+		g := grantOf(resp, p)
+		if g == nil {
+			return t.Wallet.Settle(p.ID, SpentWithoutGrant, nil, "the vendor answered without a grant")
+		}
+		return t.Wallet.Settle(p.ID, Accepted, g, "")
+	case problemCode(resp) == "replay":
+		// The vendor says these tokens were spent there already, yet gave no
+		// grant: they are gone; the history keeps the case for a complaint.
+		return t.Wallet.Settle(p.ID, SpentWithoutGrant, nil, "the vendor said the tokens were already spent")
+	default:
+		return t.Wallet.Settle(p.ID, Refused, nil, fmt.Sprintf("refused with status %d", resp.StatusCode))
+	}
+}
+
+// settlePending sends every journaled payment again, unchanged, so that a
+// lost answer is repaired before anything else is spent.
+func (t *Transport) settlePending(like *http.Request) {
+	for _, p := range t.Wallet.PendingPayments() {
+		r, err := http.NewRequestWithContext(like.Context(), http.MethodGet, p.URL, nil)
+		if err != nil {
+			_ = t.Wallet.Settle(p.ID, Refused, nil, "unusable URL")
+			continue
+		}
+		if resp, err := t.send(r, &p); err == nil {
+			drain(resp)
+		}
+	}
+}
+
+func (t *Transport) withinLimits(host string, price uint32) error {
+	st := t.Wallet.Snapshot()
+	perRequest := st.Limits.PerRequest
+	if t.MaxPrice > 0 {
+		perRequest = t.MaxPrice
+	}
+	if price > perRequest {
+		return &OverLimitError{Price: price, Limit: perRequest, What: "limit per request"}
+	}
+	spent := uint32(0)
+	since := time.Now().Add(-24 * time.Hour)
+	for _, e := range st.History {
+		if (e.Kind == "paid" || e.Kind == "spent-without-grant") && e.Time.After(since) && hostOf(e.URL) == host {
+			spent += uint32(e.Amount)
+		}
+	}
+	if st.Limits.PerSiteDay > 0 && spent+price > st.Limits.PerSiteDay {
+		return &OverLimitError{Price: price, Limit: st.Limits.PerSiteDay - min(spent, st.Limits.PerSiteDay), What: "daily limit left for this site"}
+	}
+	return nil
+}
+
+func hostOf(u string) string {
+	_, rest, _ := strings.Cut(u, "://")
+	host, _, _ := strings.Cut(rest, "/")
+	return host
+}
+
+func challengeOf(resp *http.Response) (payword.Challenge, bool) {
+	for _, h := range resp.Header.Values("WWW-Authenticate") {
+		if c, err := payword.ParseChallenge(h); err == nil {
+			return c, true
+		}
+	}
+	return payword.Challenge{}, false
+}
+
+// grantOf reads the grant from the receipt header, scoped and timed by the
+// grant cookie the vendor sets with it, or else by the token's own claims.
+func grantOf(resp *http.Response, p *Pending) *Grant {
+	token := resp.Header.Get(ReceiptHeader)
+	if token == "" {
+		return nil
+	}
+	g := &Grant{Host: hostOf(p.URL), Path: p.Product, Token: token, Expires: time.Now().Add(time.Hour)}
+	if exp, scope := jwtClaims(token); !exp.IsZero() {
+		g.Expires = exp
+		if scope != "" {
+			g.Path = scope
+		}
+	}
+	for _, c := range resp.Cookies() {
+		if c.Value == token {
+			if c.Path != "" {
+				g.Path = c.Path
+			}
+			if c.MaxAge > 0 {
+				g.Expires = time.Now().Add(time.Duration(c.MaxAge) * time.Second)
+			}
+		}
+	}
+	return g
+}
+
+// jwtClaims reads exp and scope from a JWT's payload without verifying it:
+// the wallet cannot (the key is the vendor's) and only uses them to know
+// when to stop sending the grant.
+func jwtClaims(token string) (time.Time, string) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 || len(parts[1]) > 4096 {
+		return time.Time{}, ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return time.Time{}, ""
+	}
+	var c struct {
+		Exp   int64  `json:"exp"`
+		Scope string `json:"scope"`
+	}
+	if json.Unmarshal(raw, &c) != nil || c.Exp == 0 {
+		return time.Time{}, ""
+	}
+	return time.Unix(c.Exp, 0), c.Scope
+}
+
+// problemCode reads the machine-readable reason of an RFC 9457 refusal.
+func problemCode(resp *http.Response) string {
+	if !strings.Contains(resp.Header.Get("Content-Type"), "json") {
+		return ""
+	}
+	var p struct {
+		Code string `json:"code"`
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body = io.NopCloser(strings.NewReader(string(body)))
+	if err != nil || json.Unmarshal(body, &p) != nil {
+		return ""
+	}
+	return p.Code
+}
+
+func drain(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+}
+
+var _ http.RoundTripper = (*Transport)(nil)

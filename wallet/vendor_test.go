@@ -1,0 +1,139 @@
+package wallet
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// agentKey signs the test certificates.
+var agentKey = payword.SigningKey{ID: "test-agent", Key: ed25519.NewKeyFromSeed(make([]byte, 32))}
+
+// issue makes a certificate for w, as the agent would, and adds it.
+func issue(t *testing.T, w *Wallet, segments, m int, scope string) *payword.Certificate {
+	t.Helper()
+	var k payword.Secret
+	rand.Read(k[:])
+	c := &payword.Certificate{IssuedAt: time.Now().Unix() - 60, ExpiresAt: time.Now().Unix() + 86400,
+		UnitValue: 1, Currency: "EUR", Scope: scope, UserID: "u1"}
+	rand.Read(c.Serial[:])
+	copy(c.UserKey[:], w.PublicKey())
+	c.Issue(k, segments, m)
+	raw, err := c.Sign(agentKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.AddCertificate(raw, k[:]); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// fakeVendor is a minimal gateway with the behaviour the wallet relies on:
+// 402 with a challenge, verification with payword, idempotent retries that
+// return the same grant, Bearer grants. Knobs simulate misbehaviour.
+type fakeVendor struct {
+	*httptest.Server
+	id     string
+	prices map[string]uint32
+	v      *payword.Verifier
+
+	mu       sync.Mutex
+	state    map[string]payword.State
+	byHeader map[string]string // payment header → grant
+	grants   map[string]string // grant → product
+	accepted int               // tokens accepted
+
+	dropAfterAccept int  // close the connection instead of answering, this many times
+	noGrant         bool // answer 200 without a grant
+	refuse          bool // refuse every payment with 400
+}
+
+func newFakeVendor(t *testing.T, id string, prices map[string]uint32) *fakeVendor {
+	f := &fakeVendor{id: id, prices: prices, v: payword.NewVerifier(payword.KeySet{agentKey.ID: agentKey.Public()}),
+		state: map[string]payword.State{}, byHeader: map[string]string{}, grants: map[string]string{}}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeVendor) serve(w http.ResponseWriter, r *http.Request) {
+	price, ok := f.prices[r.URL.Path]
+	if !ok {
+		fmt.Fprint(w, "free")
+		return
+	}
+	auth := r.Header.Get("Authorization")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if tok, ok := strings.CutPrefix(auth, "Bearer "); ok && f.grants[tok] == r.URL.Path {
+		fmt.Fprint(w, "content of "+r.URL.Path)
+		return
+	}
+	if !strings.HasPrefix(auth, "PayWord ") {
+		w.Header().Set("WWW-Authenticate", payword.Challenge{Realm: "test", Vendor: f.id, Price: price, Product: r.URL.Path}.String())
+		w.WriteHeader(http.StatusPaymentRequired)
+		return
+	}
+	grant, seen := f.byHeader[auth]
+	if !seen {
+		if f.refuse {
+			problem(w, http.StatusBadRequest, "refused")
+			return
+		}
+		p, err := payword.ParseAuthorization(auth)
+		if err != nil {
+			problem(w, http.StatusBadRequest, "malformed")
+			return
+		}
+		key := p.Cert.Serial.String() + fmt.Sprint(p.Segment)
+		var last *payword.State
+		if s, ok := f.state[key]; ok {
+			last = &s
+		}
+		st, err := f.v.Verify(p, payword.Request{Vendor: f.id, Product: r.URL.Path, Price: price, Now: time.Now()}, last)
+		if err != nil {
+			code := "rejected"
+			if errors.Is(err, payword.ErrReplay) {
+				code = "replay"
+			}
+			problem(w, http.StatusConflict, code)
+			return
+		}
+		f.state[key] = st
+		f.accepted += int(p.Amount)
+		b := make([]byte, 8)
+		rand.Read(b)
+		grant = hex.EncodeToString(b)
+		f.byHeader[auth] = grant
+		f.grants[grant] = r.URL.Path
+	}
+	if f.dropAfterAccept > 0 {
+		f.dropAfterAccept--
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+		return
+	}
+	if !f.noGrant {
+		w.Header().Set(ReceiptHeader, grant)
+		http.SetCookie(w, &http.Cookie{Name: "hw_grant", Value: grant, Path: r.URL.Path, MaxAge: 3600})
+	}
+	fmt.Fprint(w, "content of "+r.URL.Path)
+}
+
+func problem(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"code": code, "title": code})
+}

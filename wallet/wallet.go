@@ -1,0 +1,310 @@
+// Package wallet is the reader's side of Hashwall: an encrypted file holding
+// certificates, the user's key and the spending state; the choice of tokens
+// for a payment with a journal that survives crashes; and a paying
+// http.RoundTripper.
+package wallet
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// State is what the wallet file holds, encrypted.
+type State struct {
+	Version int        `json:"version"`
+	Agent   string     `json:"agent"` // the agent's base URL
+	User    string     `json:"user"`
+	UserKey []byte     `json:"user_key"` // Ed25519 seed; the agent never sees it
+	Certs   []*Cert    `json:"certs"`
+	Pending []*Pending `json:"pending"`
+	Grants  []*Grant   `json:"grants"`
+	History []*Event   `json:"history"`
+	Limits  Limits     `json:"limits"`
+	Seq     uint64     `json:"seq"` // last payment id handed out
+}
+
+// Cert is one certificate bundle and how much of it is spent.
+type Cert struct {
+	Raw       payword.Bytes   `json:"cert"`
+	K         payword.Bytes   `json:"k"`
+	Segs      map[uint32]*Seg `json:"segs"`       // segments in use
+	NextFresh uint32          `json:"next_fresh"` // segments below this are in Segs
+	Revoked   bool            `json:"revoked,omitempty"`
+}
+
+// Seg is a segment bound to one vendor. Spent counts tokens handed out,
+// accepted or pending; it only goes back when a vendor definitively refuses
+// the latest payment from it.
+type Seg struct {
+	Vendor  string        `json:"vendor"`
+	Binding payword.Bytes `json:"bind,omitempty"`
+	Spent   uint32        `json:"spent"`
+}
+
+// Pending is a payment journaled before it was sent and not yet settled.
+// Until it is, it is retried as is, at the same vendor, before anything else
+// is spent: the vendor answers a repeated payment with the same grant.
+type Pending struct {
+	ID      uint64    `json:"id"`
+	Serial  string    `json:"serial"`
+	Segment uint32    `json:"seg"`
+	Index   uint32    `json:"i"`
+	Amount  uint32    `json:"p"`
+	Vendor  string    `json:"vendor"`
+	Product string    `json:"product"`
+	URL     string    `json:"url"`
+	Header  string    `json:"header"`
+	Created time.Time `json:"created"`
+}
+
+// Grant is an access grant a vendor returned: sent as a Bearer token on later
+// requests under Path at Host until it expires.
+type Grant struct {
+	Host    string    `json:"host"`
+	Path    string    `json:"path"`
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+}
+
+// Event is a line of the history.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"` // bought, paid, refused, spent-without-grant, recovered
+	Vendor  string    `json:"vendor,omitempty"`
+	Product string    `json:"product,omitempty"`
+	URL     string    `json:"url,omitempty"`
+	Amount  int       `json:"amount"`
+	Note    string    `json:"note,omitempty"`
+}
+
+// Limits are the reader's caps on automatic payments.
+type Limits struct {
+	PerRequest uint32 `json:"per_request"` // tokens one request may cost
+	PerSiteDay uint32 `json:"per_site_day"`
+}
+
+// DefaultLimits apply to new wallets.
+var DefaultLimits = Limits{PerRequest: 10, PerSiteDay: 200}
+
+const maxHistory = 1000
+
+// Wallet is an open, locked wallet file. Its methods are safe for concurrent
+// use within the process; the file lock keeps other processes out.
+type Wallet struct {
+	path string
+	lock *os.File
+	seal *sealer
+
+	mu     sync.Mutex
+	st     State
+	broken error // set when memory and file may disagree
+	now    func() time.Time
+	trees  map[string]*payword.Tree // per serial, rebuilt from K on first use
+}
+
+// Create makes a new wallet file at path with a fresh user key.
+func Create(path string, password []byte, agent, user string) (*Wallet, error) {
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); err == nil {
+		lock.Close()
+		return nil, ErrExists
+	}
+	seal, err := newSealer(password, DefaultKDF)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	w := newWallet(path, lock, seal, State{Version: 1, Agent: agent, User: user, UserKey: priv.Seed(), Limits: DefaultLimits})
+	if err := w.save(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Open unlocks the wallet at path. A wrong password or a damaged file is an
+// error and leaves the file untouched.
+func Open(path string, password []byte) (*Wallet, error) {
+	lock, err := lockFile(path)
+	if err != nil {
+		return nil, err
+	}
+	w, err := openLocked(path, lock, password)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+func openLocked(path string, lock *os.File, password []byte) (*Wallet, error) {
+	data, err := readBounded(path)
+	if err != nil {
+		return nil, err
+	}
+	seal, plain, err := open(data, password)
+	if err != nil {
+		return nil, err
+	}
+	var st State
+	if err := json.Unmarshal(plain, &st); err != nil || st.Version != 1 || len(st.UserKey) != ed25519.SeedSize {
+		return nil, ErrNotWallet
+	}
+	return newWallet(path, lock, seal, st), nil
+}
+
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > maxFileSize {
+		return nil, ErrNotWallet
+	}
+	data := make([]byte, fi.Size())
+	if _, err := f.ReadAt(data, 0); err != nil {
+		return nil, ErrNotWallet
+	}
+	return data, nil
+}
+
+func newWallet(path string, lock *os.File, seal *sealer, st State) *Wallet {
+	return &Wallet{path: path, lock: lock, seal: seal, st: st, now: time.Now, trees: map[string]*payword.Tree{}}
+}
+
+// Close releases the file lock.
+func (w *Wallet) Close() error { return w.lock.Close() }
+
+// save encrypts and atomically writes the state. Callers hold w.mu (or own
+// the wallet exclusively).
+func (w *Wallet) save() error {
+	plain, err := json.Marshal(&w.st)
+	if err != nil {
+		return err
+	}
+	data, err := w.seal.seal(plain)
+	if err != nil {
+		return err
+	}
+	if err := writeAtomic(w.path, data); err != nil {
+		return fmt.Errorf("saving the wallet: %w", err)
+	}
+	return nil
+}
+
+// update applies f to the state and saves it. If f fails or the save does,
+// the state is read back from the file, so memory never runs ahead of disk.
+func (w *Wallet) update(f func(st *State) error) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.updateLocked(f)
+}
+
+func (w *Wallet) updateLocked(f func(st *State) error) error {
+	if w.broken != nil {
+		return w.broken
+	}
+	err := f(&w.st)
+	if err == nil {
+		if err = w.save(); err == nil {
+			return nil
+		}
+	}
+	if rerr := w.reload(); rerr != nil {
+		w.broken = fmt.Errorf("the wallet could not be saved nor read back; reopen it: %w", rerr)
+	}
+	return err
+}
+
+// reload reads the state back from the file with the key already derived.
+func (w *Wallet) reload() error {
+	data, err := readBounded(w.path)
+	if err != nil {
+		return err
+	}
+	aead, err := chacha20poly1305.NewX(w.seal.key)
+	if err != nil {
+		return err
+	}
+	if len(data) < headerLen {
+		return ErrNotWallet
+	}
+	plain, err := aead.Open(nil, data[headerLen-chacha20poly1305.NonceSizeX:headerLen], data[headerLen:], data[:headerLen])
+	if err != nil {
+		return ErrWrongPassword
+	}
+	var st State
+	if err := json.Unmarshal(plain, &st); err != nil {
+		return ErrNotWallet
+	}
+	w.st = st
+	return nil
+}
+
+// Snapshot returns a copy of the state, for display.
+func (w *Wallet) Snapshot() State {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	raw, _ := json.Marshal(&w.st)
+	var st State
+	_ = json.Unmarshal(raw, &st)
+	return st
+}
+
+// ChangePassword re-encrypts the wallet under a new password (fresh salt).
+func (w *Wallet) ChangePassword(password []byte) error {
+	seal, err := newSealer(password, w.seal.kdf)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	old := w.seal
+	w.seal = seal
+	if err := w.save(); err != nil {
+		w.seal = old
+		return err
+	}
+	return nil
+}
+
+func (w *Wallet) userKey() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(w.st.UserKey) }
+
+// PublicKey is the user's key, which the agent writes into certificates.
+func (w *Wallet) PublicKey() ed25519.PublicKey {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.userKey().Public().(ed25519.PublicKey)
+}
+
+func (st *State) record(e *Event) {
+	st.History = append(st.History, e)
+	if n := len(st.History) - maxHistory; n > 0 {
+		st.History = append([]*Event(nil), st.History[n:]...)
+	}
+}
+
+var errNoSuchPayment = errors.New("no such pending payment")

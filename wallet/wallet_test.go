@@ -1,0 +1,306 @@
+package wallet
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestMain(m *testing.M) {
+	// Tests use a cheap KDF; BenchmarkUnlock measures the real one.
+	DefaultKDF = KDF{Time: 1, Memory: 8 << 10, Threads: 1}
+	os.Exit(m.Run())
+}
+
+var password = []byte("correct horse")
+
+func testWallet(t *testing.T) (*Wallet, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "wallet.hw")
+	w, err := Create(path, password, "http://agent.invalid", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w, path
+}
+
+func reopen(t *testing.T, w *Wallet, path string) *Wallet {
+	t.Helper()
+	w.Close()
+	w2, err := Open(path, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w2.Close() })
+	return w2
+}
+
+func get(t *testing.T, tr *Transport, url string) (string, error) {
+	t.Helper()
+	resp, err := (&http.Client{Transport: tr}).Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return string(b), errors.New(resp.Status)
+	}
+	return string(b), nil
+}
+
+func TestFileIsEncryptedAndSurvivesReopen(t *testing.T) {
+	w, path := testWallet(t)
+	c := issue(t, w, 4, 8, "*")
+	raw, _ := os.ReadFile(path)
+	if bytes.Contains(raw, []byte("alice")) || bytes.Contains(raw, c.Raw()[:40]) {
+		t.Fatal("the wallet file holds plaintext")
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("wallet file mode %v", fi.Mode())
+	}
+	w = reopen(t, w, path)
+	if b := w.Balance(); len(b) != 1 || b[0].Total != 32 || b[0].Free != 32 {
+		t.Fatalf("balance after reopen: %+v", b)
+	}
+}
+
+func TestHostileWalletFiles(t *testing.T) {
+	w, path := testWallet(t)
+	issue(t, w, 2, 4, "*")
+	w.Close()
+	good, _ := os.ReadFile(path)
+	flip := append([]byte(nil), good...)
+	flip[len(flip)-5] ^= 1
+	param := append([]byte(nil), good...)
+	param[len(fileMagic)+saltLen+3]++ // argon2 time
+	huge := append([]byte(nil), good...)
+	huge[len(fileMagic)+saltLen+4] = 0xff // argon2 memory
+	tests := []struct {
+		name     string
+		data     []byte
+		password []byte
+		want     error
+	}{
+		{"wrong password", good, []byte("wrong"), ErrWrongPassword},
+		{"flipped byte", flip, password, ErrWrongPassword},
+		{"changed KDF parameter", param, password, ErrWrongPassword},
+		{"absurd KDF memory", huge, password, ErrNotWallet},
+		{"truncated", good[:len(good)/2], password, ErrWrongPassword},
+		{"truncated header", good[:10], password, ErrNotWallet},
+		{"empty", nil, password, ErrNotWallet},
+		{"not a wallet", []byte("{\"version\":1}"), password, ErrNotWallet},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := os.WriteFile(path, tt.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Open(path, tt.password); !errors.Is(err, tt.want) {
+				t.Fatalf("Open = %v, want %v", err, tt.want)
+			}
+			if after, _ := os.ReadFile(path); !bytes.Equal(after, tt.data) {
+				t.Fatal("a failed open changed the file")
+			}
+		})
+	}
+}
+
+func TestOneProcessAtATime(t *testing.T) {
+	w, path := testWallet(t)
+	if _, err := Open(path, password); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v", err)
+	}
+	w.Close()
+	w2, err := Open(path, password)
+	if err != nil {
+		t.Fatalf("open after close: %v", err)
+	}
+	w2.Close()
+	if _, err := Create(path, password, "", "x"); !errors.Is(err, ErrExists) {
+		t.Fatalf("create over an existing wallet: %v", err)
+	}
+}
+
+func TestPayThenReuseGrant(t *testing.T) {
+	w, _ := testWallet(t)
+	issue(t, w, 4, 8, "*")
+	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 2, "/b": 3})
+	tr := &Transport{Wallet: w}
+	for range 3 {
+		body, err := get(t, tr, v.URL+"/a")
+		if err != nil || body != "content of /a" {
+			t.Fatalf("get: %q %v", body, err)
+		}
+	}
+	if v.accepted != 2 {
+		t.Fatalf("vendor accepted %d tokens for three reads under one grant, want 2", v.accepted)
+	}
+	if _, err := get(t, tr, v.URL+"/b"); err != nil {
+		t.Fatal(err)
+	}
+	b := w.Balance()[0]
+	if b.Spent != 5 || b.Pending != 0 || b.Bound["planet"] != 3 || b.Free != 24 {
+		t.Fatalf("balance %+v", b)
+	}
+	if body, err := get(t, tr, v.URL+"/free"); err != nil || body != "free" {
+		t.Fatal("free page")
+	}
+}
+
+func TestTwoVendorsNeverShareASegment(t *testing.T) {
+	w, _ := testWallet(t)
+	issue(t, w, 3, 4, "*")
+	a := newFakeVendor(t, "alpha", map[string]uint32{"/x": 3})
+	b := newFakeVendor(t, "beta", map[string]uint32{"/x": 3})
+	tr := &Transport{Wallet: w}
+	for _, v := range []*fakeVendor{a, b} {
+		if _, err := get(t, tr, v.URL+"/x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := w.Snapshot()
+	if len(st.Certs[0].Segs) != 2 || st.Certs[0].Segs[0].Vendor == st.Certs[0].Segs[1].Vendor {
+		t.Fatalf("segments %+v", st.Certs[0].Segs)
+	}
+	// Alpha's segment has 1 token left: too few for 3, so alpha gets the
+	// last fresh segment, and after that nothing is left for it.
+	a.prices["/y"], a.prices["/z"] = 3, 3
+	if _, err := get(t, tr, a.URL+"/y"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := get(t, tr, a.URL+"/z")
+	if !errors.Is(err, ErrNoTokens) || !strings.Contains(err.Error(), "buy") {
+		t.Fatalf("out of tokens: %v", err)
+	}
+	if a.accepted != 6 || b.accepted != 3 {
+		t.Fatalf("accepted %d and %d", a.accepted, b.accepted)
+	}
+}
+
+func TestLostAnswerIsRetriedBeforeSpendingAgain(t *testing.T) {
+	w, path := testWallet(t)
+	issue(t, w, 2, 8, "*")
+	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 2, "/b": 2})
+	v.dropAfterAccept = 100 // every attempt of the first payment loses its answer
+	_, err := get(t, &Transport{Wallet: w}, v.URL+"/a")
+	var pe *PendingError
+	if !errors.As(err, &pe) {
+		t.Fatalf("lost answer: %v", err)
+	}
+	if len(w.PendingPayments()) != 1 {
+		t.Fatal("the payment is not in the journal")
+	}
+	// The process dies; a new one opens the wallet and reads another article.
+	v.mu.Lock()
+	v.dropAfterAccept = 0
+	v.mu.Unlock()
+	w = reopen(t, w, path)
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/b"); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.PendingPayments()) != 0 {
+		t.Fatal("the journal was not settled")
+	}
+	if v.accepted != 4 {
+		t.Fatalf("vendor accepted %d tokens, want 4: the retried payment counted once", v.accepted)
+	}
+	// The retried payment's grant was kept: /a is not paid again.
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil || v.accepted != 4 {
+		t.Fatalf("re-read of /a: %v, accepted %d", err, v.accepted)
+	}
+	if b := w.Balance()[0]; b.Spent != 4 {
+		t.Fatalf("spent %d", b.Spent)
+	}
+}
+
+func TestRefusalReturnsTokens(t *testing.T) {
+	w, _ := testWallet(t)
+	issue(t, w, 2, 8, "*")
+	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 2})
+	v.refuse = true
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err == nil {
+		t.Fatal("refused payment reported as success")
+	}
+	b := w.Balance()[0]
+	if b.Spent != 0 || b.Pending != 0 || b.Bound["planet"] != 8 {
+		t.Fatalf("tokens not returned: %+v", b)
+	}
+	// The segment stays bound to that vendor; the next payment there uses it.
+	v.refuse = false
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil || v.accepted != 2 {
+		t.Fatalf("pay after refusal: %v", err)
+	}
+	if len(w.Snapshot().Certs[0].Segs) != 1 {
+		t.Fatal("a second segment was bound")
+	}
+}
+
+func TestPriceAboveLimitIsNotPaid(t *testing.T) {
+	w, _ := testWallet(t)
+	issue(t, w, 2, 64, "*")
+	v := newFakeVendor(t, "planet", map[string]uint32{"/dear": 50, "/ok": 5})
+	_, err := get(t, &Transport{Wallet: w}, v.URL+"/dear")
+	var ol *OverLimitError
+	if !errors.As(err, &ol) || ol.Price != 50 {
+		t.Fatalf("over the default limit: %v", err)
+	}
+	if _, err := get(t, &Transport{Wallet: w, MaxPrice: 4}, v.URL+"/ok"); !errors.As(err, &ol) {
+		t.Fatalf("over --max-price: %v", err)
+	}
+	if v.accepted != 0 || w.Balance()[0].Spent != 0 || len(w.Snapshot().Certs[0].Segs) != 0 {
+		t.Fatal("something was spent or bound")
+	}
+	if _, err := get(t, &Transport{Wallet: w, MaxPrice: 50}, v.URL+"/dear"); err != nil {
+		t.Fatalf("within a raised limit: %v", err)
+	}
+}
+
+func TestVendorAnsweringWithoutGrant(t *testing.T) {
+	w, _ := testWallet(t)
+	issue(t, w, 2, 8, "*")
+	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 2})
+	v.noGrant = true
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil {
+		t.Fatal(err)
+	}
+	st := w.Snapshot()
+	if last := st.History[len(st.History)-1]; last.Kind != "spent-without-grant" || len(st.Grants) != 0 {
+		t.Fatalf("history %+v", last)
+	}
+}
+
+func TestSpecificCertificateOnlyAtItsVendor(t *testing.T) {
+	w, _ := testWallet(t)
+	issue(t, w, 2, 8, "planet")
+	other := newFakeVendor(t, "other", map[string]uint32{"/a": 1})
+	if _, err := get(t, &Transport{Wallet: w}, other.URL+"/a"); !errors.Is(err, ErrNoTokens) {
+		t.Fatalf("specific certificate at another vendor: %v", err)
+	}
+	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 1})
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestExpiredGrantIsDroppedAndRepaid(t *testing.T) {
+	w, _ := testWallet(t)
+	issue(t, w, 2, 8, "*")
+	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 1})
+	tr := &Transport{Wallet: w}
+	if _, err := get(t, tr, v.URL+"/a"); err != nil {
+		t.Fatal(err)
+	}
+	v.mu.Lock()
+	clear(v.grants) // the vendor no longer honours the grant
+	v.mu.Unlock()
+	if _, err := get(t, tr, v.URL+"/a"); err != nil || v.accepted != 2 {
+		t.Fatalf("re-pay after grant loss: %v", err)
+	}
+}
