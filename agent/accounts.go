@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+const (
+	minPassword = 8
+	maxPassword = 1024
+	maxInfoKeys = 16
+	maxInfoLen  = 256
+)
+
+type registerUserReq struct {
+	Username string            `json:"username"`
+	Password string            `json:"password"`
+	Info     map[string]string `json:"info,omitempty"` // identification data, opaque to the agent
+}
+
+func (q *registerUserReq) check() error {
+	if !payword.ValidID(q.Username) {
+		return fail(http.StatusBadRequest, "invalid_username", "username must be 1-64 characters of A-Z a-z 0-9 . _ - : @")
+	}
+	if len(q.Password) < minPassword || len(q.Password) > maxPassword {
+		return fail(http.StatusBadRequest, "invalid_password", "password must be 8 to 1024 bytes")
+	}
+	if len(q.Info) > maxInfoKeys {
+		return fail(http.StatusBadRequest, "invalid_info", "at most 16 identification fields")
+	}
+	for k, v := range q.Info {
+		if !payword.ValidID(k) || len(v) > maxInfoLen || !utf8.ValidString(v) {
+			return fail(http.StatusBadRequest, "invalid_info", "identification fields are id: text of at most 256 bytes")
+		}
+	}
+	return nil
+}
+
+func (a *Agent) handleRegisterUser(w http.ResponseWriter, r *http.Request) error {
+	var q registerUserReq
+	if err := decodeJSON(w, r, &q); err != nil {
+		return err
+	}
+	if err := q.check(); err != nil {
+		return err
+	}
+	uid := "u-" + randomHex(12) // opaque: certificates do not reveal the username
+	info, _ := json.Marshal(q.Info)
+	pw, err := a.hashPassword(r.Context(), q.Password)
+	if err != nil {
+		return err
+	}
+	res, err := registerUser.Run(r.Context(), a.rdb, nil, q.Username, uid, pw, info, a.now().Unix()).Text()
+	if err != nil {
+		return err
+	}
+	if res == "taken" {
+		return fail(http.StatusConflict, "username_taken", "username already registered")
+	}
+	a.log.Info("user registered", zap.String("user", uid))
+	writeJSON(w, http.StatusCreated, map[string]string{"user": uid, "username": q.Username})
+	return nil
+}
+
+type registerVendorReq struct {
+	Vendor string `json:"vendor"`
+	Kind   string `json:"kind"` // "generic" (default) or "specific"
+}
+
+func (a *Agent) handleRegisterVendor(w http.ResponseWriter, r *http.Request) error {
+	if !a.cfg.OpenVendors {
+		if err := a.requireAdmin(r); err != nil {
+			return err
+		}
+	}
+	var q registerVendorReq
+	if err := decodeJSON(w, r, &q); err != nil {
+		return err
+	}
+	if q.Kind == "" {
+		q.Kind = "generic"
+	}
+	if !payword.ValidID(q.Vendor) || (q.Kind != "generic" && q.Kind != "specific") {
+		return fail(http.StatusBadRequest, "invalid_vendor", "vendor must be an id and kind generic or specific")
+	}
+	token, hash := newToken("hwv_")
+	res, err := registerVendor.Run(r.Context(), a.rdb, nil, q.Vendor, q.Kind, hash, a.now().Unix()).Text()
+	if err != nil {
+		return err
+	}
+	if res == "taken" {
+		return fail(http.StatusConflict, "vendor_taken", "vendor already registered")
+	}
+	a.log.Info("vendor registered", zap.String("vendor", q.Vendor), zap.String("kind", q.Kind))
+	writeJSON(w, http.StatusCreated, map[string]string{"vendor": q.Vendor, "token": token, "kind": q.Kind})
+	return nil
+}
+
+type loginReq struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+func (a *Agent) handleLogin(w http.ResponseWriter, r *http.Request) error {
+	var q loginReq
+	if err := decodeJSON(w, r, &q); err != nil {
+		return err
+	}
+	uid, err := a.login(r.Context(), q.Username, q.Password)
+	if err != nil {
+		return err
+	}
+	token, hash := newToken("hws_")
+	if err := a.rdb.Set(r.Context(), "hw:a:sess:"+hash, uid, a.cfg.SessionTTL).Err(); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"user": uid, "token": token, "expires_at": a.now().Add(a.cfg.SessionTTL).Unix(),
+	})
+	return nil
+}
+
+var errCredentials = fail(http.StatusUnauthorized, "invalid_credentials", "unknown user or wrong password")
+
+// login checks a password. An unknown user costs the same argon2 work as a
+// known one, so timing does not reveal which usernames exist.
+func (a *Agent) login(ctx context.Context, username, password string) (string, error) {
+	if !payword.ValidID(username) || len(password) > maxPassword {
+		return "", errCredentials
+	}
+	uid, err := a.rdb.Get(ctx, "hw:a:uname:"+username).Result()
+	if err != nil && err != redis.Nil {
+		return "", err
+	}
+	var stored []any
+	if uid != "" {
+		if stored, err = a.rdb.HMGet(ctx, "hw:a:u:"+uid, "pw", "status").Result(); err != nil {
+			return "", err
+		}
+	}
+	hash := a.dummy
+	if len(stored) == 2 {
+		if s, ok := stored[0].(string); ok {
+			hash = s
+		}
+	}
+	ok, err := a.checkPassword(ctx, hash, password)
+	if err != nil {
+		return "", err
+	}
+	if !ok || uid == "" {
+		return "", errCredentials
+	}
+	if stored[1] != "active" {
+		return "", fail(http.StatusForbidden, "user_revoked", "user account is revoked")
+	}
+	return uid, nil
+}
+
+// userAuth authenticates a user by session token (Bearer) or by password
+// (Basic). Sessions make purchases cheap: argon2 runs once per login.
+func (a *Agent) userAuth(r *http.Request) (string, error) {
+	if name, pw, ok := r.BasicAuth(); ok {
+		return a.login(r.Context(), name, pw)
+	}
+	tok, ok := bearer(r)
+	if !ok || !strings.HasPrefix(tok, "hws_") {
+		return "", errUnauthorized
+	}
+	uid, err := a.rdb.Get(r.Context(), "hw:a:sess:"+tokenHash(tok)).Result()
+	if err == redis.Nil {
+		return "", errUnauthorized
+	}
+	return uid, err
+}
+
+// vendorAuth authenticates a vendor by its API token.
+func (a *Agent) vendorAuth(r *http.Request) (string, error) {
+	tok, ok := bearer(r)
+	if !ok || !strings.HasPrefix(tok, "hwv_") {
+		return "", errUnauthorized
+	}
+	vid, err := a.rdb.Get(r.Context(), "hw:a:vtok:"+tokenHash(tok)).Result()
+	if err == redis.Nil {
+		return "", errUnauthorized
+	}
+	if err != nil {
+		return "", err
+	}
+	status, err := a.rdb.HGet(r.Context(), "hw:a:v:"+vid, "status").Result()
+	if err != nil && err != redis.Nil {
+		return "", err
+	}
+	if status != "active" {
+		return "", fail(http.StatusForbidden, "vendor_revoked", "vendor is revoked")
+	}
+	return vid, nil
+}
+
+func (a *Agent) requireAdmin(r *http.Request) error {
+	tok, ok := bearer(r)
+	if a.cfg.AdminToken == "" || !ok {
+		return errUnauthorized
+	}
+	h := sha256.Sum256([]byte(tok))
+	if subtle.ConstantTimeCompare(h[:], a.admin[:]) != 1 {
+		return errUnauthorized
+	}
+	return nil
+}
+
+func bearer(r *http.Request) (string, bool) {
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return "", false
+	}
+	return tok, true
+}

@@ -1,0 +1,168 @@
+// Package agent is Hashwall's bank (DESIGN.md §4): it registers users and
+// vendors, sells certificates, ingests vendors' reports and settles their
+// disputes, publishes the CRL and keeps an append-only ledger, all over Redis
+// and behind one http.Handler.
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// Config is everything the agent needs. Redis, SigningKeys and MasterKey are
+// required; the rest has defaults.
+type Config struct {
+	Redis       redis.UniversalClient
+	SigningKeys []payword.SigningKey // the first one signs; all are published
+	MasterKey   []byte               // 32 bytes; encrypts certificate secrets at rest, never stored in Redis
+
+	AdminToken    string // Bearer token of the admin endpoints; empty disables them
+	WebhookSecret []byte // HMAC key of the payment-provider webhook; empty disables it
+	OpenVendors   bool   // anyone may register a vendor, not only the admin
+
+	SegmentLen       int           // m, default payword.DefaultSegmentLen
+	MaxTokens        int           // largest certificate sold, default 1,000,000
+	UnitValue        uint64        // minor currency units per token, default 1
+	Currency         string        // default "EUR"
+	CertTTL          time.Duration // default 30 days
+	SettlementWindow time.Duration // reports accepted after expiry, default 7 days
+	SessionTTL       time.Duration // default 24 hours
+	Argon            ArgonParams   // password hashing cost, default RFC 9106-ish
+
+	Ephemeral bool // allow a Redis that may lose acknowledged writes
+
+	Now     func() time.Time     // default time.Now
+	Logger  *zap.Logger          // default no-op
+	Metrics prometheus.Registerer // default none
+}
+
+// Agent is the bank. It is an http.Handler.
+type Agent struct {
+	cfg     Config
+	rdb     redis.UniversalClient
+	keys    payword.KeySet
+	signer  payword.SigningKey
+	master  *sealer
+	admin   [32]byte // SHA-256 of the admin token
+	mux     *http.ServeMux
+	certs   *certCache
+	binds   *bindCache
+	metrics *metrics
+	log     *zap.Logger
+	argon   chan struct{} // bounds concurrent argon2 computations (memory)
+	dummy   string        // a password hash checked for unknown users
+}
+
+// New checks the configuration and Redis (durability, scripts) and returns the agent.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	a := &Agent{cfg: cfg, rdb: cfg.Redis, keys: payword.KeySet{}, signer: cfg.SigningKeys[0], log: cfg.Logger}
+	for _, k := range cfg.SigningKeys {
+		if err := a.keys.Add(k.ID, k.Public()); err != nil {
+			return nil, err
+		}
+	}
+	var err error
+	if a.master, err = newSealer(cfg.MasterKey); err != nil {
+		return nil, err
+	}
+	if cfg.AdminToken != "" {
+		a.admin = sha256.Sum256([]byte(cfg.AdminToken))
+	}
+	if err := checkDurable(ctx, a.rdb); err != nil {
+		if !cfg.Ephemeral {
+			return nil, fmt.Errorf("agent: refusing to start: %w (set Ephemeral / --ephemeral for a throwaway store)", err)
+		}
+		a.log.Warn("REDIS MAY LOSE ACKNOWLEDGED WRITES: running on an ephemeral store", zap.Error(err))
+	}
+	if err := loadScripts(ctx, a.rdb); err != nil {
+		return nil, fmt.Errorf("agent: loading Lua scripts: %w", err)
+	}
+	if a.metrics, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, err
+	}
+	a.certs = newCertCache(a)
+	a.binds = newBindCache()
+	a.argon = make(chan struct{}, 4)
+	a.dummy = cfg.Argon.hashPassword(randomHex(16))
+	a.mux = a.routes()
+	return a, nil
+}
+
+func (c *Config) fill() error {
+	switch {
+	case c.Redis == nil:
+		return errors.New("agent: no Redis client")
+	case len(c.SigningKeys) == 0:
+		return errors.New("agent: no signing key")
+	case len(c.MasterKey) != 32:
+		return errors.New("agent: master key must be 32 bytes")
+	}
+	if c.SegmentLen == 0 {
+		c.SegmentLen = payword.DefaultSegmentLen
+	}
+	if c.SegmentLen < 1 || c.SegmentLen > payword.MaxSegmentLen {
+		return fmt.Errorf("agent: segment length %d out of 1..%d", c.SegmentLen, payword.MaxSegmentLen)
+	}
+	if c.MaxTokens == 0 {
+		c.MaxTokens = 1_000_000
+	}
+	if c.MaxTokens < c.SegmentLen || c.MaxTokens/c.SegmentLen > payword.MaxSegments {
+		return fmt.Errorf("agent: max tokens %d out of range", c.MaxTokens)
+	}
+	if c.UnitValue == 0 {
+		c.UnitValue = 1
+	}
+	if c.Currency == "" {
+		c.Currency = "EUR"
+	}
+	if c.CertTTL == 0 {
+		c.CertTTL = 30 * 24 * time.Hour
+	}
+	if c.SettlementWindow == 0 {
+		c.SettlementWindow = 7 * 24 * time.Hour
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 24 * time.Hour
+	}
+	if c.Argon == (ArgonParams{}) {
+		c.Argon = DefaultArgon
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return nil
+}
+
+func loadScripts(ctx context.Context, rdb redis.UniversalClient) error {
+	for _, s := range []*redis.Script{registerUser, registerVendor, credit, purchase,
+		recoverCerts, revokeCert, revokeAccount, bind, settle, ingest, crlPage, ledgerCheck} {
+		if err := s.Load(ctx, rdb).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ServeHTTP serves the agent's API.
+func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Keys returns the agent's public keys.
+func (a *Agent) Keys() payword.KeySet { return a.keys }
+
+func (a *Agent) now() time.Time { return a.cfg.Now() }

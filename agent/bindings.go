@@ -1,0 +1,60 @@
+package agent
+
+import (
+	"errors"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+type bindReq struct {
+	Bind payword.Bytes `json:"bind"`
+}
+
+// handleBind registers a segment binding (online mode): the first vendor to
+// register a segment owns it; another vendor's registration proves that the
+// user bound the segment twice.
+func (a *Agent) handleBind(w http.ResponseWriter, r *http.Request) error {
+	vendor, err := a.vendorAuth(r)
+	if err != nil {
+		return err
+	}
+	var q bindReq
+	if err := decodeJSON(w, r, &q); err != nil {
+		return err
+	}
+	b, err := payword.ParseBinding(q.Bind)
+	if err != nil {
+		return fail(http.StatusBadRequest, "bad_binding", err.Error())
+	}
+	if b.Vendor != vendor {
+		return fail(http.StatusForbidden, "wrong_vendor", "binding is for another vendor")
+	}
+	certs, err := a.certs.load(r.Context(), []payword.Serial{b.Serial})
+	if err != nil {
+		return err
+	}
+	ci := certs[b.Serial]
+	if ci == nil {
+		return fail(http.StatusNotFound, "unknown_certificate", "no such certificate")
+	}
+	if b.Segment >= ci.segments || !a.binds.verified(b, ci) {
+		return fail(http.StatusBadRequest, "bad_binding", errors.Join(payword.ErrBadBinding, payword.ErrBadSignature).Error())
+	}
+	owner, err := bind.Run(r.Context(), a.rdb, nil, b.Serial.String(), b.Segment, vendor, a.now().Unix()).Text()
+	if err != nil {
+		return err
+	}
+	if owner != vendor {
+		a.metrics.disputes.Inc()
+		a.log.Warn("segment bound twice", zap.String("serial", b.Serial.String()),
+			zap.Uint32("segment", b.Segment), zap.String("vendor", vendor), zap.String("owner", owner))
+		e := fail(http.StatusConflict, "segment_owned", "segment is bound to another vendor")
+		e.Owner = owner
+		return e
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"owner": owner})
+	return nil
+}

@@ -1,0 +1,257 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/payword"
+)
+
+const adminToken = "test-admin-token"
+
+var testKey = payword.SigningKey{ID: "agent-test", Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, 32))}
+
+// clock is an injectable, settable time.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time     { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+type env struct {
+	t     testing.TB
+	srv   *redistest.Server
+	rdb   *redis.Client
+	a     *Agent
+	clock *clock
+	cfg   Config
+}
+
+func testConfig(rdb redis.UniversalClient, c *clock) Config {
+	return Config{
+		Redis: rdb, SigningKeys: []payword.SigningKey{testKey}, MasterKey: bytes.Repeat([]byte{9}, 32),
+		AdminToken: adminToken, WebhookSecret: []byte("whsec"), Ephemeral: true,
+		Argon: ArgonParams{Time: 1, Memory: 64, Threads: 1}, Now: c.Now,
+	}
+}
+
+func newEnv(t testing.TB, opts ...redistest.Option) *env {
+	t.Helper()
+	srv := redistest.Start(t, opts...)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	e := &env{t: t, srv: srv, rdb: rdb, clock: &clock{t: time.Unix(1796083200, 0)}}
+	e.cfg = testConfig(rdb, e.clock)
+	e.restartAgent()
+	return e
+}
+
+// restartAgent replaces the agent by a fresh one on the same Redis, as a
+// process restart would (empty caches).
+func (e *env) restartAgent() {
+	e.t.Helper()
+	a, err := New(context.Background(), e.cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.a = a
+}
+
+// call sends a request through the handler and decodes a JSON answer into out (if non-nil).
+func (e *env) call(method, path, auth string, body any, out any) int {
+	e.t.Helper()
+	var rd *bytes.Reader
+	switch b := body.(type) {
+	case nil:
+		rd = bytes.NewReader(nil)
+	case []byte:
+		rd = bytes.NewReader(b)
+	case string:
+		rd = bytes.NewReader([]byte(b))
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	rec := httptest.NewRecorder()
+	e.a.ServeHTTP(rec, req)
+	if out != nil && rec.Body.Len() > 0 {
+		if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
+			e.t.Fatalf("%s %s: %d, not JSON: %q", method, path, rec.Code, rec.Body.String())
+		}
+	}
+	return rec.Code
+}
+
+func (e *env) must(code, want int, what string) {
+	e.t.Helper()
+	if code != want {
+		e.t.Fatalf("%s: status %d, want %d", what, code, want)
+	}
+}
+
+func (e *env) vendor(id string) string {
+	e.t.Helper()
+	var out struct{ Token string }
+	e.must(e.call("POST", "/v1/vendors", "Bearer "+adminToken, map[string]string{"vendor": id}, &out), 201, "register vendor")
+	return "Bearer " + out.Token
+}
+
+// user registers a user with credit and returns a session Authorization value.
+func (e *env) user(name string, credit int64) string {
+	e.t.Helper()
+	e.must(e.call("POST", "/v1/users", "", map[string]string{"username": name, "password": "correct horse"}, nil), 201, "register user")
+	if credit > 0 {
+		e.must(e.call("POST", "/v1/admin/credit", "Bearer "+adminToken, map[string]any{"user": name, "amount": credit}, nil), 200, "credit")
+	}
+	var s struct{ Token string }
+	e.must(e.call("POST", "/v1/sessions", "", map[string]string{"username": name, "password": "correct horse"}, &s), 200, "login")
+	return "Bearer " + s.Token
+}
+
+// wallet is what a user holds after a purchase.
+type wallet struct {
+	cert *payword.Certificate
+	k    payword.Secret
+	key  ed25519.PrivateKey
+}
+
+func (e *env) buy(auth string, tokens int) *wallet {
+	e.t.Helper()
+	w, code := e.tryBuy(auth, tokens)
+	e.must(code, 201, "buy")
+	return w
+}
+
+func (e *env) tryBuy(auth string, tokens int) (*wallet, int) {
+	_, priv, _ := ed25519.GenerateKey(nil)
+	var b Bundle
+	code := e.call("POST", "/v1/certificates", auth, map[string]any{
+		"tokens": tokens, "public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey)),
+	}, &b)
+	if code != 201 {
+		return nil, code
+	}
+	return walletFrom(e.t, &b, priv), code
+}
+
+func walletFrom(t testing.TB, b *Bundle, priv ed25519.PrivateKey) *wallet {
+	raw, _ := b64.DecodeString(b.Certificate)
+	c, err := payword.ParseCertificate(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Verify(payword.KeySet{testKey.ID: testKey.Public()}); err != nil {
+		t.Fatal(err)
+	}
+	w := &wallet{cert: c, key: priv}
+	k, _ := b64.DecodeString(b.Secret)
+	copy(w.k[:], k)
+	return w
+}
+
+// claim builds vendor's claim of tokens (i-p, i] of segment g, bound to bindTo ("" = no binding).
+func (w *wallet) claim(g, i, p uint32, bindTo string) payword.Claim {
+	c := payword.Claim{Serial: w.cert.Serial, Segment: g, Index: i, Amount: p,
+		Token: payword.TokenAt(w.k, g, int(i), int(w.cert.SegmentLen)), Product: "/a",
+		Auth: fmt.Sprintf("auth-%s-%d-%d-%s", w.cert.Serial.String()[:8], g, i, bindTo), Time: 1}
+	if bindTo != "" {
+		b, _ := payword.Bind(w.cert, w.key, g, bindTo, time.Unix(1, 0))
+		c.Binding = b.Raw()
+	}
+	return c
+}
+
+func (e *env) report(auth, vendor, batch string, claims ...payword.Claim) (ReportResult, int) {
+	e.t.Helper()
+	var res ReportResult
+	code := e.call("POST", "/v1/reports", auth, payword.Report{Vendor: vendor, Batch: batch, Claims: claims}, &res)
+	return res, code
+}
+
+func (e *env) verdicts(res ReportResult) string {
+	v := make([]string, len(res.Results))
+	for i, r := range res.Results {
+		v[i] = fmt.Sprintf("%s:%d", r.Verdict, r.Amount)
+	}
+	return strings.Join(v, " ")
+}
+
+func (e *env) balance(acct string) int64 {
+	e.t.Helper()
+	n, err := e.rdb.HGet(context.Background(), "hw:a:"+acct, "bal").Int64()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+func (e *env) uid(name string) string {
+	id, err := e.rdb.Get(context.Background(), "hw:a:uname:"+name).Result()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return id
+}
+
+func (e *env) checkLedger() {
+	e.t.Helper()
+	if err := e.a.CheckLedger(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) revoked(s payword.Serial) bool {
+	page, err := e.a.CRLPage(context.Background(), 0)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	raw, _ := json.Marshal(page)
+	crl, err := payword.DecodeCRL(raw, e.a.Keys())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, x := range crl.Entries {
+		if x.Serial == s {
+			return true
+		}
+	}
+	return false
+}
+
+// snapshot dumps every agent key (sessions aside), to prove a refused request changed nothing.
+func (e *env) snapshot() string {
+	e.t.Helper()
+	ctx := context.Background()
+	keys, err := e.rdb.Keys(ctx, "hw:*").Result()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		if strings.HasPrefix(k, "hw:a:sess:") {
+			continue
+		}
+		d, _ := e.rdb.Dump(ctx, k).Result()
+		fmt.Fprintf(&b, "%s=%x\n", k, d)
+	}
+	return b.String()
+}

@@ -1,0 +1,155 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+type purchaseReq struct {
+	Tokens    int64  `json:"tokens"`     // N; rounded up to whole segments
+	PublicKey string `json:"public_key"` // the wallet's Ed25519 key, base64url
+	Scope     string `json:"scope,omitempty"`
+}
+
+// Bundle is what the wallet receives: the signed certificate and its secret K.
+type Bundle struct {
+	Serial      string `json:"serial"`
+	Certificate string `json:"certificate"` // base64url of the signed encoding
+	Secret      string `json:"secret"`      // K, base64url
+	Segments    int    `json:"segments"`
+	SegmentLen  int    `json:"segment_len"`
+	Tokens      int    `json:"tokens"`
+	Cost        uint64 `json:"cost"` // charged, in minor units of Currency
+	Currency    string `json:"currency"`
+	ExpiresAt   int64  `json:"expires_at"`
+}
+
+func (a *Agent) handlePurchase(w http.ResponseWriter, r *http.Request) error {
+	uid, err := a.userAuth(r) // step A
+	if err != nil {
+		return err
+	}
+	var q purchaseReq
+	if err := decodeJSON(w, r, &q); err != nil {
+		return err
+	}
+	if q.Tokens < 1 || q.Tokens > int64(a.cfg.MaxTokens) {
+		return fail(http.StatusBadRequest, "invalid_tokens", fmt.Sprintf("tokens must be in 1..%d", a.cfg.MaxTokens))
+	}
+	upk, err := b64.DecodeString(q.PublicKey)
+	if err != nil || len(upk) != ed25519.PublicKeySize {
+		return fail(http.StatusBadRequest, "invalid_public_key", "public_key must be a base64url Ed25519 public key")
+	}
+	if q.Scope == "" {
+		q.Scope = payword.GenericScope
+	}
+	if q.Scope != payword.GenericScope && !payword.ValidID(q.Scope) {
+		return fail(http.StatusBadRequest, "invalid_scope", `scope must be "*" or a vendor id`)
+	}
+	m := a.cfg.SegmentLen
+	segments := int((q.Tokens + int64(m) - 1) / int64(m))
+	b, err := a.issue(r.Context(), uid, segments, upk, q.Scope)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, b)
+	return nil
+}
+
+// issue runs steps B–D: generate K, sign the certificate, then charge the
+// balance and record the certificate in one script. If the balance does not
+// cover it the certificate is simply dropped: it was never stored or sent.
+func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte, scope string) (*Bundle, error) {
+	m := a.cfg.SegmentLen
+	now := a.now()
+	c := &payword.Certificate{
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(a.cfg.CertTTL).Unix(),
+		UnitValue: a.cfg.UnitValue, Currency: a.cfg.Currency, Scope: scope, UserID: uid,
+	}
+	rand.Read(c.Serial[:])
+	copy(c.UserKey[:], upk)
+	var k payword.Secret
+	rand.Read(k[:])
+	c.Issue(k, segments, m)
+	raw, err := c.Sign(a.signer)
+	if err != nil {
+		return nil, err
+	}
+	tokens := segments * m
+	cost := uint64(tokens) * a.cfg.UnitValue
+	serial := c.Serial.String()
+	res, err := purchase.Run(ctx, a.rdb, nil, uid, serial, cost, tokens, segments, m,
+		a.cfg.UnitValue, scope, c.IssuedAt, c.ExpiresAt, a.master.seal(c.Serial, k),
+		b64.EncodeToString(upk), now.Unix()).Text()
+	if err != nil {
+		return nil, err
+	}
+	switch res {
+	case "ok":
+	case "insufficient_funds":
+		return nil, fail(http.StatusPaymentRequired, "insufficient_funds", "balance does not cover the certificate")
+	case "user_inactive":
+		return nil, fail(http.StatusForbidden, "user_revoked", "user account is revoked")
+	case "vendor_unknown":
+		return nil, fail(http.StatusBadRequest, "unknown_vendor", "scope names no active vendor")
+	default:
+		return nil, fmt.Errorf("purchase script: %q", res)
+	}
+	a.metrics.issued.Inc()
+	a.metrics.tokens.Add(float64(tokens))
+	a.log.Info("certificate issued", zap.String("serial", serial), zap.String("user", uid), zap.Int("tokens", tokens))
+	return &Bundle{
+		Serial: serial, Certificate: b64.EncodeToString(raw), Secret: b64.EncodeToString(k[:]),
+		Segments: segments, SegmentLen: m, Tokens: tokens, Cost: cost, Currency: a.cfg.Currency,
+		ExpiresAt: c.ExpiresAt,
+	}, nil
+}
+
+func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
+	uid, err := a.userAuth(r)
+	if err != nil {
+		return err
+	}
+	var q purchaseReq // tokens and scope are ignored: the value decides
+	if err := decodeJSON(w, r, &q); err != nil {
+		return err
+	}
+	upk, err := b64.DecodeString(q.PublicKey)
+	if err != nil || len(upk) != ed25519.PublicKeySize {
+		return fail(http.StatusBadRequest, "invalid_public_key", "public_key must be a base64url Ed25519 public key")
+	}
+	value, err := recoverCerts.Run(r.Context(), a.rdb, nil, uid, a.now().Unix()).Int64()
+	if err != nil {
+		return err
+	}
+	if value < 0 {
+		return fail(http.StatusForbidden, "user_revoked", "user account is revoked")
+	}
+	a.metrics.recoveries.Inc()
+	a.log.Info("certificates recovered", zap.String("user", uid), zap.Int64("value", value))
+	// The unclaimed value is now on the balance; buy as many whole segments
+	// of it as the balance allows (late claims may already have eaten some).
+	segments := min(int(uint64(value)/(a.cfg.UnitValue*uint64(a.cfg.SegmentLen))), a.cfg.MaxTokens/a.cfg.SegmentLen)
+	out := map[string]any{"recovered_value": value}
+	if segments > 0 {
+		b, err := a.issue(r.Context(), uid, segments, upk, payword.GenericScope)
+		if e, ok := err.(*apiError); ok && e.Code == "insufficient_funds" {
+			err = nil // the value stays on the balance
+		}
+		if err != nil {
+			return err
+		}
+		if b != nil {
+			out["bundle"] = b
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}

@@ -1,0 +1,185 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// Verdicts of a claim (the contract's names).
+const (
+	verdictOK          = "ok" // passed Go's checks; the script decides paid / double_spend / duplicate
+	verdictInvalid     = "invalid"
+	verdictVendorFraud = "vendor_fraud"
+	verdictUnknown     = "unknown_certificate"
+)
+
+// batchTTL is how long a batch's response is kept for redelivery; after it,
+// per-claim idempotency still holds.
+const batchTTL = 90 * 24 * time.Hour
+
+// ReportResult is the response to a report.
+type ReportResult struct {
+	Batch   string        `json:"batch"`
+	Results []ClaimResult `json:"results"`
+}
+
+// ClaimResult is the verdict of one claim; Amount is the tokens credited.
+type ClaimResult struct {
+	Auth    string `json:"auth"`
+	Verdict string `json:"verdict"`
+	Amount  int    `json:"amount"`
+}
+
+func (a *Agent) handleReports(w http.ResponseWriter, r *http.Request) error {
+	vendor, err := a.vendorAuth(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(w, r, payword.MaxReportSize)
+	if err != nil {
+		return err
+	}
+	rep, err := payword.DecodeReport(body)
+	if errors.Is(err, payword.ErrTooLarge) {
+		return fail(http.StatusRequestEntityTooLarge, "too_large", err.Error())
+	}
+	if err != nil {
+		return fail(http.StatusBadRequest, "malformed", err.Error())
+	}
+	if rep.Vendor != vendor {
+		return fail(http.StatusForbidden, "wrong_vendor", "report is for another vendor")
+	}
+	out, err := a.Ingest(r.Context(), rep)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_, err = w.Write(out)
+	return err
+}
+
+// Ingest verifies a report's claims against the certificate secrets and the
+// users' bindings, then applies the verdicts in one Lua script. It returns
+// the response body. The caller has authenticated rep.Vendor.
+func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error) {
+	serials := make([]payword.Serial, len(rep.Claims))
+	for i := range rep.Claims {
+		serials[i] = rep.Claims[i].Serial
+	}
+	certs, err := a.certs.load(ctx, serials)
+	if err != nil {
+		return nil, err
+	}
+	pre := a.precheck(rep, certs)
+	args := make([]any, 0, 5+5*len(rep.Claims))
+	args = append(args, rep.Vendor, rep.Batch, a.now().Unix(), len(rep.Claims), int64(batchTTL/time.Second))
+	for i := range rep.Claims {
+		c := &rep.Claims[i]
+		args = append(args, c.Serial.String(), c.Segment, c.Index, pre[i], c.Auth)
+	}
+	body, err := ingest.Run(ctx, a.rdb, nil, args...).Text()
+	if err != nil {
+		return nil, err
+	}
+	a.countVerdicts(rep.Vendor, []byte(body))
+	return []byte(body), nil
+}
+
+// precheck gives each claim Go's verdict. Claims of one segment are checked
+// by one worker, which derives the segment's chain once when it has several.
+func (a *Agent) precheck(rep *payword.Report, certs map[payword.Serial]*certInfo) []string {
+	type segKey struct {
+		s payword.Serial
+		g uint32
+	}
+	groups := map[segKey][]int{}
+	var order []segKey
+	for i := range rep.Claims {
+		k := segKey{rep.Claims[i].Serial, rep.Claims[i].Segment}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], i)
+	}
+	pre := make([]string, len(rep.Claims))
+	workers := min(runtime.GOMAXPROCS(0), len(order))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for j := w; j < len(order); j += workers {
+				k := order[j]
+				ci := certs[k.s]
+				var chain []payword.Token
+				for _, i := range groups[k] {
+					c := &rep.Claims[i]
+					if ci != nil && len(groups[k]) > 1 && chain == nil && c.Segment < ci.segments {
+						chain = payword.Segment(ci.k, c.Segment, int(ci.m))
+					}
+					pre[i] = a.checkClaim(rep.Vendor, c, ci, chain)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return pre
+}
+
+// checkClaim applies the signature-and-secret rows of the dispute table.
+func (a *Agent) checkClaim(vendor string, c *payword.Claim, ci *certInfo, chain []payword.Token) string {
+	if ci == nil {
+		return verdictUnknown
+	}
+	if c.Segment >= ci.segments || c.Index > ci.m {
+		return verdictInvalid
+	}
+	var want payword.Token
+	if chain != nil {
+		want = chain[c.Index]
+	} else {
+		want = payword.TokenAt(ci.k, c.Segment, int(c.Index), int(ci.m))
+	}
+	if want != c.Token {
+		return verdictInvalid
+	}
+	if ci.scope != payword.GenericScope {
+		if ci.scope != vendor {
+			return verdictVendorFraud
+		}
+		return verdictOK
+	}
+	b, err := payword.ParseBinding(c.Binding)
+	if err != nil || b.Serial != c.Serial || b.Segment != c.Segment || b.Vendor != vendor || !a.binds.verified(b, ci) {
+		return verdictVendorFraud
+	}
+	return verdictOK
+}
+
+func (a *Agent) countVerdicts(vendor string, body []byte) {
+	var res ReportResult
+	if json.Unmarshal(body, &res) != nil {
+		return
+	}
+	counts := map[string]int{}
+	for _, r := range res.Results {
+		counts[r.Verdict]++
+	}
+	for v, n := range counts {
+		a.metrics.claims.WithLabelValues(v).Add(float64(n))
+	}
+	if n := counts["vendor_fraud"] + counts["invalid"] + counts["double_spend"]; n > 0 {
+		a.metrics.disputes.Add(float64(n))
+		a.log.Warn("disputed claims", zap.String("vendor", vendor), zap.String("batch", res.Batch),
+			zap.Int("vendor_fraud", counts["vendor_fraud"]), zap.Int("invalid", counts["invalid"]),
+			zap.Int("double_spend", counts["double_spend"]))
+	}
+}

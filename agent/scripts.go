@@ -1,0 +1,185 @@
+package agent
+
+import "github.com/redis/go-redis/v9"
+
+// Every read-modify-write of the agent's state is one of these Lua scripts,
+// run with EVALSHA (go-redis falls back to EVAL after a Redis restart). A
+// balance only changes through post(), which appends the ledger entry in the
+// same script, so a balance always equals the sum of its ledger.
+//
+// Key layout (all under hw:a: except the contract's hw:crl):
+//
+//	hw:a:u:<uid>           user hash (name, pw, info, bal, status)
+//	hw:a:v:<vid>           vendor hash (kind, bal, status, fraud)
+//	hw:a:uname:<name>      username -> uid
+//	hw:a:vtok:<sha256>     vendor token hash -> vid
+//	hw:a:sess:<sha256>     session token hash -> uid (expires)
+//	hw:a:led:<acct>        ledger list of account "u:<uid>" / "v:<vid>"
+//	hw:a:accounts          set of every account
+//	hw:a:ucerts:<uid>      set of the user's active certificates
+//	hw:a:c:{<serial>}      certificate hash; :own seg -> owner vendor,
+//	                       :hi "vendor|seg" -> highest paid index,
+//	                       :cl "vendor|seg|index" -> verdict (idempotency)
+//	hw:a:expiry            zset serial by expiry, for refunds
+//	hw:a:batch:<vid>:<id>  stored response of an ingested batch
+//	hw:a:evt:<id>          webhook event already credited
+//	hw:a:fraud             list of fraud cases
+//	hw:a:crlseq, hw:crl    CRL sequence and entries (zset, and channel)
+const luaPrelude = `
+local P = 'hw:a:'
+local function post(acct, amt, kind, ref, t)
+  local bal = redis.call('HINCRBY', P .. acct, 'bal', amt)
+  local seq = redis.call('INCR', P .. 'ledseq')
+  redis.call('RPUSH', P .. 'led:' .. acct, string.format(
+    '{"seq":%d,"t":%d,"amt":%d,"kind":"%s","ref":"%s","bal":%d}', seq, t, amt, kind, ref, bal))
+  return bal
+end
+local function fraud(t, kind, vendor, serial, seg, user)
+  redis.call('RPUSH', P .. 'fraud', string.format(
+    '{"t":%d,"kind":"%s","vendor":"%s","serial":"%s","seg":%d,"user":"%s"}',
+    t, kind, vendor, serial, seg, user))
+  redis.call('LTRIM', P .. 'fraud', -100000, -1)
+end
+local function revoke(serial, reason, t)
+  local ck = P .. 'c:{' .. serial .. '}'
+  if redis.call('HGET', ck, 'status') ~= 'active' then return 0 end
+  redis.call('HSET', ck, 'status', 'revoked', 'reason', reason)
+  redis.call('SREM', P .. 'ucerts:' .. redis.call('HGET', ck, 'user'), serial)
+  local seq = redis.call('INCR', P .. 'crlseq')
+  local e = string.format('{"seq":%d,"serial":"%s","time":%d,"reason":"%s"}', seq, serial, t, reason)
+  redis.call('ZADD', 'hw:crl', seq, e)
+  redis.call('PUBLISH', 'hw:crl', e)
+  return seq
+end
+`
+
+func script(body string) *redis.Script { return redis.NewScript(luaPrelude + body) }
+
+// registerUser: ARGV name, uid, pwhash, info, t → "ok" | "taken".
+var registerUser = script(`
+local name, uid = ARGV[1], ARGV[2]
+if redis.call('SETNX', P .. 'uname:' .. name, uid) == 0 then return 'taken' end
+redis.call('HSET', P .. 'u:' .. uid, 'name', name, 'pw', ARGV[3], 'info', ARGV[4],
+  'bal', 0, 'status', 'active', 'ctime', ARGV[5])
+redis.call('SADD', P .. 'accounts', 'u:' .. uid)
+return 'ok'
+`)
+
+// registerVendor: ARGV vid, kind, tokenhash, t → "ok" | "taken".
+var registerVendor = script(`
+local vid = ARGV[1]
+if redis.call('EXISTS', P .. 'v:' .. vid) == 1 then return 'taken' end
+redis.call('HSET', P .. 'v:' .. vid, 'kind', ARGV[2], 'bal', 0, 'status', 'active',
+  'fraud', 0, 'ctime', ARGV[4])
+redis.call('SET', P .. 'vtok:' .. ARGV[3], vid)
+redis.call('SADD', P .. 'accounts', 'v:' .. vid)
+return 'ok'
+`)
+
+// credit: ARGV acct, amount, kind, ref, t, event → "ok" | "no_account" | "duplicate".
+// A non-empty event id makes the credit idempotent (webhooks are redelivered).
+var credit = script(`
+local acct, amt, evt = ARGV[1], tonumber(ARGV[2]), ARGV[6]
+if redis.call('EXISTS', P .. acct) == 0 then return 'no_account' end
+if evt ~= '' and redis.call('SETNX', P .. 'evt:' .. evt, acct) == 0 then return 'duplicate' end
+post(acct, amt, ARGV[3], ARGV[4], tonumber(ARGV[5]))
+return 'ok'
+`)
+
+// purchase: ARGV uid, serial, cost, tokens, S, m, unit, scope, iat, exp, kenc,
+// upk, t → "ok" | "user_inactive" | "insufficient_funds" | "vendor_unknown".
+// The certificate is only recorded if the balance covered it: steps B and C
+// of the paper happen atomically.
+var purchase = script(`
+local uid, serial, cost = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local uk = P .. 'u:' .. uid
+if redis.call('HGET', uk, 'status') ~= 'active' then return 'user_inactive' end
+local scope = ARGV[8]
+if scope ~= '*' and redis.call('HGET', P .. 'v:' .. scope, 'status') ~= 'active' then
+  return 'vendor_unknown'
+end
+if tonumber(redis.call('HGET', uk, 'bal')) < cost then return 'insufficient_funds' end
+post('u:' .. uid, -cost, 'purchase', serial, tonumber(ARGV[13]))
+redis.call('HSET', P .. 'c:{' .. serial .. '}', 'user', uid, 'tokens', ARGV[4],
+  'S', ARGV[5], 'm', ARGV[6], 'unit', ARGV[7], 'scope', scope, 'iat', ARGV[9],
+  'exp', ARGV[10], 'k', ARGV[11], 'upk', ARGV[12], 'status', 'active', 'claimed', 0)
+redis.call('SADD', P .. 'ucerts:' .. uid, serial)
+redis.call('ZADD', P .. 'expiry', ARGV[10], serial)
+return 'ok'
+`)
+
+// recoverCerts: ARGV uid, t → value credited back (minor units).
+// Revokes every active, unexpired certificate of the user and credits their
+// unclaimed tokens; later claims against them are charged to the user.
+var recoverCerts = script(`
+local uid, t = ARGV[1], tonumber(ARGV[2])
+if redis.call('HGET', P .. 'u:' .. uid, 'status') ~= 'active' then return -1 end
+local total = 0
+for _, serial in ipairs(redis.call('SMEMBERS', P .. 'ucerts:' .. uid)) do
+  local ck = P .. 'c:{' .. serial .. '}'
+  local c = redis.call('HMGET', ck, 'tokens', 'claimed', 'unit', 'exp')
+  if tonumber(c[4]) > t then
+    revoke(serial, 'recovered', t)
+    redis.call('HSET', ck, 'recovered', 1)
+    local v = (tonumber(c[1]) - tonumber(c[2])) * tonumber(c[3])
+    if v > 0 then post('u:' .. uid, v, 'recovery', serial, t) end
+    total = total + v
+  end
+end
+return total
+`)
+
+// revokeCert: ARGV serial, reason, t → CRL seq, or 0 if not active.
+var revokeCert = script(`
+return revoke(ARGV[1], ARGV[2], tonumber(ARGV[3]))
+`)
+
+// revokeAccount: ARGV acct ("u:<uid>" | "v:<vid>"), t → number of
+// certificates revoked, or -1 if there is no such account.
+var revokeAccount = script(`
+local acct, t = ARGV[1], tonumber(ARGV[2])
+if redis.call('EXISTS', P .. acct) == 0 then return -1 end
+redis.call('HSET', P .. acct, 'status', 'revoked')
+local n = 0
+if string.sub(acct, 1, 2) == 'u:' then
+  for _, serial in ipairs(redis.call('SMEMBERS', P .. 'ucerts:' .. string.sub(acct, 3))) do
+    if revoke(serial, 'admin', t) > 0 then n = n + 1 end
+  end
+end
+return n
+`)
+
+// bind: ARGV serial, seg, vendor, t → owner of the segment. A different
+// owner proves the user bound one segment twice: the certificate is revoked.
+var bind = script(`
+local serial, seg, vendor, t = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
+local ck = P .. 'c:{' .. serial .. '}'
+if redis.call('EXISTS', ck) == 0 then return '' end
+local owner = redis.call('HGET', ck .. ':own', seg)
+if not owner then
+  redis.call('HSET', ck .. ':own', seg, vendor)
+  return vendor
+end
+if owner ~= vendor then
+  fraud(t, 'double_bind', vendor, serial, tonumber(seg), redis.call('HGET', ck, 'user'))
+  revoke(serial, 'double-spend', t)
+end
+return owner
+`)
+
+// settle: ARGV serial, t → refund credited (minor units), or -1 if already
+// settled. Refunds the unclaimed tokens of an expired certificate to its
+// user; a recovered certificate's value was already moved.
+var settle = script(`
+local serial, t = ARGV[1], tonumber(ARGV[2])
+local ck = P .. 'c:{' .. serial .. '}'
+redis.call('ZREM', P .. 'expiry', serial)
+local c = redis.call('HMGET', ck, 'settled', 'recovered', 'tokens', 'claimed', 'unit', 'user')
+if c[1] == '1' or not c[3] then return -1 end
+redis.call('HSET', ck, 'settled', 1)
+redis.call('SREM', P .. 'ucerts:' .. c[6], serial)
+if c[2] == '1' then return 0 end
+local v = (tonumber(c[3]) - tonumber(c[4])) * tonumber(c[5])
+if v > 0 then post('u:' .. c[6], v, 'refund', serial, t) end
+return v
+`)
