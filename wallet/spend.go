@@ -53,11 +53,11 @@ func (w *Wallet) AddCertificate(raw, k []byte) error {
 }
 
 // Reserve journals a payment of price tokens to vendor for product and
-// returns it; the file is saved before Reserve returns, so the payment can be
-// sent. It refuses while a payment to the same vendor is pending: that one
-// must be settled first, or tokens of its segment could be handed out twice.
-// Pending payments elsewhere do not block it, since their segments are bound
-// to other vendors.
+// returns it; the journal record is on disk before Reserve returns, so the
+// payment can be sent. It refuses while a payment to the same vendor is
+// pending: that one must be settled first, or tokens of its segment could be
+// handed out twice. Pending payments elsewhere do not block it, since their
+// segments are bound to other vendors.
 func (w *Wallet) Reserve(vendor, product, url string, price uint32) (*Pending, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -66,43 +66,40 @@ func (w *Wallet) Reserve(vendor, product, url string, price uint32) (*Pending, e
 			return nil, ErrPending
 		}
 	}
-	var p *Pending
-	err := w.updateLocked(func(st *State) error {
-		now := w.now()
-		c, cert, g, seg, err := w.choose(vendor, price, now)
-		if err != nil {
-			return err
-		}
-		tree, err := w.tree(c, cert)
-		if err != nil {
-			return err
-		}
-		var k payword.Secret
-		copy(k[:], c.K)
-		var bind *payword.Binding
-		if len(seg.Binding) > 0 {
-			if bind, err = payword.ParseBinding(seg.Binding); err != nil {
-				return err
-			}
-		}
-		seg.Spent += price
-		pay := payword.NewPayment(cert, tree, k, bind, g, seg.Spent, price, vendor, product)
-		st.Seq++
-		p = &Pending{ID: st.Seq, Serial: cert.Serial.String(), Segment: g, Index: seg.Spent, Amount: price,
-			Vendor: vendor, Product: product, URL: url, Header: pay.Header(), Created: now}
-		st.Pending = append(st.Pending, p)
-		return nil
-	})
+	now := w.now()
+	c, cert, g, seg, err := w.choose(vendor, price, now)
 	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	tree, err := w.tree(c, cert)
+	if err != nil {
+		return nil, err
+	}
+	var bind *payword.Binding
+	if len(seg.Binding) > 0 {
+		if bind, err = payword.ParseBinding(seg.Binding); err != nil {
+			return nil, err
+		}
+	}
+	var k payword.Secret
+	copy(k[:], c.K)
+	seg.Spent += price
+	pay := payword.NewPayment(cert, tree, k, bind, g, seg.Spent, price, vendor, product)
+	p := &Pending{ID: w.st.Seq + 1, Serial: cert.Serial.String(), Segment: g, Index: seg.Spent, Amount: price,
+		Vendor: vendor, Product: product, URL: url, Header: pay.Header(), Created: now}
+	o := &op{Reserve: &reserveOp{Pending: p, Seg: seg, NextFresh: max(c.NextFresh, g+1)}}
+	if err := w.logOp(o); err != nil {
+		return nil, err
+	}
+	out := *p
+	return &out, nil
 }
 
 // choose picks the segment to pay from: one already bound to vendor with room
 // for price, in the certificate that expires first; else the next fresh
-// segment, bound now. A segment is never bound to two vendors.
-func (w *Wallet) choose(vendor string, price uint32, now time.Time) (*Cert, *payword.Certificate, uint32, *Seg, error) {
+// segment, with a new binding. It changes nothing: the caller journals the
+// choice. A segment is never bound to two vendors.
+func (w *Wallet) choose(vendor string, price uint32, now time.Time) (*Cert, *payword.Certificate, uint32, Seg, error) {
 	type usable struct {
 		c    *Cert
 		cert *payword.Certificate
@@ -120,7 +117,7 @@ func (w *Wallet) choose(vendor string, price uint32, now time.Time) (*Cert, *pay
 	for _, u := range certs {
 		for _, g := range slices.Sorted(maps.Keys(u.c.Segs)) {
 			if seg := u.c.Segs[g]; seg.Vendor == vendor && u.cert.SegmentLen-seg.Spent >= price {
-				return u.c, u.cert, g, seg, nil
+				return u.c, u.cert, g, *seg, nil
 			}
 		}
 	}
@@ -129,19 +126,17 @@ func (w *Wallet) choose(vendor string, price uint32, now time.Time) (*Cert, *pay
 			continue
 		}
 		g := u.c.NextFresh
-		seg := &Seg{Vendor: vendor}
+		seg := Seg{Vendor: vendor}
 		if u.cert.Generic() {
 			b, err := payword.Bind(u.cert, w.userKey(), g, vendor, now)
 			if err != nil {
-				return nil, nil, 0, nil, err
+				return nil, nil, 0, Seg{}, err
 			}
 			seg.Binding = b.Raw()
 		}
-		u.c.NextFresh++
-		u.c.Segs[g] = seg
 		return u.c, u.cert, g, seg, nil
 	}
-	return nil, nil, 0, nil, ErrNoTokens
+	return nil, nil, 0, Seg{}, ErrNoTokens
 }
 
 func (w *Wallet) tree(c *Cert, cert *payword.Certificate) (*payword.Tree, error) {
@@ -174,43 +169,49 @@ const (
 
 // Settle records the outcome of pending payment id.
 func (w *Wallet) Settle(id uint64, outcome Outcome, grant *Grant, note string) error {
-	return w.update(func(st *State) error {
-		i := -1
-		for k, p := range st.Pending {
-			if p.ID == id {
-				i = k
-			}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.logOp(&op{Settle: &settleOp{ID: id, Outcome: outcome, Grant: grant, Note: note, Time: w.now()}})
+}
+
+func (st *State) settle(s *settleOp) error {
+	i := slices.IndexFunc(st.Pending, func(p *Pending) bool { return p.ID == s.ID })
+	if i < 0 {
+		return errNoSuchPayment
+	}
+	p := st.Pending[i]
+	st.Pending = slices.Delete(st.Pending, i, i+1)
+	e := &Event{Time: s.Time, Vendor: p.Vendor, Product: p.Product, URL: p.URL, Amount: int(p.Amount), Note: s.Note}
+	switch s.Outcome {
+	case Accepted:
+		e.Kind = "paid"
+		if s.Grant != nil {
+			st.addGrant(s.Grant, s.Time)
 		}
-		if i < 0 {
-			return errNoSuchPayment
+	case Refused:
+		e.Kind = "refused"
+		if seg := st.segment(p.Serial, p.Segment); seg != nil && seg.Spent == p.Index {
+			seg.Spent -= p.Amount
 		}
-		p := st.Pending[i]
-		st.Pending = append(st.Pending[:i], st.Pending[i+1:]...)
-		e := &Event{Time: w.now(), Vendor: p.Vendor, Product: p.Product, URL: p.URL, Amount: int(p.Amount), Note: note}
-		switch outcome {
-		case Accepted:
-			e.Kind = "paid"
-			if grant != nil {
-				st.addGrant(grant, w.now())
-			}
-		case Refused:
-			e.Kind = "refused"
-			if seg := st.segment(p.Serial, p.Segment); seg != nil && seg.Spent == p.Index {
-				seg.Spent -= p.Amount
-			}
-		case SpentWithoutGrant:
-			e.Kind = "spent-without-grant"
+	case SpentWithoutGrant:
+		e.Kind = "spent-without-grant"
+	}
+	st.record(e)
+	return nil
+}
+
+func (st *State) cert(serial string) *Cert {
+	for _, c := range st.Certs {
+		if cert, err := payword.ParseCertificate(c.Raw); err == nil && cert.Serial.String() == serial {
+			return c
 		}
-		st.record(e)
-		return nil
-	})
+	}
+	return nil
 }
 
 func (st *State) segment(serial string, g uint32) *Seg {
-	for _, c := range st.Certs {
-		if cert, err := payword.ParseCertificate(c.Raw); err == nil && cert.Serial.String() == serial {
-			return c.Segs[g]
-		}
+	if c := st.cert(serial); c != nil {
+		return c.Segs[g]
 	}
 	return nil
 }
@@ -319,4 +320,17 @@ func (w *Wallet) Balance() []CertBalance {
 		out = append(out, b)
 	}
 	return out
+}
+
+// spentAt returns the limits and the tokens paid at host since then.
+func (w *Wallet) spentAt(host string, since time.Time) (Limits, uint32) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	spent := uint32(0)
+	for i := len(w.st.History) - 1; i >= 0 && w.st.History[i].Time.After(since); i-- {
+		if e := w.st.History[i]; (e.Kind == "paid" || e.Kind == "spent-without-grant") && hostOf(e.URL) == host {
+			spent += uint32(e.Amount)
+		}
+	}
+	return w.st.Limits, spent
 }

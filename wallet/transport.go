@@ -159,23 +159,16 @@ func (t *Transport) settlePending(like *http.Request) {
 }
 
 func (t *Transport) withinLimits(host string, price uint32) error {
-	st := t.Wallet.Snapshot()
-	perRequest := st.Limits.PerRequest
+	limits, spent := t.Wallet.spentAt(host, time.Now().Add(-24*time.Hour))
+	perRequest := limits.PerRequest
 	if t.MaxPrice > 0 {
 		perRequest = t.MaxPrice
 	}
 	if price > perRequest {
 		return &OverLimitError{Price: price, Limit: perRequest, What: "limit per request"}
 	}
-	spent := uint32(0)
-	since := time.Now().Add(-24 * time.Hour)
-	for _, e := range st.History {
-		if (e.Kind == "paid" || e.Kind == "spent-without-grant") && e.Time.After(since) && hostOf(e.URL) == host {
-			spent += uint32(e.Amount)
-		}
-	}
-	if st.Limits.PerSiteDay > 0 && spent+price > st.Limits.PerSiteDay {
-		return &OverLimitError{Price: price, Limit: st.Limits.PerSiteDay - min(spent, st.Limits.PerSiteDay), What: "daily limit left for this site"}
+	if limits.PerSiteDay > 0 && spent+price > limits.PerSiteDay {
+		return &OverLimitError{Price: price, Limit: limits.PerSiteDay - min(spent, limits.PerSiteDay), What: "daily limit left for this site"}
 	}
 	return nil
 }

@@ -31,6 +31,9 @@ type State struct {
 	History []*Event   `json:"history"`
 	Limits  Limits     `json:"limits"`
 	Seq     uint64     `json:"seq"` // last payment id handed out
+
+	// Checkpoint is the last journal op folded into this file.
+	Checkpoint uint64 `json:"checkpoint"`
 }
 
 // Cert is one certificate bundle and how much of it is spent.
@@ -104,6 +107,7 @@ type Wallet struct {
 	path string
 	lock *os.File
 	seal *sealer
+	j    *journal
 
 	mu     sync.Mutex
 	st     State
@@ -132,7 +136,12 @@ func Create(path string, password []byte, agent, user string) (*Wallet, error) {
 		lock.Close()
 		return nil, err
 	}
-	w := newWallet(path, lock, seal, State{Version: 1, Agent: agent, User: user, UserKey: priv.Seed(), Limits: DefaultLimits})
+	j, err := openJournal(path)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	w := newWallet(path, lock, seal, j, State{Version: 1, Agent: agent, User: user, UserKey: priv.Seed(), Limits: DefaultLimits})
 	if err := w.save(); err != nil {
 		w.Close()
 		return nil, err
@@ -164,11 +173,32 @@ func openLocked(path string, lock *os.File, password []byte) (*Wallet, error) {
 	if err != nil {
 		return nil, err
 	}
+	st, err := decodeState(plain)
+	if err != nil {
+		return nil, err
+	}
+	j, err := openJournal(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := j.replay(seal, &st); err != nil {
+		j.f.Close()
+		return nil, err
+	}
+	return newWallet(path, lock, seal, j, st), nil
+}
+
+func decodeState(plain []byte) (State, error) {
 	var st State
 	if err := json.Unmarshal(plain, &st); err != nil || st.Version != 1 || len(st.UserKey) != ed25519.SeedSize {
-		return nil, ErrNotWallet
+		return State{}, ErrNotWallet
 	}
-	return newWallet(path, lock, seal, st), nil
+	for _, c := range st.Certs {
+		if c.Segs == nil {
+			c.Segs = map[uint32]*Seg{}
+		}
+	}
+	return st, nil
 }
 
 func readBounded(path string) ([]byte, error) {
@@ -191,16 +221,59 @@ func readBounded(path string) ([]byte, error) {
 	return data, nil
 }
 
-func newWallet(path string, lock *os.File, seal *sealer, st State) *Wallet {
-	return &Wallet{path: path, lock: lock, seal: seal, st: st, now: time.Now, trees: map[string]*payword.Tree{}}
+func newWallet(path string, lock *os.File, seal *sealer, j *journal, st State) *Wallet {
+	return &Wallet{path: path, lock: lock, seal: seal, j: j, st: st, now: time.Now, trees: map[string]*payword.Tree{}}
 }
 
-// Close releases the file lock.
-func (w *Wallet) Close() error { return w.lock.Close() }
+// Close folds the journal into the wallet file and releases the lock.
+func (w *Wallet) Close() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var err error
+	if w.j.slot > 0 && w.broken == nil {
+		err = w.save()
+	}
+	w.j.f.Close()
+	w.lock.Close()
+	return err
+}
 
-// save encrypts and atomically writes the state. Callers hold w.mu (or own
-// the wallet exclusively).
+// logOp makes one payment step durable in the journal, then applies it. When
+// the journal is full the step is folded into a checkpoint instead.
+func (w *Wallet) logOp(o *op) error {
+	if w.broken != nil {
+		return w.broken
+	}
+	ok, err := w.j.write(w.seal, o)
+	if err != nil {
+		return err
+	}
+	if err := w.st.apply(o); err != nil {
+		w.fail(err)
+		return err
+	}
+	if !ok {
+		w.j.seq++
+		if err := w.save(); err != nil {
+			w.fail(err)
+			return err
+		}
+	}
+	return nil
+}
+
+// fail puts memory back in step with the files after a failed change.
+func (w *Wallet) fail(err error) {
+	if rerr := w.reload(); rerr != nil {
+		w.broken = fmt.Errorf("the wallet could not be saved nor read back; reopen it: %w", rerr)
+	}
+}
+
+// save writes a checkpoint: the whole state, atomically replacing the file;
+// the journal then starts over. Callers hold w.mu (or own the wallet
+// exclusively).
 func (w *Wallet) save() error {
+	w.st.Checkpoint = w.j.seq
 	plain, err := json.Marshal(&w.st)
 	if err != nil {
 		return err
@@ -212,11 +285,13 @@ func (w *Wallet) save() error {
 	if err := writeAtomic(w.path, data); err != nil {
 		return fmt.Errorf("saving the wallet: %w", err)
 	}
+	w.j.slot = 0
 	return nil
 }
 
-// update applies f to the state and saves it. If f fails or the save does,
-// the state is read back from the file, so memory never runs ahead of disk.
+// update applies f to the state and saves a checkpoint. If f fails or the
+// save does, the state is read back from the files, so memory never runs
+// ahead of disk.
 func (w *Wallet) update(f func(st *State) error) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -233,9 +308,7 @@ func (w *Wallet) updateLocked(f func(st *State) error) error {
 			return nil
 		}
 	}
-	if rerr := w.reload(); rerr != nil {
-		w.broken = fmt.Errorf("the wallet could not be saved nor read back; reopen it: %w", rerr)
-	}
+	w.fail(err)
 	return err
 }
 
@@ -256,9 +329,12 @@ func (w *Wallet) reload() error {
 	if err != nil {
 		return ErrWrongPassword
 	}
-	var st State
-	if err := json.Unmarshal(plain, &st); err != nil {
-		return ErrNotWallet
+	st, err := decodeState(plain)
+	if err != nil {
+		return err
+	}
+	if err := w.j.replay(w.seal, &st); err != nil {
+		return err
 	}
 	w.st = st
 	return nil
@@ -282,6 +358,7 @@ func (w *Wallet) ChangePassword(password []byte) error {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	// Records sealed with the old key are all folded into this checkpoint.
 	old := w.seal
 	w.seal = seal
 	if err := w.save(); err != nil {

@@ -1,0 +1,111 @@
+package wallet
+
+import (
+	"errors"
+	"os"
+	"testing"
+)
+
+// crash drops the wallet without the checkpoint Close would write, as a
+// killed process does: the kernel releases the lock, nothing else happens.
+func crash(w *Wallet) {
+	w.j.f.Close()
+	w.lock.Close()
+}
+
+func TestJournalSurvivesCrashAfterReserve(t *testing.T) {
+	w, path := testWallet(t)
+	issue(t, w, 4, 8, "*")
+	p, err := w.Reserve("planet", "/a", "http://x/a", 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.j.slot != 1 {
+		t.Fatalf("reserve did not go to the journal (slot %d)", w.j.slot)
+	}
+	crash(w)
+	w2, err := Open(path, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	got := w2.PendingPayments()
+	if len(got) != 1 || got[0].Header != p.Header || got[0].Index != 3 {
+		t.Fatalf("pending after crash: %+v", got)
+	}
+	if b := w2.Balance()[0]; b.Pending != 3 || b.Bound["planet"] != 5 {
+		t.Fatalf("balance after crash: %+v", b)
+	}
+	// The replayed state goes on: settle, then the next payment follows on.
+	if err := w2.Settle(p.ID, Accepted, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if q, err := w2.Reserve("planet", "/b", "http://x/b", 2); err != nil || q.Index != 5 || q.Segment != p.Segment {
+		t.Fatalf("next reservation: %+v %v", q, err)
+	}
+}
+
+func TestJournalTornTailIsIgnored(t *testing.T) {
+	w, path := testWallet(t)
+	issue(t, w, 4, 8, "*")
+	if _, err := w.Reserve("planet", "/a", "http://x/a", 1); err != nil {
+		t.Fatal(err)
+	}
+	slot := w.j.slot
+	crash(w)
+	// Half a record in the next slot: the write the crash interrupted.
+	f, _ := os.OpenFile(path+journalSuffix, os.O_RDWR, 0)
+	f.WriteAt([]byte{0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 9, 1, 2, 3}, int64(slot)*slotSize)
+	f.Close()
+	w2, err := Open(path, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if len(w2.PendingPayments()) != 1 {
+		t.Fatal("the complete record before the torn one was lost")
+	}
+}
+
+func TestJournalHoleIsAnError(t *testing.T) {
+	w, path := testWallet(t)
+	issue(t, w, 4, 8, "*")
+	p, _ := w.Reserve("planet", "/a", "http://x/a", 1)
+	w.Settle(p.ID, Accepted, nil, "")
+	crash(w)
+	f, _ := os.OpenFile(path+journalSuffix, os.O_RDWR, 0)
+	f.WriteAt([]byte{0xff}, 100) // inside the first record
+	f.Close()
+	before, _ := os.ReadFile(path)
+	if _, err := Open(path, password); !errors.Is(err, errJournalDamaged) {
+		t.Fatalf("open with a damaged journal: %v", err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Fatal("a failed open changed the wallet")
+	}
+}
+
+func TestJournalCheckpointsWhenFull(t *testing.T) {
+	w, path := testWallet(t)
+	issue(t, w, 200, 8, "*")
+	for i := range journalSlots + 5 {
+		vendor := "v" + string(rune('a'+i%26)) + string(rune('a'+i/26))
+		p, err := w.Reserve(vendor, "/a", "http://x/a", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Settle(p.ID, Accepted, nil, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crash(w)
+	w2, err := Open(path, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	b := w2.Balance()[0]
+	if b.Spent != journalSlots+5 || len(b.Bound) != journalSlots+5 || b.Pending != 0 {
+		t.Fatalf("after %d payments across checkpoints: spent %d, %d vendors", journalSlots+5, b.Spent, len(b.Bound))
+	}
+}
