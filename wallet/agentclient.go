@@ -1,0 +1,159 @@
+package wallet
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// AgentClient speaks the agent's user API (docs/agent-api.md).
+type AgentClient struct {
+	Base string       // the agent's base URL
+	HTTP *http.Client // nil: http.DefaultClient
+}
+
+// AgentError is a refusal by the agent, with its machine-readable code.
+type AgentError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *AgentError) Error() string { return fmt.Sprintf("the agent refused: %s (%s)", e.Message, e.Code) }
+
+// Bundle is a certificate the agent sold: the signed certificate and K.
+type Bundle struct {
+	Serial      string `json:"serial"`
+	Certificate string `json:"certificate"`
+	Secret      string `json:"secret"`
+	Tokens      int    `json:"tokens"`
+	Cost        uint64 `json:"cost"`
+	Currency    string `json:"currency"`
+	ExpiresAt   int64  `json:"expires_at"`
+}
+
+// Account is the agent's view of the user.
+type Account struct {
+	User         string   `json:"user"`
+	Balance      int64    `json:"balance"`
+	Currency     string   `json:"currency"`
+	Certificates []string `json:"certificates"`
+}
+
+const maxAgentResponse = 1 << 20
+
+func (c *AgentClient) do(ctx context.Context, method, path, user, password string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		raw, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(c.Base, "/")+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the agent at %s: %w", c.Base, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAgentResponse))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		e := &AgentError{Status: resp.StatusCode, Message: resp.Status}
+		_ = json.Unmarshal(raw, &struct {
+			Code *string `json:"code"`
+			Msg  *string `json:"error"`
+		}{&e.Code, &e.Message})
+		return e
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			return fmt.Errorf("the agent answered something unexpected: %w", err)
+		}
+	}
+	return nil
+}
+
+// Register creates the user's account at the agent.
+func (c *AgentClient) Register(ctx context.Context, username, password string, info map[string]string) error {
+	return c.do(ctx, http.MethodPost, "/v1/users", "", "", map[string]any{
+		"username": username, "password": password, "info": info}, nil)
+}
+
+// Buy buys a certificate of at least tokens tokens made out to pub; scope is
+// "" (any vendor) or one vendor id.
+func (c *AgentClient) Buy(ctx context.Context, username, password string, tokens int, pub ed25519.PublicKey, scope string) (*Bundle, error) {
+	var b Bundle
+	err := c.do(ctx, http.MethodPost, "/v1/certificates", username, password, map[string]any{
+		"tokens": tokens, "public_key": base64.RawURLEncoding.EncodeToString(pub), "scope": scope}, &b)
+	if err != nil {
+		return nil, err
+	}
+	return &b, nil
+}
+
+// Recover has the agent revoke every certificate of the user and issue one
+// worth their unclaimed tokens to pub. The bundle is nil when nothing was
+// left to reissue.
+func (c *AgentClient) Recover(ctx context.Context, username, password string, pub ed25519.PublicKey) (*Bundle, int64, error) {
+	var out struct {
+		Value  int64   `json:"recovered_value"`
+		Bundle *Bundle `json:"bundle"`
+	}
+	err := c.do(ctx, http.MethodPost, "/v1/certificates/recover", username, password, map[string]any{
+		"public_key": base64.RawURLEncoding.EncodeToString(pub)}, &out)
+	return out.Bundle, out.Value, err
+}
+
+// Me returns the user's account.
+func (c *AgentClient) Me(ctx context.Context, username, password string) (*Account, error) {
+	var a Account
+	if err := c.do(ctx, http.MethodGet, "/v1/me", username, password, nil, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// AddBundle stores a bundle from the agent.
+func (w *Wallet) AddBundle(b *Bundle) error {
+	raw, err := base64.RawURLEncoding.DecodeString(b.Certificate)
+	if err != nil {
+		return fmt.Errorf("the agent sent a bad certificate: %w", err)
+	}
+	k, err := base64.RawURLEncoding.DecodeString(b.Secret)
+	if err != nil {
+		return fmt.Errorf("the agent sent a bad certificate secret: %w", err)
+	}
+	return w.AddCertificate(raw, k)
+}
+
+// MarkAllRevoked stops spending every certificate held: after a recovery the
+// agent has revoked them.
+func (w *Wallet) MarkAllRevoked() error {
+	return w.update(func(st *State) error {
+		for _, c := range st.Certs {
+			c.Revoked = true
+		}
+		return nil
+	})
+}
