@@ -385,3 +385,39 @@ func (st *State) record(e *Event) {
 }
 
 var errNoSuchPayment = errors.New("no such pending payment")
+
+// Export writes a copy of the encrypted wallet to dst, atomically, after
+// folding the journal in.
+func (w *Wallet) Export(dst string) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.save(); err != nil {
+		return err
+	}
+	data, err := readBounded(w.path)
+	if err != nil {
+		return err
+	}
+	return writeAtomic(dst, data)
+}
+
+// Import installs the exported wallet src at dst after checking that
+// password opens it. dst must not exist.
+func Import(src, dst string, password []byte) error {
+	data, err := readBounded(src)
+	if err != nil {
+		return err
+	}
+	if _, _, err := open(data, password); err != nil {
+		return err
+	}
+	lock, err := lockFile(dst)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if _, err := os.Stat(dst); err == nil {
+		return ErrExists
+	}
+	return writeAtomic(dst, data)
+}

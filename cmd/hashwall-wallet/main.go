@@ -1,0 +1,432 @@
+// Command hashwall-wallet is the reader's wallet: it registers with an
+// agent, buys token certificates, and fetches paywalled pages, paying the
+// PayWord challenges within the limits you set.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/hashwall/hashwall/wallet"
+)
+
+const usage = `hashwall-wallet: pay for articles with Hashwall tokens.
+
+Usage:
+  hashwall-wallet register --agent URL USERNAME   create an account and a wallet
+  hashwall-wallet buy N [--vendor V]              buy a certificate of N tokens
+  hashwall-wallet balance                         tokens per certificate: free, bound, spent, pending
+  hashwall-wallet get URL [--max-price P] [-o F]  fetch a page, paying if it asks (and within limits)
+  hashwall-wallet history                         what you paid, where and when
+  hashwall-wallet recover --agent URL USERNAME    lost your wallet: the agent reissues your unspent tokens
+  hashwall-wallet export FILE                     copy the (encrypted) wallet to FILE
+  hashwall-wallet import FILE                     use the encrypted wallet FILE from now on
+
+The wallet lives in $HASHWALL_WALLET, or ~/.hashwall/wallet.hw; --wallet PATH
+overrides both. The password is asked for at the prompt, or read from
+$HASHWALL_PASSWORD, or from the file given by --password-file (for scripts).
+The same password protects the wallet file and your account at the agent.
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprint(os.Stderr, usage)
+		os.Exit(2)
+	}
+	if a := os.Args[1]; a == "-h" || a == "--help" || a == "help" {
+		fmt.Print(usage)
+		return
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	commands := map[string]func([]string) error{
+		"register": cmdRegister, "buy": cmdBuy, "balance": cmdBalance, "get": cmdGet,
+		"history": cmdHistory, "recover": cmdRecover, "export": cmdExport, "import": cmdImport,
+	}
+	run, ok := commands[cmd]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "hashwall-wallet: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err := run(args); err != nil {
+		fmt.Fprintln(os.Stderr, "hashwall-wallet:", explain(err))
+		os.Exit(1)
+	}
+}
+
+// explain turns errors into advice a reader can act on.
+func explain(err error) string {
+	var ae *wallet.AgentError
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return "no wallet here yet: create one with `hashwall-wallet register --agent URL USERNAME` (" + err.Error() + ")"
+	case errors.As(err, &ae) && ae.Code == "insufficient_funds":
+		return "your balance at the agent does not cover this purchase: fund your account, then buy again"
+	case errors.As(err, &ae) && ae.Code == "invalid_credentials":
+		return "the agent does not know this username with this password"
+	}
+	return err.Error()
+}
+
+// common flags of every command.
+type common struct {
+	fs           *flag.FlagSet
+	walletPath   string
+	passwordFile string
+}
+
+func newFlags(name string) *common {
+	c := &common{fs: flag.NewFlagSet(name, flag.ContinueOnError)}
+	def := os.Getenv("HASHWALL_WALLET")
+	if def == "" {
+		home, _ := os.UserHomeDir()
+		def = filepath.Join(home, ".hashwall", "wallet.hw")
+	}
+	c.fs.StringVar(&c.walletPath, "wallet", def, "wallet file")
+	c.fs.StringVar(&c.passwordFile, "password-file", "", "read the password from this file")
+	return c
+}
+
+// parse accepts flags before and after positional arguments.
+func (c *common) parse(args []string, positional int) ([]string, error) {
+	var pos []string
+	for {
+		if err := c.fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if c.fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, c.fs.Arg(0))
+		args = c.fs.Args()[1:]
+	}
+	if len(pos) != positional {
+		return nil, fmt.Errorf("%s takes %d argument(s), got %d; see `hashwall-wallet help`", c.fs.Name(), positional, len(pos))
+	}
+	return pos, nil
+}
+
+func (c *common) password(confirm bool) ([]byte, error) {
+	if c.passwordFile != "" {
+		b, err := os.ReadFile(c.passwordFile)
+		return []byte(strings.TrimRight(string(b), "\r\n")), err
+	}
+	if p := os.Getenv("HASHWALL_PASSWORD"); p != "" {
+		return []byte(p), nil
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return nil, errors.New("no password: set HASHWALL_PASSWORD or use --password-file when not at a terminal")
+	}
+	fmt.Fprint(os.Stderr, "Password: ")
+	p, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err != nil || !confirm {
+		return p, err
+	}
+	fmt.Fprint(os.Stderr, "Again: ")
+	again, err := term.ReadPassword(int(os.Stdin.Fd()))
+	fmt.Fprintln(os.Stderr)
+	if err == nil && string(again) != string(p) {
+		err = errors.New("the passwords differ")
+	}
+	return p, err
+}
+
+func (c *common) open() (*wallet.Wallet, []byte, error) {
+	if _, err := os.Stat(c.walletPath); err != nil {
+		return nil, nil, err
+	}
+	pw, err := c.password(false)
+	if err != nil {
+		return nil, nil, err
+	}
+	w, err := wallet.Open(c.walletPath, pw)
+	return w, pw, err
+}
+
+func ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), time.Minute)
+}
+
+func cmdRegister(args []string) error {
+	c := newFlags("register")
+	agent := c.fs.String("agent", "", "the agent's URL (required)")
+	name := c.fs.String("name", "", "your name, as identification data for the agent")
+	pos, err := c.parse(args, 1)
+	if err != nil {
+		return err
+	}
+	if *agent == "" {
+		return errors.New("register needs --agent URL")
+	}
+	if _, err := os.Stat(c.walletPath); err == nil {
+		return fmt.Errorf("a wallet already exists at %s; use --wallet for another", c.walletPath)
+	}
+	pw, err := c.password(true)
+	if err != nil {
+		return err
+	}
+	cx, cancel := ctx()
+	defer cancel()
+	var info map[string]string
+	if *name != "" {
+		info = map[string]string{"name": *name}
+	}
+	if err := (&wallet.AgentClient{Base: *agent}).Register(cx, pos[0], string(pw), info); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.walletPath), 0o700); err != nil {
+		return err
+	}
+	w, err := wallet.Create(c.walletPath, pw, *agent, pos[0])
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	fmt.Printf("registered %s at %s; wallet at %s\nnext: fund your account, then `hashwall-wallet buy 500`\n", pos[0], *agent, c.walletPath)
+	return nil
+}
+
+func cmdBuy(args []string) error {
+	c := newFlags("buy")
+	vendor := c.fs.String("vendor", "", "buy a certificate for this vendor only")
+	pos, err := c.parse(args, 1)
+	if err != nil {
+		return err
+	}
+	var n int
+	if _, err := fmt.Sscan(pos[0], &n); err != nil || n < 1 {
+		return fmt.Errorf("buy takes a number of tokens, like `buy 500`, not %q", pos[0])
+	}
+	w, pw, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	st := w.Snapshot()
+	cx, cancel := ctx()
+	defer cancel()
+	b, err := (&wallet.AgentClient{Base: st.Agent}).Buy(cx, st.User, string(pw), n, w.PublicKey(), *vendor)
+	if err != nil {
+		return err
+	}
+	if err := w.AddBundle(b); err != nil {
+		return err
+	}
+	fmt.Printf("bought %d tokens (certificate %s) for %s, valid until %s\n",
+		b.Tokens, b.Serial, money(b.Cost, b.Currency), time.Unix(b.ExpiresAt, 0).Format(time.DateOnly))
+	return nil
+}
+
+func money(minor uint64, currency string) string {
+	return fmt.Sprintf("%d.%02d %s", minor/100, minor%100, currency)
+}
+
+func cmdBalance(args []string) error {
+	c := newFlags("balance")
+	if _, err := c.parse(args, 0); err != nil {
+		return err
+	}
+	w, _, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	bal := w.Balance()
+	if len(bal) == 0 {
+		fmt.Println("no certificates yet: `hashwall-wallet buy 500`")
+	}
+	total := 0
+	for _, b := range bal {
+		state := "valid until " + b.Expires.Format(time.DateOnly)
+		if b.Revoked {
+			state = "revoked"
+		}
+		scope := "any vendor"
+		if b.Scope != "*" {
+			scope = "only " + b.Scope
+		}
+		fmt.Printf("certificate %s (%s, %s): %d tokens\n  free %d, spent %d, pending %d\n",
+			b.Serial[:12], scope, state, b.Total, b.Free, b.Spent, b.Pending)
+		for v, n := range b.Bound {
+			fmt.Printf("  left at %s: %d\n", v, n)
+		}
+		if !b.Revoked {
+			total += b.Free
+			for _, n := range b.Bound {
+				total += n
+			}
+		}
+	}
+	fmt.Printf("spendable: %d tokens\n", total)
+	if p := w.PendingPayments(); len(p) > 0 {
+		fmt.Printf("%d payment(s) await confirmation; they are retried first on the next `get`\n", len(p))
+	}
+	return nil
+}
+
+func cmdGet(args []string) error {
+	c := newFlags("get")
+	maxPrice := c.fs.Uint("max-price", 0, "pay at most this many tokens for this page (default: the wallet's limit)")
+	out := c.fs.String("o", "", "save the page to this file instead of printing it")
+	verbose := c.fs.Bool("v", false, "tell how long the payment took")
+	pos, err := c.parse(args, 1)
+	if err != nil {
+		return err
+	}
+	w, _, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	paid := false
+	tr := &wallet.Transport{Wallet: w, MaxPrice: uint32(*maxPrice), Paid: func(vendor, product string, price uint32) {
+		paid = true
+		fmt.Fprintf(os.Stderr, "paid %d token(s) to %s for %s\n", price, vendor, product)
+	}}
+	cx, cancel := ctx()
+	defer cancel()
+	req, err := newGet(cx, pos[0])
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if *verbose {
+		fmt.Fprintf(os.Stderr, "request took %v (paid: %v)\n", time.Since(start).Round(time.Microsecond), paid)
+	}
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s answered %s", pos[0], resp.Status)
+	}
+	dst := io.Writer(os.Stdout)
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		dst = f
+	}
+	_, err = io.Copy(dst, resp.Body)
+	return err
+}
+
+func cmdHistory(args []string) error {
+	c := newFlags("history")
+	if _, err := c.parse(args, 0); err != nil {
+		return err
+	}
+	w, _, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	for _, e := range w.Snapshot().History {
+		fmt.Printf("%s  %-20s %4d  %s %s %s\n", e.Time.Format(time.DateTime), e.Kind, e.Amount, e.Vendor, e.URL, e.Note)
+	}
+	return nil
+}
+
+func cmdRecover(args []string) error {
+	c := newFlags("recover")
+	agent := c.fs.String("agent", "", "the agent's URL (needed when the wallet is lost)")
+	pos, err := c.parse(args, 1)
+	if err != nil {
+		return err
+	}
+	var w *wallet.Wallet
+	var pw []byte
+	if _, err := os.Stat(c.walletPath); err == nil {
+		if w, pw, err = c.open(); err != nil {
+			return err
+		}
+	} else {
+		if *agent == "" {
+			return errors.New("recover needs --agent URL to make a new wallet")
+		}
+		if pw, err = c.password(false); err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(c.walletPath), 0o700); err != nil {
+			return err
+		}
+		if w, err = wallet.Create(c.walletPath, pw, *agent, pos[0]); err != nil {
+			return err
+		}
+	}
+	defer w.Close()
+	st := w.Snapshot()
+	cx, cancel := ctx()
+	defer cancel()
+	b, value, err := (&wallet.AgentClient{Base: st.Agent}).Recover(cx, pos[0], string(pw), w.PublicKey())
+	if err != nil {
+		return err
+	}
+	if err := w.MarkAllRevoked(); err != nil {
+		return err
+	}
+	if b == nil {
+		fmt.Printf("recovered: your old certificates are revoked; %d (minor units) went back to your balance\n", value)
+		return nil
+	}
+	if err := w.AddBundle(b); err != nil {
+		return err
+	}
+	fmt.Printf("recovered: old certificates revoked, new certificate %s of %d tokens\n", b.Serial, b.Tokens)
+	return nil
+}
+
+func cmdExport(args []string) error {
+	c := newFlags("export")
+	pos, err := c.parse(args, 1)
+	if err != nil {
+		return err
+	}
+	w, _, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	return w.Export(pos[0])
+}
+
+func cmdImport(args []string) error {
+	c := newFlags("import")
+	pos, err := c.parse(args, 1)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(c.walletPath); err == nil {
+		return fmt.Errorf("a wallet already exists at %s; move it away first or use --wallet", c.walletPath)
+	}
+	pw, err := c.password(false)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.walletPath), 0o700); err != nil {
+		return err
+	}
+	return wallet.Import(pos[0], c.walletPath, pw)
+}
+
+func newGet(ctx context.Context, raw string) (*http.Request, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%q is not an http(s) URL", raw)
+	}
+	return http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+}
