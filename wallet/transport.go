@@ -196,10 +196,10 @@ func grantOf(resp *http.Response, p *Pending) *Grant {
 		return nil
 	}
 	g := &Grant{Host: hostOf(p.URL), Path: p.Product, Token: token, Expires: time.Now().Add(time.Hour)}
-	if exp, scope := jwtClaims(token); !exp.IsZero() {
+	if exp, product := jwtClaims(token); !exp.IsZero() {
 		g.Expires = exp
-		if scope != "" {
-			g.Path = scope
+		if product != "" {
+			g.Path = product
 		}
 	}
 	for _, c := range resp.Cookies() {
@@ -215,7 +215,7 @@ func grantOf(resp *http.Response, p *Pending) *Grant {
 	return g
 }
 
-// jwtClaims reads exp and scope from a JWT's payload without verifying it:
+// jwtClaims reads exp and product from a JWT's payload without verifying it:
 // the wallet cannot (the key is the vendor's) and only uses them to know
 // when to stop sending the grant.
 func jwtClaims(token string) (time.Time, string) {
@@ -228,13 +228,13 @@ func jwtClaims(token string) (time.Time, string) {
 		return time.Time{}, ""
 	}
 	var c struct {
-		Exp   int64  `json:"exp"`
-		Scope string `json:"scope"`
+		Exp     int64  `json:"exp"`
+		Product string `json:"product"`
 	}
 	if json.Unmarshal(raw, &c) != nil || c.Exp == 0 {
 		return time.Time{}, ""
 	}
-	return time.Unix(c.Exp, 0), c.Scope
+	return time.Unix(c.Exp, 0), c.Product
 }
 
 // problemCode reads the machine-readable reason of an RFC 9457 refusal.
