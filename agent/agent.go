@@ -41,8 +41,8 @@ type Config struct {
 
 	Ephemeral bool // allow a Redis that may lose acknowledged writes
 
-	Now     func() time.Time     // default time.Now
-	Logger  *zap.Logger          // default no-op
+	Now     func() time.Time      // default time.Now
+	Logger  *zap.Logger           // default no-op
 	Metrics prometheus.Registerer // default none
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -29,7 +30,7 @@ type clock struct {
 	t  time.Time
 }
 
-func (c *clock) Now() time.Time     { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 type env struct {
@@ -86,18 +87,27 @@ func (e *env) call(method, path, auth string, body any, out any) int {
 		j, _ := json.Marshal(b)
 		rd = bytes.NewReader(j)
 	}
-	req := httptest.NewRequest(method, path, rd)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	rec := httptest.NewRecorder()
-	e.a.ServeHTTP(rec, req)
+	rec := e.raw(method, path, auth, rd)
 	if out != nil && rec.Body.Len() > 0 {
 		if err := json.Unmarshal(rec.Body.Bytes(), out); err != nil {
 			e.t.Fatalf("%s %s: %d, not JSON: %q", method, path, rec.Code, rec.Body.String())
 		}
 	}
 	return rec.Code
+}
+
+func (e *env) raw(method, path, auth string, body ...io.Reader) *httptest.ResponseRecorder {
+	var rd io.Reader
+	if len(body) > 0 {
+		rd = body[0]
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	rec := httptest.NewRecorder()
+	e.a.ServeHTTP(rec, req)
+	return rec
 }
 
 func (e *env) must(code, want int, what string) {

@@ -31,6 +31,28 @@ type Bundle struct {
 	ExpiresAt   int64  `json:"expires_at"`
 }
 
+// check validates a purchase and returns the wallet's public key.
+func (q *purchaseReq) check(maxTokens int) ([]byte, error) {
+	if q.Tokens < 1 || q.Tokens > int64(maxTokens) {
+		return nil, fail(http.StatusBadRequest, "invalid_tokens", fmt.Sprintf("tokens must be in 1..%d", maxTokens))
+	}
+	if q.Scope == "" {
+		q.Scope = payword.GenericScope
+	}
+	if q.Scope != payword.GenericScope && !payword.ValidID(q.Scope) {
+		return nil, fail(http.StatusBadRequest, "invalid_scope", `scope must be "*" or a vendor id`)
+	}
+	return parsePublicKey(q.PublicKey)
+}
+
+func parsePublicKey(s string) ([]byte, error) {
+	upk, err := b64.DecodeString(s)
+	if err != nil || len(upk) != ed25519.PublicKeySize {
+		return nil, fail(http.StatusBadRequest, "invalid_public_key", "public_key must be a base64url Ed25519 public key")
+	}
+	return upk, nil
+}
+
 func (a *Agent) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 	uid, err := a.userAuth(r) // step A
 	if err != nil {
@@ -40,18 +62,9 @@ func (a *Agent) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
-	if q.Tokens < 1 || q.Tokens > int64(a.cfg.MaxTokens) {
-		return fail(http.StatusBadRequest, "invalid_tokens", fmt.Sprintf("tokens must be in 1..%d", a.cfg.MaxTokens))
-	}
-	upk, err := b64.DecodeString(q.PublicKey)
-	if err != nil || len(upk) != ed25519.PublicKeySize {
-		return fail(http.StatusBadRequest, "invalid_public_key", "public_key must be a base64url Ed25519 public key")
-	}
-	if q.Scope == "" {
-		q.Scope = payword.GenericScope
-	}
-	if q.Scope != payword.GenericScope && !payword.ValidID(q.Scope) {
-		return fail(http.StatusBadRequest, "invalid_scope", `scope must be "*" or a vendor id`)
+	upk, err := q.check(a.cfg.MaxTokens)
+	if err != nil {
+		return err
 	}
 	m := a.cfg.SegmentLen
 	segments := int((q.Tokens + int64(m) - 1) / int64(m))
@@ -121,9 +134,9 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
-	upk, err := b64.DecodeString(q.PublicKey)
-	if err != nil || len(upk) != ed25519.PublicKeySize {
-		return fail(http.StatusBadRequest, "invalid_public_key", "public_key must be a base64url Ed25519 public key")
+	upk, err := parsePublicKey(q.PublicKey)
+	if err != nil {
+		return err
 	}
 	value, err := recoverCerts.Run(r.Context(), a.rdb, nil, uid, a.now().Unix()).Int64()
 	if err != nil {

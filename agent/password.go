@@ -3,9 +3,9 @@ package agent
 import (
 	"context"
 	"crypto/rand"
-	"net/http"
 	"crypto/subtle"
 	"fmt"
+	"net/http"
 
 	"golang.org/x/crypto/argon2"
 )

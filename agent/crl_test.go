@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+func TestCRLIncrementalAndSigned(t *testing.T) {
+	e := newEnv(t)
+	alice := e.user("alice", 10000)
+	var serials []payword.Serial
+	for range 3 {
+		w := e.buy(alice, 128)
+		serials = append(serials, w.cert.Serial)
+	}
+	admin := "Bearer " + adminToken
+	e.must(e.call("POST", "/v1/admin/revoke", admin, map[string]any{"serial": serials[0]}, nil), 200, "revoke cert")
+	e.must(e.call("POST", "/v1/admin/revoke", admin, map[string]any{"user": "alice"}, nil), 200, "revoke user")
+	var again struct{ Revoked bool }
+	e.must(e.call("POST", "/v1/admin/revoke", admin, map[string]any{"serial": serials[0]}, &again), 200, "revoke twice")
+	if again.Revoked {
+		t.Fatal("revoked twice")
+	}
+	page := func(since string) *payword.CRL {
+		rec := e.raw("GET", "/v1/crl?since="+since, "")
+		crl, err := payword.DecodeCRL(rec.Body.Bytes(), e.a.Keys())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return crl
+	}
+	all := page("0")
+	if all.Last != 3 || len(all.Entries) != 3 || all.Entries[0].Serial != serials[0] || all.Entries[0].Reason != "admin" {
+		t.Fatalf("CRL %+v", all)
+	}
+	if n := len(page("2").Entries); n != 1 {
+		t.Fatalf("since=2 gave %d entries", n)
+	}
+	// The zset members are the contract's JSON CRLEntry.
+	m, _ := e.rdb.ZRangeByScore(t.Context(), "hw:crl", &redis.ZRangeBy{Min: "1", Max: "1"}).Result()
+	var entry payword.CRLEntry
+	if len(m) != 1 || json.Unmarshal([]byte(m[0]), &entry) != nil || entry.Serial != serials[0] || entry.Seq != 1 {
+		t.Fatalf("hw:crl member %q", m)
+	}
+	// A revoked user can neither log in nor buy.
+	if _, code := e.tryBuy(alice, 1); code != 403 {
+		t.Fatalf("revoked user bought: %d", code)
+	}
+	e.checkLedger()
+}
+
+// TestRevocationVisibleToSubscriber measures the time from an admin
+// revocation to a gateway-style subscriber receiving it (≤ 1 s required).
+func TestRevocationVisibleToSubscriber(t *testing.T) {
+	e := newEnv(t)
+	w := e.buy(e.user("alice", 1000), 128)
+	sub := e.rdb.Subscribe(t.Context(), "hw:crl")
+	defer sub.Close()
+	if _, err := sub.Receive(t.Context()); err != nil { // subscription confirmed
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if ok, err := e.a.Revoke(t.Context(), w.cert.Serial, "admin"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	select {
+	case msg := <-sub.Channel():
+		elapsed := time.Since(start)
+		var entry payword.CRLEntry
+		if err := json.Unmarshal([]byte(msg.Payload), &entry); err != nil || entry.Serial != w.cert.Serial {
+			t.Fatalf("published %q", msg.Payload)
+		}
+		t.Logf("revocation visible to subscriber after %v", elapsed)
+		if elapsed > time.Second {
+			t.Fatalf("revocation took %v", elapsed)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("revocation not published within 1s")
+	}
+}

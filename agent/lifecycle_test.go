@@ -1,0 +1,204 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/payword"
+)
+
+// TestRecoveryWithLateClaims: a lost certificate's unclaimed value moves to
+// a new one; claims that arrive later are paid and charged to the user,
+// whose negative balance then blocks purchases.
+func TestRecoveryWithLateClaims(t *testing.T) {
+	e := newEnv(t)
+	va := e.vendor("planet")
+	alice := e.user("alice", 512)
+	uid := e.uid("alice")
+	old := e.buy(alice, 384) // 3 segments; balance 128
+	e.report(va, "planet", "r1", old.claim(0, 10, 10, "planet"))
+
+	_, priv, _ := ed25519.GenerateKey(nil)
+	var out struct {
+		Value  int64   `json:"recovered_value"`
+		Bundle *Bundle `json:"bundle"`
+	}
+	e.must(e.call("POST", "/v1/certificates/recover", alice,
+		map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, &out), 200, "recover")
+	// 374 unclaimed tokens buy 2 whole segments; the rest stays on the balance.
+	if out.Value != 374 || out.Bundle == nil || out.Bundle.Tokens != 256 {
+		t.Fatalf("recovered %d, bundle %+v; want 374 and a 256-token certificate", out.Value, out.Bundle)
+	}
+	if !e.revoked(old.cert.Serial) {
+		t.Fatal("lost certificate not revoked")
+	}
+	if got := e.balance("u:" + uid); got != 128+374-256 {
+		t.Fatalf("balance after recovery %d", got)
+	}
+	// Tokens the thief (or the user) spent before the CRL reached vendors.
+	res, _ := e.report(va, "planet", "r2", old.claim(0, 128, 118, "planet"),
+		old.claim(1, 128, 128, "planet"), old.claim(2, 128, 128, "planet"))
+	if got := e.verdicts(res); got != "paid:118 paid:128 paid:128" {
+		t.Fatal(got)
+	}
+	if got := e.balance("u:" + uid); got != 246-374 {
+		t.Fatalf("late claims not charged: balance %d", got)
+	}
+	if got := e.balance("v:planet"); got != 384 {
+		t.Fatalf("vendor balance %d", got)
+	}
+	if _, code := e.tryBuy(alice, 1); code != 402 {
+		t.Fatalf("negative balance bought a certificate: %d", code)
+	}
+	// The new certificate works.
+	nw := walletFrom(t, out.Bundle, priv)
+	res, _ = e.report(va, "planet", "r3", nw.claim(1, 5, 5, "planet"))
+	if got := e.verdicts(res); got != "paid:5" {
+		t.Fatal(got)
+	}
+	e.checkLedger()
+}
+
+func TestAgentRestartBetweenPurchaseAndReport(t *testing.T) {
+	e := newEnv(t)
+	va := e.vendor("planet")
+	w := e.buy(e.user("alice", 1000), 128)
+	e.restartAgent() // empty caches: K must come back from Redis, decrypted
+	res, code := e.report(va, "planet", "b1", w.claim(0, 9, 9, "planet"))
+	e.must(code, 200, "report after restart")
+	if got := e.verdicts(res); got != "paid:9" {
+		t.Fatal(got)
+	}
+	e.checkLedger()
+}
+
+// TestRedisRestartKeepsAcknowledged kills Redis (AOF, fsync always) after
+// acknowledged writes and checks that all of them survive.
+func TestRedisRestartKeepsAcknowledged(t *testing.T) {
+	e := newEnv(t, redistest.WithAOF())
+	e.cfg.Ephemeral = false
+	e.restartAgent() // durable store accepted without Ephemeral
+	va := e.vendor("planet")
+	alice := e.user("alice", 1000)
+	w := e.buy(alice, 128)
+	first, _ := e.report(va, "planet", "b1", w.claim(0, 9, 9, "planet"))
+	e.srv.Kill()
+	e.srv.Restart()
+	if got := e.balance("v:planet"); got != 9 {
+		t.Fatalf("vendor credit lost: %d", got)
+	}
+	if got := e.balance("u:" + e.uid("alice")); got != 1000-128 {
+		t.Fatalf("purchase lost: %d", got)
+	}
+	again, _ := e.report(va, "planet", "b1", w.claim(0, 9, 9, "planet"))
+	if e.verdicts(again) != e.verdicts(first) {
+		t.Fatalf("batch record lost: %s", e.verdicts(again))
+	}
+	res, _ := e.report(va, "planet", "b2", w.claim(0, 12, 3, "planet"))
+	if got := e.verdicts(res); got != "paid:3" {
+		t.Fatal(got)
+	}
+	e.checkLedger()
+}
+
+func TestRefusesRedisWithoutAOF(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	cfg := testConfig(rdb, &clock{t: time.Now()})
+	cfg.Ephemeral = false
+	if _, err := New(context.Background(), cfg); err == nil {
+		t.Fatal("agent started on a Redis with AOF off")
+	}
+}
+
+func TestSettlementRefundsAndStatements(t *testing.T) {
+	e := newEnv(t)
+	va := e.vendor("planet")
+	alice := e.user("alice", 1000)
+	uid := e.uid("alice")
+	w := e.buy(alice, 256) // balance 744
+	e.report(va, "planet", "b1", w.claim(0, 10, 10, "planet"))
+	e.clock.Add(time.Hour)
+	e.report(va, "planet", "b2", w.claim(0, 30, 20, "planet"))
+
+	var n struct{ Settled, Refunded int64 }
+	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, &n), 200, "settle")
+	if n.Settled != 0 {
+		t.Fatal("settled before expiry")
+	}
+	e.clock.Add(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow)
+	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, &n), 200, "settle")
+	// 256 tokens, 30 claimed: 226 refunded (unbound segment 1 and the tail of 0).
+	if n.Settled != 1 || n.Refunded != 226 || e.balance("u:"+uid) != 744+226 {
+		t.Fatalf("settled %+v, balance %d", n, e.balance("u:"+uid))
+	}
+	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, &n), 200, "settle again")
+	if n.Settled != 0 {
+		t.Fatal("settled twice")
+	}
+	res, _ := e.report(va, "planet", "b3", w.claim(0, 40, 10, "planet"))
+	if got := e.verdicts(res); got != "invalid:0" {
+		t.Fatalf("claim after settlement: %s", got)
+	}
+
+	from := e.clock.Now().Add(-e.a.cfg.CertTTL - e.a.cfg.SettlementWindow - time.Hour - time.Minute).Unix()
+	var st Statement
+	path := "/v1/admin/vendors/planet/statement?from=" + itoa(from) + "&to=" + itoa(from+1800)
+	e.must(e.call("GET", path, "Bearer "+adminToken, nil, &st), 200, "statement")
+	if st.Opening != 0 || st.Credited != 10 || st.Closing != 10 || len(st.Entries) != 1 {
+		t.Fatalf("statement %+v", st)
+	}
+	rec := e.raw("GET", "/v1/statement?format=csv&from="+itoa(from), va)
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "text/csv; charset=utf-8" {
+		t.Fatalf("csv: %d %q", rec.Code, rec.Body.String())
+	}
+	if got := rec.Body.String(); !strings.Contains(got, ",claims,b1,10,10,EUR") || !strings.Contains(got, ",claims,b2,20,30,EUR") {
+		t.Fatalf("csv:\n%s", got)
+	}
+	e.checkLedger()
+}
+
+func TestOnlineBindings(t *testing.T) {
+	e := newEnv(t)
+	va, vb := e.vendor("planet"), e.vendor("globe")
+	w := e.buy(e.user("alice", 1000), 256)
+	bindOf := func(g uint32, vendor string) map[string]string {
+		b, _ := payword.Bind(w.cert, w.key, g, vendor, time.Unix(1, 0))
+		return map[string]string{"bind": b64.EncodeToString(b.Raw())}
+	}
+	var out apiError
+	e.must(e.call("POST", "/v1/bindings", va, bindOf(0, "planet"), &out), 200, "first binding")
+	e.must(e.call("POST", "/v1/bindings", va, bindOf(0, "planet"), &out), 200, "same owner again")
+	e.must(e.call("POST", "/v1/bindings", vb, bindOf(1, "planet"), &out), 403, "another vendor's binding")
+	if e.revoked(w.cert.Serial) {
+		t.Fatal("revoked too early")
+	}
+	e.must(e.call("POST", "/v1/bindings", vb, bindOf(0, "globe"), &out), 409, "second vendor")
+	if out.Owner != "planet" || out.Code != "segment_owned" {
+		t.Fatalf("409 body %+v", out)
+	}
+	if !e.revoked(w.cert.Serial) {
+		t.Fatal("double binding did not revoke")
+	}
+	forged := bindOf(1, "globe")
+	raw, _ := b64.DecodeString(forged["bind"])
+	raw[len(raw)-1] ^= 1
+	e.must(e.call("POST", "/v1/bindings", vb, map[string]string{"bind": b64.EncodeToString(raw)}, nil), 400, "forged")
+	unknown := *w.cert
+	unknown.Serial[0] ^= 1
+	b, _ := payword.Bind(&unknown, w.key, 0, "globe", time.Unix(1, 0))
+	e.must(e.call("POST", "/v1/bindings", vb, map[string]string{"bind": b64.EncodeToString(b.Raw())}, nil), 404, "unknown")
+	// A report by the registered owner is paid; the other is a double-spend.
+	res, _ := e.report(va, "planet", "b1", w.claim(0, 3, 3, "planet"))
+	if got := e.verdicts(res); got != "paid:3" {
+		t.Fatal(got)
+	}
+	e.checkLedger()
+}
