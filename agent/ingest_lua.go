@@ -13,11 +13,41 @@ package agent
 // non-owner is paid too but the user is charged (double-spend proven by two
 // bindings) and the certificate revoked; owner claims against a recovered
 // certificate are charged to the user, whose value was already credited back.
+//
+// State is read once per certificate and segment into local tables and
+// written back at the end: a batch costs a few calls per segment, not per claim.
 var ingest = script(`
 local vendor, batch, t, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local bk = P .. 'batch:' .. vendor .. ':' .. batch
 local prev = redis.call('GET', bk)
 if prev then return prev end
+
+-- Pass 1: the idempotency keys of each certificate, fetched in one call.
+local certs, order = {}, {}
+for k = 0, n - 1 do
+  local b = 6 + 5 * k
+  local serial = ARGV[b]
+  if ARGV[b + 3] ~= 'unknown_certificate' then
+    local c = certs[serial]
+    if not c then
+      c = {key = P .. 'c:{' .. serial .. '}', fields = {}, seen = {}, new = {}, own = {}, hi = {}, dirty = {}, claimed = 0}
+      certs[serial] = c
+      order[#order + 1] = serial
+    end
+    c.fields[#c.fields + 1] = vendor .. '|' .. ARGV[b + 1] .. '|' .. ARGV[b + 2]
+  end
+end
+for _, serial in ipairs(order) do
+  local c = certs[serial]
+  local got = redis.call('HMGET', c.key .. ':cl', unpack(c.fields))
+  for i, f in ipairs(c.fields) do
+    if got[i] then c.seen[f] = true end
+  end
+  local m = redis.call('HMGET', c.key, 'user', 'unit', 'recovered', 'settled')
+  c.user, c.unit, c.recovered, c.settled = m[1], tonumber(m[2]), m[3] == '1', m[4] == '1'
+end
+
+-- Pass 2: verdicts.
 local out, vcredit, charges, users = {}, 0, {}, {}
 local function charge(uid, kind, v)
   local key = uid .. '|' .. kind
@@ -28,48 +58,66 @@ for k = 0, n - 1 do
   local b = 6 + 5 * k
   local serial, seg, idx, verdict, auth = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]
   local amount = 0
-  if verdict ~= 'unknown_certificate' then
-    local ck = P .. 'c:{' .. serial .. '}'
+  local c = certs[serial]
+  if c then
     local ckey = vendor .. '|' .. seg .. '|' .. idx
-    if redis.call('HEXISTS', ck .. ':cl', ckey) == 1 then
+    if c.seen[ckey] then
       verdict = 'duplicate'
     else
-      local c = redis.call('HMGET', ck, 'user', 'unit', 'recovered', 'settled')
-      if c[4] == '1' then
+      c.seen[ckey] = true
+      if c.settled then
         verdict = 'invalid' -- reported after the settlement window
       elseif verdict == 'ok' then
-        local owner = redis.call('HGET', ck .. ':own', seg)
+        local owner = c.own[seg]
         if not owner then
-          redis.call('HSET', ck .. ':own', seg, vendor)
-          owner = vendor
+          owner = redis.call('HGET', c.key .. ':own', seg)
+          if not owner then
+            redis.call('HSET', c.key .. ':own', seg, vendor)
+            owner = vendor
+          end
+          c.own[seg] = owner
         end
         local hk = vendor .. '|' .. seg
-        local hi = tonumber(redis.call('HGET', ck .. ':hi', hk) or '0')
+        local hi = c.hi[hk]
+        if not hi then hi = tonumber(redis.call('HGET', c.key .. ':hi', hk) or '0') end
         if idx > hi then
           amount = idx - hi
-          redis.call('HSET', ck .. ':hi', hk, idx)
+          hi = idx
+          c.dirty[hk] = true
         end
-        local v = amount * tonumber(c[2])
+        c.hi[hk] = hi
+        local v = amount * c.unit
         vcredit = vcredit + v
         if owner == vendor then
           verdict = 'paid'
-          redis.call('HINCRBY', ck, 'claimed', amount)
-          if c[3] == '1' and v > 0 then charge(c[1], 'late_claim', v) end
+          c.claimed = c.claimed + amount
+          if c.recovered and v > 0 then charge(c.user, 'late_claim', v) end
         else
           verdict = 'double_spend'
-          if v > 0 then charge(c[1], 'double_spend', v) end
+          if v > 0 then charge(c.user, 'double_spend', v) end
           if revoke(serial, 'double-spend', t) > 0 then
-            fraud(t, 'double_spend', vendor, serial, tonumber(seg), c[1])
+            fraud(t, 'double_spend', vendor, serial, tonumber(seg), c.user)
           end
         end
       else
         redis.call('HINCRBY', P .. 'v:' .. vendor, 'fraud', 1)
-        fraud(t, verdict, vendor, serial, tonumber(seg), c[1])
+        fraud(t, verdict, vendor, serial, tonumber(seg), c.user)
       end
-      redis.call('HSET', ck .. ':cl', ckey, verdict)
+      c.new[#c.new + 1] = ckey
+      c.new[#c.new + 1] = verdict
     end
   end
   out[#out + 1] = string.format('{"auth":"%s","verdict":"%s","amount":%d}', auth, verdict, amount)
+end
+
+-- Write back.
+for _, serial in ipairs(order) do
+  local c = certs[serial]
+  if #c.new > 0 then redis.call('HSET', c.key .. ':cl', unpack(c.new)) end
+  local hi = {}
+  for hk in pairs(c.dirty) do hi[#hi + 1] = hk; hi[#hi + 1] = c.hi[hk] end
+  if #hi > 0 then redis.call('HSET', c.key .. ':hi', unpack(hi)) end
+  if c.claimed > 0 then redis.call('HINCRBY', c.key, 'claimed', c.claimed) end
 end
 if vcredit > 0 then post('v:' .. vendor, vcredit, 'claims', batch, t) end
 for _, u in ipairs(users) do

@@ -1,8 +1,8 @@
 package agent
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"runtime"
@@ -91,7 +91,7 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	a.countVerdicts(rep.Vendor, []byte(body))
+	a.countVerdicts(rep.Vendor, rep.Batch, []byte(body))
 	return []byte(body), nil
 }
 
@@ -164,21 +164,19 @@ func (a *Agent) checkClaim(vendor string, c *payword.Claim, ci *certInfo, chain 
 	return verdictOK
 }
 
-func (a *Agent) countVerdicts(vendor string, body []byte) {
-	var res ReportResult
-	if json.Unmarshal(body, &res) != nil {
-		return
-	}
+// countVerdicts counts the script's verdicts in its output: cheaper than
+// decoding a body the agent wrote itself.
+func (a *Agent) countVerdicts(vendor, batch string, body []byte) {
 	counts := map[string]int{}
-	for _, r := range res.Results {
-		counts[r.Verdict]++
-	}
-	for v, n := range counts {
-		a.metrics.claims.WithLabelValues(v).Add(float64(n))
+	for _, v := range []string{"paid", "duplicate", "vendor_fraud", "invalid", "double_spend", "unknown_certificate"} {
+		if n := bytes.Count(body, []byte(`"verdict":"`+v+`"`)); n > 0 {
+			counts[v] = n
+			a.metrics.claims.WithLabelValues(v).Add(float64(n))
+		}
 	}
 	if n := counts["vendor_fraud"] + counts["invalid"] + counts["double_spend"]; n > 0 {
 		a.metrics.disputes.Add(float64(n))
-		a.log.Warn("disputed claims", zap.String("vendor", vendor), zap.String("batch", res.Batch),
+		a.log.Warn("disputed claims", zap.String("vendor", vendor), zap.String("batch", batch),
 			zap.Int("vendor_fraud", counts["vendor_fraud"]), zap.Int("invalid", counts["invalid"]),
 			zap.Int("double_spend", counts["double_spend"]))
 	}
