@@ -96,7 +96,7 @@ func benchIngest(b *testing.B, clients int) {
 	if err := e.a.CheckLedger(b.Context()); err != nil {
 		b.Fatal(err)
 	}
-	if got, want := e.balance("v:planet"), int64(b.N * batch * price); got != want {
+	if got, want := e.balance("v:planet"), int64(b.N*batch*price); got != want {
 		b.Fatalf("vendor balance %d, want %d", got, want)
 	}
 }
