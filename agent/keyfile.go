@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// keyFile is the on-disk form of an agent signing key.
+type keyFile struct {
+	KeyID string        `json:"kid"`
+	Seed  payword.Bytes `json:"ed25519_seed"`
+}
+
+// Keygen writes a new signing key with id kid to path (mode 0600). It never
+// overwrites a file: losing a signing key would orphan every certificate.
+func Keygen(path, kid string) (payword.SigningKey, error) {
+	if !payword.ValidID(kid) {
+		return payword.SigningKey{}, fmt.Errorf("agent: invalid key id %q", kid)
+	}
+	seed := make([]byte, ed25519.SeedSize)
+	rand.Read(seed)
+	body, _ := json.Marshal(keyFile{KeyID: kid, Seed: seed})
+	if err := writeNewFile(path, append(body, '\n')); err != nil {
+		return payword.SigningKey{}, err
+	}
+	return payword.SigningKey{ID: kid, Key: ed25519.NewKeyFromSeed(seed)}, nil
+}
+
+// writeNewFile writes atomically (temp file, fsync, link) and fails if path exists.
+func writeNewFile(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".hashwall-key-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil { // unlike rename, refuses to replace
+		return fmt.Errorf("agent: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// LoadKeyFile reads a key written by Keygen. It refuses files that others
+// can read.
+func LoadKeyFile(path string) (payword.SigningKey, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return payword.SigningKey{}, err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return payword.SigningKey{}, fmt.Errorf("agent: key file %s is readable by others (mode %v); chmod 600", path, st.Mode().Perm())
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return payword.SigningKey{}, err
+	}
+	var kf keyFile
+	if err := json.Unmarshal(raw, &kf); err != nil || !payword.ValidID(kf.KeyID) || len(kf.Seed) != ed25519.SeedSize {
+		return payword.SigningKey{}, fmt.Errorf("agent: %s is not a hashwall key file", path)
+	}
+	return payword.SigningKey{ID: kf.KeyID, Key: ed25519.NewKeyFromSeed(kf.Seed)}, nil
+}

@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/hashwall/hashwall/internal/redisurl"
+	"github.com/hashwall/hashwall/payword"
+)
+
+// ServerConfig configures the standalone agent (`hashwall agent`).
+type ServerConfig struct {
+	Listen        string       // e.g. "127.0.0.1:8480"; ignored if Listener is set
+	Listener      net.Listener // optional, for tests
+	RedisURL      string       // single, Sentinel or Cluster (see internal/redisurl)
+	KeyFiles      []string     // the first one signs
+	MasterKey     string       // base64 of 32 bytes
+	AdminToken    string
+	WebhookSecret string
+	OpenVendors   bool
+	Ephemeral     bool
+	SettleEvery   time.Duration // refund run interval, default 1 hour
+	Logger        *zap.Logger
+}
+
+// ParseMasterKey decodes a base64 (standard or URL, padded or not) 32-byte key.
+func ParseMasterKey(s string) ([]byte, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if k, err := enc.DecodeString(s); err == nil && len(k) == 32 {
+			return k, nil
+		}
+	}
+	return nil, errors.New("agent: master key must be 32 bytes in base64 (openssl rand -base64 32)")
+}
+
+// RunServer serves the agent API and /metrics until ctx ends, and settles
+// expired certificates periodically.
+func RunServer(ctx context.Context, sc ServerConfig) error {
+	log := sc.Logger
+	if log == nil {
+		log = zap.NewNop()
+	}
+	var keys []payword.SigningKey
+	for _, f := range sc.KeyFiles {
+		k, err := LoadKeyFile(f)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, k)
+	}
+	master, err := ParseMasterKey(sc.MasterKey)
+	if err != nil {
+		return err
+	}
+	rdb, err := redisurl.New(sc.RedisURL)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	reg := prometheus.NewRegistry()
+	a, err := New(ctx, Config{
+		Redis: rdb, SigningKeys: keys, MasterKey: master, AdminToken: sc.AdminToken,
+		WebhookSecret: []byte(sc.WebhookSecret), OpenVendors: sc.OpenVendors,
+		Ephemeral: sc.Ephemeral, Logger: log, Metrics: reg,
+	})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", a)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	ln := sc.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", sc.Listen); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("agent listening", zap.String("addr", ln.Addr().String()), zap.String("redis", redisurl.Redact(sc.RedisURL)))
+
+	every := sc.SettleEvery
+	if every <= 0 {
+		every = time.Hour
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-errc:
+			return fmt.Errorf("agent: serve: %w", err)
+		case <-tick.C:
+			if _, _, err := a.SettleExpired(ctx); err != nil {
+				log.Error("settlement run failed", zap.Error(err))
+			}
+		case <-ctx.Done():
+			shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return srv.Shutdown(shut)
+		}
+	}
+}
