@@ -1,0 +1,298 @@
+package paywall
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// backends holds the resources shared by every handler of one vendor store
+// across config reloads: the Redis client, the CRL, the key pins, the
+// segment cache and the background workers. The last handler to go stops
+// them.
+var backends = caddy.NewUsagePool()
+
+// backendConfig identifies a backend; handlers with equal configs share one.
+type backendConfig struct {
+	Vendor, Redis, Agent, APIToken, CRL string
+	Keys                                string // pinned keys' fingerprint; "" = pin on first use
+	CRLInterval, BatchInterval          time.Duration
+}
+
+const (
+	crlFromAgent = "agent"
+	crlFromRedis = "redis"
+)
+
+type backend struct {
+	cfg      backendConfig
+	rdb      redis.UniversalClient
+	ks       keyspace
+	agent    *agentClient
+	keys     *keyStore
+	crl      *crlSet
+	segments boundedSet // verified segments
+	bound    boundedSet // segments registered with the agent (online mode)
+	log      *zap.Logger
+
+	// reclaimIdle is how long a claim may stay unacknowledged by a dead
+	// gateway before another takes it over.
+	reclaimIdle atomic.Int64 // nanoseconds
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger) (*backend, error) {
+	rdb, err := newRedis(cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &backend{
+		cfg: cfg, rdb: rdb, ks: newKeyspace(cfg.Vendor), log: log.Named("backend"),
+		agent:       newAgentClient(cfg.Agent, cfg.APIToken),
+		crl:         newCRLSet(),
+		segments:    boundedSet{max: 1 << 16},
+		bound:       boundedSet{max: 1 << 16},
+		cancel:      cancel,
+	}
+	b.reclaimIdle.Store(int64(30 * time.Second))
+	b.keys = &keyStore{b: b, pinned: len(pinned) > 0}
+	if len(pinned) > 0 {
+		b.keys.set(pinned)
+	}
+	b.start(ctx)
+	return b, nil
+}
+
+// start launches the CRL sync and the two report streams' workers.
+func (b *backend) start(ctx context.Context) {
+	crlSync := b.pullCRL
+	if b.cfg.CRL == crlFromRedis {
+		crlSync = b.subscribeCRL
+	}
+	for _, run := range []func(context.Context){
+		crlSync,
+		func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeAlmostOnline), 0) },
+		func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeBatch), b.cfg.BatchInterval) },
+	} {
+		b.wg.Add(1)
+		go func() {
+			defer b.wg.Done()
+			run(ctx)
+		}()
+	}
+}
+
+// Destruct stops the workers and closes Redis.
+func (b *backend) Destruct() error {
+	b.cancel()
+	b.wg.Wait()
+	return b.rdb.Close()
+}
+
+// newRedis opens a single-server, Sentinel or Cluster client from a URL.
+func newRedis(u string) (redis.UniversalClient, error) {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return nil, fmt.Errorf("redis: %q is not a URL", redactURL(u))
+	}
+	base, topology, _ := strings.Cut(scheme, "+")
+	plain := base + "://" + rest
+	switch topology {
+	case "":
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("redis: %v", redactErr(err, u))
+		}
+		return redis.NewClient(o), nil
+	case "sentinel":
+		o, err := redis.ParseFailoverURL(plain)
+		if err != nil {
+			return nil, fmt.Errorf("redis sentinel: %v", redactErr(err, u))
+		}
+		return redis.NewFailoverClient(o), nil
+	case "cluster":
+		o, err := redis.ParseClusterURL(plain)
+		if err != nil {
+			return nil, fmt.Errorf("redis cluster: %v", redactErr(err, u))
+		}
+		return redis.NewClusterClient(o), nil
+	}
+	return nil, fmt.Errorf("redis: unknown scheme %q", scheme)
+}
+
+// redactURL drops the userinfo (passwords) of a Redis URL for messages.
+func redactURL(u string) string {
+	if at := strings.LastIndexByte(u, '@'); at >= 0 {
+		if i := strings.Index(u, "://"); i >= 0 && i < at {
+			return u[:i+3] + "…" + u[at:]
+		}
+		return "…" + u[at:]
+	}
+	return u
+}
+
+func redactErr(err error, u string) string {
+	return strings.ReplaceAll(err.Error(), u, redactURL(u))
+}
+
+// keyStore holds the trusted agent keys: pinned in config, or fetched from
+// the agent and pinned in the vendor's Redis on first use (HSETNX, so the
+// first gateway to pin a key id wins and later answers cannot replace it).
+type keyStore struct {
+	b      *backend
+	pinned bool
+
+	cur       atomic.Pointer[keyState]
+	mu        sync.Mutex // serialises loads
+	lastFetch time.Time
+}
+
+type keyState struct {
+	keys        payword.KeySet
+	v           *payword.Verifier
+	fingerprint string
+}
+
+// refetchEvery bounds how often an unknown key id makes us ask the agent.
+const refetchEvery = 10 * time.Second
+
+func (k *keyStore) set(ks payword.KeySet) {
+	k.cur.Store(&keyState{keys: ks, v: payword.NewVerifier(ks), fingerprint: keysFingerprint(ks)})
+}
+
+// verifier returns the current verifier, loading the keys on first use.
+func (k *keyStore) verifier(ctx context.Context) (*payword.Verifier, error) {
+	if s := k.current(ctx); s != nil {
+		return s.v, nil
+	}
+	return nil, fmt.Errorf("%w: no trusted agent keys yet", errUnavailable)
+}
+
+func (k *keyStore) current(ctx context.Context) *keyState {
+	if s := k.cur.Load(); s != nil {
+		return s
+	}
+	k.refresh(ctx)
+	return k.cur.Load()
+}
+
+// refresh pins any new key ids the agent publishes and reloads the set. It
+// reports whether the set changed; it asks the agent at most every
+// refetchEvery.
+func (k *keyStore) refresh(ctx context.Context) bool {
+	if k.pinned {
+		return false
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	before := k.cur.Load()
+	if before == nil || time.Since(k.lastFetch) >= refetchEvery {
+		k.lastFetch = time.Now()
+		if fetched, err := k.b.agent.keys(ctx); err != nil {
+			k.b.log.Warn("fetching agent keys", zapErr(err))
+		} else {
+			for kid, pub := range fetched {
+				if err := k.b.rdb.HSetNX(ctx, k.b.ks.keys(), kid, []byte(pub)).Err(); err != nil {
+					k.b.log.Warn("pinning agent key", zap.String("kid", kid), zapErr(err))
+				}
+			}
+		}
+	}
+	stored, err := k.b.rdb.HGetAll(ctx, k.b.ks.keys()).Result()
+	if err != nil {
+		return false
+	}
+	ks := payword.KeySet{}
+	for kid, pub := range stored {
+		if err := ks.Add(kid, []byte(pub)); err != nil {
+			k.b.log.Error("ignoring a bad pinned agent key", zap.String("kid", kid), zapErr(err))
+		}
+	}
+	if len(ks) == 0 || (before != nil && keysFingerprint(ks) == before.fingerprint) {
+		return false
+	}
+	k.set(ks)
+	return true
+}
+
+// boundedSet is a concurrent set emptied when it reaches its bound, for
+// caches whose entries can always be recomputed.
+type boundedSet struct {
+	mu   sync.RWMutex
+	max  int
+	seen map[string]struct{}
+}
+
+func (s *boundedSet) has(key string) bool {
+	s.mu.RLock()
+	_, ok := s.seen[key]
+	s.mu.RUnlock()
+	return ok
+}
+
+func (s *boundedSet) add(key string) {
+	s.mu.Lock()
+	if s.seen == nil || len(s.seen) >= s.max {
+		s.seen = make(map[string]struct{})
+	}
+	s.seen[key] = struct{}{}
+	s.mu.Unlock()
+}
+
+// checkSegment verifies p's binding and Merkle path once per process, keyed
+// by everything those checks cover.
+func (b *backend) checkSegment(p *payword.Payment) error {
+	var g [4]byte
+	binary.BigEndian.PutUint32(g[:], p.Segment)
+	key := string(p.Cert.Serial[:]) + string(p.Cert.Root[:]) + string(p.Anchor[:]) + string(g[:]) + string(bindingRaw(p))
+	if b.segments.has(key) {
+		return nil
+	}
+	if err := payword.CheckSegment(p); err != nil {
+		return err
+	}
+	b.segments.add(key)
+	return nil
+}
+
+// registerBinding registers p's segment binding with the agent (online
+// mode) unless this vendor already did; the agent refuses a segment bound
+// to another vendor.
+func (b *backend) registerBinding(ctx context.Context, p *payword.Payment) error {
+	key := b.ks.bound(p.Cert.Serial, p.Segment)
+	if b.bound.has(key) {
+		return nil
+	}
+	n, err := b.rdb.Exists(ctx, key).Result()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUnavailable, err)
+	}
+	if n == 0 {
+		if err := b.agent.bind(ctx, p.Binding.Raw()); err != nil {
+			return err
+		}
+		if err := b.rdb.Set(ctx, key, "1", time.Until(time.Unix(p.Cert.ExpiresAt+3600, 0))).Err(); err != nil {
+			return fmt.Errorf("%w: %v", errUnavailable, err)
+		}
+	}
+	b.bound.add(key)
+	return nil
+}
+
+func zapErr(err error) zap.Field { return zap.Error(err) }
+
+// Interface guards
+var _ caddy.Destructor = (*backend)(nil)

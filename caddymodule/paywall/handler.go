@@ -1,0 +1,465 @@
+// Package paywall is the Hashwall gateway: the `paywall` Caddy HTTP handler.
+// It answers 402 on priced paths, verifies PayWord payments locally, records
+// each accepted payment and its claim in the vendor's Redis in one Lua
+// script, grants access with a short-lived JWT, and reports claims to the
+// agent in the background.
+package paywall
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Handler is the `http.handlers.paywall` module. The JSON fields are the
+// source of truth; the Caddyfile only fills them.
+type Handler struct {
+	// Vendor is this site's vendor id at the agent.
+	Vendor string `json:"vendor"`
+	// APIToken authenticates reports and bindings at the agent
+	// (placeholders such as {env.HASHWALL_API_TOKEN} are replaced).
+	APIToken string `json:"api_token,omitempty"`
+	// Agent is the agent's base URL, advertised in challenges.
+	Agent string `json:"agent"`
+	// Keys pins the trusted agent keys: key id → base64url Ed25519 public
+	// key. When empty, the keys are fetched from the agent's /v1/keys and
+	// pinned on first use in the vendor's Redis; a key id, once pinned,
+	// never changes.
+	Keys map[string]string `json:"keys,omitempty"`
+	// Redis is the vendor's store: redis://, rediss:// or unix:// for one
+	// server, redis+sentinel:// (with ?master_name=) for Sentinel,
+	// redis+cluster:// for Cluster (more nodes with &addr=).
+	Redis string `json:"redis"`
+	// GrantKey signs grants (HS256); at least 32 bytes, shared by the
+	// vendor's gateways. Use a placeholder such as {env.HASHWALL_GRANT_KEY}.
+	GrantKey string `json:"grant_key"`
+	// TTL is the default grant lifetime (default 24h).
+	TTL caddy.Duration `json:"ttl,omitempty"`
+	// Mode is the default reporting mode: almost_online (default), batch
+	// or online.
+	Mode string `json:"mode,omitempty"`
+	// Realm is the challenge's realm (default: the vendor id).
+	Realm string `json:"realm,omitempty"`
+	// Rules price paths; the first matching rule wins.
+	Rules []Rule `json:"rules,omitempty"`
+	// Free lists path patterns never priced, checked before Rules.
+	Free []string `json:"free,omitempty"`
+	// UpstreamPrice lets the upstream price paths no rule matches with a
+	// `Paywall-Price: <tokens>` response header, read before any body byte
+	// reaches the client.
+	UpstreamPrice bool `json:"upstream_price,omitempty"`
+	// Template is a file holding the html/template of the 402 page.
+	Template string `json:"template,omitempty"`
+	// CRL chooses how revocations arrive: "agent" (default) pulls the
+	// agent's /v1/crl into memory and the vendor's Redis; "redis" reads and
+	// subscribes to the agent's list when the vendor's Redis is the agent's.
+	CRL string `json:"crl,omitempty"`
+	// CRLInterval is the pull interval of the agent CRL (default 1s).
+	CRLInterval caddy.Duration `json:"crl_interval,omitempty"`
+	// BatchInterval is how often batch-mode claims are shipped (default 1m).
+	BatchInterval caddy.Duration `json:"batch_interval,omitempty"`
+
+	logger   *zap.Logger
+	be       *backend
+	poolKey  backendConfig
+	grants   *granter
+	page     *template.Template
+	rules    []Rule // patterns and scopes lower-cased
+	free     []string
+	ttl      time.Duration
+	mode     string
+	realm    string
+	verifier func(context.Context) (*payword.Verifier, error)
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.paywall",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+const (
+	defaultTTL           = 24 * time.Hour
+	defaultCRLInterval   = time.Second
+	defaultBatchInterval = time.Minute
+	minGrantKey          = 32
+)
+
+// Provision wires the handler: secrets from placeholders, compiled rules, the
+// 402 page, and the shared backend (Redis, CRL, reporting workers).
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	repl := caddy.NewReplacer()
+	apiToken := repl.ReplaceKnown(h.APIToken, "")
+	grantKey := repl.ReplaceKnown(h.GrantKey, "")
+	redisURL := repl.ReplaceKnown(h.Redis, "")
+
+	h.ttl = time.Duration(h.TTL)
+	if h.ttl == 0 {
+		h.ttl = defaultTTL
+	}
+	h.mode = h.Mode
+	if h.mode == "" {
+		h.mode = ModeAlmostOnline
+	}
+	h.realm = h.Realm
+	if h.realm == "" {
+		h.realm = h.Vendor
+	}
+	h.rules = make([]Rule, len(h.Rules))
+	for i, r := range h.Rules {
+		r.Pattern, r.Scope = asciiLower(r.Pattern), asciiLower(r.Scope)
+		if r.TTL == 0 {
+			r.TTL = caddy.Duration(h.ttl)
+		}
+		if r.Mode == "" {
+			r.Mode = h.mode
+		}
+		if r.Price > payword.DefaultSegmentLen {
+			h.logger.Warn("price exceeds the default segment length; wallets with shorter segments cannot pay it",
+				zap.String("pattern", r.Pattern), zap.Uint32("price", r.Price))
+		}
+		h.rules[i] = r
+	}
+	h.free = make([]string, len(h.Free))
+	for i, f := range h.Free {
+		h.free[i] = asciiLower(f)
+	}
+
+	var err error
+	if h.page, err = loadPage(h.Template); err != nil {
+		return err
+	}
+	if len(grantKey) < minGrantKey {
+		return fmt.Errorf("grant_key must be at least %d bytes (is the placeholder set?)", minGrantKey)
+	}
+	h.grants = newGranter([]byte(grantKey), h.Vendor)
+	registerMetrics(ctx.GetMetricsRegistry())
+
+	pinned, err := parseKeys(h.Keys)
+	if err != nil {
+		return err
+	}
+	crlInterval, batchInterval := time.Duration(h.CRLInterval), time.Duration(h.BatchInterval)
+	if crlInterval <= 0 {
+		crlInterval = defaultCRLInterval
+	}
+	if batchInterval <= 0 {
+		batchInterval = defaultBatchInterval
+	}
+	h.poolKey = backendConfig{
+		Vendor: h.Vendor, Redis: redisURL, Agent: strings.TrimRight(h.Agent, "/"), APIToken: apiToken,
+		CRL: h.CRL, Keys: keysFingerprint(pinned), CRLInterval: crlInterval, BatchInterval: batchInterval,
+	}
+	if err := h.validate(); err != nil {
+		return err
+	}
+	val, _, err := backends.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+		return newBackend(h.poolKey, pinned, h.logger)
+	})
+	if err != nil {
+		return err
+	}
+	h.be = val.(*backend)
+	h.verifier = h.be.keys.verifier
+	return nil
+}
+
+// Validate checks the configuration.
+func (h *Handler) Validate() error { return h.validate() }
+
+func (h *Handler) validate() error {
+	if !payword.ValidID(h.Vendor) {
+		return fmt.Errorf("vendor %q is not a valid id", h.Vendor)
+	}
+	if u, err := url.Parse(h.Agent); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("agent must be an http(s) URL")
+	}
+	if h.Redis == "" {
+		return fmt.Errorf("redis URL required")
+	}
+	if h.TTL < 0 {
+		return fmt.Errorf("ttl must be positive")
+	}
+	if !validMode(h.Mode) {
+		return fmt.Errorf("unknown mode %q", h.Mode)
+	}
+	if h.CRL != "" && h.CRL != crlFromAgent && h.CRL != crlFromRedis {
+		return fmt.Errorf("crl must be %q or %q", crlFromAgent, crlFromRedis)
+	}
+	if len(h.Rules) > maxRules || len(h.Free) > maxRules {
+		return fmt.Errorf("at most %d rules and %d free patterns", maxRules, maxRules)
+	}
+	for _, r := range h.Rules {
+		if err := checkPattern(r.Pattern); err != nil {
+			return err
+		}
+		if r.Price < 1 || r.Price > MaxPrice {
+			return fmt.Errorf("price of %s must be 1..%d tokens (one segment)", r.Pattern, MaxPrice)
+		}
+		if r.Scope != "" {
+			if err := checkPattern(r.Scope); err != nil {
+				return err
+			}
+			if !strings.HasSuffix(r.Scope, "/") {
+				return fmt.Errorf("scope %q must end with /", r.Scope)
+			}
+		}
+		if r.TTL < 0 {
+			return fmt.Errorf("ttl of %s must be positive", r.Pattern)
+		}
+		if !validMode(r.Mode) {
+			return fmt.Errorf("unknown mode %q", r.Mode)
+		}
+	}
+	for _, f := range h.Free {
+		if err := checkPattern(f); err != nil {
+			return err
+		}
+	}
+	if _, err := parseKeys(h.Keys); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Cleanup releases the shared backend; the last user stops its workers.
+func (h *Handler) Cleanup() error {
+	if h.be != nil {
+		_, err := backends.Delete(h.poolKey)
+		return err
+	}
+	return nil
+}
+
+func parseKeys(m map[string]string) (payword.KeySet, error) {
+	ks := payword.KeySet{}
+	for kid, v := range m {
+		pub, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil {
+			return nil, fmt.Errorf("key %s: not base64url", kid)
+		}
+		if err := ks.Add(kid, ed25519.PublicKey(pub)); err != nil {
+			return nil, err
+		}
+	}
+	return ks, nil
+}
+
+// keysFingerprint is a stable text form of a key set, for the pool key.
+func keysFingerprint(ks payword.KeySet) string {
+	kids := make([]string, 0, len(ks))
+	for kid := range ks {
+		kids = append(kids, kid)
+	}
+	sort.Strings(kids)
+	var b strings.Builder
+	for _, kid := range kids {
+		b.WriteString(kid + "=" + base64.RawURLEncoding.EncodeToString(ks[kid]) + ";")
+	}
+	return b.String()
+}
+
+// ServeHTTP prices the request, then passes it on with a valid grant or an
+// accepted payment, or answers 402.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	clean, lower, err := canonicalPath(r.URL)
+	if err != nil {
+		return caddyhttp.Error(http.StatusBadRequest, err)
+	}
+	for _, f := range h.free {
+		if match(f, lower) {
+			return next.ServeHTTP(w, r)
+		}
+	}
+	o, ok := h.price(clean, lower)
+	if !ok && !h.UpstreamPrice {
+		return next.ServeHTTP(w, r)
+	}
+	// The upstream serves exactly the path that was priced.
+	r.URL.Path, r.URL.RawPath = clean, ""
+	if !ok {
+		return h.serveUpstreamPriced(w, r, next, clean)
+	}
+	if o.Product == "" {
+		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("%w: path too long for a product id", errAmbiguousPath))
+	}
+	if g := h.grantFor(r, o.Product); g != nil {
+		h.setPlaceholders(r, g)
+		return next.ServeHTTP(w, r)
+	}
+	if hdr, isPayment, err := paymentHeader(r); err != nil {
+		return h.reject(w, o, err)
+	} else if isPayment {
+		g, token, err := h.pay(r.Context(), hdr, o)
+		if err != nil {
+			return h.reject(w, o, err)
+		}
+		h.deliverGrant(w, r, g, token, o)
+		return next.ServeHTTP(w, r)
+	}
+	return h.challenge(w, r, o)
+}
+
+// price returns the offer of the first rule matching the path.
+func (h *Handler) price(clean, lower string) (offer, bool) {
+	for _, rule := range h.rules {
+		if !match(rule.Pattern, lower) {
+			continue
+		}
+		o := offer{Price: rule.Price, TTL: time.Duration(rule.TTL), Mode: rule.Mode}
+		prod := clean
+		if rule.Scope != "" {
+			if n := scopePrefix(rule.Scope, lower); n > 0 {
+				prod = clean[:n]
+			}
+		}
+		o.Product, _ = productID(prod)
+		if !payword.ValidProduct(o.Product) {
+			o.Product = ""
+		}
+		return o, true
+	}
+	return offer{}, false
+}
+
+// paymentHeader returns the request's PayWord authorization, if any. More
+// than one Authorization header is ambiguous and refused.
+func paymentHeader(r *http.Request) (string, bool, error) {
+	vals := r.Header.Values("Authorization")
+	if len(vals) > 1 {
+		return "", false, fmt.Errorf("%w: more than one Authorization header", payword.ErrMalformed)
+	}
+	if len(vals) == 0 {
+		return "", false, nil
+	}
+	scheme, _, _ := strings.Cut(vals[0], " ")
+	if !strings.EqualFold(scheme, payword.Scheme) {
+		return "", false, nil
+	}
+	// The payment is for us, not the upstream.
+	r.Header.Del("Authorization")
+	return vals[0], true, nil
+}
+
+// deliverGrant sets the grant cookie, the receipt header and the
+// placeholders of an accepted payment.
+func (h *Handler) deliverGrant(w http.ResponseWriter, r *http.Request, g *grantClaims, token string, o offer) {
+	http.SetCookie(w, &http.Cookie{
+		Name: grantCookie, Value: token, Path: o.Product,
+		MaxAge: int(time.Until(g.ExpiresAt.Time) / time.Second), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+	})
+	w.Header().Set("Payment-Receipt", token)
+	w.Header().Set("Cache-Control", "private, no-store")
+	h.setPlaceholders(r, g)
+}
+
+func (h *Handler) setPlaceholders(r *http.Request, g *grantClaims) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	repl.Set("http.paywall.user", g.User)
+	repl.Set("http.paywall.serial", g.Subject)
+	repl.Set("http.paywall.product", g.Product)
+	repl.Set("http.paywall.auth", g.ID)
+}
+
+// reject answers a refused payment with a precise status and a
+// machine-readable Payment-Error code; nothing was spent.
+func (h *Handler) reject(w http.ResponseWriter, o offer, err error) error {
+	status, code := classify(err)
+	paymentsTotal.WithLabelValues(code).Inc()
+	w.Header().Set("Payment-Error", code)
+	w.Header().Set("Cache-Control", "no-store")
+	if status == http.StatusPaymentRequired {
+		w.Header().Set("WWW-Authenticate", h.challengeFor(o).String())
+	}
+	return caddyhttp.Error(status, err)
+}
+
+var (
+	errRevoked     = errors.New("certificate revoked")
+	errUnavailable = errors.New("payment store unavailable")
+	errBoundElse   = errors.New("segment is bound to another vendor")
+	errBadPrice    = errors.New("upstream sent an invalid Paywall-Price")
+	errUnknownCert = errors.New("the agent does not know the certificate")
+)
+
+// classify maps a payment error to its HTTP status and a bounded code.
+func classify(err error) (int, string) {
+	switch {
+	case errors.Is(err, errUnavailable):
+		return http.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, errRevoked):
+		return http.StatusForbidden, "revoked"
+	case errors.Is(err, errUnknownCert):
+		return http.StatusForbidden, "unknown_certificate"
+	case errors.Is(err, errBoundElse):
+		return http.StatusConflict, "double_spend"
+	case errors.Is(err, payword.ErrTooLarge):
+		return http.StatusRequestHeaderFieldsTooLarge, "too_large"
+	case errors.Is(err, payword.ErrReplay):
+		return http.StatusConflict, "replay"
+	case errors.Is(err, payword.ErrBadToken):
+		return http.StatusForbidden, "bad_token"
+	case errors.Is(err, payword.ErrBadSignature), errors.Is(err, payword.ErrUnknownKey):
+		return http.StatusForbidden, "bad_signature"
+	case errors.Is(err, payword.ErrBadBinding):
+		return http.StatusForbidden, "bad_binding"
+	case errors.Is(err, payword.ErrBadProof):
+		return http.StatusForbidden, "bad_proof"
+	case errors.Is(err, payword.ErrExpired), errors.Is(err, payword.ErrNotYetValid):
+		return http.StatusPaymentRequired, "certificate_expired"
+	case errors.Is(err, payword.ErrWrongVendor):
+		return http.StatusPaymentRequired, "wrong_vendor"
+	case errors.Is(err, payword.ErrWrongProduct):
+		return http.StatusPaymentRequired, "wrong_product"
+	case errors.Is(err, payword.ErrUnderpaid):
+		return http.StatusPaymentRequired, "underpaid"
+	case errors.Is(err, payword.ErrBadIndex), errors.Is(err, payword.ErrBadAmount):
+		return http.StatusBadRequest, "bad_index"
+	default:
+		return http.StatusBadRequest, "malformed"
+	}
+}
+
+func loadPage(file string) (*template.Template, error) {
+	if file == "" {
+		return defaultPage, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("template: %w", err)
+	}
+	return template.New("402").Parse(string(b))
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

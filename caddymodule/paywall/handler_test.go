@@ -1,0 +1,431 @@
+package paywall
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+func TestChallenge(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+
+	w, es := do(h, get("/articles/moon", "Accept", "application/json"), nil)
+	if status(w, es) != http.StatusPaymentRequired {
+		t.Fatalf("status %d, want 402", status(w, es))
+	}
+	ch, err := payword.ParseChallenge(w.Header().Get("WWW-Authenticate"))
+	if err != nil || ch.Price != 2 || ch.Product != "/articles/moon" || ch.Vendor != testVendor || ch.Agent != e.agent.URL {
+		t.Fatalf("challenge %+v, %v", ch, err)
+	}
+	if w.Header().Get("Cache-Control") != "no-store" || w.Header().Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("headers %v", w.Header())
+	}
+	var p problem
+	if err := json.Unmarshal(w.Body.Bytes(), &p); err != nil || p.Status != 402 || p.Price != 2 {
+		t.Fatalf("problem %+v, %v", p, err)
+	}
+
+	w, _ = do(h, get("/articles/moon", "Accept", "text/html,*/*"), nil)
+	if !strings.HasPrefix(w.Header().Get("Content-Type"), "text/html") || !strings.Contains(w.Body.String(), "costs 2 tokens") {
+		t.Fatalf("html page: %s", w.Body.String())
+	}
+
+	r := get("/articles/moon")
+	r.Method = http.MethodHead
+	w, _ = do(h, r, nil)
+	if w.Code != http.StatusPaymentRequired || w.Body.Len() != 0 {
+		t.Fatalf("HEAD: %d with %d body bytes", w.Code, w.Body.Len())
+	}
+
+	// The scope of a day's issue is the prefix.
+	w, _ = do(h, get("/issues/2026-11-24/page1"), nil)
+	ch, _ = payword.ParseChallenge(w.Header().Get("WWW-Authenticate"))
+	if ch.Product != "/issues/2026-11-24/" || ch.Price != 20 {
+		t.Fatalf("issue challenge %+v", ch)
+	}
+
+	// Free and unpriced paths pass.
+	for _, p := range []string{"/articles/index.html", "/about"} {
+		if w, es := do(h, get(p), nil); status(w, es) != 200 {
+			t.Fatalf("%s: %d", p, status(w, es))
+		}
+	}
+}
+
+func TestPayThenGrant(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler(func(h *Handler) { h.TTL = 0 })
+	wal := newWallet(t, 1, payword.GenericScope)
+
+	w, es := do(h, get("/articles/moon", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/moon")), nil)
+	if status(w, es) != 200 || w.Body.String() != "content of /articles/moon" {
+		t.Fatalf("pay: %d %q %v", status(w, es), w.Body.String(), w.Header())
+	}
+	receipt := w.Header().Get("Payment-Receipt")
+	ck := w.Result().Cookies()
+	if len(ck) != 1 || ck[0].Name != grantCookie || ck[0].Value != receipt || ck[0].Path != "/articles/moon" ||
+		!ck[0].HttpOnly || ck[0].Secure || ck[0].SameSite != http.SameSiteLaxMode || ck[0].MaxAge < 86000 {
+		t.Fatalf("cookie %+v", ck)
+	}
+	if w.Header().Get("X-User") != "u:alice" || len(w.Header().Get("X-Auth")) != 32 {
+		t.Fatalf("placeholders: user %q auth %q", w.Header().Get("X-User"), w.Header().Get("X-Auth"))
+	}
+
+	// The grant opens the product again, by cookie or bearer, without paying.
+	for _, r := range []*http.Request{
+		get("/articles/moon", "Cookie", grantCookie+"="+receipt),
+		get("/articles/moon/", "Authorization", "Bearer "+receipt),
+	} {
+		if w, es := do(h, r, nil); status(w, es) != 200 {
+			t.Fatalf("grant reuse: %d", status(w, es))
+		}
+	}
+	// Not another product.
+	if w, es := do(h, get("/articles/mars", "Cookie", grantCookie+"="+receipt), nil); status(w, es) != 402 {
+		t.Fatalf("grant for another product: %d", status(w, es))
+	}
+
+	// A day's issue: one payment opens every page of that day.
+	w, es = do(h, get("/issues/2026-11-24/p1", "Authorization", wal.pay(t, 0, 22, 20, testVendor, "/issues/2026-11-24/")), nil)
+	if status(w, es) != 200 {
+		t.Fatalf("issue pay: %d", status(w, es))
+	}
+	g := w.Header().Get("Payment-Receipt")
+	if w, es := do(h, get("/issues/2026-11-24/p2", "Cookie", grantCookie+"="+g), nil); status(w, es) != 200 {
+		t.Fatalf("issue page 2: %d", status(w, es))
+	}
+	if w, es := do(h, get("/issues/2026-11-25/p1", "Cookie", grantCookie+"="+g), nil); status(w, es) != 402 {
+		t.Fatalf("next day's issue: %d", status(w, es))
+	}
+}
+
+func TestReplayRetryAndSkips(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	wal := newWallet(t, 2, payword.GenericScope)
+	first := wal.pay(t, 3, 2, 2, testVendor, "/articles/a")
+
+	w1, es := do(h, get("/articles/a", "Authorization", first), nil)
+	if status(w1, es) != 200 {
+		t.Fatalf("pay: %d", status(w1, es))
+	}
+	// A retry of the same payment gets the same grant and spends nothing.
+	w2, es := do(h, get("/articles/a", "Authorization", first), nil)
+	if status(w2, es) != 200 || w2.Header().Get("Payment-Receipt") != w1.Header().Get("Payment-Receipt") {
+		t.Fatalf("retry: %d, same grant %v", status(w2, es), w2.Header().Get("Payment-Receipt") == w1.Header().Get("Payment-Receipt"))
+	}
+	// The same tokens for another product are a replay.
+	w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 3, 2, 2, testVendor, "/articles/b")), nil)
+	if status(w, es) != http.StatusConflict || w.Header().Get("Payment-Error") != "replay" {
+		t.Fatalf("replay: %d %q", status(w, es), w.Header().Get("Payment-Error"))
+	}
+	// Skipping tokens 3..9 is allowed (read-and-retry path).
+	if w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 3, 12, 2, testVendor, "/articles/b")), nil); status(w, es) != 200 {
+		t.Fatalf("skip: %d", status(w, es))
+	}
+	// Going back is not.
+	w, es = do(h, get("/articles/c", "Authorization", wal.pay(t, 3, 8, 2, testVendor, "/articles/c")), nil)
+	if status(w, es) != http.StatusConflict {
+		t.Fatalf("back: %d", status(w, es))
+	}
+	// Overlapping the spent range is not.
+	w, es = do(h, get("/articles/c", "Authorization", wal.pay(t, 3, 13, 2, testVendor, "/articles/c")), nil)
+	if status(w, es) != http.StatusConflict {
+		t.Fatalf("overlap: %d", status(w, es))
+	}
+	// Contiguous after the skip: one round trip.
+	if w, es := do(h, get("/articles/c", "Authorization", wal.pay(t, 3, 14, 2, testVendor, "/articles/c")), nil); status(w, es) != 200 {
+		t.Fatalf("contiguous: %d", status(w, es))
+	}
+}
+
+// Two gateways sharing one Redis, each with its own caches, race to accept
+// the same tokens for different products: exactly one wins.
+func TestConcurrentDoubleSpend(t *testing.T) {
+	e := newEnv(t)
+	h1 := e.handler()
+	h2 := e.handler(func(h *Handler) { h.CRLInterval *= 2 }) // another backend
+	if h1.be == h2.be {
+		t.Fatal("handlers share a backend")
+	}
+	wal := newWallet(t, 3, payword.GenericScope)
+	const n = 16
+	var ok atomic.Int32
+	var wg sync.WaitGroup
+	for i := range n {
+		hdr := wal.pay(t, 5, 2, 2, testVendor, "/articles/x"+string(rune('a'+i)))
+		h := h1
+		if i%2 == 1 {
+			h = h2
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w, es := do(h, get("/articles/x"+string(rune('a'+i)), "Authorization", hdr), nil)
+			switch status(w, es) {
+			case 200:
+				ok.Add(1)
+			case http.StatusConflict:
+			default:
+				t.Errorf("status %d", status(w, es))
+			}
+		}()
+	}
+	wg.Wait()
+	if ok.Load() != 1 {
+		t.Fatalf("%d payments accepted, want exactly 1", ok.Load())
+	}
+}
+
+func TestRejectionsSpendNothing(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	wal := newWallet(t, 4, payword.GenericScope)
+	forged := newWallet(t, 5, payword.GenericScope)
+	forged.agent.Key = ed25519Key(0x77)
+	if _, err := forged.cert.Sign(forged.agent); err != nil {
+		t.Fatal(err)
+	}
+	expired := newWallet(t, 6, payword.GenericScope)
+	expired.cert.ExpiresAt = time.Now().Unix() - 1
+	expired.cert.IssuedAt = expired.cert.ExpiresAt - 100
+	if _, err := expired.cert.Sign(expired.agent); err != nil {
+		t.Fatal(err)
+	}
+	badToken := payword.NewPayment(wal.cert, wal.tree, payword.Secret{9}, mustBind(t, wal, 0), 0, 2, 2, testVendor, "/articles/a").Header()
+	otherBinding := payword.NewPayment(wal.cert, wal.tree, wal.k, mustBind(t, wal, 1), 0, 2, 2, testVendor, "/articles/a").Header()
+
+	for _, tc := range []struct {
+		name, hdr, code string
+		status         int
+	}{
+		{"wrong vendor", wal.pay(t, 0, 2, 2, "other-vendor", "/articles/a"), "wrong_vendor", 402},
+		{"underpaid", wal.pay(t, 0, 1, 1, testVendor, "/articles/a"), "underpaid", 402},
+		{"wrong product", wal.pay(t, 0, 2, 2, testVendor, "/articles/b"), "wrong_product", 402},
+		{"bad token", badToken, "bad_token", 403},
+		{"binding of another segment", otherBinding, "bad_binding", 403},
+		{"forged certificate", forged.pay(t, 0, 2, 2, testVendor, "/articles/a"), "bad_signature", 403},
+		{"expired certificate", expired.pay(t, 0, 2, 2, testVendor, "/articles/a"), "certificate_expired", 402},
+		{"not base64", "PayWord !!!", "malformed", 400},
+		{"oversized", "PayWord " + strings.Repeat("A", payword.MaxPaymentHeader), "too_large", 431},
+		{"index out of range", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")[:20], "malformed", 400},
+	} {
+		w, es := do(h, get("/articles/a", "Authorization", tc.hdr), nil)
+		if status(w, es) != tc.status || w.Header().Get("Payment-Error") != tc.code {
+			t.Errorf("%s: %d %q, want %d %q", tc.name, status(w, es), w.Header().Get("Payment-Error"), tc.status, tc.code)
+		}
+	}
+	// Two Authorization headers are ambiguous.
+	r := get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a"), "Authorization", "Bearer x")
+	if w, es := do(h, r, nil); status(w, es) != 400 {
+		t.Errorf("two Authorization headers: %d", status(w, es))
+	}
+	// Nothing was spent: the honest payment of those tokens still goes through.
+	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+		t.Fatalf("honest payment after rejections: %d %q", status(w, es), w.Header().Get("Payment-Error"))
+	}
+}
+
+func mustBind(t *testing.T, w *wallet, g uint32) *payword.Binding {
+	b, err := payword.Bind(w.cert, w.user, g, testVendor, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRedisDown(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	wal := newWallet(t, 7, payword.GenericScope)
+	w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil)
+	if status(w, es) != 200 {
+		t.Fatalf("pay: %d", status(w, es))
+	}
+	grant := w.Header().Get("Payment-Receipt")
+	e.redis.Kill()
+
+	w, es = do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+	if status(w, es) != http.StatusServiceUnavailable || w.Body.String() != "" {
+		t.Fatalf("payment with Redis down: %d %q", status(w, es), w.Body.String())
+	}
+	if w, es := do(h, get("/articles/a", "Cookie", grantCookie+"="+grant), nil); status(w, es) != 200 {
+		t.Fatalf("grant with Redis down: %d", status(w, es))
+	}
+	e.redis.Restart()
+	waitFor(t, "payments after Redis is back", 5*time.Second, func() bool {
+		w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+		return status(w, es) == 200
+	})
+}
+
+func TestReportingAtLeastOnce(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	wal := newWallet(t, 8, payword.GenericScope)
+	for i := uint32(1); i <= 5; i++ {
+		if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+			t.Fatalf("pay %d: %d", i, status(w, es))
+		}
+	}
+	waitFor(t, "claims at the agent within a second", time.Second, func() bool { return e.agent.claimCount() == 5 })
+
+	// Agent down: claims wait in the stream; delivered when it is back.
+	e.agent.setDown(true)
+	for i := uint32(6); i <= 10; i++ {
+		if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+			t.Fatalf("pay %d: %d", i, status(w, es))
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := e.agent.claimCount(); n != 5 {
+		t.Fatalf("%d claims while the agent is down", n)
+	}
+	e.agent.setDown(false)
+	waitFor(t, "backlog delivered", 5*time.Second, func() bool { return e.agent.claimCount() == 10 })
+	waitFor(t, "stream drained", 2*time.Second, func() bool {
+		n, _ := h.be.rdb.XLen(t.Context(), h.be.ks.stream(ModeAlmostOnline)).Result()
+		return n == 0
+	})
+}
+
+// A gateway that read claims and died before the agent's answer leaves
+// them pending; another gateway reclaims and ships them.
+func TestReportingReclaimsAfterCrash(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	h.be.cancel() // stop this gateway's workers: it "crashes" after reading
+	h.be.wg.Wait()
+	wal := newWallet(t, 9, payword.GenericScope)
+	for i := uint32(1); i <= 3; i++ {
+		if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 1, 2*i, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+			t.Fatalf("pay: %d", status(w, es))
+		}
+	}
+	ctx := t.Context()
+	stream := h.be.ks.stream(ModeAlmostOnline)
+	_ = h.be.rdb.XGroupCreateMkStream(ctx, stream, reportGroup, "0").Err()
+	res, err := h.be.rdb.XReadGroup(ctx, &redisXReadGroupArgs{Group: reportGroup, Consumer: "dead", Streams: []string{stream, ">"}, Count: 10, Block: -1}).Result()
+	if err != nil || len(res[0].Messages) != 3 {
+		t.Fatalf("read as the dead consumer: %v", err)
+	}
+	h2 := e.handler(func(h *Handler) { h.CRLInterval *= 3 })
+	h2.be.reclaimIdle.Store(int64(500 * time.Millisecond))
+	waitFor(t, "reclaimed claims delivered", 5*time.Second, func() bool { return e.agent.claimCount() == 3 })
+}
+
+func TestCRLFromAgent(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	wal := newWallet(t, 10, payword.GenericScope)
+	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+		t.Fatalf("pay: %d", status(w, es))
+	}
+	e.agent.revoke(wal.cert.Serial)
+	time.Sleep(time.Second)
+	w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+	if status(w, es) != http.StatusForbidden || w.Header().Get("Payment-Error") != "revoked" {
+		t.Fatalf("revoked certificate: %d %q", status(w, es), w.Header().Get("Payment-Error"))
+	}
+	// The vendor's Redis keeps a copy for restarts.
+	if n, _ := h.be.rdb.ZCard(t.Context(), h.be.ks.crl()).Result(); n != 1 {
+		t.Fatalf("%d CRL entries in the vendor's Redis", n)
+	}
+}
+
+func TestCRLFromSharedRedis(t *testing.T) {
+	e := newEnv(t)
+	wal := newWallet(t, 11, payword.GenericScope)
+	old := newWallet(t, 12, payword.GenericScope)
+	ctx := t.Context()
+	// Revoked before the gateway starts: found by the initial sync.
+	entry, _ := json.Marshal(payword.CRLEntry{Seq: 1, Serial: old.cert.Serial, Time: 1})
+	rdb := mustRedis(t, e.redis.URL())
+	rdb.ZAdd(ctx, crlKey, redisZ(1, entry))
+	h := e.handler(func(h *Handler) { h.CRL = crlFromRedis })
+	waitFor(t, "initial CRL sync", time.Second, func() bool { return h.be.crl.revoked(old.cert.Serial) })
+
+	entry, _ = json.Marshal(payword.CRLEntry{Seq: 2, Serial: wal.cert.Serial, Time: 2})
+	rdb.ZAdd(ctx, crlKey, redisZ(2, entry))
+	rdb.Publish(ctx, crlChannel, entry)
+	waitFor(t, "published revocation", time.Second, func() bool { return h.be.crl.revoked(wal.cert.Serial) })
+	w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/b")), nil)
+	if status(w, es) != http.StatusForbidden {
+		t.Fatalf("revoked: %d", status(w, es))
+	}
+}
+
+func TestOnlineMode(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	wal := newWallet(t, 13, payword.GenericScope)
+	if w, es := do(h, get("/live/a", "Authorization", wal.pay(t, 0, 1, 1, testVendor, "/live/a")), nil); status(w, es) != 200 {
+		t.Fatalf("online pay: %d %q", status(w, es), w.Header().Get("Payment-Error"))
+	}
+	if w, es := do(h, get("/live/b", "Authorization", wal.pay(t, 0, 2, 1, testVendor, "/live/b")), nil); status(w, es) != 200 {
+		t.Fatalf("online pay 2: %d", status(w, es))
+	}
+	if e.agent.bindingCount() != 1 {
+		t.Fatalf("%d binding registrations, want one per segment", e.agent.bindingCount())
+	}
+	// A segment the user already bound to another vendor is refused.
+	e.agent.mu.Lock()
+	e.agent.owners[fmtKey(wal.cert.Serial, 1)] = "other-vendor"
+	e.agent.mu.Unlock()
+	w, es := do(h, get("/live/c", "Authorization", wal.pay(t, 1, 1, 1, testVendor, "/live/c")), nil)
+	if status(w, es) != http.StatusConflict || w.Header().Get("Payment-Error") != "double_spend" {
+		t.Fatalf("segment bound elsewhere: %d %q", status(w, es), w.Header().Get("Payment-Error"))
+	}
+	// Agent down: the first payment of a new segment waits (503), never passes.
+	e.agent.setDown(true)
+	if w, es := do(h, get("/live/d", "Authorization", wal.pay(t, 2, 1, 1, testVendor, "/live/d")), nil); status(w, es) != 503 {
+		t.Fatalf("online with the agent down: %d", status(w, es))
+	}
+}
+
+func TestUpstreamPrice(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler(func(h *Handler) { h.UpstreamPrice = true })
+	wal := newWallet(t, 14, payword.GenericScope)
+	cms := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		if strings.HasPrefix(r.URL.Path, "/news/") {
+			w.Header().Set("Paywall-Price", "3")
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte("secret article"))
+		return nil
+	})
+	w, es := do(h, get("/news/story"), cms)
+	if status(w, es) != 402 || strings.Contains(w.Body.String(), "secret") || w.Header().Get("Paywall-Price") != "" {
+		t.Fatalf("upstream-priced without payment: %d %q", status(w, es), w.Body.String())
+	}
+	ch, err := payword.ParseChallenge(w.Header().Get("WWW-Authenticate"))
+	if err != nil || ch.Price != 3 || ch.Product != "/news/story" {
+		t.Fatalf("challenge %+v %v", ch, err)
+	}
+	w, es = do(h, get("/news/story", "Authorization", wal.pay(t, 0, 3, 3, testVendor, "/news/story")), cms)
+	if status(w, es) != 200 || w.Body.String() != "secret article" {
+		t.Fatalf("paid: %d %q", status(w, es), w.Body.String())
+	}
+	grant := w.Header().Get("Payment-Receipt")
+	if w, es := do(h, get("/news/story", "Cookie", grantCookie+"="+grant), cms); status(w, es) != 200 || w.Body.String() != "secret article" {
+		t.Fatalf("grant: %d", status(w, es))
+	}
+	w, es = do(h, get("/news/other", "Authorization", wal.pay(t, 0, 4, 1, testVendor, "/news/other")), cms)
+	if status(w, es) != 402 || strings.Contains(w.Body.String(), "secret") {
+		t.Fatalf("underpaid upstream price: %d %q", status(w, es), w.Body.String())
+	}
+	if w, es := do(h, get("/free/page"), cms); status(w, es) != 200 {
+		t.Fatalf("unpriced: %d", status(w, es))
+	}
+}

@@ -1,0 +1,332 @@
+package paywall
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/payword"
+)
+
+const testVendor = "daily-planet"
+
+func seed(b byte) []byte {
+	s := make([]byte, ed25519.SeedSize)
+	for i := range s {
+		s[i] = b + byte(i)
+	}
+	return s
+}
+
+// wallet is a certificate with everything needed to spend it.
+type wallet struct {
+	agent payword.SigningKey
+	user  ed25519.PrivateKey
+	k     payword.Secret
+	cert  *payword.Certificate
+	tree  *payword.Tree
+}
+
+func newWallet(tb testing.TB, serial byte, scope string) *wallet {
+	tb.Helper()
+	w := &wallet{
+		agent: payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))},
+		user:  ed25519.NewKeyFromSeed(seed(0x41 + serial)),
+	}
+	for i := range w.k {
+		w.k[i] = serial + byte(i)
+	}
+	now := time.Now()
+	w.cert = &payword.Certificate{
+		IssuedAt: now.Unix() - 60, ExpiresAt: now.Unix() + 3600,
+		UnitValue: 1, Currency: "EUR", Scope: scope, UserID: "u:alice",
+	}
+	w.cert.Serial[0] = serial
+	copy(w.cert.UserKey[:], w.user.Public().(ed25519.PublicKey))
+	w.tree = w.cert.Issue(w.k, 64, 128)
+	if _, err := w.cert.Sign(w.agent); err != nil {
+		tb.Fatal(err)
+	}
+	return w
+}
+
+// pay returns the Authorization header paying amount tokens ending at
+// index of segment g to vendor for product.
+func (w *wallet) pay(tb testing.TB, g, index, amount uint32, vendor, product string) string {
+	tb.Helper()
+	var bind *payword.Binding
+	if w.cert.Generic() {
+		var err error
+		if bind, err = payword.Bind(w.cert, w.user, g, vendor, time.Now()); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return payword.NewPayment(w.cert, w.tree, w.k, bind, g, index, amount, vendor, product).Header()
+}
+
+func pubB64(k payword.SigningKey) string { return base64.RawURLEncoding.EncodeToString(k.Public()) }
+
+// fakeAgent follows CONTRACT.md: keys, signed CRL pages, idempotent
+// report ingestion and binding ownership.
+type fakeAgent struct {
+	*httptest.Server
+	key payword.SigningKey
+
+	mu       sync.Mutex
+	down     bool
+	crl      []payword.CRLEntry
+	claims   map[string]payword.Claim // (serial, seg, index) → claim
+	batches  map[string]int
+	owners   map[string]string // (serial, seg) → vendor
+	reports  int
+	bindings int
+}
+
+func newFakeAgent(t *testing.T) *fakeAgent {
+	a := &fakeAgent{
+		key:    payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))},
+		claims: map[string]payword.Claim{}, batches: map[string]int{}, owners: map[string]string{},
+	}
+	a.Server = httptest.NewServer(http.HandlerFunc(a.serve))
+	t.Cleanup(a.Close)
+	return a
+}
+
+func (a *fakeAgent) setDown(down bool) {
+	a.mu.Lock()
+	a.down = down
+	a.mu.Unlock()
+}
+
+func (a *fakeAgent) revoke(s payword.Serial) {
+	a.mu.Lock()
+	a.crl = append(a.crl, payword.CRLEntry{Seq: uint64(len(a.crl) + 1), Serial: s, Time: time.Now().Unix()})
+	a.mu.Unlock()
+}
+
+func (a *fakeAgent) claimCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.claims)
+}
+
+func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.down {
+		http.Error(w, `{"error":"down","code":"down"}`, http.StatusServiceUnavailable)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	authed := r.Header.Get("Authorization") == "Bearer secret-token"
+	switch {
+	case r.URL.Path == "/v1/keys":
+		fmt.Fprintf(w, `{"keys":[{"kid":%q,"public":%q}]}`, a.key.ID, pubB64(a.key))
+	case r.URL.Path == "/v1/crl":
+		since, _ := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
+		page := payword.CRL{Since: since, Last: uint64(len(a.crl)), Time: time.Now().Unix(), Entries: []payword.CRLEntry{}}
+		for _, e := range a.crl {
+			if e.Seq > since {
+				page.Entries = append(page.Entries, e)
+			}
+		}
+		body, _ := json.Marshal(page)
+		_ = json.NewEncoder(w).Encode(payword.Seal(a.key, body))
+	case r.URL.Path == "/v1/reports" && authed:
+		raw, _ := io.ReadAll(io.LimitReader(r.Body, payword.MaxReportSize+1))
+		rep, err := payword.DecodeReport(raw)
+		if err != nil || rep.Vendor != testVendor {
+			http.Error(w, `{"error":"bad report","code":"malformed"}`, http.StatusBadRequest)
+			return
+		}
+		a.reports++
+		a.batches[rep.Batch]++
+		type result struct {
+			Auth    string `json:"auth"`
+			Verdict string `json:"verdict"`
+			Amount  uint32 `json:"amount"`
+		}
+		out := struct {
+			Batch   string   `json:"batch"`
+			Results []result `json:"results"`
+		}{Batch: rep.Batch}
+		for _, c := range rep.Claims {
+			k := fmt.Sprint(c.Serial, c.Segment, c.Index)
+			v := "paid"
+			if _, dup := a.claims[k]; dup {
+				v = "duplicate"
+			}
+			a.claims[k] = c
+			out.Results = append(out.Results, result{Auth: c.Auth, Verdict: v, Amount: c.Amount})
+		}
+		_ = json.NewEncoder(w).Encode(out)
+	case r.URL.Path == "/v1/bindings" && authed:
+		var req struct {
+			Bind string `json:"bind"`
+		}
+		_ = json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req)
+		raw, _ := base64.RawURLEncoding.DecodeString(req.Bind)
+		b, err := payword.ParseBinding(raw)
+		if err != nil {
+			http.Error(w, `{"error":"bad binding","code":"malformed"}`, http.StatusBadRequest)
+			return
+		}
+		a.bindings++
+		k := fmt.Sprint(b.Serial, b.Segment)
+		if o, ok := a.owners[k]; ok && o != b.Vendor {
+			w.WriteHeader(http.StatusConflict)
+			fmt.Fprintf(w, `{"error":"bound elsewhere","code":"double_spend","owner":%q}`, o)
+			return
+		}
+		a.owners[k] = b.Vendor
+		fmt.Fprintf(w, `{"owner":%q}`, b.Vendor)
+	default:
+		http.Error(w, `{"error":"no","code":"forbidden"}`, http.StatusForbidden)
+	}
+}
+
+// env is a handler under test with a real Redis and a fake agent.
+type env struct {
+	t     *testing.T
+	redis *redistest.Server
+	agent *fakeAgent
+}
+
+func newEnv(t *testing.T) *env {
+	return &env{t: t, redis: redistest.Start(t), agent: newFakeAgent(t)}
+}
+
+const testGrantKey = "0123456789abcdef0123456789abcdef"
+
+// config returns a handler config for the env; mods adjust it.
+func (e *env) config(mods ...func(*Handler)) *Handler {
+	h := &Handler{
+		Vendor: testVendor, APIToken: "secret-token", Agent: e.agent.URL, Redis: e.redis.URL(),
+		GrantKey: testGrantKey, Keys: map[string]string{e.agent.key.ID: pubB64(e.agent.key)},
+		CRLInterval: caddy.Duration(100 * time.Millisecond),
+		Rules: []Rule{
+			{Pattern: "/articles/*", Price: 2},
+			{Pattern: "/issues/*/*", Price: 20, Scope: "/issues/*/"},
+			{Pattern: "/live/*", Price: 1, Mode: ModeOnline},
+		},
+		Free: []string{"/articles/index.html"},
+	}
+	for _, m := range mods {
+		m(h)
+	}
+	return h
+}
+
+// handler provisions a handler; it is cleaned up with the test.
+func (e *env) handler(mods ...func(*Handler)) *Handler {
+	e.t.Helper()
+	h := e.config(mods...)
+	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
+	if err := h.Provision(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := h.Validate(); err != nil {
+		e.t.Fatal(err)
+	}
+	h.be.reclaimIdle.Store(int64(2 * time.Second))
+	e.t.Cleanup(func() {
+		_ = h.Cleanup()
+		cancel()
+	})
+	return h
+}
+
+// content is the upstream: it echoes the placeholders it was given.
+var content = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	user, _ := repl.GetString("http.paywall.user")
+	auth, _ := repl.GetString("http.paywall.auth")
+	w.Header().Set("X-User", user)
+	w.Header().Set("X-Auth", auth)
+	_, _ = io.WriteString(w, "content of "+r.URL.Path)
+	return nil
+})
+
+// do runs one request through h; it returns the response and the status
+// of a returned handler error (0 if none).
+func do(h *Handler, r *http.Request, next caddyhttp.Handler) (*httptest.ResponseRecorder, int) {
+	repl := caddy.NewReplacer()
+	r = r.WithContext(context.WithValue(r.Context(), caddy.ReplacerCtxKey, repl))
+	w := httptest.NewRecorder()
+	if next == nil {
+		next = content
+	}
+	err := h.ServeHTTP(w, r, next)
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) {
+		return w, he.StatusCode
+	} else if err != nil {
+		return w, -1
+	}
+	return w, 0
+}
+
+func get(path string, hdr ...string) *http.Request {
+	r := httptest.NewRequest(http.MethodGet, "http://news.example"+path, nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		r.Header.Add(hdr[i], hdr[i+1])
+	}
+	return r
+}
+
+// status is the response's effective status.
+func status(w *httptest.ResponseRecorder, errStatus int) int {
+	if errStatus != 0 {
+		return errStatus
+	}
+	return w.Code
+}
+
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func ed25519Key(b byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(seed(b)) }
+
+type redisXReadGroupArgs = redis.XReadGroupArgs
+
+func mustRedis(t *testing.T, url string) redis.UniversalClient {
+	rdb, err := newRedis(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+func redisZ(score float64, member []byte) redis.Z { return redis.Z{Score: score, Member: member} }
+
+func fmtKey(s payword.Serial, g uint32) string { return fmt.Sprint(s, g) }
+
+func (a *fakeAgent) bindingCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.bindings
+}

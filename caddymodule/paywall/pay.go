@@ -1,0 +1,108 @@
+package paywall
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// storeTimeout bounds every Redis call of the payment path: a stuck store
+// must turn into a 503, not a hung request.
+const storeTimeout = 2 * time.Second
+
+// pay verifies and records the payment in header hdr for offer o, and
+// returns its grant. Nothing is spent unless it returns no error.
+func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, string, error) {
+	start := time.Now()
+	p, err := payword.ParseAuthorization(hdr)
+	if err != nil {
+		return nil, "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	v, err := h.verifier(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	req := payword.Request{Vendor: h.Vendor, Product: o.Product, Price: o.Price, Now: start}
+	if err := v.Check(p, req); errors.Is(err, payword.ErrUnknownKey) && h.be.keys.refresh(ctx) {
+		// The agent may have rotated its key: pin the new one, then retry.
+		if v, err = h.verifier(ctx); err != nil {
+			return nil, "", err
+		}
+		if err := v.Check(p, req); err != nil {
+			return nil, "", err
+		}
+	} else if err != nil {
+		return nil, "", err
+	}
+	if h.be.crl.revoked(p.Cert.Serial) {
+		return nil, "", fmt.Errorf("%w: %s", errRevoked, p.Cert.Serial)
+	}
+	if err := h.be.checkSegment(p); err != nil {
+		return nil, "", err
+	}
+	if o.Mode == ModeOnline && p.Binding != nil {
+		if err := h.be.registerBinding(ctx, p); err != nil {
+			return nil, "", err
+		}
+	}
+
+	var nonce [16]byte
+	_, _ = rand.Read(nonce[:])
+	auth := hex.EncodeToString(nonce[:])
+	iat, exp := start.Unix(), start.Add(o.TTL).Unix()
+	claim, _ := json.Marshal(payword.Claim{
+		Serial: p.Cert.Serial, Segment: p.Segment, Binding: bindingRaw(p), Index: p.Index,
+		Token: p.Token, Amount: p.Amount, Product: p.Product, Auth: auth, Time: iat,
+	})
+	rec, err := accept(ctx, h.be.rdb, h.be.ks, p, acceptance{
+		Record:      auth + " " + strconv.FormatInt(iat, 10) + " " + strconv.FormatInt(exp, 10),
+		RecordTTL:   int64(o.TTL/time.Second) + 1,
+		Claim:       claim,
+		Stream:      h.be.ks.stream(o.Mode),
+		StateExpiry: p.Cert.ExpiresAt + 3600,
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	auth, iat, exp, ok := parseRecord(rec)
+	if !ok {
+		return nil, "", fmt.Errorf("%w: corrupt authorization record", errUnavailable)
+	}
+	verdict := "accepted"
+	if auth != hex.EncodeToString(nonce[:]) {
+		verdict = "retried"
+	}
+	scope := "path"
+	if o.Product[len(o.Product)-1] == '/' {
+		scope = "prefix"
+	}
+	g := &grantClaims{Product: o.Product, Scope: scope, User: p.Cert.UserID, RegisteredClaims: jwt.RegisteredClaims{
+		Issuer: h.Vendor, Subject: p.Cert.Serial.String(), ID: auth,
+		IssuedAt: jwt.NewNumericDate(time.Unix(iat, 0)), ExpiresAt: jwt.NewNumericDate(time.Unix(exp, 0)),
+	}}
+	token, err := h.grants.mint(g)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %v", errUnavailable, err)
+	}
+	paymentsTotal.WithLabelValues(verdict).Inc()
+	paymentSeconds.Observe(time.Since(start).Seconds())
+	return g, token, nil
+}
+
+func bindingRaw(p *payword.Payment) payword.Bytes {
+	if p.Binding == nil {
+		return nil
+	}
+	return p.Binding.Raw()
+}

@@ -1,0 +1,196 @@
+package paywall
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// Rule prices the paths that match Pattern.
+//
+// Patterns are matched case-insensitively against the cleaned, decoded
+// request path. A `*` matches any run of characters within one path segment,
+// except a `*` at the very end of the pattern, which also matches deeper
+// segments: `/articles/*` prices `/articles/a/b` too, so a nested path is
+// never free by accident.
+type Rule struct {
+	Pattern string `json:"pattern"`
+	// Price in tokens; at most MaxPrice.
+	Price uint32 `json:"price"`
+	// Scope makes the product a path prefix instead of the single path: a
+	// pattern ending in `/` (e.g. `/issues/*/`), matched against the
+	// request path's prefixes. One grant then covers the whole prefix.
+	Scope string `json:"scope,omitempty"`
+	// TTL of the grant; the handler's default when zero.
+	TTL caddy.Duration `json:"ttl,omitempty"`
+	// Mode of reporting; the handler's default when empty.
+	Mode string `json:"mode,omitempty"`
+}
+
+// Reporting modes (DESIGN.md §3).
+const (
+	ModeAlmostOnline = "almost_online"
+	ModeBatch        = "batch"
+	ModeOnline       = "online"
+)
+
+// MaxPrice is the highest price a rule may set: a payment spends tokens of
+// one segment, and the gateway accepts segments of up to
+// payword.MaxSegmentLen tokens. Prices above the wallet's usual segment
+// length (payword.DefaultSegmentLen) are warned about at provision.
+const MaxPrice = payword.MaxSegmentLen
+
+// Bounds on configuration an operator (or a hostile Caddyfile) controls.
+const (
+	maxPatternLen = 256
+	maxStars      = 8
+	maxRules      = 1024
+	// maxPathLen bounds the request paths the handler matches; a product is
+	// at most payword.MaxProductLen bytes once escaped.
+	maxPathLen = 2048
+)
+
+func validMode(m string) bool {
+	return m == "" || m == ModeAlmostOnline || m == ModeBatch || m == ModeOnline
+}
+
+// checkPattern validates a path pattern (for prices, scopes and free paths).
+func checkPattern(p string) error {
+	switch {
+	case p == "" || p[0] != '/':
+		return fmt.Errorf("pattern %q must start with /", p)
+	case len(p) > maxPatternLen:
+		return fmt.Errorf("pattern longer than %d bytes", maxPatternLen)
+	case strings.Count(p, "*") > maxStars:
+		return fmt.Errorf("pattern %q has more than %d wildcards", p, maxStars)
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= 0x20 || c >= 0x7f || strings.IndexByte(`%;\?#[]`, c) >= 0 {
+			return fmt.Errorf("pattern %q: character %q not allowed", p, c)
+		}
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		if seg == "." || seg == ".." || strings.HasSuffix(seg, ".") && seg != "" {
+			return fmt.Errorf("pattern %q: segment %q would never match a clean path", p, seg)
+		}
+	}
+	if strings.Contains(p, "//") {
+		return fmt.Errorf("pattern %q: empty segment", p)
+	}
+	return nil
+}
+
+// match reports whether the lower-case pattern matches s in full. A `*`
+// matches within one segment; a final `*` matches the rest of s. Patterns
+// hold at most maxStars stars, so backtracking is bounded.
+func match(pattern, s string) bool {
+	for len(pattern) > 0 {
+		star := strings.IndexByte(pattern, '*')
+		if star < 0 {
+			return pattern == s
+		}
+		if !strings.HasPrefix(s, pattern[:star]) {
+			return false
+		}
+		s, pattern = s[len(pattern[:star]):], pattern[star+1:]
+		if pattern == "" {
+			return true // final star: anything, across segments
+		}
+		end := strings.IndexByte(s, '/')
+		if end < 0 {
+			end = len(s)
+		}
+		for k := 0; k <= end; k++ {
+			if match(pattern, s[k:]) {
+				return true
+			}
+		}
+		return false
+	}
+	return s == ""
+}
+
+// scopePrefix returns the shortest prefix of path (ending in `/`) that the
+// scope pattern matches, or "" if none does.
+func scopePrefix(scope, lower string) int {
+	for i := 1; i < len(lower); i++ {
+		if lower[i] == '/' && match(scope, lower[:i+1]) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+var errAmbiguousPath = errors.New("ambiguous request path")
+
+// canonicalPath returns the path the handler prices, and the same in lower
+// case for matching. It refuses paths that an upstream could read
+// differently from the gateway: encoded slashes and backslashes, anything
+// still percent-encoded after one decoding (double encoding), path
+// parameters, control characters, and segments with trailing dots or
+// spaces (which some servers strip). `..`, `.`, duplicate and trailing
+// slashes are cleaned; the handler then forwards the cleaned path, so the
+// upstream serves exactly what was priced.
+func canonicalPath(u *url.URL) (clean, lower string, err error) {
+	p := u.Path
+	if len(p) > maxPathLen || len(u.RawPath) > maxPathLen {
+		return "", "", fmt.Errorf("%w: longer than %d bytes", errAmbiguousPath, maxPathLen)
+	}
+	if p == "" || p[0] != '/' {
+		return "", "", fmt.Errorf("%w: not absolute", errAmbiguousPath)
+	}
+	raw := strings.ToLower(u.RawPath)
+	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%00") {
+		return "", "", fmt.Errorf("%w: encoded separator", errAmbiguousPath)
+	}
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c < 0x20 || c == 0x7f:
+			return "", "", fmt.Errorf("%w: control character", errAmbiguousPath)
+		case c == '%':
+			return "", "", fmt.Errorf("%w: encoded twice", errAmbiguousPath)
+		case c == '\\' || c == ';':
+			return "", "", fmt.Errorf("%w: %q in path", errAmbiguousPath, c)
+		}
+	}
+	clean = path.Clean(p)
+	for _, seg := range strings.Split(clean[1:], "/") {
+		if strings.HasSuffix(seg, ".") || strings.HasSuffix(seg, " ") {
+			return "", "", fmt.Errorf("%w: segment ends in a dot or space", errAmbiguousPath)
+		}
+	}
+	return clean, asciiLower(clean), nil
+}
+
+// offer is what a priced request costs: the product it buys and its terms.
+type offer struct {
+	Product string // escaped path or path prefix; a payword product id
+	Price   uint32
+	TTL     time.Duration
+	Mode    string
+}
+
+// productID escapes a clean path (or prefix) into a product id.
+func productID(clean string) (string, bool) {
+	id := (&url.URL{Path: clean}).EscapedPath()
+	return id, payword.ValidProduct(id)
+}
+
+// asciiLower lower-cases ASCII letters only, so byte offsets stay aligned
+// with the original path.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}

@@ -1,0 +1,147 @@
+package paywall
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// acceptScript checks and advances one (serial, segment) state, records the
+// authorization and queues the claim, atomically.
+//
+// KEYS: 1 state hash {i, t}, 2 authorization record, 3 report stream.
+// ARGV: 1 expected index, 2 expected token, 3 new index, 4 new token,
+// 5 authorization record, 6 its TTL in seconds, 7 claim JSON,
+// 8 Unix time at which the state may be forgotten (certificate expiry).
+//
+// It returns {1, record} for a payment already accepted (idempotent retry),
+// {2, index, token} when the state is not the expected one (the caller
+// checks the chain against it in Go and retries), and {0} on acceptance.
+// Index 0 means the segment is fresh: the caller has checked the expected
+// token against the proven anchor, so only the index is compared.
+var acceptScript = redis.NewScript(`
+local rec = redis.call('GET', KEYS[2])
+if rec then return {1, rec} end
+local st = redis.call('HMGET', KEYS[1], 'i', 't')
+local ci = tonumber(st[1]) or 0
+if ci ~= tonumber(ARGV[1]) or (ci > 0 and st[2] ~= ARGV[2]) then
+  return {2, tostring(ci), st[2] or ''}
+end
+redis.call('HSET', KEYS[1], 'i', ARGV[3], 't', ARGV[4])
+redis.call('EXPIREAT', KEYS[1], ARGV[8])
+redis.call('SET', KEYS[2], ARGV[5], 'EX', ARGV[6])
+redis.call('XADD', KEYS[3], '*', 'c', ARGV[7])
+return {0}
+`)
+
+// maxAttempts bounds the read-and-retry loop under contention.
+const maxAttempts = 4
+
+// keyspace names a vendor's gateway keys. They share the hash tag
+// {<vendor>}, so the script's keys live in one Redis Cluster slot.
+type keyspace string
+
+func newKeyspace(vendor string) keyspace { return keyspace("hw:g:{" + vendor + "}:") }
+
+func (k keyspace) state(s payword.Serial, g uint32) string {
+	return string(k) + "s:" + s.String() + ":" + strconv.FormatUint(uint64(g), 10)
+}
+
+func (k keyspace) bound(s payword.Serial, g uint32) string {
+	return string(k) + "b:" + s.String() + ":" + strconv.FormatUint(uint64(g), 10)
+}
+
+// authorization keys a payment by everything it spends and buys, token
+// included: only the very same payment finds the record.
+func (k keyspace) authorization(p *payword.Payment) string {
+	h := sha256.New()
+	h.Write(p.Cert.Serial[:])
+	var b [12]byte
+	binary.BigEndian.PutUint32(b[0:], p.Segment)
+	binary.BigEndian.PutUint32(b[4:], p.Index)
+	binary.BigEndian.PutUint32(b[8:], p.Amount)
+	h.Write(b[:])
+	h.Write(p.Token[:])
+	h.Write([]byte(p.Product))
+	return string(k) + "a:" + hex.EncodeToString(h.Sum(nil))
+}
+
+func (k keyspace) stream(mode string) string {
+	if mode == ModeBatch {
+		return string(k) + "r:batch"
+	}
+	return string(k) + "r:now"
+}
+
+func (k keyspace) keys() string { return string(k) + "keys" }
+func (k keyspace) crl() string  { return string(k) + "crl" }
+
+// acceptance is what the script is asked to record.
+type acceptance struct {
+	Record      string // authorization record: "<auth> <iat> <exp>"
+	RecordTTL   int64  // seconds
+	Claim       []byte // payword.Claim JSON
+	Stream      string
+	StateExpiry int64 // Unix seconds
+}
+
+// accept records payment p. It returns the authorization record, which is
+// a's own or, for a retried payment, the one first recorded.
+func accept(ctx context.Context, rdb redis.UniversalClient, ks keyspace, p *payword.Payment, a acceptance) (string, error) {
+	keys := []string{ks.state(p.Cert.Serial, p.Segment), ks.authorization(p), a.Stream}
+	exp := payword.Expected(p)
+	if exp.Index == 0 && exp.Token != p.Anchor {
+		return "", fmt.Errorf("%w: token %d of segment %d", payword.ErrBadToken, p.Index, p.Segment)
+	}
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		res, err := acceptScript.Run(ctx, rdb, keys,
+			exp.Index, exp.Token[:], p.Index, p.Token[:], a.Record, a.RecordTTL, a.Claim, a.StateExpiry).Slice()
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", errUnavailable, err)
+		}
+		code, _ := res[0].(int64)
+		switch code {
+		case 0:
+			return a.Record, nil
+		case 1:
+			rec, _ := res[1].(string)
+			return rec, nil
+		}
+		// The state moved: check the chain against it, then compare-and-set
+		// on exactly that state.
+		idx, _ := strconv.ParseUint(res[1].(string), 10, 32)
+		last := payword.Genesis(p)
+		if idx > 0 {
+			tok, _ := res[2].(string)
+			if len(tok) != payword.TokenSize {
+				return "", fmt.Errorf("%w: corrupt state for %s", errUnavailable, keys[0])
+			}
+			last = payword.State{Index: uint32(idx)}
+			copy(last.Token[:], tok)
+		}
+		if _, err := payword.Advance(p, last); err != nil {
+			return "", err
+		}
+		exp = last
+	}
+	return "", fmt.Errorf("%w: state of segment %d kept changing", payword.ErrReplay, p.Segment)
+}
+
+// parseRecord splits "<auth> <iat> <exp>".
+func parseRecord(rec string) (auth string, iat, exp int64, ok bool) {
+	f := strings.Fields(rec)
+	if len(f) != 3 {
+		return "", 0, 0, false
+	}
+	iat, err1 := strconv.ParseInt(f[1], 10, 64)
+	exp, err2 := strconv.ParseInt(f[2], 10, 64)
+	return f[0], iat, exp, err1 == nil && err2 == nil && payword.ValidID(f[0])
+}
