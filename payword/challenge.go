@@ -35,10 +35,15 @@ func (c Challenge) String() string {
 		}
 		b.WriteString(" " + kv[0] + `="`)
 		for j := 0; j < len(kv[1]); j++ {
-			if ch := kv[1][j]; ch == '"' || ch == '\\' {
+			switch ch := kv[1][j]; {
+			case ch == '"' || ch == '\\':
 				b.WriteByte('\\')
+				b.WriteByte(ch)
+			case isControl(ch):
+				b.WriteByte(' ') // never a line break into a header
+			default:
+				b.WriteByte(ch)
 			}
-			b.WriteByte(kv[1][j])
 		}
 		b.WriteByte('"')
 	}
@@ -129,10 +134,10 @@ func authParam(s string) (name, value, rest string, err error) {
 			switch ch := s[i]; {
 			case ch == '"':
 				return name, b.String(), s[i+1:], nil
-			case ch == '\\' && i+1 < len(s):
+			case ch == '\\' && i+1 < len(s) && !isControl(s[i+1]):
 				i++
 				b.WriteByte(s[i])
-			case ch < 0x20 && ch != '\t' || ch == 0x7f:
+			case isControl(ch):
 				return "", "", "", errorf(ErrMalformed, "control character in %q", name)
 			default:
 				b.WriteByte(ch)
@@ -149,6 +154,10 @@ func authParam(s string) (name, value, rest string, err error) {
 	}
 	return name, s[:i], s[i:], nil
 }
+
+// isControl reports whether c is a control character other than HTAB, which
+// no quoted-string may carry, escaped or not (RFC 9110 §5.6.4).
+func isControl(c byte) bool { return c < 0x20 && c != '\t' || c == 0x7f }
 
 // isTokenChar reports whether c is an RFC 9110 tchar.
 func isTokenChar(c byte) bool {

@@ -86,6 +86,9 @@ func (b *Bytes) UnmarshalText(s []byte) error {
 	if err != nil {
 		return errorf(ErrMalformed, "not base64url")
 	}
+	if len(out) == 0 {
+		out = nil // "" and an absent field mean the same
+	}
 	*b = out
 	return nil
 }

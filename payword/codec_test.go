@@ -220,6 +220,10 @@ func TestChallengeRoundTrip(t *testing.T) {
 	if err != nil || got != c {
 		t.Fatalf("ParseChallenge = %+v, %v", got, err)
 	}
+	// A control character can never break the header.
+	if h := (Challenge{Realm: "a\r\nSet-Cookie: x", Vendor: "v", Price: 1, Product: "/a"}).String(); strings.ContainsAny(h, "\r\n") {
+		t.Fatalf("control characters in %q", h)
+	}
 	// Token values, odd spacing, case and unknown parameters are accepted.
 	got, err = ParseChallenge(`payword  Vendor=daily-planet ,price=2,product="/a", future="x"`)
 	if err != nil || got.Vendor != "daily-planet" || got.Price != 2 || got.Product != "/a" {
@@ -252,6 +256,7 @@ func TestParseChallengeHostile(t *testing.T) {
 		{"bad vendor", `PayWord vendor="a b", price="2", product="/a"`, ErrMalformed},
 		{"bad product", `PayWord vendor="v", price="2", product="/a b"`, ErrMalformed},
 		{"trailing backslash", `PayWord vendor="v\`, ErrMalformed},
+		{"escaped control character", "PayWord realm=\"\\\x12\", vendor=v, price=2, product=/a", ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
