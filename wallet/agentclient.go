@@ -25,7 +25,9 @@ type AgentError struct {
 	Message string
 }
 
-func (e *AgentError) Error() string { return fmt.Sprintf("the agent refused: %s (%s)", e.Message, e.Code) }
+func (e *AgentError) Error() string {
+	return fmt.Sprintf("the agent refused: %s (%s)", e.Message, e.Code)
+}
 
 // Bundle is a certificate the agent sold: the signed certificate and K.
 type Bundle struct {

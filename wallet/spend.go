@@ -334,3 +334,11 @@ func (w *Wallet) spentAt(host string, since time.Time) (Limits, uint32) {
 	}
 	return w.st.Limits, spent
 }
+
+// SetLimits changes the caps on automatic payments.
+func (w *Wallet) SetLimits(l Limits) error {
+	return w.update(func(st *State) error {
+		st.Limits = l
+		return nil
+	})
+}

@@ -29,6 +29,8 @@ Usage:
   hashwall-wallet balance                         tokens per certificate: free, bound, spent, pending
   hashwall-wallet get URL [--max-price P] [-o F]  fetch a page, paying if it asks (and within limits)
   hashwall-wallet history                         what you paid, where and when
+  hashwall-wallet limits [--per-request N] [--per-site-day N]
+                                                  show or set the caps on automatic payments
   hashwall-wallet recover --agent URL USERNAME    lost your wallet: the agent reissues your unspent tokens
   hashwall-wallet export FILE                     copy the (encrypted) wallet to FILE
   hashwall-wallet import FILE                     use the encrypted wallet FILE from now on
@@ -51,7 +53,7 @@ func main() {
 	cmd, args := os.Args[1], os.Args[2:]
 	commands := map[string]func([]string) error{
 		"register": cmdRegister, "buy": cmdBuy, "balance": cmdBalance, "get": cmdGet,
-		"history": cmdHistory, "recover": cmdRecover, "export": cmdExport, "import": cmdImport,
+		"history": cmdHistory, "limits": cmdLimits, "recover": cmdRecover, "export": cmdExport, "import": cmdImport,
 	}
 	run, ok := commands[cmd]
 	if !ok {
@@ -338,6 +340,34 @@ func cmdHistory(args []string) error {
 	for _, e := range w.Snapshot().History {
 		fmt.Printf("%s  %-20s %4d  %s %s %s\n", e.Time.Format(time.DateTime), e.Kind, e.Amount, e.Vendor, e.URL, e.Note)
 	}
+	return nil
+}
+
+func cmdLimits(args []string) error {
+	c := newFlags("limits")
+	perRequest := c.fs.Int("per-request", -1, "tokens one page may cost without --max-price")
+	perSite := c.fs.Int("per-site-day", -1, "tokens one site may take in 24 hours (0: no cap)")
+	if _, err := c.parse(args, 0); err != nil {
+		return err
+	}
+	w, _, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	l := w.Snapshot().Limits
+	if *perRequest >= 0 || *perSite >= 0 {
+		if *perRequest >= 0 {
+			l.PerRequest = uint32(*perRequest)
+		}
+		if *perSite >= 0 {
+			l.PerSiteDay = uint32(*perSite)
+		}
+		if err := w.SetLimits(l); err != nil {
+			return err
+		}
+	}
+	fmt.Printf("per request: %d tokens; per site and day: %d tokens\n", l.PerRequest, l.PerSiteDay)
 	return nil
 }
 

@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashwall/hashwall/internal/redistest"
+)
+
+// world is a bank and two newspapers on loopback, run from the binaries.
+type world struct {
+	t          *testing.T
+	dir        string
+	hashwall   string
+	wallet     string
+	redis      *redistest.Server
+	agentURL   string
+	adminToken string
+	sites      map[string]string // vendor id → base URL
+	gateway    *proc
+}
+
+// slowDelay is how long the upstream of /slow/ pages takes: long enough to
+// kill a wallet while it waits for a paid page.
+const slowDelay = 3 * time.Second
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	hw, wl := binaries(t)
+	w := &world{t: t, dir: t.TempDir(), hashwall: hw, wallet: wl, sites: map[string]string{}}
+	w.redis = redistest.Start(t, redistest.WithAOF())
+
+	key := filepath.Join(w.dir, "agent.key")
+	if out, err := exec.Command(hw, "agent", "keygen", "--out", key, "--kid", "agent-e2e").CombinedOutput(); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	w.agentURL = fmt.Sprintf("http://127.0.0.1:%d", port)
+	w.adminToken = "admin-" + strings.Trim(randomB64(12), "=")
+	start(t, "agent", []string{"HASHWALL_MASTER_KEY=" + randomB64(32), "HASHWALL_ADMIN_TOKEN=" + w.adminToken},
+		hw, "agent", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--redis", w.redis.URL(), "--key", key, "--open-vendors")
+	waitFor(t, w.agentURL+"/v1/keys", 200)
+
+	upstream := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		time.Sleep(slowDelay)
+		fmt.Fprintf(rw, "slow article %s", r.URL.Path)
+	}))
+	t.Cleanup(upstream.Close)
+
+	var sites strings.Builder
+	for _, vendor := range []string{"planet", "globe"} {
+		var reg struct{ Token string }
+		if code := call(t, "POST", w.agentURL+"/v1/vendors", "", map[string]string{"vendor": vendor}, &reg); code != 201 {
+			t.Fatalf("registering vendor %s: %d", vendor, code)
+		}
+		site := freePort(t)
+		w.sites[vendor] = fmt.Sprintf("http://127.0.0.1:%d", site)
+		fmt.Fprintf(&sites, `
+http://127.0.0.1:%d {
+	paywall {
+		vendor    %s
+		api_token %s
+		agent     %s
+		redis     %s
+		grant_key %s
+		price /articles/* 2
+		price /dear/* 100
+		price /slow/* 2
+		free /index.html
+		crl agent 1s
+	}
+	reverse_proxy /slow/* %s
+	respond /index.html "front page"
+	respond "article {path}"
+}
+`, site, vendor, reg.Token, w.agentURL, w.redis.URL(), randomB64(32), strings.TrimPrefix(upstream.URL, "http://"))
+	}
+	caddyfile := filepath.Join(w.dir, "Caddyfile")
+	config := "{\n\tadmin off\n\tpersist_config off\n\torder paywall first\n}\n" + sites.String()
+	if err := os.WriteFile(caddyfile, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.gateway = start(t, "gateway", nil, hw, "run", "--config", caddyfile, "--adapter", "caddyfile")
+	for _, u := range w.sites {
+		waitFor(t, u+"/articles/probe", http.StatusPaymentRequired)
+	}
+	return w
+}
+
+// reader registers a user, funds their account and returns their wallet.
+func (w *world) reader(name string, funds int64) *walletCLI {
+	t := w.t
+	cli := &walletCLI{bin: w.wallet, path: filepath.Join(w.dir, name+".hw"), password: "pw-" + name + "-12345"}
+	cli.must(t, "register", "--agent", w.agentURL, name)
+	if funds > 0 {
+		if code := call(t, "POST", w.agentURL+"/v1/admin/credit", w.adminToken,
+			map[string]any{"user": name, "amount": funds}, nil); code != 200 {
+			t.Fatalf("crediting %s: %d", name, code)
+		}
+	}
+	return cli
+}
