@@ -25,6 +25,7 @@ type world struct {
 	adminToken string
 	sites      map[string]string // vendor id → base URL
 	gateway    *proc
+	slowHits   chan string // paths of /slow/ requests reaching the upstream
 }
 
 // slowDelay is how long the upstream of /slow/ pages takes: long enough to
@@ -34,7 +35,7 @@ const slowDelay = 3 * time.Second
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	hw, wl := binaries(t)
-	w := &world{t: t, dir: t.TempDir(), hashwall: hw, wallet: wl, sites: map[string]string{}}
+	w := &world{t: t, dir: t.TempDir(), hashwall: hw, wallet: wl, sites: map[string]string{}, slowHits: make(chan string, 16)}
 	w.redis = redistest.Start(t, redistest.WithAOF())
 
 	key := filepath.Join(w.dir, "agent.key")
@@ -49,6 +50,10 @@ func newWorld(t *testing.T) *world {
 	waitFor(t, w.agentURL+"/v1/keys", 200)
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		select {
+		case w.slowHits <- r.URL.Path:
+		default:
+		}
 		time.Sleep(slowDelay)
 		fmt.Fprintf(rw, "slow article %s", r.URL.Path)
 	}))
@@ -78,7 +83,8 @@ http://127.0.0.1:%d {
 	}
 	reverse_proxy /slow/* %s
 	respond /index.html "front page"
-	respond "article {path}"
+	respond /articles/* "article {path}"
+	respond /dear/* "article {path}"
 }
 `, site, vendor, reg.Token, w.agentURL, w.redis.URL(), randomB64(32), strings.TrimPrefix(upstream.URL, "http://"))
 	}
@@ -106,4 +112,28 @@ func (w *world) reader(name string, funds int64) *walletCLI {
 		}
 	}
 	return cli
+}
+
+// credited returns what the agent has credited vendor so far, in minor units.
+func (w *world) credited(vendor string) int64 {
+	var st struct{ Credited int64 }
+	to := fmt.Sprint(time.Now().Unix() + 3600)
+	if code := call(w.t, "GET", w.agentURL+"/v1/admin/vendors/"+vendor+"/statement?to="+to, w.adminToken, nil, &st); code != 200 {
+		w.t.Fatalf("statement of %s: %d", vendor, code)
+	}
+	return st.Credited
+}
+
+// waitCredited waits until the agent has credited vendor want (bounded).
+func (w *world) waitCredited(vendor string, want int64) {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	got := w.credited(vendor)
+	for got != want && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		got = w.credited(vendor)
+	}
+	if got != want {
+		w.t.Fatalf("%s credited %d, want %d", vendor, got, want)
+	}
 }

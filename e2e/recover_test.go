@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashwall/hashwall/payword"
+	"github.com/hashwall/hashwall/wallet"
+)
+
+// TestRecoverLostWallet: a reader loses the wallet file; the agent revokes
+// the old certificate and issues one worth the unclaimed tokens to a new
+// wallet. The old certificate is refused by gateways within a second.
+func TestRecoverLostWallet(t *testing.T) {
+	w := newWorld(t)
+	alice := w.reader("alice", 100000)
+	planet, globe := w.sites["planet"], w.sites["globe"]
+	alice.must(t, "buy", "384")
+	alice.must(t, "get", planet+"/articles/a")
+
+	// The file is lost. A new wallet recovers with the same account.
+	lost := *alice
+	fresh := *alice
+	fresh.path = filepath.Join(w.dir, "alice-new.hw")
+	out := fresh.must(t, "recover", "--agent", w.agentURL, "alice")
+	if !strings.Contains(out, "new certificate") {
+		t.Fatalf("recover: %s", out)
+	}
+	if bal := fresh.must(t, "balance"); !strings.Contains(bal, "spendable: 256") {
+		t.Fatalf("recovered balance (382 unclaimed tokens make two whole segments):\n%s", bal)
+	}
+	if got := fresh.must(t, "get", globe+"/articles/b"); !strings.Contains(got, "paid 2 token(s) to globe") {
+		t.Fatalf("paying with the recovered wallet: %s", got)
+	}
+
+	// Whoever holds the old file cannot spend it any more.
+	time.Sleep(1500 * time.Millisecond) // the gateways' CRL pull interval is 1s
+	_, errOut, err := lost.run(t, "get", globe+"/articles/c")
+	if err == nil || !strings.Contains(errOut, "403") {
+		t.Fatalf("old certificate after recovery: %v %s", err, errOut)
+	}
+}
+
+func TestHostileWalletUse(t *testing.T) {
+	_, wl := binaries(t)
+	dir := t.TempDir()
+
+	// A fake site: it challenges, then answers 200 to any payment without a grant.
+	var paid int
+	site := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Header.Get("Authorization"), "PayWord ") {
+			paid++
+			fmt.Fprint(rw, "take the money and run")
+			return
+		}
+		price := uint32(3)
+		if strings.HasPrefix(r.URL.Path, "/dear") {
+			price = 500
+		}
+		rw.Header().Set("WWW-Authenticate", payword.Challenge{Vendor: "shady", Price: price, Product: r.URL.Path}.String())
+		rw.WriteHeader(http.StatusPaymentRequired)
+	}))
+	defer site.Close()
+	// A wallet with a certificate, made without an agent.
+	cli := &walletCLI{bin: wl, path: filepath.Join(dir, "w.hw"), password: "a good password"}
+	makeWalletWithCertificate(t, cli)
+
+	// Price above the limit: refused before anything is spent.
+	_, errOut, err := cli.run(t, "get", site.URL+"/dear/x")
+	if err == nil || !strings.Contains(errOut, "asks 500 tokens, above your limit per request of 10; nothing was paid") || paid != 0 {
+		t.Fatalf("over the limit: %v %s", err, errOut)
+	}
+	// 200 without a grant: the wallet keeps the record of it.
+	cli.must(t, "get", site.URL+"/a")
+	if hist := cli.must(t, "history"); !strings.Contains(hist, "spent-without-grant") || !strings.Contains(hist, "without a grant") {
+		t.Fatalf("history: %s", hist)
+	}
+
+	good, _ := os.ReadFile(cli.path)
+	// Wrong password.
+	wrong := *cli
+	wrong.password = "not the password"
+	if _, errOut, err := wrong.run(t, "balance"); err == nil || !strings.Contains(errOut, "wrong password") {
+		t.Fatalf("wrong password: %v %s", err, errOut)
+	}
+	// Corrupted and truncated files.
+	for name, data := range map[string][]byte{
+		"corrupted": append(append([]byte(nil), good[:len(good)-10]...), 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', 'x'),
+		"truncated": good[:20],
+	} {
+		os.WriteFile(cli.path, data, 0o600)
+		_, errOut, err := cli.run(t, "get", site.URL+"/b")
+		if err == nil || !(strings.Contains(errOut, "wrong password, or the wallet file was changed") || strings.Contains(errOut, "not a Hashwall wallet")) {
+			t.Fatalf("%s file: %v %s", name, err, errOut)
+		}
+		if after, _ := os.ReadFile(cli.path); string(after) != string(data) {
+			t.Fatalf("%s file was overwritten", name)
+		}
+	}
+	if paid != 1 {
+		t.Fatalf("the site was paid %d times", paid)
+	}
+}
+
+// makeWalletWithCertificate creates cli's wallet file holding a certificate
+// signed by a throwaway agent key, for tests that need no agent.
+func makeWalletWithCertificate(t *testing.T, cli *walletCLI) {
+	t.Helper()
+	wal, err := wallet.Create(cli.path, []byte(cli.password), "http://127.0.0.1:1", "tester")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wal.Close()
+	var k payword.Secret
+	rand.Read(k[:])
+	c := &payword.Certificate{IssuedAt: time.Now().Unix() - 60, ExpiresAt: time.Now().Unix() + 3600,
+		UnitValue: 1, Currency: "EUR", Scope: payword.GenericScope, UserID: "u-test"}
+	rand.Read(c.Serial[:])
+	copy(c.UserKey[:], wal.PublicKey())
+	c.Issue(k, 2, 16)
+	raw, err := c.Sign(payword.SigningKey{ID: "throwaway", Key: ed25519.NewKeyFromSeed(make([]byte, 32))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wal.AddCertificate(raw, k[:]); err != nil {
+		t.Fatal(err)
+	}
+}
