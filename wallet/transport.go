@@ -48,8 +48,9 @@ type Transport struct {
 	Wallet   *Wallet
 	Base     http.RoundTripper // nil: http.DefaultTransport
 	MaxPrice uint32            // per-request cap overriding the wallet's; 0: the wallet's
-	// Paid, if set, is told of every payment made.
-	Paid func(vendor, product string, price uint32)
+	// Paid, if set, is told of every payment made and how long it took,
+	// from choosing the tokens to the vendor's answer.
+	Paid func(vendor, product string, price uint32, took time.Duration)
 }
 
 // retries of one payment whose answer is lost in transit, before it is left
@@ -91,13 +92,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	drain(resp)
+	start := time.Now()
 	p, err := t.Wallet.Reserve(ch.Vendor, ch.Product, req.URL.String(), ch.Price)
 	if err != nil {
 		return nil, err
 	}
 	resp, err = t.send(req, p)
 	if err == nil && t.Paid != nil && resp.StatusCode < 300 {
-		t.Paid(ch.Vendor, ch.Product, ch.Price)
+		t.Paid(ch.Vendor, ch.Product, ch.Price, time.Since(start))
 	}
 	return resp, err
 }

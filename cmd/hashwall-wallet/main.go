@@ -292,9 +292,12 @@ func cmdGet(args []string) error {
 	}
 	defer w.Close()
 	paid := false
-	tr := &wallet.Transport{Wallet: w, MaxPrice: uint32(*maxPrice), Paid: func(vendor, product string, price uint32) {
+	tr := &wallet.Transport{Wallet: w, MaxPrice: uint32(*maxPrice), Paid: func(vendor, product string, price uint32, took time.Duration) {
 		paid = true
 		fmt.Fprintf(os.Stderr, "paid %d token(s) to %s for %s\n", price, vendor, product)
+		if *verbose {
+			fmt.Fprintf(os.Stderr, "the payment took %v (journal, payment, the vendor's answer)\n", took.Round(time.Microsecond))
+		}
 	}}
 	cx, cancel := ctx()
 	defer cancel()

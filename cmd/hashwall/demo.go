@@ -1,0 +1,315 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+
+	"github.com/hashwall/hashwall/agent"
+	"github.com/hashwall/hashwall/internal/redisurl"
+	"github.com/hashwall/hashwall/payword"
+	"github.com/hashwall/hashwall/wallet"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "demo",
+		Usage: "[--redis <url>] [--site <addr>] [--agent <addr>]",
+		Short: "Runs a paywalled newspaper, a bank and a reader on this machine, with no setup",
+		Long: `
+Starts, in one process: a store (an embedded in-memory one unless --redis is
+given), the agent (the bank), the paywall gateway in front of a small
+built-in newspaper, and a reader's wallet with bought tokens. It makes one
+paid request, prints what happened, then keeps serving so that you can try
+the wallet CLI against it. Stop it with Ctrl-C.
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.Flags().String("redis", "", "use this Redis instead of the embedded in-memory store")
+			cmd.Flags().String("site", "127.0.0.1:8480", "address of the newspaper (behind the paywall)")
+			cmd.Flags().String("agent", "127.0.0.1:8481", "address of the agent")
+			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runDemo)
+		},
+	})
+}
+
+const (
+	demoVendor   = "daily-planet"
+	demoReader   = "reader"
+	demoPassword = "demo-password"
+)
+
+func runDemo(fl caddycmd.Flags) (int, error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	say := func(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+
+	// The store.
+	redisURL := fl.String("redis")
+	if redisURL == "" {
+		mr := miniredis.NewMiniRedis()
+		if err := mr.StartAddr("127.0.0.1:0"); err != nil {
+			return 1, err
+		}
+		defer mr.Close()
+		redisURL = "redis://" + mr.Addr()
+		say("store:   embedded, IN MEMORY ONLY (miniredis at %s): everything is gone when the demo stops.", mr.Addr())
+		say("         Use --redis redis://… for a real Redis; run a real agent with the append-only file on.")
+	} else {
+		say("store:   %s", redisURL)
+	}
+
+	// The agent, with a throwaway signing key and master key.
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	master := make([]byte, 32)
+	rand.Read(master)
+	admin := randomHex(16)
+	rdb, err := redisurl.New(redisURL)
+	if err != nil {
+		return 1, err
+	}
+	defer rdb.Close()
+	bank, err := agent.New(ctx, agent.Config{Redis: rdb, SigningKeys: []payword.SigningKey{{ID: "demo-agent", Key: priv}},
+		MasterKey: master, AdminToken: admin, Ephemeral: true})
+	if err != nil {
+		return 1, err
+	}
+	agentURL, err := serve(ctx, fl.String("agent"), bank)
+	if err != nil {
+		return 1, err
+	}
+	say("agent:   %s", agentURL)
+
+	// The newspaper, behind the paywall.
+	upstream, err := serve(ctx, "127.0.0.1:0", newspaper())
+	if err != nil {
+		return 1, err
+	}
+	var vendor struct{ Token string }
+	if err := demoCall(ctx, agentURL+"/v1/vendors", admin, map[string]string{"vendor": demoVendor}, &vendor); err != nil {
+		return 1, fmt.Errorf("registering the demo vendor: %w", err)
+	}
+	site := fl.String("site")
+	if err := caddy.Load(gatewayConfig(site, strings.TrimPrefix(upstream, "http://"), agentURL, redisURL, vendor.Token), true); err != nil {
+		return 1, fmt.Errorf("starting the gateway: %w", err)
+	}
+	defer caddy.Stop()
+	siteURL := "http://" + site
+	say("site:    %s  (the Daily Planet, behind the paywall)", siteURL)
+
+	// A reader with a funded account and a wallet.
+	dir, err := os.MkdirTemp("", "hashwall-demo-")
+	if err != nil {
+		return 1, err
+	}
+	defer os.RemoveAll(dir)
+	walletPath := filepath.Join(dir, "reader.hw")
+	tokens, err := demoReaderWallet(ctx, agentURL, admin, walletPath)
+	if err != nil {
+		return 1, err
+	}
+	say("reader:  %q with a wallet of %d tokens at %s\n", demoReader, tokens, walletPath)
+
+	// One paid request, step by step.
+	article := siteURL + "/articles/moon-landing"
+	if err := demoPaidRequest(ctx, walletPath, article, say); err != nil {
+		return 1, err
+	}
+
+	say(`
+Try it yourself (in another terminal, from this repository):
+
+  export HASHWALL_WALLET=%s HASHWALL_PASSWORD=%s
+  go run ./cmd/hashwall-wallet balance
+  go run ./cmd/hashwall-wallet get %s/articles/city-council
+  go run ./cmd/hashwall-wallet get %s/articles/premium/interview   # 5 tokens
+  go run ./cmd/hashwall-wallet get %s/features/crossword           # priced by the site itself
+  go run ./cmd/hashwall-wallet get %s/issues/%s/front --max-price 20   # the whole day's issue
+  go run ./cmd/hashwall-wallet get %s/issues/%s/sport                  # covered by that day pass
+  go run ./cmd/hashwall-wallet history
+  curl -i %s/articles/city-council    # what a browser without a wallet gets: 402 and a challenge
+
+Serving until Ctrl-C.`, walletPath, demoPassword, siteURL, siteURL, siteURL, siteURL, demoIssue, siteURL, demoIssue, siteURL)
+	<-ctx.Done()
+	say("\nstopping.")
+	return 0, nil
+}
+
+// serve serves h on addr until ctx ends and returns its base URL.
+func serve(ctx context.Context, addr string, h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("listening on %s: %w (is another demo running? choose another address with the flags)", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	go func() { <-ctx.Done(); srv.Close() }()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// gatewayConfig is the Caddy JSON of the newspaper's gateway.
+func gatewayConfig(site, upstream, agentURL, redisURL, apiToken string) []byte {
+	grantKey := make([]byte, 32)
+	rand.Read(grantKey)
+	paywall := map[string]any{
+		"handler": "paywall", "vendor": demoVendor, "api_token": apiToken, "agent": agentURL,
+		"redis": redisURL, "grant_key": base64.StdEncoding.EncodeToString(grantKey), "realm": "The Daily Planet",
+		"rules": []map[string]any{
+			{"pattern": "/articles/premium/*", "price": 5},
+			{"pattern": "/articles/*", "price": 2},
+			{"pattern": "/issues/*/*", "price": 20, "scope": "/issues/*/", "ttl": "24h"},
+		},
+		"free":           []string{"/", "/index.html"},
+		"upstream_price": true,
+	}
+	cfg := map[string]any{
+		"admin":   map[string]any{"disabled": true},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"demo": map[string]any{
+			"listen":          []string{site},
+			"automatic_https": map[string]any{"disable": true},
+			"routes": []map[string]any{{"handle": []map[string]any{
+				paywall,
+				{"handler": "reverse_proxy", "upstreams": []map[string]string{{"dial": upstream}},
+					"headers": map[string]any{"request": map[string]any{"set": map[string][]string{
+						"X-Paywall-User": {"{http.paywall.user}"}, "X-Paywall-Auth": {"{http.paywall.auth}"}}}}},
+			}}},
+		}}}},
+	}
+	raw, _ := json.Marshal(cfg)
+	return raw
+}
+
+// demoReaderWallet registers the reader, funds the account, and fills a
+// new wallet with a certificate. It returns the tokens bought.
+func demoReaderWallet(ctx context.Context, agentURL, admin, path string) (int, error) {
+	ac := &wallet.AgentClient{Base: agentURL}
+	if err := ac.Register(ctx, demoReader, demoPassword, map[string]string{"name": "Demo Reader"}); err != nil {
+		return 0, fmt.Errorf("registering the reader: %w", err)
+	}
+	if err := demoCall(ctx, agentURL+"/v1/admin/credit", admin, map[string]any{"user": demoReader, "amount": 10000}, nil); err != nil {
+		return 0, fmt.Errorf("funding the reader: %w", err)
+	}
+	w, err := wallet.Create(path, []byte(demoPassword), agentURL, demoReader)
+	if err != nil {
+		return 0, err
+	}
+	defer w.Close()
+	b, err := ac.Buy(ctx, demoReader, demoPassword, 500, w.PublicKey(), "")
+	if err != nil {
+		return 0, fmt.Errorf("buying tokens: %w", err)
+	}
+	return b.Tokens, w.AddBundle(b)
+}
+
+// demoPaidRequest fetches url with the reader's wallet and narrates each hop.
+func demoPaidRequest(ctx context.Context, walletPath, url string, say func(string, ...any)) error {
+	w, err := wallet.Open(walletPath, []byte(demoPassword))
+	if err != nil {
+		return err
+	}
+	defer w.Close() // the CLI needs the wallet's lock afterwards
+	say("one paid request, GET %s:", url)
+	tr := &wallet.Transport{Wallet: w, Base: narrator{say}, Paid: func(vendor, product string, price uint32, took time.Duration) {
+		say("  the wallet paid %d tokens to %s for %s (payment: %v)", price, vendor, product, took.Round(time.Microsecond))
+	}}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	start := time.Now()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return fmt.Errorf("the demo's paid request failed: %w", err)
+	}
+	defer resp.Body.Close()
+	took := time.Since(start)
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		return errors.New("the demo's paid request was not served: " + resp.Status)
+	}
+	left := 0
+	for _, b := range w.Balance() {
+		left += b.Free
+		for _, n := range b.Bound {
+			left += n
+		}
+	}
+	say("  content: %s", firstLine(string(body)))
+	say("  402 → payment → 200 in %v; tokens left: %d", took.Round(time.Microsecond), left)
+	return nil
+}
+
+// narrator is a RoundTripper that tells each hop of a request.
+type narrator struct{ say func(string, ...any) }
+
+func (n narrator) RoundTrip(r *http.Request) (*http.Response, error) {
+	paying := strings.HasPrefix(r.Header.Get("Authorization"), payword.Scheme+" ")
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusPaymentRequired:
+		n.say("  %s  WWW-Authenticate: %s", resp.Status, resp.Header.Get("WWW-Authenticate"))
+	case paying:
+		n.say("  sent the payment (Authorization: PayWord …) → %s, grant received: %v", resp.Status, resp.Header.Get(wallet.ReceiptHeader) != "")
+	default:
+		n.say("  %s", resp.Status)
+	}
+	return resp, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexAny(s, "\n"); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 160 {
+		s = s[:160] + "…"
+	}
+	return s
+}
+
+func demoCall(ctx context.Context, url, bearer string, in, out any) error {
+	raw, _ := json.Marshal(in)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(raw)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("%s: %s", resp.Status, body)
+	}
+	if out != nil {
+		return json.Unmarshal(body, out)
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs `hashwall demo` as a newcomer would, checks its story, then
+// follows the wallet commands it prints.
+func TestDemo(t *testing.T) {
+	hw, wl := binaries(t)
+	site, agent := freePort(t), freePort(t)
+	cmd := exec.Command(hw, "demo", "--site", fmt.Sprintf("127.0.0.1:%d", site), "--agent", fmt.Sprintf("127.0.0.1:%d", agent))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+
+	lines := make(chan string, 100)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	var out strings.Builder
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(out.String(), "Serving until Ctrl-C") {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("the demo stopped:\n%s", out.String())
+			}
+			out.WriteString(l + "\n")
+		case <-deadline:
+			t.Fatalf("the demo did not get ready:\n%s", out.String())
+		}
+	}
+	story := out.String()
+	for _, want := range []string{"IN MEMORY ONLY", "402 Payment Required", "WWW-Authenticate: PayWord", "200 OK, grant received: true",
+		"paid 2 tokens to daily-planet", "Moon landing", "tokens left: 510", "hashwall-wallet get"} {
+		if !strings.Contains(story, want) {
+			t.Fatalf("the demo's story lacks %q:\n%s", want, story)
+		}
+	}
+	m := regexp.MustCompile(`HASHWALL_WALLET=(\S+) HASHWALL_PASSWORD=(\S+)`).FindStringSubmatch(story)
+	if m == nil {
+		t.Fatalf("no wallet command in:\n%s", story)
+	}
+	reader := &walletCLI{bin: wl, path: m[1], password: m[2]}
+	base := fmt.Sprintf("http://127.0.0.1:%d", site)
+	if got := reader.must(t, "get", base+"/articles/city-council"); !strings.Contains(got, "paid 2 token(s)") || !strings.Contains(got, "tram line") {
+		t.Fatalf("reading with the printed commands: %s", got)
+	}
+	if got := reader.must(t, "get", "--max-price", "20", base+"/issues/2026-11-25/front"); !strings.Contains(got, "paid 20 token(s)") {
+		t.Fatalf("day pass: %s", got)
+	}
+	if got := reader.must(t, "get", base+"/issues/2026-11-25/sport"); strings.Contains(got, "paid") || !strings.Contains(got, "sport") {
+		t.Fatalf("page covered by the day pass: %s", got)
+	}
+	if got := reader.must(t, "get", base+"/features/crossword"); !strings.Contains(got, "paid 3 token(s)") {
+		t.Fatalf("page priced by the upstream: %s", got)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the demo did not stop cleanly: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the demo did not stop on Ctrl-C")
+	}
+}
