@@ -55,6 +55,7 @@ type fakeVendor struct {
 	grants   map[string]string // grant → product
 	accepted int               // tokens accepted
 
+	dropBeforeSeen  int  // close the connection before looking at a payment, this many times
 	dropAfterAccept int  // close the connection instead of answering, this many times
 	noGrant         bool // answer 200 without a grant
 	refuse          bool // refuse every payment with 400
@@ -84,6 +85,12 @@ func (f *fakeVendor) serve(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(auth, "PayWord ") {
 		w.Header().Set("WWW-Authenticate", payword.Challenge{Realm: "test", Vendor: f.id, Price: price, Product: r.URL.Path}.String())
 		w.WriteHeader(http.StatusPaymentRequired)
+		return
+	}
+	if f.dropBeforeSeen > 0 {
+		f.dropBeforeSeen--
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
 		return
 	}
 	grant, seen := f.byHeader[auth]

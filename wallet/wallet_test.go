@@ -304,3 +304,46 @@ func TestExpiredGrantIsDroppedAndRepaid(t *testing.T) {
 		t.Fatalf("re-pay after grant loss: %v", err)
 	}
 }
+
+// TestDroppedConnectionsAtEachStep cuts the connection before the vendor
+// sees the payment, and after it accepted it, both beyond the transport's
+// own retries: the payment stays journaled, is sent again unchanged, and is
+// paid exactly once.
+func TestDroppedConnectionsAtEachStep(t *testing.T) {
+	for _, step := range []string{"before the vendor sees it", "after the vendor accepted it"} {
+		t.Run(step, func(t *testing.T) {
+			w, path := testWallet(t)
+			issue(t, w, 2, 8, "*")
+			v := newFakeVendor(t, "planet", map[string]uint32{"/a": 2, "/b": 3})
+			v.mu.Lock()
+			if step == "before the vendor sees it" {
+				v.dropBeforeSeen = 100
+			} else {
+				v.dropAfterAccept = 100
+			}
+			v.mu.Unlock()
+			var pe *PendingError
+			if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); !errors.As(err, &pe) {
+				t.Fatalf("dropped connection: %v", err)
+			}
+			// Refused elsewhere meanwhile: nothing else is spent at this vendor.
+			if _, err := w.Reserve("planet", "/b", v.URL+"/b", 3); !errors.Is(err, ErrPending) {
+				t.Fatalf("reserving while a payment is pending: %v", err)
+			}
+			v.mu.Lock()
+			v.dropBeforeSeen, v.dropAfterAccept = 0, 0
+			v.mu.Unlock()
+			w = reopen(t, w, path)
+			if _, err := get(t, &Transport{Wallet: w}, v.URL+"/b"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil {
+				t.Fatal(err)
+			}
+			b := w.Balance()[0]
+			if v.accepted != 5 || b.Spent != 5 || b.Pending != 0 {
+				t.Fatalf("vendor accepted %d, wallet spent %d (pending %d); want 5 and 5", v.accepted, b.Spent, b.Pending)
+			}
+		})
+	}
+}
