@@ -1,0 +1,120 @@
+package agenthandler
+
+import (
+	"strconv"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("paywall_agent", parseCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("paywall_agent", httpcaddyfile.Before, "reverse_proxy")
+}
+
+func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(Handler)
+	err := m.UnmarshalCaddyfile(h.Dispenser)
+	return m, err
+}
+
+// UnmarshalCaddyfile fills the handler from Caddyfile tokens. Syntax:
+//
+//	paywall_agent [<matcher>] {
+//	    redis             <url>
+//	    signing_keys      <file...>          # the first signs
+//	    master_key        <base64 32 bytes>  # e.g. {env.HASHWALL_MASTER_KEY}
+//	    admin_token       <token>
+//	    webhook_secret    <secret>
+//	    open_vendors
+//	    ephemeral
+//	    segment_len       <m>
+//	    max_tokens        <n>
+//	    unit_value        <minor units per token>
+//	    currency          <code>
+//	    cert_ttl          <duration>
+//	    settlement_window <duration>
+//	    settle_interval   <duration>
+//	}
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		one := func() (string, error) {
+			if len(args) != 1 {
+				return "", d.ArgErr()
+			}
+			return args[0], nil
+		}
+		var err error
+		switch opt {
+		case "redis":
+			h.Redis, err = one()
+		case "master_key":
+			h.MasterKey, err = one()
+		case "admin_token":
+			h.AdminToken, err = one()
+		case "webhook_secret":
+			h.WebhookSecret, err = one()
+		case "currency":
+			h.Currency, err = one()
+		case "signing_keys":
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.SigningKeys = append(h.SigningKeys, args...)
+		case "open_vendors", "ephemeral":
+			if len(args) != 0 {
+				return d.ArgErr()
+			}
+			if opt == "ephemeral" {
+				h.Ephemeral = true
+			} else {
+				h.OpenVendors = true
+			}
+		case "segment_len", "max_tokens", "unit_value":
+			var s string
+			if s, err = one(); err != nil {
+				return err
+			}
+			n, perr := strconv.ParseUint(s, 10, 31)
+			if perr != nil || n == 0 {
+				return d.Errf("%s must be a positive integer", opt)
+			}
+			switch opt {
+			case "segment_len":
+				h.SegmentLen = int(n)
+			case "max_tokens":
+				h.MaxTokens = int(n)
+			default:
+				h.UnitValue = n
+			}
+		case "cert_ttl", "settlement_window", "settle_interval":
+			var s string
+			if s, err = one(); err != nil {
+				return err
+			}
+			dur, perr := caddy.ParseDuration(s)
+			if perr != nil || dur <= 0 {
+				return d.Errf("%s: invalid duration %q", opt, s)
+			}
+			*map[string]*caddy.Duration{"cert_ttl": &h.CertTTL, "settlement_window": &h.SettlementWindow,
+				"settle_interval": &h.SettleInterval}[opt] = caddy.Duration(dur)
+		default:
+			return d.Errf("unknown paywall_agent option %q", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Interface guard
+var _ caddyfile.Unmarshaler = (*Handler)(nil)

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/hashwall/hashwall/agent"
+	_ "github.com/hashwall/hashwall/caddymodule/agenthandler"
+)
+
+// `hashwall agent` serves the bank standalone; `hashwall agent keygen`
+// writes a signing key. Secrets come from the environment, never from
+// flags, which other users can read in the process list.
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "agent",
+		Usage: "--redis <url> --key <file> [--listen <addr>] [--ephemeral] [--open-vendors]",
+		Short: "Runs the Hashwall agent (the bank) standalone",
+		Long: `
+Serves the agent's HTTP API (/v1/...) and Prometheus metrics (/metrics).
+
+Environment:
+  HASHWALL_MASTER_KEY      base64 of 32 bytes; encrypts certificate secrets (required)
+  HASHWALL_ADMIN_TOKEN     Bearer token of the admin endpoints
+  HASHWALL_WEBHOOK_SECRET  HMAC key of the payment-provider webhook
+
+--key may be repeated for key rotation: the first key signs, all are published.
+The agent refuses a Redis without the append-only file unless --ephemeral.
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.Flags().String("listen", "127.0.0.1:8480", "address to listen on")
+			cmd.Flags().String("redis", "redis://127.0.0.1:6379/0", "Redis URL: redis://, redis-sentinel://, redis-cluster://")
+			cmd.Flags().StringArray("key", nil, "signing key file (repeatable; the first signs)")
+			cmd.Flags().Bool("ephemeral", false, "allow a Redis that may lose acknowledged writes")
+			cmd.Flags().Bool("open-vendors", false, "let anyone register a vendor")
+			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runAgent)
+
+			keygen := &cobra.Command{
+				Use:   "keygen --out <file> --kid <key id>",
+				Short: "Writes a new agent signing key (mode 0600)",
+				RunE:  caddycmd.WrapCommandFuncForCobra(runKeygen),
+			}
+			keygen.Flags().String("out", "", "key file to create (never overwritten)")
+			keygen.Flags().String("kid", "", "key id published in certificates, e.g. agent-2026")
+			cmd.AddCommand(keygen)
+		},
+	})
+}
+
+func runAgent(fl caddycmd.Flags) (int, error) {
+	keys, err := fl.GetStringArray("key")
+	if err != nil || len(keys) == 0 {
+		return 1, fmt.Errorf("at least one --key is required (create one with: hashwall agent keygen)")
+	}
+	log, err := zap.NewProduction()
+	if err != nil {
+		return 1, err
+	}
+	defer log.Sync()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = agent.RunServer(ctx, agent.ServerConfig{
+		Listen: fl.String("listen"), RedisURL: fl.String("redis"), KeyFiles: keys,
+		MasterKey: os.Getenv("HASHWALL_MASTER_KEY"), AdminToken: os.Getenv("HASHWALL_ADMIN_TOKEN"),
+		WebhookSecret: os.Getenv("HASHWALL_WEBHOOK_SECRET"),
+		Ephemeral: fl.Bool("ephemeral"), OpenVendors: fl.Bool("open-vendors"), Logger: log,
+	})
+	if err != nil {
+		return 1, err
+	}
+	return 0, nil
+}
+
+func runKeygen(fl caddycmd.Flags) (int, error) {
+	out, kid := fl.String("out"), fl.String("kid")
+	if out == "" || kid == "" {
+		return 2, fmt.Errorf("--out and --kid are required")
+	}
+	k, err := agent.Keygen(out, kid)
+	if err != nil {
+		return 1, err
+	}
+	fmt.Printf("wrote %s (kid %s, public %x)\n", out, k.ID, []byte(k.Public()))
+	return 0, nil
+}
