@@ -70,7 +70,7 @@ func runAgent(fl caddycmd.Flags) (int, error) {
 		Listen: fl.String("listen"), RedisURL: fl.String("redis"), KeyFiles: keys,
 		MasterKey: os.Getenv("HASHWALL_MASTER_KEY"), AdminToken: os.Getenv("HASHWALL_ADMIN_TOKEN"),
 		WebhookSecret: os.Getenv("HASHWALL_WEBHOOK_SECRET"),
-		Ephemeral: fl.Bool("ephemeral"), OpenVendors: fl.Bool("open-vendors"), Logger: log,
+		Ephemeral:     fl.Bool("ephemeral"), OpenVendors: fl.Bool("open-vendors"), Logger: log,
 	})
 	if err != nil {
 		return 1, err
