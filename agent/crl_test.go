@@ -47,6 +47,12 @@ func TestCRLIncrementalAndSigned(t *testing.T) {
 	if len(m) != 1 || json.Unmarshal([]byte(m[0]), &entry) != nil || entry.Serial != serials[0] || entry.Seq != 1 {
 		t.Fatalf("hw:crl member %q", m)
 	}
+	// A revoked vendor can no longer report.
+	va := e.vendor("planet")
+	e.must(e.call("POST", "/v1/admin/revoke", admin, map[string]any{"vendor": "planet"}, nil), 200, "revoke vendor")
+	if _, code := e.report(va, "planet", "b1", payword.Claim{}); code != 403 {
+		t.Fatalf("revoked vendor reported: %d", code)
+	}
 	// A revoked user can neither log in nor buy.
 	if _, code := e.tryBuy(alice, 1); code != 403 {
 		t.Fatalf("revoked user bought: %d", code)

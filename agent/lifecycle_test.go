@@ -89,6 +89,11 @@ func TestRedisRestartKeepsAcknowledged(t *testing.T) {
 	w := e.buy(alice, 128)
 	first, _ := e.report(va, "planet", "b1", w.claim(0, 9, 9, "planet"))
 	e.srv.Kill()
+	var down apiError
+	if code := e.call("POST", "/v1/reports", va, payword.Report{Vendor: "planet", Batch: "b9",
+		Claims: []payword.Claim{w.claim(0, 10, 1, "planet")}}, &down); code != 503 || down.Code != "store_unavailable" {
+		t.Fatalf("Redis down: %d %+v, want 503", code, down)
+	}
 	e.srv.Restart()
 	if got := e.balance("v:planet"); got != 9 {
 		t.Fatalf("vendor credit lost: %d", got)
