@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -54,18 +54,18 @@ type backend struct {
 }
 
 func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger) (*backend, error) {
-	rdb, err := newRedis(cfg.Redis)
+	rdb, err := redisurl.New(cfg.Redis)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &backend{
 		cfg: cfg, rdb: rdb, ks: newKeyspace(cfg.Vendor), log: log.Named("backend"),
-		agent:       newAgentClient(cfg.Agent, cfg.APIToken),
-		crl:         newCRLSet(),
-		segments:    boundedSet{max: 1 << 16},
-		bound:       boundedSet{max: 1 << 16},
-		cancel:      cancel,
+		agent:    newAgentClient(cfg.Agent, cfg.APIToken),
+		crl:      newCRLSet(),
+		segments: boundedSet{max: 1 << 16},
+		bound:    boundedSet{max: 1 << 16},
+		cancel:   cancel,
 	}
 	b.reclaimIdle.Store(int64(30 * time.Second))
 	b.keys = &keyStore{b: b, pinned: len(pinned) > 0}
@@ -100,52 +100,6 @@ func (b *backend) Destruct() error {
 	b.cancel()
 	b.wg.Wait()
 	return b.rdb.Close()
-}
-
-// newRedis opens a single-server, Sentinel or Cluster client from a URL.
-func newRedis(u string) (redis.UniversalClient, error) {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return nil, fmt.Errorf("redis: %q is not a URL", redactURL(u))
-	}
-	base, topology, _ := strings.Cut(scheme, "+")
-	plain := base + "://" + rest
-	switch topology {
-	case "":
-		o, err := redis.ParseURL(u)
-		if err != nil {
-			return nil, fmt.Errorf("redis: %v", redactErr(err, u))
-		}
-		return redis.NewClient(o), nil
-	case "sentinel":
-		o, err := redis.ParseFailoverURL(plain)
-		if err != nil {
-			return nil, fmt.Errorf("redis sentinel: %v", redactErr(err, u))
-		}
-		return redis.NewFailoverClient(o), nil
-	case "cluster":
-		o, err := redis.ParseClusterURL(plain)
-		if err != nil {
-			return nil, fmt.Errorf("redis cluster: %v", redactErr(err, u))
-		}
-		return redis.NewClusterClient(o), nil
-	}
-	return nil, fmt.Errorf("redis: unknown scheme %q", scheme)
-}
-
-// redactURL drops the userinfo (passwords) of a Redis URL for messages.
-func redactURL(u string) string {
-	if at := strings.LastIndexByte(u, '@'); at >= 0 {
-		if i := strings.Index(u, "://"); i >= 0 && i < at {
-			return u[:i+3] + "…" + u[at:]
-		}
-		return "…" + u[at:]
-	}
-	return u
-}
-
-func redactErr(err error, u string) string {
-	return strings.ReplaceAll(err.Error(), u, redactURL(u))
 }
 
 // keyStore holds the trusted agent keys: pinned in config, or fetched from

@@ -46,8 +46,8 @@ type Handler struct {
 	// never changes.
 	Keys map[string]string `json:"keys,omitempty"`
 	// Redis is the vendor's store: redis://, rediss:// or unix:// for one
-	// server, redis+sentinel:// (with ?master_name=) for Sentinel,
-	// redis+cluster:// for Cluster (more nodes with &addr=).
+	// server, redis-sentinel://…?master_name= for Sentinel, redis-cluster://
+	// for Cluster (more nodes with &addr=); see internal/redisurl.
 	Redis string `json:"redis"`
 	// GrantKey signs grants (HS256); at least 32 bytes, shared by the
 	// vendor's gateways. Use a placeholder such as {env.HASHWALL_GRANT_KEY}.

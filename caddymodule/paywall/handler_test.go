@@ -206,7 +206,7 @@ func TestRejectionsSpendNothing(t *testing.T) {
 
 	for _, tc := range []struct {
 		name, hdr, code string
-		status         int
+		status          int
 	}{
 		{"wrong vendor", wal.pay(t, 0, 2, 2, "other-vendor", "/articles/a"), "wrong_vendor", 402},
 		{"underpaid", wal.pay(t, 0, 1, 1, testVendor, "/articles/a"), "underpaid", 402},

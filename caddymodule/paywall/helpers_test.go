@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -313,7 +314,7 @@ func ed25519Key(b byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(seed(
 type redisXReadGroupArgs = redis.XReadGroupArgs
 
 func mustRedis(t *testing.T, url string) redis.UniversalClient {
-	rdb, err := newRedis(url)
+	rdb, err := redisurl.New(url)
 	if err != nil {
 		t.Fatal(err)
 	}

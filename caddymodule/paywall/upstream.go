@@ -3,8 +3,8 @@ package paywall
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"

@@ -7,6 +7,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	_ "github.com/hashwall/hashwall/caddymodule/agenthandler"
 	_ "github.com/hashwall/hashwall/caddymodule/paywall"
 )
 

@@ -1,0 +1,164 @@
+package paywall
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// adapt runs the Caddyfile adapter in process, as `caddy adapt` does.
+func adapt(t testing.TB, src []byte) ([]byte, error) {
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(src, map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		return nil, err
+	}
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, out, "", "\t"); err != nil {
+		t.Fatal(err)
+	}
+	pretty.WriteByte('\n')
+	return pretty.Bytes(), nil
+}
+
+func TestAdaptGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.caddyfile")
+	files = append(files, "../../Caddyfile.example")
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := adapt(t, src)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		golden := filepath.Join("testdata", strings.TrimSuffix(filepath.Base(f), filepath.Ext(f))+".golden.json")
+		if *update {
+			if err := os.WriteFile(golden, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(golden)
+		if err != nil {
+			t.Fatalf("%s: %v (run with -update)", f, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: adapted JSON differs from %s:\n%s", f, golden, got)
+		}
+		// Stable: adapting twice gives the same bytes.
+		if again, _ := adapt(t, src); !bytes.Equal(got, again) {
+			t.Errorf("%s: adapt is not stable", f)
+		}
+	}
+}
+
+func TestCaddyfileHostile(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"args on the directive", `paywall extra { vendor v }`, "wrong argument count"},
+		{"unknown option", `paywall { bogus 1 }`, "unrecognized paywall option"},
+		{"vendor twice", "paywall {\nvendor a\nvendor b\n}", "given twice"},
+		{"vendor without value", "paywall {\nvendor\n}", "wrong argument count"},
+		{"vendor with two values", "paywall {\nvendor a b\n}", "wrong argument count"},
+		{"price without tokens", "paywall {\nprice /a/*\n}", "wrong argument count"},
+		{"price zero", "paywall {\nprice /a/* 0\n}", "must be 1..1024"},
+		{"price negative", "paywall {\nprice /a/* -2\n}", "must be 1..1024"},
+		{"price above a segment", "paywall {\nprice /a/* 1025\n}", "must be 1..1024"},
+		{"price overflow", "paywall {\nprice /a/* 99999999999999999999\n}", "must be 1..1024"},
+		{"price not a number", "paywall {\nprice /a/* two\n}", "must be 1..1024"},
+		{"price extra arg", "paywall {\nprice /a/* 2 3\n}", "wrong argument count"},
+		{"price unknown option", "paywall {\nprice /a/* 2 {\nfoo bar\n}\n}", "unrecognized price option"},
+		{"price bad mode", "paywall {\nprice /a/* 2 {\nmode never\n}\n}", "unknown mode"},
+		{"price bad ttl", "paywall {\nprice /a/* 2 {\nttl soon\n}\n}", "invalid duration"},
+		{"price negative ttl", "paywall {\nprice /a/* 2 {\nttl -1h\n}\n}", "invalid duration"},
+		{"scope without value", "paywall {\nprice /a/* 2 {\nscope\n}\n}", "wrong argument count"},
+		{"ttl zero", "paywall {\nttl 0s\n}", "invalid duration"},
+		{"key without public key", "paywall {\nkey kid\n}", "wrong argument count"},
+		{"key twice", "paywall {\nkey k AAAA\nkey k BBBB\n}", "given twice"},
+		{"free without pattern", "paywall {\nfree\n}", "wrong argument count"},
+		{"upstream_price with an argument", "paywall {\nupstream_price yes\n}", "wrong argument count"},
+		{"crl with three args", "paywall {\ncrl agent 1s x\n}", "wrong argument count"},
+		{"crl bad interval", "paywall {\ncrl agent never\n}", "invalid interval"},
+	} {
+		h := new(Handler)
+		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.body))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestValidateHostile(t *testing.T) {
+	ok := func() Handler {
+		return Handler{Vendor: "v", Agent: "https://bank.example", Redis: "redis://127.0.0.1:1/0",
+			Rules: []Rule{{Pattern: "/a/*", Price: 1}}}
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*Handler)
+	}{
+		{"bad vendor", func(h *Handler) { h.Vendor = "a b" }},
+		{"no agent", func(h *Handler) { h.Agent = "" }},
+		{"agent not http", func(h *Handler) { h.Agent = "ftp://x" }},
+		{"no redis", func(h *Handler) { h.Redis = "" }},
+		{"price too high", func(h *Handler) { h.Rules[0].Price = MaxPrice + 1 }},
+		{"price zero", func(h *Handler) { h.Rules[0].Price = 0 }},
+		{"relative pattern", func(h *Handler) { h.Rules[0].Pattern = "a/*" }},
+		{"encoded pattern", func(h *Handler) { h.Rules[0].Pattern = "/a%2f/*" }},
+		{"dot-dot pattern", func(h *Handler) { h.Rules[0].Pattern = "/a/../b" }},
+		{"trailing-dot pattern", func(h *Handler) { h.Rules[0].Pattern = "/a./b" }},
+		{"too many stars", func(h *Handler) { h.Rules[0].Pattern = "/" + strings.Repeat("*/", 9) }},
+		{"long pattern", func(h *Handler) { h.Rules[0].Pattern = "/" + strings.Repeat("a", 300) }},
+		{"scope without slash", func(h *Handler) { h.Rules[0].Scope = "/a/*" }},
+		{"bad mode", func(h *Handler) { h.Rules[0].Mode = "never" }},
+		{"bad default mode", func(h *Handler) { h.Mode = "never" }},
+		{"bad crl", func(h *Handler) { h.CRL = "dns" }},
+		{"bad free", func(h *Handler) { h.Free = []string{"x"} }},
+		{"bad key", func(h *Handler) { h.Keys = map[string]string{"k": "not base64!"} }},
+		{"short key", func(h *Handler) { h.Keys = map[string]string{"k": "AAAA"} }},
+	} {
+		h := ok()
+		tc.mod(&h)
+		if err := h.validate(); err == nil {
+			t.Errorf("%s: accepted", tc.name)
+		}
+	}
+	h := ok()
+	if err := h.validate(); err != nil {
+		t.Fatalf("valid config refused: %v", err)
+	}
+}
+
+func FuzzCaddyfile(f *testing.F) {
+	src, _ := os.ReadFile("testdata/newspaper.caddyfile")
+	f.Add(string(src))
+	f.Add("paywall {\nprice /a/* 2 {\nscope /a/\n}\n}")
+	f.Add("paywall {\nkey k v\nfree /x /y\ncrl redis 2s\n}")
+	f.Fuzz(func(t *testing.T, body string) {
+		if len(body) > 1<<16 {
+			return
+		}
+		h := new(Handler)
+		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(body)); err != nil {
+			return
+		}
+		_ = h.validate()
+		if _, err := json.Marshal(h); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range h.Rules {
+			if r.Price < 1 || r.Price > MaxPrice {
+				t.Fatalf("price %d parsed", r.Price)
+			}
+		}
+	})
+}
