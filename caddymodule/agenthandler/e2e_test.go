@@ -1,0 +1,183 @@
+package agenthandler
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/hashwall/hashwall/agent"
+	_ "github.com/hashwall/hashwall/caddymodule/paywall"
+	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/payword"
+)
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func loadCaddy(t *testing.T, caddyfile string) {
+	t.Helper()
+	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+	if err != nil {
+		t.Fatalf("adapt: %v %v", err, warn)
+	}
+	if err := caddy.Load(cfg, true); err != nil {
+		t.Fatalf("load: %v", err)
+	}
+}
+
+type client struct {
+	t    *testing.T
+	base string
+}
+
+func (c client) do(method, path, auth string, body, out any) int {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		j, _ := json.Marshal(body)
+		rd = bytes.NewReader(j)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if out != nil {
+		json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp.StatusCode
+}
+
+// TestEndToEndWithGateway runs the bank (paywall_agent) and a newspaper
+// (the paywall gateway) in one real Caddy: a reader buys a certificate, pays
+// for an article, the gateway's report credits the vendor at the agent, and
+// an admin revocation reaches the gateway within a second.
+func TestEndToEndWithGateway(t *testing.T) {
+	rds := redistest.Start(t)
+	kf := filepath.Join(t.TempDir(), "agent.key")
+	if _, err := agent.Keygen(kf, "agent-2026"); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HW_E2E_MASTER", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{5}, 32)))
+	bankPort, newsPort := freePort(t), freePort(t)
+	bankSite := fmt.Sprintf(`http://127.0.0.1:%d {
+	paywall_agent {
+		redis %s
+		signing_keys %s
+		master_key {env.HW_E2E_MASTER}
+		admin_token e2e-admin
+		ephemeral
+	}
+}`, bankPort, rds.URL(), kf)
+	global := "{\n\tadmin off\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n"
+	loadCaddy(t, global+bankSite)
+	t.Cleanup(func() { _ = caddy.Stop() })
+
+	bank := client{t, fmt.Sprintf("http://127.0.0.1:%d", bankPort)}
+	admin := "Bearer e2e-admin"
+	var v struct{ Token string }
+	if bank.do("POST", "/v1/vendors", admin, map[string]string{"vendor": "planet"}, &v) != 201 {
+		t.Fatal("register vendor")
+	}
+	bank.do("POST", "/v1/users", "", map[string]string{"username": "alice", "password": "correct horse"}, nil)
+	bank.do("POST", "/v1/admin/credit", admin, map[string]any{"user": "alice", "amount": 1000}, nil)
+	var s struct{ Token string }
+	bank.do("POST", "/v1/sessions", "", map[string]string{"username": "alice", "password": "correct horse"}, &s)
+	_, user, _ := ed25519.GenerateKey(nil)
+	var b agent.Bundle
+	if code := bank.do("POST", "/v1/certificates", "Bearer "+s.Token, map[string]any{
+		"tokens": 256, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey)),
+	}, &b); code != 201 {
+		t.Fatalf("buy: %d", code)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(b.Certificate)
+	cert, err := payword.ParseCertificate(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k payword.Secret
+	kb, _ := base64.RawURLEncoding.DecodeString(b.Secret)
+	copy(k[:], kb)
+	tree := payword.NewTree(payword.Anchors(k, b.Segments, b.SegmentLen))
+
+	// Reload with the newspaper added; the agent handler is provisioned again.
+	loadCaddy(t, global+bankSite+fmt.Sprintf(`
+http://127.0.0.1:%d {
+	route {
+		paywall {
+			vendor planet
+			api_token %s
+			agent %s
+			redis %s
+			grant_key 0123456789abcdef0123456789abcdef
+			price /articles/* 2
+			crl redis
+		}
+		respond "article {path}"
+	}
+}`, newsPort, v.Token, bank.base, rds.URL()))
+	news := fmt.Sprintf("http://127.0.0.1:%d", newsPort)
+	bind, _ := payword.Bind(cert, user, 0, "planet", time.Now())
+	pay := func(i uint32, product string) int {
+		req, _ := http.NewRequest("GET", news+product, nil)
+		req.Header.Set("Authorization", payword.NewPayment(cert, tree, k, bind, 0, i, 2, "planet", product).Header())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := pay(2, "/articles/moon"); code != 200 {
+		t.Fatalf("payment: %d", code)
+	}
+	vendor := "Bearer " + v.Token
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var st agent.Statement
+		bank.do("GET", "/v1/statement", vendor, nil, &st)
+		if st.Closing == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway's report did not credit the vendor: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	if code := bank.do("POST", "/v1/admin/revoke", admin, map[string]string{"serial": cert.Serial.String()}, nil); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	start := time.Now()
+	i := uint32(4)
+	for pay(i, fmt.Sprintf("/articles/%d", i)) == 200 {
+		if time.Since(start) > time.Second {
+			t.Fatal("revoked certificate still accepted after 1s")
+		}
+		i += 2
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("revocation refused by the gateway after %v", time.Since(start))
+}
