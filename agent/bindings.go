@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"errors"
 	"net/http"
 
 	"go.uber.org/zap"
@@ -41,7 +40,7 @@ func (a *Agent) handleBind(w http.ResponseWriter, r *http.Request) error {
 		return fail(http.StatusNotFound, "unknown_certificate", "no such certificate")
 	}
 	if b.Segment >= ci.segments || !a.binds.verified(b, ci) {
-		return fail(http.StatusBadRequest, "bad_binding", errors.Join(payword.ErrBadBinding, payword.ErrBadSignature).Error())
+		return fail(http.StatusBadRequest, "bad_binding", "binding is not signed by the certificate's user or names no segment of it")
 	}
 	owner, err := bind.Run(r.Context(), a.rdb, nil, b.Serial.String(), b.Segment, vendor, a.now().Unix()).Text()
 	if err != nil {

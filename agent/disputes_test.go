@@ -156,3 +156,17 @@ func TestSpecificCertificate(t *testing.T) {
 	}
 	e.checkLedger()
 }
+
+// TestCertificateGoneFromStore: a certificate the agent still caches but
+// the store lost is unknown, not a script error.
+func TestCertificateGoneFromStore(t *testing.T) {
+	e := newEnv(t)
+	va := e.vendor("planet")
+	w := e.buy(e.user("alice", 1000), 128)
+	e.report(va, "planet", "b1", w.claim(0, 1, 1, "planet")) // caches the certificate
+	e.rdb.Del(t.Context(), certKey(w.cert.Serial))
+	res, code := e.report(va, "planet", "b2", w.claim(0, 2, 1, "planet"))
+	if code != 200 || e.verdicts(res) != "unknown_certificate:0" {
+		t.Fatalf("%d %s", code, e.verdicts(res))
+	}
+}

@@ -44,7 +44,11 @@ for _, serial in ipairs(order) do
     if got[i] then c.seen[f] = true end
   end
   local m = redis.call('HMGET', c.key, 'user', 'unit', 'recovered', 'settled')
-  c.user, c.unit, c.recovered, c.settled = m[1], tonumber(m[2]), m[3] == '1', m[4] == '1'
+  if m[1] then
+    c.user, c.unit, c.recovered, c.settled = m[1], tonumber(m[2]), m[3] == '1', m[4] == '1'
+  else
+    certs[serial] = nil -- known to Go's cache but gone from the store
+  end
 end
 
 -- Pass 2: verdicts.
@@ -59,7 +63,9 @@ for k = 0, n - 1 do
   local serial, seg, idx, verdict, auth = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]
   local amount = 0
   local c = certs[serial]
-  if c then
+  if not c then
+    verdict = 'unknown_certificate'
+  else
     local ckey = vendor .. '|' .. seg .. '|' .. idx
     if c.seen[ckey] then
       verdict = 'duplicate'
@@ -112,7 +118,7 @@ end
 
 -- Write back.
 for _, serial in ipairs(order) do
-  local c = certs[serial]
+  local c = certs[serial] or {new = {}, dirty = {}, claimed = 0}
   if #c.new > 0 then redis.call('HSET', c.key .. ':cl', unpack(c.new)) end
   local hi = {}
   for hk in pairs(c.dirty) do hi[#hi + 1] = hk; hi[#hi + 1] = c.hi[hk] end
