@@ -22,9 +22,10 @@ import (
 // Config is everything the agent needs. Redis, SigningKeys and MasterKey are
 // required; the rest has defaults.
 type Config struct {
-	Redis       redis.UniversalClient
-	SigningKeys []payword.SigningKey // the first one signs; all are published
-	MasterKey   []byte               // 32 bytes; encrypts certificate secrets at rest, never stored in Redis
+	Redis         redis.UniversalClient
+	SigningKeys   []payword.SigningKey // the first one signs; all are published
+	MasterKey     []byte               // 32 bytes; encrypts certificate secrets at rest, never stored in Redis
+	OldMasterKeys [][]byte             // previous master keys, to open secrets sealed before a rotation
 
 	AdminToken    string // Bearer token of the admin endpoints; empty disables them
 	WebhookSecret []byte // HMAC key of the payment-provider webhook; empty disables it
@@ -75,7 +76,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 	}
 	var err error
-	if a.master, err = newSealer(cfg.MasterKey); err != nil {
+	if a.master, err = newSealer(cfg.MasterKey, cfg.OldMasterKeys...); err != nil {
 		return nil, err
 	}
 	if cfg.AdminToken != "" {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"strings"
@@ -203,6 +204,30 @@ func TestOnlineBindings(t *testing.T) {
 	// A report by the registered owner is paid; the other is a double-spend.
 	res, _ := e.report(va, "planet", "b1", w.claim(0, 3, 3, "planet"))
 	if got := e.verdicts(res); got != "paid:3" {
+		t.Fatal(got)
+	}
+	e.checkLedger()
+}
+
+func TestMasterKeyRotation(t *testing.T) {
+	e := newEnv(t)
+	va := e.vendor("planet")
+	w := e.buy(e.user("alice", 1000), 128)
+	old := e.cfg.MasterKey
+	e.cfg.MasterKey = bytes.Repeat([]byte{10}, 32)
+	e.restartAgent() // without the old key, the secret cannot be opened
+	if _, code := e.report(va, "planet", "b1", w.claim(0, 1, 1, "planet")); code != 500 {
+		t.Fatalf("report without the old master key: %d", code)
+	}
+	e.cfg.OldMasterKeys = [][]byte{old}
+	e.restartAgent()
+	res, _ := e.report(va, "planet", "b1", w.claim(0, 1, 1, "planet"))
+	if got := e.verdicts(res); got != "paid:1" {
+		t.Fatal(got)
+	}
+	w2 := e.buy(e.user("bob", 1000), 128) // sealed under the new key
+	res, _ = e.report(va, "planet", "b2", w2.claim(0, 1, 1, "planet"))
+	if got := e.verdicts(res); got != "paid:1" {
 		t.Fatal(got)
 	}
 	e.checkLedger()

@@ -8,45 +8,66 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"strings"
 
 	"github.com/hashwall/hashwall/payword"
 )
 
 var b64 = base64.RawURLEncoding
 
-// sealer encrypts certificate secrets with the master key (AES-256-GCM). The
-// serial is the additional data, so a ciphertext cannot be moved to another
-// certificate's record.
-type sealer struct{ aead cipher.AEAD }
+// sealer encrypts certificate secrets with the master key (AES-256-GCM).
+// The serial is the additional data, so a ciphertext cannot be moved to
+// another certificate's record. Each ciphertext names its key by a short
+// fingerprint, so old master keys can still open what they sealed after a
+// rotation.
+type sealer struct {
+	current string                 // fingerprint of the sealing key
+	keys    map[string]cipher.AEAD // by fingerprint
+}
 
-func newSealer(key []byte) (*sealer, error) {
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, err
+func newSealer(current []byte, old ...[]byte) (*sealer, error) {
+	s := &sealer{keys: map[string]cipher.AEAD{}}
+	for i, key := range append([][]byte{current}, old...) {
+		if len(key) != 32 {
+			return nil, errors.New("agent: master keys must be 32 bytes")
+		}
+		block, err := aes.NewCipher(key)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		fp := sha256.Sum256(append([]byte("hashwall/master-key\n"), key...))
+		id := hex.EncodeToString(fp[:4])
+		s.keys[id] = aead
+		if i == 0 {
+			s.current = id
+		}
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, err
-	}
-	return &sealer{aead: aead}, nil
+	return s, nil
 }
 
 func (s *sealer) seal(serial payword.Serial, k payword.Secret) string {
-	nonce := make([]byte, s.aead.NonceSize(), s.aead.NonceSize()+len(k)+s.aead.Overhead())
+	aead := s.keys[s.current]
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(k)+aead.Overhead())
 	rand.Read(nonce)
-	return b64.EncodeToString(s.aead.Seal(nonce, nonce, k[:], serial[:]))
+	return s.current + "." + b64.EncodeToString(aead.Seal(nonce, nonce, k[:], serial[:]))
 }
 
-var errSecret = errors.New("agent: certificate secret does not decrypt (wrong master key?)")
+var errSecret = errors.New("agent: certificate secret does not decrypt (master key missing or wrong)")
 
 func (s *sealer) open(serial payword.Serial, enc string) (payword.Secret, error) {
 	var k payword.Secret
-	raw, err := b64.DecodeString(enc)
-	if err != nil || len(raw) < s.aead.NonceSize() {
+	id, body, _ := strings.Cut(enc, ".")
+	aead, ok := s.keys[id]
+	raw, err := b64.DecodeString(body)
+	if !ok || err != nil || len(raw) < aead.NonceSize() {
 		return k, errSecret
 	}
-	n := s.aead.NonceSize()
-	plain, err := s.aead.Open(nil, raw[:n], raw[n:], serial[:])
+	n := aead.NonceSize()
+	plain, err := aead.Open(nil, raw[:n], raw[n:], serial[:])
 	if err != nil || len(plain) != len(k) {
 		return k, errSecret
 	}

@@ -25,6 +25,7 @@ type ServerConfig struct {
 	RedisURL      string       // single, Sentinel or Cluster (see internal/redisurl)
 	KeyFiles      []string     // the first one signs
 	MasterKey     string       // base64 of 32 bytes
+	OldMasterKeys []string     // previous master keys, kept until their certificates are settled
 	AdminToken    string
 	WebhookSecret string
 	OpenVendors   bool
@@ -42,6 +43,19 @@ func ParseMasterKey(s string) ([]byte, error) {
 		}
 	}
 	return nil, errors.New("agent: master key must be 32 bytes in base64 (openssl rand -base64 32)")
+}
+
+// ParseMasterKeys parses a list of old master keys.
+func ParseMasterKeys(keys []string) ([][]byte, error) {
+	var out [][]byte
+	for _, s := range keys {
+		k, err := ParseMasterKey(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
 }
 
 // RunServer serves the agent API and /metrics until ctx ends, and settles
@@ -63,6 +77,10 @@ func RunServer(ctx context.Context, sc ServerConfig) error {
 	if err != nil {
 		return err
 	}
+	old, err := ParseMasterKeys(sc.OldMasterKeys)
+	if err != nil {
+		return err
+	}
 	rdb, err := redisurl.New(sc.RedisURL)
 	if err != nil {
 		return err
@@ -70,7 +88,7 @@ func RunServer(ctx context.Context, sc ServerConfig) error {
 	defer rdb.Close()
 	reg := prometheus.NewRegistry()
 	a, err := New(ctx, Config{
-		Redis: rdb, SigningKeys: keys, MasterKey: master, AdminToken: sc.AdminToken,
+		Redis: rdb, SigningKeys: keys, MasterKey: master, OldMasterKeys: old, AdminToken: sc.AdminToken,
 		WebhookSecret: []byte(sc.WebhookSecret), OpenVendors: sc.OpenVendors,
 		Ephemeral: sc.Ephemeral, Logger: log, Metrics: reg,
 	})

@@ -28,6 +28,7 @@ type Handler struct {
 	Redis            string         `json:"redis,omitempty"`
 	SigningKeys      []string       `json:"signing_keys,omitempty"` // key files; the first signs
 	MasterKey        string         `json:"master_key,omitempty"`   // base64 of 32 bytes
+	OldMasterKeys    []string       `json:"old_master_keys,omitempty"`
 	AdminToken       string         `json:"admin_token,omitempty"`
 	WebhookSecret    string         `json:"webhook_secret,omitempty"`
 	OpenVendors      bool           `json:"open_vendors,omitempty"`
@@ -68,6 +69,14 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	var oldKeys []string
+	for _, k := range h.OldMasterKeys {
+		oldKeys = append(oldKeys, repl.ReplaceKnown(k, ""))
+	}
+	old, err := agent.ParseMasterKeys(oldKeys)
+	if err != nil {
+		return err
+	}
 	var keys []payword.SigningKey
 	for _, f := range h.SigningKeys {
 		k, err := agent.LoadKeyFile(repl.ReplaceKnown(f, ""))
@@ -86,7 +95,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	}
 	ctx.OnCancel(func() { redisPool.Delete(url) })
 	h.agent, err = agent.New(ctx, agent.Config{
-		Redis: val.(pooledClient).UniversalClient, SigningKeys: keys, MasterKey: master,
+		Redis: val.(pooledClient).UniversalClient, SigningKeys: keys, MasterKey: master, OldMasterKeys: old,
 		AdminToken: repl.ReplaceKnown(h.AdminToken, ""), WebhookSecret: []byte(repl.ReplaceKnown(h.WebhookSecret, "")),
 		OpenVendors: h.OpenVendors, Ephemeral: h.Ephemeral, SegmentLen: h.SegmentLen, MaxTokens: h.MaxTokens,
 		UnitValue: h.UnitValue, Currency: h.Currency, CertTTL: time.Duration(h.CertTTL),

@@ -26,6 +26,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    redis             <url>
 //	    signing_keys      <file...>          # the first signs
 //	    master_key        <base64 32 bytes>  # e.g. {env.HASHWALL_MASTER_KEY}
+//	    old_master_keys   <key...>           # after a rotation
 //	    admin_token       <token>
 //	    webhook_secret    <secret>
 //	    open_vendors
@@ -64,11 +65,15 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.WebhookSecret, err = one()
 		case "currency":
 			h.Currency, err = one()
-		case "signing_keys":
+		case "signing_keys", "old_master_keys":
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
-			h.SigningKeys = append(h.SigningKeys, args...)
+			if opt == "signing_keys" {
+				h.SigningKeys = append(h.SigningKeys, args...)
+			} else {
+				h.OldMasterKeys = append(h.OldMasterKeys, args...)
+			}
 		case "open_vendors", "ephemeral":
 			if len(args) != 0 {
 				return d.ArgErr()

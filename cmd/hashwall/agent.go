@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -28,6 +29,7 @@ Serves the agent's HTTP API (/v1/...) and Prometheus metrics (/metrics).
 
 Environment:
   HASHWALL_MASTER_KEY      base64 of 32 bytes; encrypts certificate secrets (required)
+  HASHWALL_OLD_MASTER_KEYS comma-separated previous master keys, after a rotation
   HASHWALL_ADMIN_TOKEN     Bearer token of the admin endpoints
   HASHWALL_WEBHOOK_SECRET  HMAC key of the payment-provider webhook
 
@@ -68,7 +70,9 @@ func runAgent(fl caddycmd.Flags) (int, error) {
 	defer stop()
 	err = agent.RunServer(ctx, agent.ServerConfig{
 		Listen: fl.String("listen"), RedisURL: fl.String("redis"), KeyFiles: keys,
-		MasterKey: os.Getenv("HASHWALL_MASTER_KEY"), AdminToken: os.Getenv("HASHWALL_ADMIN_TOKEN"),
+		MasterKey:     os.Getenv("HASHWALL_MASTER_KEY"),
+		OldMasterKeys: strings.FieldsFunc(os.Getenv("HASHWALL_OLD_MASTER_KEYS"), func(r rune) bool { return r == ',' }),
+		AdminToken:    os.Getenv("HASHWALL_ADMIN_TOKEN"),
 		WebhookSecret: os.Getenv("HASHWALL_WEBHOOK_SECRET"),
 		Ephemeral:     fl.Bool("ephemeral"), OpenVendors: fl.Bool("open-vendors"), Logger: log,
 	})
