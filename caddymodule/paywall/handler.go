@@ -380,10 +380,7 @@ func (h *Handler) setPlaceholders(r *http.Request, g *grantClaims) {
 	if !ok {
 		return
 	}
-	repl.Set("http.paywall.user", g.User)
-	repl.Set("http.paywall.serial", g.Subject)
-	repl.Set("http.paywall.product", g.Product)
-	repl.Set("http.paywall.auth", g.ID)
+	repl.Map(g.placeholder)
 }
 
 // reject answers a refused payment with a precise status and a

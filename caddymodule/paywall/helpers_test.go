@@ -45,6 +45,11 @@ type wallet struct {
 
 func newWallet(tb testing.TB, serial byte, scope string) *wallet {
 	tb.Helper()
+	return newWalletSize(tb, serial, scope, 64)
+}
+
+func newWalletSize(tb testing.TB, serial byte, scope string, segments int) *wallet {
+	tb.Helper()
 	w := &wallet{
 		agent: payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))},
 		user:  ed25519.NewKeyFromSeed(seed(0x41 + serial)),
@@ -59,7 +64,7 @@ func newWallet(tb testing.TB, serial byte, scope string) *wallet {
 	}
 	w.cert.Serial[0] = serial
 	copy(w.cert.UserKey[:], w.user.Public().(ed25519.PublicKey))
-	w.tree = w.cert.Issue(w.k, 64, 128)
+	w.tree = w.cert.Issue(w.k, segments, 128)
 	if _, err := w.cert.Sign(w.agent); err != nil {
 		tb.Fatal(err)
 	}
@@ -98,7 +103,7 @@ type fakeAgent struct {
 	bindings int
 }
 
-func newFakeAgent(t *testing.T) *fakeAgent {
+func newFakeAgent(t testing.TB) *fakeAgent {
 	a := &fakeAgent{
 		key:    payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))},
 		claims: map[string]payword.Claim{}, batches: map[string]int{}, owners: map[string]string{},
@@ -203,12 +208,12 @@ func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 
 // env is a handler under test with a real Redis and a fake agent.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	redis *redistest.Server
 	agent *fakeAgent
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	return &env{t: t, redis: redistest.Start(t), agent: newFakeAgent(t)}
 }
 

@@ -22,7 +22,9 @@ var (
 		Namespace: "hashwall", Subsystem: "gateway", Name: "grants_total",
 		Help: "Requests let through on a valid grant, by where the grant came from.",
 	}, []string{"source"})
-	paymentSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+	grantsFromCookie = grantsTotal.WithLabelValues("cookie")
+	grantsFromBearer = grantsTotal.WithLabelValues("bearer")
+	paymentSeconds   = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Namespace: "hashwall", Subsystem: "gateway", Name: "payment_seconds",
 		Help:    "Time to verify and record an accepted payment.",
 		Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .5},

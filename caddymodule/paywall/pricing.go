@@ -160,9 +160,12 @@ func canonicalPath(u *url.URL) (clean, lower string, err error) {
 			return "", "", fmt.Errorf("%w: %q in path", errAmbiguousPath, c)
 		}
 	}
-	clean = path.Clean(p)
-	for _, seg := range strings.Split(clean[1:], "/") {
-		if strings.HasSuffix(seg, ".") || strings.HasSuffix(seg, " ") {
+	clean = p
+	if !isClean(p) {
+		clean = path.Clean(p)
+	}
+	for i := 1; i < len(clean); i++ {
+		if (i+1 == len(clean) || clean[i+1] == '/') && (clean[i] == '.' || clean[i] == ' ') {
 			return "", "", fmt.Errorf("%w: segment ends in a dot or space", errAmbiguousPath)
 		}
 	}
@@ -179,13 +182,41 @@ type offer struct {
 
 // productID escapes a clean path (or prefix) into a product id.
 func productID(clean string) (string, bool) {
-	id := (&url.URL{Path: clean}).EscapedPath()
+	id := clean
+	for i := 0; i < len(clean); i++ {
+		if c := clean[i]; c <= 0x20 || c >= 0x7f || c == '?' || c == '#' {
+			id = (&url.URL{Path: clean}).EscapedPath()
+			break
+		}
+	}
 	return id, payword.ValidProduct(id)
+}
+
+// isClean reports whether path.Clean would leave p as it is (the common
+// case, checked without allocating).
+func isClean(p string) bool {
+	if len(p) > 1 && p[len(p)-1] == '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] != '/' {
+			continue
+		}
+		rest := p[i+1:]
+		if strings.HasPrefix(rest, "/") || rest == "." || rest == ".." ||
+			strings.HasPrefix(rest, "./") || strings.HasPrefix(rest, "../") {
+			return false
+		}
+	}
+	return true
 }
 
 // asciiLower lower-cases ASCII letters only, so byte offsets stay aligned
 // with the original path.
 func asciiLower(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' }) < 0 {
+		return s
+	}
 	b := []byte(s)
 	for i, c := range b {
 		if 'A' <= c && c <= 'Z' {
