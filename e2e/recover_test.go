@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,10 +55,10 @@ func TestHostileWalletUse(t *testing.T) {
 	dir := t.TempDir()
 
 	// A fake site: it challenges, then answers 200 to any payment without a grant.
-	var paid int
+	var paid atomic.Int32
 	site := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.Header.Get("Authorization"), "PayWord ") {
-			paid++
+			paid.Add(1)
 			fmt.Fprint(rw, "take the money and run")
 			return
 		}
@@ -75,7 +76,7 @@ func TestHostileWalletUse(t *testing.T) {
 
 	// Price above the limit: refused before anything is spent.
 	_, errOut, err := cli.run(t, "get", site.URL+"/dear/x")
-	if err == nil || !strings.Contains(errOut, "asks 500 tokens, above your limit per request of 10; nothing was paid") || paid != 0 {
+	if err == nil || !strings.Contains(errOut, "asks 500 tokens, above your limit per request of 10; nothing was paid") || paid.Load() != 0 {
 		t.Fatalf("over the limit: %v %s", err, errOut)
 	}
 	// 200 without a grant: the wallet keeps the record of it.
@@ -105,8 +106,8 @@ func TestHostileWalletUse(t *testing.T) {
 			t.Fatalf("%s file was overwritten", name)
 		}
 	}
-	if paid != 1 {
-		t.Fatalf("the site was paid %d times", paid)
+	if n := paid.Load(); n != 1 {
+		t.Fatalf("the site was paid %d times", n)
 	}
 }
 
