@@ -347,3 +347,34 @@ func TestDroppedConnectionsAtEachStep(t *testing.T) {
 		})
 	}
 }
+
+func TestExportImport(t *testing.T) {
+	w, _ := testWallet(t)
+	issue(t, w, 2, 8, "*")
+	if _, err := w.Reserve("planet", "/a", "http://x/a", 2); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	exported := filepath.Join(dir, "backup.hw")
+	if err := w.Export(exported); err != nil {
+		t.Fatal(err)
+	}
+	if err := Import(exported, filepath.Join(dir, "other.hw"), []byte("wrong")); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("import with a wrong password: %v", err)
+	}
+	dst := filepath.Join(dir, "restored.hw")
+	if err := Import(exported, dst, password); err != nil {
+		t.Fatal(err)
+	}
+	if err := Import(exported, dst, password); !errors.Is(err, ErrExists) {
+		t.Fatalf("import over a wallet: %v", err)
+	}
+	r, err := Open(dst, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if p := r.PendingPayments(); len(p) != 1 || r.Balance()[0].Pending != 2 {
+		t.Fatalf("the export lost the journaled payment: %+v", p)
+	}
+}
