@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"sync"
 
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hashwall/hashwall/payword"
@@ -17,7 +19,8 @@ type certInfo struct {
 	segments uint32
 	m        uint32
 	scope    string
-	stub     *payword.Certificate // carries UserKey for Binding.Verify
+	stub     *payword.Certificate   // carries UserKey for Binding.Verify
+	userKey  *voi.ExpandedPublicKey // for batch verification of bindings
 }
 
 // certCache keeps decrypted certificate records of recent claims, so a batch
@@ -99,39 +102,10 @@ func (a *Agent) parseCertInfo(s payword.Serial, v []any) (*certInfo, error) {
 	ci := &certInfo{k: k, segments: uint32(segs), m: uint32(m), scope: f[3], stub: &payword.Certificate{Serial: s}}
 	upk, _ := b64.DecodeString(f[4])
 	copy(ci.stub.UserKey[:], upk)
+	if ci.userKey, err = voi.NewExpandedPublicKey(upk); err != nil {
+		return nil, fmt.Errorf("agent: certificate %s: user key: %w", s, err)
+	}
 	return ci, nil
 }
 
 func certKey(s payword.Serial) string { return "hw:a:c:{" + s.String() + "}" }
-
-// bindCache remembers binding encodings whose signature verified: the
-// gateway sends the same binding with every claim of a segment, and an
-// Ed25519 verification costs more than the rest of a claim.
-type bindCache struct {
-	mu sync.RWMutex
-	m  map[string]struct{}
-}
-
-const maxCachedBindings = 1 << 18
-
-func newBindCache() *bindCache { return &bindCache{m: make(map[string]struct{})} }
-
-func (b *bindCache) verified(bind *payword.Binding, ci *certInfo) bool {
-	key := string(bind.Raw())
-	b.mu.RLock()
-	_, ok := b.m[key]
-	b.mu.RUnlock()
-	if ok {
-		return true
-	}
-	if bind.Verify(ci.stub) != nil {
-		return false
-	}
-	b.mu.Lock()
-	if len(b.m) >= maxCachedBindings {
-		clear(b.m)
-	}
-	b.m[key] = struct{}{}
-	b.mu.Unlock()
-	return true
-}

@@ -14,8 +14,9 @@ package agent
 // bindings) and the certificate revoked; owner claims against a recovered
 // certificate are charged to the user, whose value was already credited back.
 //
-// State is read once per certificate and segment into local tables and
-// written back at the end: a batch costs a few calls per segment, not per claim.
+// State is read with a few HMGETs per certificate into local tables and
+// written back at the end: a batch costs a few calls per certificate, not
+// per claim or segment.
 var ingest = script(`
 local vendor, batch, t, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local bk = P .. 'batch:' .. vendor .. ':' .. batch
@@ -30,11 +31,17 @@ for k = 0, n - 1 do
   if ARGV[b + 3] ~= 'unknown_certificate' then
     local c = certs[serial]
     if not c then
-      c = {key = P .. 'c:{' .. serial .. '}', fields = {}, seen = {}, new = {}, own = {}, hi = {}, dirty = {}, claimed = 0}
+      c = {key = P .. 'c:{' .. serial .. '}', fields = {}, seen = {}, new = {}, segs = {}, own = {},
+        newown = {}, hi = {}, dirty = {}, claimed = 0}
       certs[serial] = c
       order[#order + 1] = serial
     end
-    c.fields[#c.fields + 1] = vendor .. '|' .. ARGV[b + 1] .. '|' .. ARGV[b + 2]
+    local seg = ARGV[b + 1]
+    c.fields[#c.fields + 1] = vendor .. '|' .. seg .. '|' .. ARGV[b + 2]
+    if not c.own[seg] then
+      c.own[seg] = false
+      c.segs[#c.segs + 1] = seg
+    end
   end
 end
 for _, serial in ipairs(order) do
@@ -42,6 +49,16 @@ for _, serial in ipairs(order) do
   local got = redis.call('HMGET', c.key .. ':cl', unpack(c.fields))
   for i, f in ipairs(c.fields) do
     if got[i] then c.seen[f] = true end
+  end
+  local owners = redis.call('HMGET', c.key .. ':own', unpack(c.segs))
+  local hks = {}
+  for i, seg in ipairs(c.segs) do
+    c.own[seg] = owners[i]
+    hks[i] = vendor .. '|' .. seg
+  end
+  local his = redis.call('HMGET', c.key .. ':hi', unpack(hks))
+  for i, hk in ipairs(hks) do
+    c.hi[hk] = tonumber(his[i] or '0')
   end
   local m = redis.call('HMGET', c.key, 'user', 'unit', 'recovered', 'settled')
   if m[1] then
@@ -76,16 +93,13 @@ for k = 0, n - 1 do
       elseif verdict == 'ok' then
         local owner = c.own[seg]
         if not owner then
-          owner = redis.call('HGET', c.key .. ':own', seg)
-          if not owner then
-            redis.call('HSET', c.key .. ':own', seg, vendor)
-            owner = vendor
-          end
-          c.own[seg] = owner
+          owner = vendor
+          c.own[seg] = vendor
+          c.newown[#c.newown + 1] = seg
+          c.newown[#c.newown + 1] = vendor
         end
         local hk = vendor .. '|' .. seg
         local hi = c.hi[hk]
-        if not hi then hi = tonumber(redis.call('HGET', c.key .. ':hi', hk) or '0') end
         if idx > hi then
           amount = idx - hi
           hi = idx
@@ -118,8 +132,9 @@ end
 
 -- Write back.
 for _, serial in ipairs(order) do
-  local c = certs[serial] or {new = {}, dirty = {}, claimed = 0}
+  local c = certs[serial] or {new = {}, newown = {}, dirty = {}, claimed = 0}
   if #c.new > 0 then redis.call('HSET', c.key .. ':cl', unpack(c.new)) end
+  if #c.newown > 0 then redis.call('HSET', c.key .. ':own', unpack(c.newown)) end
   local hi = {}
   for hk in pairs(c.dirty) do hi[#hi + 1] = hk; hi[#hi + 1] = c.hi[hk] end
   if #hi > 0 then redis.call('HSET', c.key .. ':hi', unpack(hi)) end

@@ -96,7 +96,8 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 }
 
 // precheck gives each claim Go's verdict. Claims of one segment are checked
-// by one worker, which derives the segment's chain once when it has several.
+// by one worker, which derives the segment's chain once when it has several;
+// binding signatures not seen before are then batch-verified together.
 func (a *Agent) precheck(rep *payword.Report, certs map[payword.Serial]*certInfo) []string {
 	type segKey struct {
 		s payword.Serial
@@ -112,6 +113,7 @@ func (a *Agent) precheck(rep *payword.Report, certs map[payword.Serial]*certInfo
 		groups[k] = append(groups[k], i)
 	}
 	pre := make([]string, len(rep.Claims))
+	unverified := make([]*payword.Binding, len(rep.Claims))
 	workers := min(runtime.GOMAXPROCS(0), len(order))
 	var wg sync.WaitGroup
 	for w := range workers {
@@ -125,22 +127,39 @@ func (a *Agent) precheck(rep *payword.Report, certs map[payword.Serial]*certInfo
 					if ci != nil && len(groups[k]) > 1 && chain == nil && c.Segment < ci.segments {
 						chain = payword.Segment(ci.k, c.Segment, int(ci.m))
 					}
-					pre[i] = a.checkClaim(rep.Vendor, c, ci, chain)
+					pre[i], unverified[i] = a.checkClaim(rep.Vendor, c, ci, chain)
 				}
 			}
 		})
 	}
 	wg.Wait()
+
+	byRaw := map[string]*pendingBinding{}
+	var pending []*pendingBinding
+	for i, b := range unverified {
+		if b != nil && byRaw[string(b.Raw())] == nil {
+			p := &pendingBinding{raw: b.Raw(), user: certs[rep.Claims[i].Serial].userKey}
+			byRaw[string(b.Raw())] = p
+			pending = append(pending, p)
+		}
+	}
+	a.binds.verifyAll(pending)
+	for i, b := range unverified {
+		if b != nil && !byRaw[string(b.Raw())].ok {
+			pre[i] = verdictVendorFraud
+		}
+	}
 	return pre
 }
 
-// checkClaim applies the signature-and-secret rows of the dispute table.
-func (a *Agent) checkClaim(vendor string, c *payword.Claim, ci *certInfo, chain []payword.Token) string {
+// checkClaim applies the secret-and-binding rows of the dispute table. A
+// verdict of ok may come with a binding whose signature is still to check.
+func (a *Agent) checkClaim(vendor string, c *payword.Claim, ci *certInfo, chain []payword.Token) (string, *payword.Binding) {
 	if ci == nil {
-		return verdictUnknown
+		return verdictUnknown, nil
 	}
 	if c.Segment >= ci.segments || c.Index > ci.m {
-		return verdictInvalid
+		return verdictInvalid, nil
 	}
 	var want payword.Token
 	if chain != nil {
@@ -149,19 +168,22 @@ func (a *Agent) checkClaim(vendor string, c *payword.Claim, ci *certInfo, chain 
 		want = payword.TokenAt(ci.k, c.Segment, int(c.Index), int(ci.m))
 	}
 	if want != c.Token {
-		return verdictInvalid
+		return verdictInvalid, nil
 	}
 	if ci.scope != payword.GenericScope {
 		if ci.scope != vendor {
-			return verdictVendorFraud
+			return verdictVendorFraud, nil
 		}
-		return verdictOK
+		return verdictOK, nil
 	}
 	b, err := payword.ParseBinding(c.Binding)
-	if err != nil || b.Serial != c.Serial || b.Segment != c.Segment || b.Vendor != vendor || !a.binds.verified(b, ci) {
-		return verdictVendorFraud
+	if err != nil || b.Serial != c.Serial || b.Segment != c.Segment || b.Vendor != vendor {
+		return verdictVendorFraud, nil
 	}
-	return verdictOK
+	if a.binds.known(b.Raw()) {
+		return verdictOK, nil
+	}
+	return verdictOK, b
 }
 
 // countVerdicts counts the script's verdicts in its output: cheaper than
