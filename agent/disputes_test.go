@@ -24,26 +24,17 @@ func TestDisputeTable(t *testing.T) {
 		t.Fatalf("honest: %s", got)
 	}
 	// The same claim twice: idempotent.
-	res, _ = e.report(va, "planet", "b2", w.claim(0, 5, 3, "planet"))
-	if got := e.verdicts(res); got != "duplicate:0" {
-		t.Fatalf("duplicate: %s", got)
-	}
+	e.expectReport("duplicate:0", va, "planet", "b2", w.claim(0, 5, 3, "planet"))
 	// No binding, a binding to another vendor, a forged binding: vendor fraud.
 	forged := w.claim(1, 4, 1, "planet")
 	forged.Binding[len(forged.Binding)-1] ^= 1
-	res, _ = e.report(va, "planet", "b3", w.claim(1, 1, 1, ""), w.claim(1, 2, 1, "globe"), forged)
-	if got := e.verdicts(res); got != "vendor_fraud:0 vendor_fraud:0 vendor_fraud:0" {
-		t.Fatalf("vendor fraud: %s", got)
-	}
+	e.expectReport("vendor_fraud:0 vendor_fraud:0 vendor_fraud:0", va, "planet", "b3", w.claim(1, 1, 1, ""), w.claim(1, 2, 1, "globe"), forged)
 	// A token that does not derive from K, a segment or index out of range: invalid.
 	bad := w.claim(1, 3, 1, "planet")
 	bad.Token[0] ^= 1
 	out := w.claim(0, 1, 1, "planet")
 	out.Segment = 2
-	res, _ = e.report(va, "planet", "b4", bad, out)
-	if got := e.verdicts(res); got != "invalid:0 invalid:0" {
-		t.Fatalf("invalid: %s", got)
-	}
+	e.expectReport("invalid:0 invalid:0", va, "planet", "b4", bad, out)
 	if fraud, _ := e.rdb.HGet(t.Context(), "hw:a:v:planet", "fraud").Int(); fraud != 5 {
 		t.Fatalf("vendor flagged %d times, want 5", fraud)
 	}
@@ -51,10 +42,7 @@ func TestDisputeTable(t *testing.T) {
 		t.Fatal("revoked before any double-spend")
 	}
 	// Segment 0 bound to a second vendor: both paid, user charged, revoked.
-	res, _ = e.report(vb, "globe", "b5", w.claim(0, 4, 4, "globe"))
-	if got := e.verdicts(res); got != "double_spend:4" {
-		t.Fatalf("double spend: %s", got)
-	}
+	e.expectReport("double_spend:4", vb, "globe", "b5", w.claim(0, 4, 4, "globe"))
 	if got := e.balance("u:" + uid); got != 1000-256-4 {
 		t.Fatalf("user not charged: balance %d", got)
 	}
@@ -62,20 +50,14 @@ func TestDisputeTable(t *testing.T) {
 		t.Fatal("double-spent certificate not revoked")
 	}
 	// The owner is still paid after the revocation.
-	res, _ = e.report(va, "planet", "b6", w.claim(0, 7, 2, "planet"))
-	if got := e.verdicts(res); got != "paid:2" {
-		t.Fatalf("owner after revocation: %s", got)
-	}
+	e.expectReport("paid:2", va, "planet", "b6", w.claim(0, 7, 2, "planet"))
 	if a, b := e.balance("v:planet"), e.balance("v:globe"); a != 7 || b != 4 {
 		t.Fatalf("vendor balances %d %d, want 7 4", a, b)
 	}
 	// Unknown certificate.
 	unknown := w.claim(0, 8, 1, "planet")
 	unknown.Serial[0] ^= 1
-	res, _ = e.report(va, "planet", "b7", unknown)
-	if got := e.verdicts(res); got != "unknown_certificate:0" {
-		t.Fatalf("unknown: %s", got)
-	}
+	e.expectReport("unknown_certificate:0", va, "planet", "b7", unknown)
 	e.checkLedger()
 }
 
@@ -95,10 +77,7 @@ func TestRedeliveredBatchChangesNothing(t *testing.T) {
 		t.Fatal("redelivered batch changed the store")
 	}
 	// The same claims under a new batch id are duplicates.
-	res, _ := e.report(va, "planet", "b2", claims...)
-	if got := e.verdicts(res); got != "duplicate:0 duplicate:0" {
-		t.Fatal(got)
-	}
+	e.expectReport("duplicate:0 duplicate:0", va, "planet", "b2", claims...)
 	if got := e.balance("v:planet"); got != 5 {
 		t.Fatalf("vendor balance %d", got)
 	}
@@ -146,14 +125,8 @@ func TestSpecificCertificate(t *testing.T) {
 	}, &b)
 	e.must(code, 201, "buy specific")
 	w := walletFrom(t, &b, w0.key)
-	res, _ := e.report(va, "planet", "s1", w.claim(0, 3, 3, ""))
-	if got := e.verdicts(res); got != "paid:3" {
-		t.Fatal(got)
-	}
-	res, _ = e.report(vb, "globe", "s1", w.claim(0, 4, 1, "globe"))
-	if got := e.verdicts(res); got != "vendor_fraud:0" {
-		t.Fatal(got)
-	}
+	e.expectReport("paid:3", va, "planet", "s1", w.claim(0, 3, 3, ""))
+	e.expectReport("vendor_fraud:0", vb, "globe", "s1", w.claim(0, 4, 1, "globe"))
 	e.checkLedger()
 }
 

@@ -196,6 +196,15 @@ func (e *env) report(auth, vendor, batch string, claims ...payword.Claim) (Repor
 	return res, code
 }
 
+// expectReport posts a report and checks its verdicts ("paid:3 duplicate:0").
+func (e *env) expectReport(want, auth, vendor, batch string, claims ...payword.Claim) {
+	e.t.Helper()
+	res, code := e.report(auth, vendor, batch, claims...)
+	if got := e.verdicts(res); code != 200 || got != want {
+		e.t.Fatalf("batch %s: %d %q, want %q", batch, code, got, want)
+	}
+}
+
 func (e *env) verdicts(res ReportResult) string {
 	v := make([]string, len(res.Results))
 	for i, r := range res.Results {

@@ -59,10 +59,7 @@ func TestRecoveryWithLateClaims(t *testing.T) {
 	}
 	// The new certificate works.
 	nw := walletFrom(t, out.Bundle, priv)
-	res, _ = e.report(va, "planet", "r3", nw.claim(1, 5, 5, "planet"))
-	if got := e.verdicts(res); got != "paid:5" {
-		t.Fatal(got)
-	}
+	e.expectReport("paid:5", va, "planet", "r3", nw.claim(1, 5, 5, "planet"))
 	e.checkLedger()
 }
 
@@ -106,10 +103,7 @@ func TestRedisRestartKeepsAcknowledged(t *testing.T) {
 	if e.verdicts(again) != e.verdicts(first) {
 		t.Fatalf("batch record lost: %s", e.verdicts(again))
 	}
-	res, _ := e.report(va, "planet", "b2", w.claim(0, 12, 3, "planet"))
-	if got := e.verdicts(res); got != "paid:3" {
-		t.Fatal(got)
-	}
+	e.expectReport("paid:3", va, "planet", "b2", w.claim(0, 12, 3, "planet"))
 	e.checkLedger()
 }
 
@@ -149,10 +143,7 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 	if n.Settled != 0 {
 		t.Fatal("settled twice")
 	}
-	res, _ := e.report(va, "planet", "b3", w.claim(0, 40, 10, "planet"))
-	if got := e.verdicts(res); got != "invalid:0" {
-		t.Fatalf("claim after settlement: %s", got)
-	}
+	e.expectReport("invalid:0", va, "planet", "b3", w.claim(0, 40, 10, "planet"))
 
 	from := e.clock.Now().Add(-e.a.cfg.CertTTL - e.a.cfg.SettlementWindow - time.Hour - time.Minute).Unix()
 	var st Statement
@@ -202,10 +193,7 @@ func TestOnlineBindings(t *testing.T) {
 	b, _ := payword.Bind(&unknown, w.key, 0, "globe", time.Unix(1, 0))
 	e.must(e.call("POST", "/v1/bindings", vb, map[string]string{"bind": b64.EncodeToString(b.Raw())}, nil), 404, "unknown")
 	// A report by the registered owner is paid; the other is a double-spend.
-	res, _ := e.report(va, "planet", "b1", w.claim(0, 3, 3, "planet"))
-	if got := e.verdicts(res); got != "paid:3" {
-		t.Fatal(got)
-	}
+	e.expectReport("paid:3", va, "planet", "b1", w.claim(0, 3, 3, "planet"))
 	e.checkLedger()
 }
 
@@ -221,14 +209,8 @@ func TestMasterKeyRotation(t *testing.T) {
 	}
 	e.cfg.OldMasterKeys = [][]byte{old}
 	e.restartAgent()
-	res, _ := e.report(va, "planet", "b1", w.claim(0, 1, 1, "planet"))
-	if got := e.verdicts(res); got != "paid:1" {
-		t.Fatal(got)
-	}
+	e.expectReport("paid:1", va, "planet", "b1", w.claim(0, 1, 1, "planet"))
 	w2 := e.buy(e.user("bob", 1000), 128) // sealed under the new key
-	res, _ = e.report(va, "planet", "b2", w2.claim(0, 1, 1, "planet"))
-	if got := e.verdicts(res); got != "paid:1" {
-		t.Fatal(got)
-	}
+	e.expectReport("paid:1", va, "planet", "b2", w2.claim(0, 1, 1, "planet"))
 	e.checkLedger()
 }
