@@ -76,7 +76,7 @@ func TestPayThenGrant(t *testing.T) {
 		!ck[0].HttpOnly || ck[0].Secure || ck[0].SameSite != http.SameSiteLaxMode || ck[0].MaxAge < 86000 {
 		t.Fatalf("cookie %+v", ck)
 	}
-	if w.Header().Get("X-User") != "u:alice" || len(w.Header().Get("X-Auth")) != 32 {
+	if w.Header().Get("X-User") != "u:alice" || !payword.ValidID(w.Header().Get("X-Auth")) {
 		t.Fatalf("placeholders: user %q auth %q", w.Header().Get("X-User"), w.Header().Get("X-Auth"))
 	}
 
@@ -427,5 +427,50 @@ func TestUpstreamPrice(t *testing.T) {
 	}
 	if w, es := do(h, get("/free/page"), cms); status(w, es) != 200 {
 		t.Fatalf("unpriced: %d", status(w, es))
+	}
+}
+
+// Without pinned keys the gateway fetches the agent's keys once and pins
+// them in Redis: a later answer cannot replace a pinned key id.
+func TestKeysPinnedOnFirstUse(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler(func(h *Handler) { h.Keys = nil })
+	wal := newWallet(t, 15, payword.GenericScope)
+	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+		t.Fatalf("pay with fetched keys: %d %q", status(w, es), w.Header().Get("Payment-Error"))
+	}
+	pinned, err := h.be.rdb.HGetAll(t.Context(), h.be.ks.keys()).Result()
+	if err != nil || len(pinned) != 1 {
+		t.Fatalf("pinned keys %v %v", pinned, err)
+	}
+
+	// The agent (or whoever answers in its name) now claims another key
+	// under the same id; a fresh gateway keeps the pinned one.
+	e.agent.mu.Lock()
+	e.agent.key.Key = ed25519Key(0x66)
+	e.agent.mu.Unlock()
+	h2 := e.handler(func(h *Handler) { h.Keys = nil; h.CRLInterval *= 4 })
+	mallory := newWallet(t, 16, payword.GenericScope)
+	mallory.agent.Key = ed25519Key(0x66)
+	if _, err := mallory.cert.Sign(mallory.agent); err != nil {
+		t.Fatal(err)
+	}
+	if w, es := do(h2, get("/articles/b", "Authorization", mallory.pay(t, 0, 2, 2, testVendor, "/articles/b")), nil); status(w, es) != 403 {
+		t.Fatalf("certificate under a replaced key: %d", status(w, es))
+	}
+	if w, es := do(h2, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil); status(w, es) != 200 {
+		t.Fatalf("certificate under the pinned key: %d", status(w, es))
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	before := testutilCount(paymentsAccepted)
+	wal := newWallet(t, 17, payword.GenericScope)
+	do(h, get("/articles/a"), nil)
+	do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil)
+	if testutilCount(paymentsAccepted) != before+1 {
+		t.Fatal("accepted payment not counted")
 	}
 }

@@ -17,6 +17,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hashwall/hashwall/internal/redistest"
@@ -335,4 +337,10 @@ func (a *fakeAgent) bindingCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.bindings
+}
+
+func testutilCount(c prometheus.Counter) float64 {
+	var m dto.Metric
+	_ = c.Write(&m)
+	return m.GetCounter().GetValue()
 }

@@ -22,6 +22,8 @@ var (
 		Namespace: "hashwall", Subsystem: "gateway", Name: "grants_total",
 		Help: "Requests let through on a valid grant, by where the grant came from.",
 	}, []string{"source"})
+	paymentsAccepted = paymentsTotal.WithLabelValues("accepted")
+	paymentsRetried  = paymentsTotal.WithLabelValues("retried")
 	grantsFromCookie = grantsTotal.WithLabelValues("cookie")
 	grantsFromBearer = grantsTotal.WithLabelValues("bearer")
 	paymentSeconds   = prometheus.NewHistogram(prometheus.HistogramOpts{
