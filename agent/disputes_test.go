@@ -115,16 +115,24 @@ func TestConcurrentIngestionPaysOnce(t *testing.T) {
 
 func TestSpecificCertificate(t *testing.T) {
 	e := newEnv(t)
-	va, vb := e.vendor("planet"), e.vendor("globe")
+	var v struct{ Token string }
+	e.must(e.call("POST", "/v1/vendors", "Bearer "+adminToken, map[string]string{"vendor": "planet", "kind": "specific"}, &v), 201, "register")
+	va, vb := "Bearer "+v.Token, e.vendor("globe")
 	alice := e.user("alice", 1000)
 	var b Bundle
 	w0, _ := e.tryBuy(alice, 1) // generic, for its key
-	_ = w0
 	code := e.call("POST", "/v1/certificates", alice, map[string]any{
 		"tokens": 100, "scope": "planet", "public_key": b64.EncodeToString(w0.cert.UserKey[:]),
 	}, &b)
 	e.must(code, 201, "buy specific")
 	w := walletFrom(t, &b, w0.key)
+	var bad apiError
+	e.call("POST", "/v1/certificates", alice, map[string]any{
+		"tokens": 100, "scope": "globe", "public_key": b64.EncodeToString(w0.cert.UserKey[:]),
+	}, &bad)
+	if bad.Code != "generic_vendor" {
+		t.Fatalf("specific certificate of a generic vendor: %+v", bad)
+	}
 	e.expectReport("paid:3", va, "planet", "s1", w.claim(0, 3, 3, ""))
 	e.expectReport("vendor_fraud:0", vb, "globe", "s1", w.claim(0, 4, 1, "globe"))
 	e.checkLedger()

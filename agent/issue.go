@@ -112,6 +112,8 @@ func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte,
 		return nil, fail(http.StatusForbidden, "user_revoked", "user account is revoked")
 	case "vendor_unknown":
 		return nil, fail(http.StatusBadRequest, "unknown_vendor", "scope names no active vendor")
+	case "vendor_generic":
+		return nil, fail(http.StatusBadRequest, "generic_vendor", "scope names a vendor of the generic system; buy a generic certificate")
 	default:
 		return nil, fmt.Errorf("purchase script: %q", res)
 	}

@@ -87,7 +87,8 @@ return 'ok'
 `)
 
 // purchase: ARGV uid, serial, cost, tokens, S, m, unit, scope, iat, exp, kenc,
-// upk, t → "ok" | "user_inactive" | "insufficient_funds" | "vendor_unknown".
+// upk, t → "ok" | "user_inactive" | "insufficient_funds" | "vendor_unknown" |
+// "vendor_generic" (specific certificates are sold for vendors of the specific system only).
 // The certificate is only recorded if the balance covered it: steps B and C
 // of the paper happen atomically.
 var purchase = script(`
@@ -95,8 +96,10 @@ local uid, serial, cost = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local uk = P .. 'u:' .. uid
 if redis.call('HGET', uk, 'status') ~= 'active' then return 'user_inactive' end
 local scope = ARGV[8]
-if scope ~= '*' and redis.call('HGET', P .. 'v:' .. scope, 'status') ~= 'active' then
-  return 'vendor_unknown'
+if scope ~= '*' then
+  local v = redis.call('HMGET', P .. 'v:' .. scope, 'status', 'kind')
+  if v[1] ~= 'active' then return 'vendor_unknown' end
+  if v[2] ~= 'specific' then return 'vendor_generic' end
 end
 if tonumber(redis.call('HGET', uk, 'bal')) < cost then return 'insufficient_funds' end
 post('u:' .. uid, -cost, 'purchase', serial, tonumber(ARGV[13]))
