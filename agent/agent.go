@@ -38,7 +38,7 @@ type Config struct {
 	CertTTL          time.Duration // default 30 days
 	SettlementWindow time.Duration // reports accepted after expiry, default 7 days
 	SessionTTL       time.Duration // default 24 hours
-	Argon            ArgonParams   // password hashing cost, default RFC 9106-ish
+	Argon            ArgonParams   // password hashing cost, default DefaultArgon
 
 	Ephemeral bool // allow a Redis that may lose acknowledged writes
 
@@ -129,6 +129,9 @@ func (c *Config) fill() error {
 	if c.Currency == "" {
 		c.Currency = "EUR"
 	}
+	if !validCurrency(c.Currency) {
+		return fmt.Errorf("agent: currency %q must be 1-8 characters of A-Z 0-9", c.Currency)
+	}
 	if c.CertTTL == 0 {
 		c.CertTTL = 30 * 24 * time.Hour
 	}
@@ -167,3 +170,15 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeH
 func (a *Agent) Keys() payword.KeySet { return a.keys }
 
 func (a *Agent) now() time.Time { return a.cfg.Now() }
+
+func validCurrency(s string) bool {
+	if len(s) == 0 || len(s) > 8 {
+		return false
+	}
+	for _, c := range s {
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
