@@ -98,7 +98,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, err = t.send(req, p)
-	if err == nil && t.Paid != nil && resp.StatusCode < 300 {
+	if err == nil && t.Paid != nil && resp.Header.Get(ReceiptHeader) != "" {
 		t.Paid(ch.Vendor, ch.Product, ch.Price, time.Since(start))
 	}
 	return resp, err
@@ -118,7 +118,7 @@ func (t *Transport) send(req *http.Request, p *Pending) (*http.Response, error) 
 			}
 			continue
 		}
-		if resp.StatusCode >= 500 {
+		if resp.StatusCode >= 500 && resp.Header.Get(ReceiptHeader) == "" {
 			// Not a verdict: the vendor may or may not have taken it.
 			return resp, &PendingError{Vendor: p.Vendor, Err: fmt.Errorf("status %d", resp.StatusCode)}
 		}
@@ -127,15 +127,15 @@ func (t *Transport) send(req *http.Request, p *Pending) (*http.Response, error) 
 	return nil, &PendingError{Vendor: p.Vendor, Err: lastErr}
 }
 
-// settle turns a vendor's final answer into the journal's outcome.
+// settle turns a vendor's final answer into the journal's outcome. The
+// receipt, not the status, says the payment was taken: the page behind it
+// may still be a 404.
 func (t *Transport) settle(p *Pending, resp *http.Response) error {
 	switch {
+	case resp.Header.Get(ReceiptHeader) != "":
+		return t.Wallet.Settle(p.ID, Accepted, grantOf(resp, p), "")
 	case resp.StatusCode < 300:
-		g := grantOf(resp, p)
-		if g == nil {
-			return t.Wallet.Settle(p.ID, SpentWithoutGrant, nil, "the vendor answered without a grant")
-		}
-		return t.Wallet.Settle(p.ID, Accepted, g, "")
+		return t.Wallet.Settle(p.ID, SpentWithoutGrant, nil, "the vendor answered without a grant")
 	case problemCode(resp) == "replay":
 		// The vendor says these tokens were spent there already, yet gave no
 		// grant: they are gone; the history keeps the case for a complaint.

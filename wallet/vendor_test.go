@@ -136,6 +136,10 @@ func (f *fakeVendor) serve(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(ReceiptHeader, grant)
 		http.SetCookie(w, &http.Cookie{Name: "hw_grant", Value: grant, Path: r.URL.Path, MaxAge: 3600})
 	}
+	if strings.HasPrefix(r.URL.Path, "/gone") {
+		http.NotFound(w, r) // paid, but the page behind the paywall is missing
+		return
+	}
 	fmt.Fprint(w, "content of "+r.URL.Path)
 }
 

@@ -378,3 +378,20 @@ func TestExportImport(t *testing.T) {
 		t.Fatalf("the export lost the journaled payment: %+v", p)
 	}
 }
+
+// A paid page that turns out missing upstream was still paid: the receipt,
+// not the status, decides.
+func TestPaidNotFoundIsStillPaid(t *testing.T) {
+	w, _ := testWallet(t)
+	issue(t, w, 2, 8, "*")
+	v := newFakeVendor(t, "planet", map[string]uint32{"/gone": 2, "/a": 1})
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/gone"); err == nil {
+		t.Fatal("a 404 reported as success")
+	}
+	if b := w.Balance()[0]; b.Spent != 2 || b.Pending != 0 {
+		t.Fatalf("balance after a paid 404: %+v", b)
+	}
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil || v.accepted != 3 {
+		t.Fatalf("next payment: %v (accepted %d)", err, v.accepted)
+	}
+}

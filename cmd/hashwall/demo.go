@@ -51,10 +51,13 @@ the wallet CLI against it. Stop it with Ctrl-C.
 	})
 }
 
-const (
-	demoVendor   = "daily-planet"
-	demoReader   = "reader"
-	demoPassword = "demo-password"
+const demoPassword = "demo-password"
+
+// The demo's vendor and reader; on a store given with --redis, which may hold
+// an earlier demo's accounts, the names get a random suffix.
+var (
+	demoVendor = "daily-planet"
+	demoReader = "reader"
 )
 
 func runDemo(fl caddycmd.Flags) (int, error) {
@@ -74,7 +77,9 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 		say("store:   embedded, IN MEMORY ONLY (miniredis at %s): everything is gone when the demo stops.", mr.Addr())
 		say("         Use --redis redis://… for a real Redis; run a real agent with the append-only file on.")
 	} else {
-		say("store:   %s", redisURL)
+		suffix := "-" + randomHex(3)
+		demoVendor, demoReader = demoVendor+suffix, demoReader+suffix
+		say("store:   %s (demo accounts %s and %s)", redisURL, demoVendor, demoReader)
 	}
 
 	// The agent, with a throwaway signing key and master key.
