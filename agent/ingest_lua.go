@@ -145,6 +145,8 @@ for _, u in ipairs(users) do
   post('u:' .. u[1], -charges[u[1] .. '|' .. u[2]], u[2], batch, t)
 end
 local body = '{"batch":"' .. batch .. '","results":[' .. table.concat(out, ',') .. ']}'
-redis.call('SET', bk, body, 'EX', ttl)
+if #order > 0 then -- a batch of unknown certificates only changes nothing
+  redis.call('SET', bk, body, 'EX', ttl)
+end
 return body
 `)
