@@ -136,7 +136,7 @@ func (t *Transport) settle(p *Pending, resp *http.Response) error {
 		return t.Wallet.Settle(p.ID, Accepted, grantOf(resp, p), "")
 	case resp.StatusCode < 300:
 		return t.Wallet.Settle(p.ID, SpentWithoutGrant, nil, "the vendor answered without a grant")
-	case problemCode(resp) == "replay":
+	case resp.Header.Get(ErrorHeader) == "replay":
 		// The vendor says these tokens were spent there already, yet gave no
 		// grant: they are gone; the history keeps the case for a complaint.
 		return t.Wallet.Settle(p.ID, SpentWithoutGrant, nil, "the vendor said the tokens were already spent")
@@ -239,21 +239,9 @@ func jwtClaims(token string) (time.Time, string) {
 	return time.Unix(c.Exp, 0), c.Product
 }
 
-// problemCode reads the machine-readable reason of an RFC 9457 refusal.
-func problemCode(resp *http.Response) string {
-	if !strings.Contains(resp.Header.Get("Content-Type"), "json") {
-		return ""
-	}
-	var p struct {
-		Code string `json:"code"`
-	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	resp.Body = io.NopCloser(strings.NewReader(string(body)))
-	if err != nil || json.Unmarshal(body, &p) != nil {
-		return ""
-	}
-	return p.Code
-}
+// ErrorHeader carries a gateway's machine-readable reason for refusing a
+// payment (docs/protocol.md §7).
+const ErrorHeader = "Payment-Error"
 
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

@@ -4,7 +4,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -144,7 +143,6 @@ func (f *fakeVendor) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func problem(w http.ResponseWriter, status int, code string) {
-	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set(ErrorHeader, code)
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]string{"code": code, "title": code})
 }

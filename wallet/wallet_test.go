@@ -395,3 +395,35 @@ func TestPaidNotFoundIsStillPaid(t *testing.T) {
 		t.Fatalf("next payment: %v (accepted %d)", err, v.accepted)
 	}
 }
+
+// When the vendor says the tokens were spent there already, they are gone:
+// the wallet moves past them instead of offering them again.
+func TestReplayVerdictMovesOn(t *testing.T) {
+	w, _ := testWallet(t)
+	issue(t, w, 2, 8, "*")
+	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 2, "/b": 2})
+	p, err := w.Reserve("planet", "/a", v.URL+"/a", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, v.URL+"/a", nil)
+	req.Header.Set("Authorization", p.Header)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("direct payment: %v", err)
+	}
+	resp.Body.Close()
+	// The wallet wrongly believes the vendor refused it: the tokens return.
+	if err := w.Settle(p.ID, Refused, nil, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/b"); err == nil {
+		t.Fatal("a replayed payment was served")
+	}
+	if st := w.Snapshot(); st.History[len(st.History)-1].Kind != "spent-without-grant" {
+		t.Fatalf("replay verdict recorded as %q", st.History[len(st.History)-1].Kind)
+	}
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/b"); err != nil || v.accepted != 4 {
+		t.Fatalf("the next payment: %v (accepted %d)", err, v.accepted)
+	}
+}
