@@ -174,6 +174,9 @@ func walletFrom(t testing.TB, b *Bundle, priv ed25519.PrivateKey) *wallet {
 	w := &wallet{cert: c, key: priv}
 	k, _ := b64.DecodeString(b.Secret)
 	copy(w.k[:], k)
+	if payword.NewTree(payword.Anchors(w.k, b.Segments, b.SegmentLen)).Root() != c.Root {
+		t.Fatal("the secret does not derive the certificate's root")
+	}
 	return w
 }
 

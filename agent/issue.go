@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"go.uber.org/zap"
 
@@ -16,6 +18,7 @@ type purchaseReq struct {
 	Tokens    int64  `json:"tokens"`     // N; rounded up to whole segments
 	PublicKey string `json:"public_key"` // the wallet's Ed25519 key, base64url
 	Scope     string `json:"scope,omitempty"`
+	RequestID string `json:"request_id,omitempty"` // makes a retried purchase return the first one's bundle
 }
 
 // Bundle is what the wallet receives: the signed certificate and its secret K.
@@ -41,6 +44,9 @@ func (q *purchaseReq) check(maxTokens int) ([]byte, error) {
 	}
 	if q.Scope != payword.GenericScope && !payword.ValidID(q.Scope) {
 		return nil, fail(http.StatusBadRequest, "invalid_scope", `scope must be "*" or a vendor id`)
+	}
+	if q.RequestID != "" && !payword.ValidID(q.RequestID) {
+		return nil, fail(http.StatusBadRequest, "invalid_request_id", "request_id must be an id")
 	}
 	return parsePublicKey(q.PublicKey)
 }
@@ -68,7 +74,7 @@ func (a *Agent) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 	}
 	m := a.cfg.SegmentLen
 	segments := int((q.Tokens + int64(m) - 1) / int64(m))
-	b, err := a.issue(r.Context(), uid, segments, upk, q.Scope)
+	b, err := a.issue(r.Context(), uid, segments, upk, q.Scope, q.RequestID)
 	if err != nil {
 		return err
 	}
@@ -79,7 +85,7 @@ func (a *Agent) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 // issue runs steps B–D: generate K, sign the certificate, then charge the
 // balance and record the certificate in one script. If the balance does not
 // cover it the certificate is simply dropped: it was never stored or sent.
-func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte, scope string) (*Bundle, error) {
+func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte, scope, requestID string) (*Bundle, error) {
 	m := a.cfg.SegmentLen
 	now := a.now()
 	c := &payword.Certificate{
@@ -100,9 +106,12 @@ func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte,
 	serial := c.Serial.String()
 	res, err := purchase.Run(ctx, a.rdb, nil, uid, serial, cost, tokens, segments, m,
 		a.cfg.UnitValue, scope, c.IssuedAt, c.ExpiresAt, a.master.seal(c.Serial, k),
-		b64.EncodeToString(upk), now.Unix()).Text()
+		b64.EncodeToString(upk), now.Unix(), requestID, b64.EncodeToString(raw)).Text()
 	if err != nil {
 		return nil, err
+	}
+	if prev, ok := strings.CutPrefix(res, "replay:"); ok {
+		return a.storedBundle(ctx, prev)
 	}
 	switch res {
 	case "ok":
@@ -154,7 +163,7 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	segments := min(int(uint64(value)/(a.cfg.UnitValue*uint64(a.cfg.SegmentLen))), a.cfg.MaxTokens/a.cfg.SegmentLen)
 	out := map[string]any{"recovered_value": value}
 	if segments > 0 {
-		b, err := a.issue(r.Context(), uid, segments, upk, payword.GenericScope)
+		b, err := a.issue(r.Context(), uid, segments, upk, payword.GenericScope, "")
 		if e, ok := err.(*apiError); ok && e.Code == "insufficient_funds" {
 			err = nil // the value stays on the balance
 		}
@@ -167,4 +176,31 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// storedBundle rebuilds the bundle of an issued certificate, for a retried
+// purchase whose first answer was lost.
+func (a *Agent) storedBundle(ctx context.Context, serial string) (*Bundle, error) {
+	s, err := payword.ParseSerial(serial)
+	if err != nil {
+		return nil, err
+	}
+	v, err := a.rdb.HMGet(ctx, certKey(s), "cert", "k", "S", "m", "tokens", "unit", "exp").Result()
+	if err != nil {
+		return nil, err
+	}
+	f := make([]string, len(v))
+	for i, x := range v {
+		f[i], _ = x.(string)
+	}
+	k, err := a.master.open(s, f[1])
+	if err != nil {
+		return nil, err
+	}
+	n := func(s string) int64 { x, _ := strconv.ParseInt(s, 10, 64); return x }
+	return &Bundle{
+		Serial: serial, Certificate: f[0], Secret: b64.EncodeToString(k[:]),
+		Segments: int(n(f[2])), SegmentLen: int(n(f[3])), Tokens: int(n(f[4])),
+		Cost: uint64(n(f[4]) * n(f[5])), Currency: a.cfg.Currency, ExpiresAt: n(f[6]),
+	}, nil
 }

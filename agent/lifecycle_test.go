@@ -214,3 +214,24 @@ func TestMasterKeyRotation(t *testing.T) {
 	e.expectReport("paid:1", va, "planet", "b2", w2.claim(0, 1, 1, "planet"))
 	e.checkLedger()
 }
+
+// TestRetriedPurchase: a purchase retried with the same request id (its
+// answer was lost) returns the same certificate and charges once.
+func TestRetriedPurchase(t *testing.T) {
+	e := newEnv(t)
+	alice := e.user("alice", 1000)
+	_, priv, _ := ed25519.GenerateKey(nil)
+	req := map[string]any{"tokens": 200, "request_id": "buy-1",
+		"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}
+	var first, again Bundle
+	e.must(e.call("POST", "/v1/certificates", alice, req, &first), 201, "buy")
+	e.must(e.call("POST", "/v1/certificates", alice, req, &again), 201, "retry")
+	if first != again {
+		t.Fatalf("retry returned another bundle:\n%+v\n%+v", first, again)
+	}
+	if got := e.balance("u:" + e.uid("alice")); got != 1000-256 {
+		t.Fatalf("charged twice: balance %d", got)
+	}
+	walletFrom(t, &again, priv)
+	e.checkLedger()
+}

@@ -87,13 +87,19 @@ return 'ok'
 `)
 
 // purchase: ARGV uid, serial, cost, tokens, S, m, unit, scope, iat, exp, kenc,
-// upk, t → "ok" | "user_inactive" | "insufficient_funds" | "vendor_unknown" |
+// upk, t, request id, certificate → "replay:<serial>" (request id seen in the
+// last day: the purchase already happened) | "ok" | "user_inactive" | "insufficient_funds" | "vendor_unknown" |
 // "vendor_generic" (specific certificates are sold for vendors of the specific system only).
 // The certificate is only recorded if the balance covered it: steps B and C
 // of the paper happen atomically.
 var purchase = script(`
-local uid, serial, cost = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local uid, serial, cost, req = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[14]
 local uk = P .. 'u:' .. uid
+if req ~= '' then
+  req = P .. 'req:' .. uid .. ':' .. req
+  local prev = redis.call('GET', req)
+  if prev then return 'replay:' .. prev end
+end
 if redis.call('HGET', uk, 'status') ~= 'active' then return 'user_inactive' end
 local scope = ARGV[8]
 if scope ~= '*' then
@@ -105,7 +111,8 @@ if tonumber(redis.call('HGET', uk, 'bal')) < cost then return 'insufficient_fund
 post('u:' .. uid, -cost, 'purchase', serial, tonumber(ARGV[13]))
 redis.call('HSET', P .. 'c:{' .. serial .. '}', 'user', uid, 'tokens', ARGV[4],
   'S', ARGV[5], 'm', ARGV[6], 'unit', ARGV[7], 'scope', scope, 'iat', ARGV[9],
-  'exp', ARGV[10], 'k', ARGV[11], 'upk', ARGV[12], 'status', 'active', 'claimed', 0)
+  'exp', ARGV[10], 'k', ARGV[11], 'upk', ARGV[12], 'status', 'active', 'claimed', 0, 'cert', ARGV[15])
+if req ~= '' then redis.call('SET', req, serial, 'EX', 86400) end
 redis.call('SADD', P .. 'ucerts:' .. uid, serial)
 redis.call('ZADD', P .. 'expiry', ARGV[10], serial)
 return 'ok'
