@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -136,18 +138,47 @@ func (a *Agent) userID(ctx context.Context, username string) (string, error) {
 	return uid, err
 }
 
-// Ledger returns an account's entries ("u:<uid>" or "v:<vid>").
-func (a *Agent) Ledger(ctx context.Context, acct string) ([]LedgerEntry, error) {
-	raw, err := a.rdb.LRange(ctx, "hw:a:led:"+acct, 0, -1).Result()
+// Ledger returns an account's entries ("u:<uid>" or "v:<vid>") dated in
+// [from, to), in order.
+func (a *Agent) Ledger(ctx context.Context, acct string, from, to int64) ([]LedgerEntry, error) {
+	raw, err := a.rdb.ZRangeByScore(ctx, "hw:a:led:"+acct, &redis.ZRangeBy{
+		Min: strconv.FormatInt(from, 10), Max: "(" + strconv.FormatInt(to, 10),
+	}).Result()
 	if err != nil {
 		return nil, err
 	}
+	return decodeEntries(acct, raw)
+}
+
+// balanceAt returns the balance after the last entry dated before t.
+func (a *Agent) balanceAt(ctx context.Context, acct string, t int64) (int64, error) {
+	raw, err := a.rdb.ZRevRangeByScore(ctx, "hw:a:led:"+acct, &redis.ZRangeBy{
+		Min: "-inf", Max: "(" + strconv.FormatInt(t, 10), Count: maxSameSecond,
+	}).Result()
+	if err != nil || len(raw) == 0 {
+		return 0, err
+	}
+	entries, err := decodeEntries(acct, raw)
+	if err != nil {
+		return 0, err
+	}
+	return entries[len(entries)-1].Balance, nil
+}
+
+// maxSameSecond bounds how many entries of one second balanceAt orders by
+// sequence number; more in one second would be a statement's off-by-some.
+const maxSameSecond = 1000
+
+// decodeEntries decodes ledger members, ordered by sequence number (entries
+// of the same second sort by their text otherwise).
+func decodeEntries(acct string, raw []string) ([]LedgerEntry, error) {
 	out := make([]LedgerEntry, len(raw))
 	for i, s := range raw {
 		if err := json.Unmarshal([]byte(s), &out[i]); err != nil {
 			return nil, fmt.Errorf("ledger %s entry %d: %w", acct, i, err)
 		}
 	}
+	slices.SortFunc(out, func(x, y LedgerEntry) int { return cmp.Compare(x.Seq, y.Seq) })
 	return out, nil
 }
 
@@ -157,7 +188,7 @@ var ledgerCheck = script(`
 local bad = {}
 for _, acct in ipairs(redis.call('SMEMBERS', P .. 'accounts')) do
   local sum = 0
-  for _, e in ipairs(redis.call('LRANGE', P .. 'led:' .. acct, 0, -1)) do
+  for _, e in ipairs(redis.call('ZRANGE', P .. 'led:' .. acct, 0, -1)) do
     sum = sum + cjson.decode(e).amt
   end
   if sum ~= tonumber(redis.call('HGET', P .. acct, 'bal')) then bad[#bad + 1] = acct end

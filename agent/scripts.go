@@ -14,7 +14,8 @@ import "github.com/redis/go-redis/v9"
 //	hw:a:uname:<name>      username -> uid
 //	hw:a:vtok:<sha256>     vendor token hash -> vid
 //	hw:a:sess:<sha256>     session token hash -> uid (expires)
-//	hw:a:led:<acct>        ledger list of account "u:<uid>" / "v:<vid>"
+//	hw:a:led:<acct>        ledger of account "u:<uid>" / "v:<vid>": zset of
+//	                       entries by time, for statements of any period
 //	hw:a:accounts          set of every account
 //	hw:a:ucerts:<uid>      set of the user's active certificates
 //	hw:a:c:{<serial>}      certificate hash; :own seg -> owner vendor,
@@ -30,7 +31,7 @@ local P = 'hw:a:'
 local function post(acct, amt, kind, ref, t)
   local bal = redis.call('HINCRBY', P .. acct, 'bal', amt)
   local seq = redis.call('INCR', P .. 'ledseq')
-  redis.call('RPUSH', P .. 'led:' .. acct, string.format(
+  redis.call('ZADD', P .. 'led:' .. acct, t, string.format(
     '{"seq":%d,"t":%d,"amt":%d,"kind":"%s","ref":"%s","bal":%d}', seq, t, amt, kind, ref, bal))
   return bal
 end

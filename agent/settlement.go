@@ -27,19 +27,19 @@ type Statement struct {
 
 // VendorStatement builds the settlement statement of vendor for [from, to).
 func (a *Agent) VendorStatement(ctx context.Context, vendor string, from, to time.Time) (*Statement, error) {
-	entries, err := a.Ledger(ctx, "v:"+vendor)
+	acct := "v:" + vendor
+	opening, err := a.balanceAt(ctx, acct, from.Unix())
 	if err != nil {
 		return nil, err
 	}
-	st := &Statement{Vendor: vendor, From: from.Unix(), To: to.Unix(), Currency: a.cfg.Currency, Entries: []LedgerEntry{}}
+	entries, err := a.Ledger(ctx, acct, from.Unix(), to.Unix())
+	if err != nil {
+		return nil, err
+	}
+	st := &Statement{Vendor: vendor, From: from.Unix(), To: to.Unix(), Currency: a.cfg.Currency,
+		Opening: opening, Entries: entries}
 	for _, e := range entries {
-		switch {
-		case e.Time < st.From:
-			st.Opening = e.Balance
-		case e.Time < st.To:
-			st.Entries = append(st.Entries, e)
-			st.Credited += e.Amount
-		}
+		st.Credited += e.Amount
 	}
 	st.Closing = st.Opening + st.Credited
 	return st, nil
