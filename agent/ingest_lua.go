@@ -84,13 +84,13 @@ for k = 0, n - 1 do
     verdict = 'unknown_certificate'
   else
     local ckey = vendor .. '|' .. seg .. '|' .. idx
-    if c.seen[ckey] then
+    if c.settled then
+      verdict = 'invalid' -- reported after the settlement window: refused, not recorded
+    elseif c.seen[ckey] then
       verdict = 'duplicate'
     else
       c.seen[ckey] = true
-      if c.settled then
-        verdict = 'invalid' -- reported after the settlement window
-      elseif verdict == 'ok' then
+      if verdict == 'ok' then
         local owner = c.own[seg]
         if not owner then
           owner = vendor

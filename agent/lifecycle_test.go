@@ -144,6 +144,9 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 		t.Fatal("settled twice")
 	}
 	e.expectReport("invalid:0", va, "planet", "b3", w.claim(0, 40, 10, "planet"))
+	if n, _ := e.rdb.Exists(t.Context(), certKey(w.cert.Serial)+":cl").Result(); n != 0 {
+		t.Fatal("idempotency records of a settled certificate kept")
+	}
 
 	from := e.clock.Now().Add(-e.a.cfg.CertTTL - e.a.cfg.SettlementWindow - time.Hour - time.Minute).Unix()
 	var st Statement

@@ -189,6 +189,8 @@ local c = redis.call('HMGET', ck, 'settled', 'recovered', 'tokens', 'claimed', '
 if c[1] == '1' or not c[3] then return -1 end
 redis.call('HSET', ck, 'settled', 1)
 redis.call('SREM', P .. 'ucerts:' .. c[6], serial)
+-- Claims are refused from now on: their idempotency records can go.
+redis.call('DEL', ck .. ':cl', ck .. ':hi', ck .. ':own')
 if c[2] == '1' then return 0 end
 local v = (tonumber(c[3]) - tonumber(c[4])) * tonumber(c[5])
 if v > 0 then post('u:' .. c[6], v, 'refund', serial, t) end
