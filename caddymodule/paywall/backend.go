@@ -37,6 +37,7 @@ const (
 type backend struct {
 	cfg      backendConfig
 	rdb      redis.UniversalClient
+	pipe     *scriptPipe
 	ks       keyspace
 	agent    *agentClient
 	keys     *keyStore
@@ -82,17 +83,17 @@ func (b *backend) start(ctx context.Context) {
 	if b.cfg.CRL == crlFromRedis {
 		crlSync = b.subscribeCRL
 	}
-	for _, run := range []func(context.Context){
-		crlSync,
-		func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeAlmostOnline), 0) },
-		func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeBatch), b.cfg.BatchInterval) },
-	} {
+	run := func(f func(context.Context)) {
 		b.wg.Add(1)
 		go func() {
 			defer b.wg.Done()
-			run(ctx)
+			f(ctx)
 		}()
 	}
+	b.pipe = newScriptPipe(ctx, b.rdb, run)
+	run(crlSync)
+	run(func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeAlmostOnline), 0) })
+	run(func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeBatch), b.cfg.BatchInterval) })
 }
 
 // Destruct stops the workers and closes Redis.

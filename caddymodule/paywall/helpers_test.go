@@ -318,8 +318,6 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 
 func ed25519Key(b byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(seed(b)) }
 
-type redisXReadGroupArgs = redis.XReadGroupArgs
-
 func mustRedis(t *testing.T, url string) redis.UniversalClient {
 	rdb, err := redisurl.New(url)
 	if err != nil {

@@ -65,7 +65,7 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 		Token: p.Token, Amount: p.Amount, Product: p.Product, Auth: auth, Time: iat,
 	})
 	first := auth + " " + strconv.FormatInt(iat, 10) + " " + strconv.FormatInt(exp, 10)
-	rec, err := accept(ctx, h.be.rdb, h.be.ks, p, acceptance{
+	rec, err := accept(ctx, h.be.pipe, h.be.ks, p, acceptance{
 		Record:      first,
 		RecordTTL:   int64(o.TTL/time.Second) + 1,
 		Claim:       claim,

@@ -95,16 +95,16 @@ type acceptance struct {
 
 // accept records payment p. It returns the authorization record, which is
 // a's own or, for a retried payment, the one first recorded.
-func accept(ctx context.Context, rdb redis.UniversalClient, ks keyspace, p *payword.Payment, a acceptance) (string, error) {
+func accept(ctx context.Context, pipe *scriptPipe, ks keyspace, p *payword.Payment, a acceptance) (string, error) {
 	keys := []string{ks.state(p.Cert.Serial, p.Segment), ks.authorization(p), a.Stream}
 	exp := payword.Expected(p)
 	if exp.Index == 0 && exp.Token != p.Anchor {
 		return "", fmt.Errorf("%w: token %d of segment %d", payword.ErrBadToken, p.Index, p.Segment)
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		res, err := acceptScript.Run(ctx, rdb, keys,
-			exp.Index, exp.Token[:], p.Index, p.Token[:], a.Record, a.RecordTTL, a.Claim, a.StateExpiry).Slice()
-		if err != nil {
+		res, err := pipe.run(ctx, keys,
+			exp.Index, exp.Token[:], p.Index, p.Token[:], a.Record, a.RecordTTL, a.Claim, a.StateExpiry)
+		if err != nil || len(res) == 0 {
 			return "", fmt.Errorf("%w: %v", errUnavailable, err)
 		}
 		code, _ := res[0].(int64)
