@@ -138,6 +138,9 @@ func (a *Agent) login(ctx context.Context, username, password string) (string, e
 	if !payword.ValidID(username) || len(password) > maxPassword {
 		return "", errCredentials
 	}
+	if !a.logins.allow(username, a.now()) {
+		return "", errThrottled
+	}
 	uid, err := a.rdb.Get(ctx, "hw:a:uname:"+username).Result()
 	if err != nil && err != redis.Nil {
 		return "", err
@@ -159,8 +162,10 @@ func (a *Agent) login(ctx context.Context, username, password string) (string, e
 		return "", err
 	}
 	if !ok || uid == "" {
+		a.logins.failed(username, a.now())
 		return "", errCredentials
 	}
+	a.logins.succeeded(username)
 	if stored[1] != "active" {
 		return "", fail(http.StatusForbidden, "user_revoked", "user account is revoked")
 	}

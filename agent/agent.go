@@ -62,6 +62,7 @@ type Agent struct {
 	log     *zap.Logger
 	argon   chan struct{} // bounds concurrent argon2 computations (memory)
 	dummy   string        // a password hash checked for unknown users
+	logins  *throttle
 }
 
 // New checks the configuration and Redis (durability, scripts) and returns the agent.
@@ -97,6 +98,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.certs = newCertCache(a)
 	a.binds = newBindCache()
 	a.argon = make(chan struct{}, 4)
+	a.logins = newThrottle()
 	a.dummy = cfg.Argon.hashPassword(randomHex(16))
 	a.mux = a.routes()
 	return a, nil

@@ -106,3 +106,18 @@ func TestWebhookCreditsOnce(t *testing.T) {
 	}
 	e.checkLedger()
 }
+
+func TestLoginThrottle(t *testing.T) {
+	e := newEnv(t)
+	e.user("alice", 0)
+	login := func(pw string) int {
+		return e.call("POST", "/v1/sessions", "", map[string]string{"username": "alice", "password": pw}, nil)
+	}
+	for range maxFailures {
+		e.must(login("wrong horse"), 401, "wrong password")
+	}
+	e.must(login("correct horse"), 429, "throttled, even with the right password")
+	e.must(e.call("POST", "/v1/sessions", "", map[string]string{"username": "bob", "password": "x"}, nil), 401, "other user")
+	e.clock.Add(failureWindow)
+	e.must(login("correct horse"), 200, "after the window")
+}
