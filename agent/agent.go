@@ -165,8 +165,28 @@ func loadScripts(ctx context.Context, rdb redis.UniversalClient) error {
 	return nil
 }
 
-// ServeHTTP serves the agent's API.
-func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the agent's API. Unknown paths and methods get the
+// mux's status (404, 405 with Allow) with a JSON body like every error.
+func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h, pattern := a.mux.Handler(r)
+	if pattern != "" {
+		a.mux.ServeHTTP(w, r)
+		return
+	}
+	st := &statusOnly{header: w.Header()}
+	h.ServeHTTP(st, r)
+	writeJSON(w, st.code, fail(st.code, "no_route", http.StatusText(st.code)))
+}
+
+// statusOnly keeps the status and headers of the mux's plain-text errors.
+type statusOnly struct {
+	header http.Header
+	code   int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(code int)        { s.code = code }
 
 // Keys returns the agent's public keys.
 func (a *Agent) Keys() payword.KeySet { return a.keys }

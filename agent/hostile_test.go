@@ -59,6 +59,8 @@ func TestHostileRequests(t *testing.T) {
 		{"negative credit", "POST", "/v1/admin/credit", "Bearer " + adminToken, map[string]any{"user": "alice", "amount": -5}, 400, "invalid_credit"},
 		{"credit unknown user", "POST", "/v1/admin/credit", "Bearer " + adminToken, map[string]any{"user": "mallory", "amount": 5}, 404, "unknown_user"},
 		{"bad CRL since", "GET", "/v1/crl?since=-1", "", nil, 400, "invalid_since"},
+		{"unknown path", "GET", "/v1/nothing", "", nil, 404, "no_route"},
+		{"wrong method", "DELETE", "/v1/reports", va, nil, 405, "no_route"},
 		{"unsigned webhook", "POST", "/v1/webhooks/payment", "", map[string]any{"user": "alice", "amount": 5, "event": "e1"}, 401, "bad_signature"},
 	}
 	for _, c := range cases {
