@@ -95,6 +95,11 @@ http://127.0.0.1:%d {
 	if resp.StatusCode != 200 || body != "article /articles/moon for u:alice" || resp.Header.Get("Payment-Receipt") == "" {
 		t.Fatalf("paid: %d %q", resp.StatusCode, body)
 	}
+	// Rejections come back through Caddy's error handling with their code.
+	resp, _ = fetch("/articles/mars", wal.pay(t, 0, 2, 2, testVendor, "/articles/mars"))
+	if resp.StatusCode != http.StatusConflict || resp.Header.Get("Payment-Error") != "replay" {
+		t.Fatalf("replay: %d %q", resp.StatusCode, resp.Header.Get("Payment-Error"))
+	}
 	if resp, body = fetch("/articles/moon", ""); resp.StatusCode != 200 {
 		t.Fatalf("grant reuse: %d %q", resp.StatusCode, body)
 	}
