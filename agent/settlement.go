@@ -75,7 +75,7 @@ func (a *Agent) handleAdminStatement(w http.ResponseWriter, r *http.Request) err
 // last 30 days) as JSON, or CSV with ?format=csv.
 func (a *Agent) serveStatement(w http.ResponseWriter, r *http.Request, vendor string) error {
 	q := r.URL.Query()
-	to, err := parseTime(q.Get("to"), a.now())
+	to, err := parseTime(q.Get("to"), a.now().Add(time.Second)) // up to now, inclusive
 	if err != nil {
 		return err
 	}
