@@ -288,17 +288,25 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
+	// A trailing slash names the same resource (a directory): the path is
+	// priced if either form matches, free only if the clean form is.
+	dir := clean != "/" && strings.HasSuffix(r.URL.Path, "/")
+	fwd := clean
+	if dir {
+		fwd += "/"
+	}
 	for _, f := range h.free {
 		if match(f, lower) {
+			r.URL.Path, r.URL.RawPath = fwd, ""
 			return next.ServeHTTP(w, r)
 		}
 	}
-	o, ok := h.price(clean, lower)
+	o, ok := h.price(clean, lower, dir)
 	if !ok && !h.UpstreamPrice {
 		return next.ServeHTTP(w, r)
 	}
 	// The upstream serves exactly the path that was priced.
-	r.URL.Path, r.URL.RawPath = clean, ""
+	r.URL.Path, r.URL.RawPath = fwd, ""
 	if !ok {
 		return h.serveUpstreamPriced(w, r, next, clean)
 	}
@@ -323,16 +331,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 }
 
 // price returns the offer of the first rule matching the path.
-func (h *Handler) price(clean, lower string) (offer, bool) {
+func (h *Handler) price(clean, lower string, dir bool) (offer, bool) {
 	for _, rule := range h.rules {
-		if !match(rule.Pattern, lower) {
+		if !match(rule.Pattern, lower) && !(dir && match(rule.Pattern, lower+"/")) {
 			continue
 		}
 		o := offer{Price: rule.Price, TTL: time.Duration(rule.TTL), Mode: rule.Mode}
 		prod := clean
 		if rule.Scope != "" {
-			if n := scopePrefix(rule.Scope, lower); n > 0 {
-				prod = clean[:n]
+			c, l := clean, lower
+			if dir {
+				c, l = c+"/", l+"/"
+			}
+			if n := scopePrefix(rule.Scope, l); n > 0 {
+				prod = c[:n]
 			}
 		}
 		o.Product, _ = productID(prod)

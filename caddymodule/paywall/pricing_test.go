@@ -79,6 +79,9 @@ func TestBypassAttempts(t *testing.T) {
 		{"OPTIONS", "/articles/x", 402},
 		{"POST", "/articles/x", 402},
 		{"GET", "/articles/index.html", 200},
+		{"GET", "/articles/index.html/", 200},
+		{"GET", "/articles/", 402},
+		{"GET", "/issues/2026-11-24/", 402},
 		{"GET", "/about", 200},
 	} {
 		seen = ""
@@ -91,12 +94,18 @@ func TestBypassAttempts(t *testing.T) {
 			t.Errorf("%s %s reached the upstream as %q", tc.method, tc.target, seen)
 		}
 	}
-	// A paid request reaches the upstream with the path that was priced.
+	// A paid request reaches the upstream with the path that was priced,
+	// its trailing slash kept (directory redirects must not loop).
 	wal := newWallet(t, 20, "*")
 	r := httptest.NewRequest("GET", "/articles//./moon/", nil)
 	r.Header.Set("Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/moon"))
-	if w, es := do(h, r, spy); status(w, es) != 200 || seen != "/articles/moon" {
+	if w, es := do(h, r, spy); status(w, es) != 200 || seen != "/articles/moon/" {
 		t.Fatalf("paid: %d, upstream saw %q", status(w, es), seen)
+	}
+	// A day's issue index is the issue's product.
+	w, _ := do(h, httptest.NewRequest("GET", "/issues/2026-11-24/", nil), spy)
+	if ch := w.Header().Get("WWW-Authenticate"); !strings.Contains(ch, `product="/issues/2026-11-24/"`) {
+		t.Fatalf("issue index challenge: %s", ch)
 	}
 }
 
