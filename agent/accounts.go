@@ -60,7 +60,7 @@ func (a *Agent) handleRegisterUser(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	res, err := registerUser.Run(r.Context(), a.rdb, nil, q.Username, uid, pw, info, a.now().Unix()).Text()
+	res, err := a.run(r.Context(), registerUser, q.Username, uid, pw, info, a.now().Unix()).Text()
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func (a *Agent) handleRegisterVendor(w http.ResponseWriter, r *http.Request) err
 		return fail(http.StatusBadRequest, "invalid_vendor", "vendor must be an id and kind generic or specific")
 	}
 	token, hash := newToken("hwv_")
-	res, err := registerVendor.Run(r.Context(), a.rdb, nil, q.Vendor, q.Kind, hash, a.now().Unix()).Text()
+	res, err := a.run(r.Context(), registerVendor, q.Vendor, q.Kind, hash, a.now().Unix()).Text()
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func (a *Agent) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	token, hash := newToken("hws_")
-	if err := a.rdb.Set(r.Context(), "hw:a:sess:"+hash, uid, a.cfg.SessionTTL).Err(); err != nil {
+	if err := a.rdb.Set(r.Context(), a.prefix+"sess:"+hash, uid, a.cfg.SessionTTL).Err(); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -141,13 +141,13 @@ func (a *Agent) login(ctx context.Context, username, password string) (string, e
 	if !a.logins.allow(username, a.now()) {
 		return "", errThrottled
 	}
-	uid, err := a.rdb.Get(ctx, "hw:a:uname:"+username).Result()
+	uid, err := a.rdb.Get(ctx, a.prefix+"uname:"+username).Result()
 	if err != nil && err != redis.Nil {
 		return "", err
 	}
 	var stored []any
 	if uid != "" {
-		if stored, err = a.rdb.HMGet(ctx, "hw:a:u:"+uid, "pw", "status").Result(); err != nil {
+		if stored, err = a.rdb.HMGet(ctx, a.prefix+"u:"+uid, "pw", "status").Result(); err != nil {
 			return "", err
 		}
 	}
@@ -182,7 +182,7 @@ func (a *Agent) userAuth(r *http.Request) (string, error) {
 	if !ok || !strings.HasPrefix(tok, "hws_") {
 		return "", errUnauthorized
 	}
-	uid, err := a.rdb.Get(r.Context(), "hw:a:sess:"+tokenHash(tok)).Result()
+	uid, err := a.rdb.Get(r.Context(), a.prefix+"sess:"+tokenHash(tok)).Result()
 	if err == redis.Nil {
 		return "", errUnauthorized
 	}
@@ -195,14 +195,14 @@ func (a *Agent) vendorAuth(r *http.Request) (string, error) {
 	if !ok || !strings.HasPrefix(tok, "hwv_") {
 		return "", errUnauthorized
 	}
-	vid, err := a.rdb.Get(r.Context(), "hw:a:vtok:"+tokenHash(tok)).Result()
+	vid, err := a.rdb.Get(r.Context(), a.prefix+"vtok:"+tokenHash(tok)).Result()
 	if err == redis.Nil {
 		return "", errUnauthorized
 	}
 	if err != nil {
 		return "", err
 	}
-	status, err := a.rdb.HGet(r.Context(), "hw:a:v:"+vid, "status").Result()
+	status, err := a.rdb.HGet(r.Context(), a.prefix+"v:"+vid, "status").Result()
 	if err != nil && err != redis.Nil {
 		return "", err
 	}

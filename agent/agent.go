@@ -51,6 +51,8 @@ type Config struct {
 type Agent struct {
 	cfg     Config
 	rdb     redis.UniversalClient
+	prefix  string   // of every agent key (keyPrefix)
+	pkeys   []string // the prefix as the scripts' KEYS
 	keys    payword.KeySet
 	signer  payword.SigningKey
 	master  *sealer
@@ -71,6 +73,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{cfg: cfg, rdb: cfg.Redis, keys: payword.KeySet{}, signer: cfg.SigningKeys[0], log: cfg.Logger}
+	a.prefix = keyPrefix(a.rdb)
+	a.pkeys = []string{a.prefix}
 	for _, k := range cfg.SigningKeys {
 		if err := a.keys.Add(k.ID, k.Public()); err != nil {
 			return nil, err

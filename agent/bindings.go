@@ -42,7 +42,7 @@ func (a *Agent) handleBind(w http.ResponseWriter, r *http.Request) error {
 	if b.Segment >= ci.segments || !a.binds.verified(b, ci) {
 		return fail(http.StatusBadRequest, "bad_binding", "binding is not signed by the certificate's user or names no segment of it")
 	}
-	owner, err := bind.Run(r.Context(), a.rdb, nil, b.Serial.String(), b.Segment, vendor, a.now().Unix()).Text()
+	owner, err := a.run(r.Context(), bind, b.Serial.String(), b.Segment, vendor, a.now().Unix()).Text()
 	if err != nil {
 		return err
 	}

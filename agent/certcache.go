@@ -58,7 +58,7 @@ func (c *certCache) load(ctx context.Context, serials []payword.Serial) (map[pay
 	cmds := make([]*redis.SliceCmd, len(miss))
 	_, err := c.a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, s := range miss {
-			cmds[i] = p.HMGet(ctx, certKey(s), "k", "S", "m", "scope", "upk")
+			cmds[i] = p.HMGet(ctx, c.a.certKey(s), "k", "S", "m", "scope", "upk")
 		}
 		return nil
 	})
@@ -108,4 +108,7 @@ func (a *Agent) parseCertInfo(s payword.Serial, v []any) (*certInfo, error) {
 	return ci, nil
 }
 
-func certKey(s payword.Serial) string { return "hw:a:c:{" + s.String() + "}" }
+// certKey names a certificate's hash; its other keys add a suffix. The
+// {serial} hash tag is the contract's; on a Cluster the prefix's own tag,
+// which comes first, wins (see keyPrefix).
+func (a *Agent) certKey(s payword.Serial) string { return a.prefix + "c:{" + s.String() + "}" }

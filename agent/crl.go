@@ -22,7 +22,7 @@ return e
 
 // CRLPage returns the signed page of revocations after since.
 func (a *Agent) CRLPage(ctx context.Context, since uint64) (payword.Signed, error) {
-	res, err := crlPage.Run(ctx, a.rdb, nil, since, payword.MaxCRLEntries).Slice()
+	res, err := a.run(ctx, crlPage, since, payword.MaxCRLEntries).Slice()
 	if err != nil {
 		return payword.Signed{}, err
 	}
@@ -74,7 +74,7 @@ func (a *Agent) handleKeys(w http.ResponseWriter, r *http.Request) error {
 
 // Revoke revokes one certificate; it reports whether it was active.
 func (a *Agent) Revoke(ctx context.Context, s payword.Serial, reason string) (bool, error) {
-	seq, err := revokeCert.Run(ctx, a.rdb, nil, s.String(), reason, a.now().Unix()).Int64()
+	seq, err := a.run(ctx, revokeCert, s.String(), reason, a.now().Unix()).Int64()
 	if err != nil || seq == 0 {
 		return false, err
 	}
@@ -115,7 +115,7 @@ func (a *Agent) handleAdminRevoke(w http.ResponseWriter, r *http.Request) error 
 			}
 			acct = "u:" + uid
 		}
-		n, err := revokeAccount.Run(ctx, a.rdb, nil, acct, a.now().Unix()).Int64()
+		n, err := a.run(ctx, revokeAccount, acct, a.now().Unix()).Int64()
 		if err != nil {
 			return err
 		}

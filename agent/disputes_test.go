@@ -145,7 +145,7 @@ func TestCertificateGoneFromStore(t *testing.T) {
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 128)
 	e.report(va, "planet", "b1", w.claim(0, 1, 1, "planet")) // caches the certificate
-	e.rdb.Del(t.Context(), certKey(w.cert.Serial))
+	e.rdb.Del(t.Context(), e.a.certKey(w.cert.Serial))
 	res, code := e.report(va, "planet", "b2", w.claim(0, 2, 1, "planet"))
 	if code != 200 || e.verdicts(res) != "unknown_certificate:0" {
 		t.Fatalf("%d %s", code, e.verdicts(res))

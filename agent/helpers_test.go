@@ -36,7 +36,7 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 type env struct {
 	t     testing.TB
 	srv   *redistest.Server
-	rdb   *redis.Client
+	rdb   redis.UniversalClient
 	a     *Agent
 	clock *clock
 	cfg   Config
@@ -218,7 +218,7 @@ func (e *env) verdicts(res ReportResult) string {
 
 func (e *env) balance(acct string) int64 {
 	e.t.Helper()
-	n, err := e.rdb.HGet(context.Background(), "hw:a:"+acct, "bal").Int64()
+	n, err := e.rdb.HGet(context.Background(), e.a.prefix+acct, "bal").Int64()
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -226,7 +226,7 @@ func (e *env) balance(acct string) int64 {
 }
 
 func (e *env) uid(name string) string {
-	id, err := e.rdb.Get(context.Background(), "hw:a:uname:"+name).Result()
+	id, err := e.rdb.Get(context.Background(), e.a.prefix+"uname:"+name).Result()
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -104,7 +104,7 @@ func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte,
 	tokens := segments * m
 	cost := uint64(tokens) * a.cfg.UnitValue
 	serial := c.Serial.String()
-	res, err := purchase.Run(ctx, a.rdb, nil, uid, serial, cost, tokens, segments, m,
+	res, err := a.run(ctx, purchase, uid, serial, cost, tokens, segments, m,
 		a.cfg.UnitValue, scope, c.IssuedAt, c.ExpiresAt, a.master.seal(c.Serial, k),
 		b64.EncodeToString(upk), now.Unix(), requestID, b64.EncodeToString(raw)).Text()
 	if err != nil {
@@ -149,7 +149,7 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	value, err := recoverCerts.Run(r.Context(), a.rdb, nil, uid, a.now().Unix()).Int64()
+	value, err := a.run(r.Context(), recoverCerts, uid, a.now().Unix()).Int64()
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func (a *Agent) storedBundle(ctx context.Context, serial string) (*Bundle, error
 	if err != nil {
 		return nil, err
 	}
-	v, err := a.rdb.HMGet(ctx, certKey(s), "cert", "k", "S", "m", "tokens", "unit", "exp").Result()
+	v, err := a.rdb.HMGet(ctx, a.certKey(s), "cert", "k", "S", "m", "tokens", "unit", "exp").Result()
 	if err != nil {
 		return nil, err
 	}

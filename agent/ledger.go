@@ -54,7 +54,7 @@ func (a *Agent) Credit(ctx context.Context, username string, amount int64, kind,
 	if err != nil {
 		return false, err
 	}
-	res, err := credit.Run(ctx, a.rdb, nil, "u:"+uid, amount, kind, ref, a.now().Unix(), event).Text()
+	res, err := a.run(ctx, credit, "u:"+uid, amount, kind, ref, a.now().Unix(), event).Text()
 	if err != nil {
 		return false, err
 	}
@@ -131,7 +131,7 @@ func (a *Agent) userID(ctx context.Context, username string) (string, error) {
 	if !payword.ValidID(username) {
 		return "", fail(http.StatusBadRequest, "invalid_username", "invalid username")
 	}
-	uid, err := a.rdb.Get(ctx, "hw:a:uname:"+username).Result()
+	uid, err := a.rdb.Get(ctx, a.prefix+"uname:"+username).Result()
 	if err == redis.Nil {
 		return "", fail(http.StatusNotFound, "unknown_user", "no such user")
 	}
@@ -141,7 +141,7 @@ func (a *Agent) userID(ctx context.Context, username string) (string, error) {
 // Ledger returns an account's entries ("u:<uid>" or "v:<vid>") dated in
 // [from, to), in order.
 func (a *Agent) Ledger(ctx context.Context, acct string, from, to int64) ([]LedgerEntry, error) {
-	raw, err := a.rdb.ZRangeByScore(ctx, "hw:a:led:"+acct, &redis.ZRangeBy{
+	raw, err := a.rdb.ZRangeByScore(ctx, a.prefix+"led:"+acct, &redis.ZRangeBy{
 		Min: strconv.FormatInt(from, 10), Max: "(" + strconv.FormatInt(to, 10),
 	}).Result()
 	if err != nil {
@@ -152,7 +152,7 @@ func (a *Agent) Ledger(ctx context.Context, acct string, from, to int64) ([]Ledg
 
 // balanceAt returns the balance after the last entry dated before t.
 func (a *Agent) balanceAt(ctx context.Context, acct string, t int64) (int64, error) {
-	raw, err := a.rdb.ZRevRangeByScore(ctx, "hw:a:led:"+acct, &redis.ZRangeBy{
+	raw, err := a.rdb.ZRevRangeByScore(ctx, a.prefix+"led:"+acct, &redis.ZRangeBy{
 		Min: "-inf", Max: "(" + strconv.FormatInt(t, 10), Count: maxSameSecond,
 	}).Result()
 	if err != nil || len(raw) == 0 {
@@ -198,7 +198,7 @@ return bad
 
 // CheckLedger verifies that every balance equals the sum of its ledger.
 func (a *Agent) CheckLedger(ctx context.Context) error {
-	bad, err := ledgerCheck.Run(ctx, a.rdb, nil).StringSlice()
+	bad, err := a.run(ctx, ledgerCheck).StringSlice()
 	if err != nil {
 		return err
 	}
@@ -225,11 +225,11 @@ func (a *Agent) handleMe(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
-	bal, err := a.rdb.HGet(ctx, "hw:a:u:"+uid, "bal").Int64()
+	bal, err := a.rdb.HGet(ctx, a.prefix+"u:"+uid, "bal").Int64()
 	if err != nil {
 		return err
 	}
-	certs, err := a.rdb.SMembers(ctx, "hw:a:ucerts:"+uid).Result()
+	certs, err := a.rdb.SMembers(ctx, a.prefix+"ucerts:"+uid).Result()
 	if err != nil {
 		return err
 	}
@@ -245,7 +245,7 @@ func (a *Agent) handleFraud(w http.ResponseWriter, r *http.Request) error {
 	if n <= 0 || n > 1000 {
 		n = 100
 	}
-	raw, err := a.rdb.LRange(r.Context(), "hw:a:fraud", int64(-n), -1).Result()
+	raw, err := a.rdb.LRange(r.Context(), a.prefix+"fraud", int64(-n), -1).Result()
 	if err != nil {
 		return err
 	}

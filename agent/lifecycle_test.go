@@ -144,7 +144,7 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 		t.Fatal("settled twice")
 	}
 	e.expectReport("invalid:0", va, "planet", "b3", w.claim(0, 40, 10, "planet"))
-	if n, _ := e.rdb.Exists(t.Context(), certKey(w.cert.Serial)+":cl").Result(); n != 0 {
+	if n, _ := e.rdb.Exists(t.Context(), e.a.certKey(w.cert.Serial)+":cl").Result(); n != 0 {
 		t.Fatal("idempotency records of a settled certificate kept")
 	}
 

@@ -87,7 +87,7 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 		c := &rep.Claims[i]
 		args = append(args, c.Serial.String(), c.Segment, c.Index, pre[i], c.Auth)
 	}
-	body, err := ingest.Run(ctx, a.rdb, nil, args...).Text()
+	body, err := a.run(ctx, ingest, args...).Text()
 	if err != nil {
 		return nil, err
 	}

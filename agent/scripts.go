@@ -1,13 +1,21 @@
 package agent
 
-import "github.com/redis/go-redis/v9"
+import (
+	"context"
+
+	"github.com/redis/go-redis/v9"
+)
 
 // Every read-modify-write of the agent's state is one of these Lua scripts,
 // run with EVALSHA (go-redis falls back to EVAL after a Redis restart). A
 // balance only changes through post(), which appends the ledger entry in the
 // same script, so a balance always equals the sum of its ledger.
 //
-// Key layout (all under hw:a: except the contract's hw:crl):
+// Key layout (all under the prefix P, "hw:a:" — see keyPrefix — except the
+// contract's hw:crl):
+//
+//	P = KEYS[1]; every script is called with the prefix as its one key, which
+//	also routes it to the right node of a Cluster.
 //
 //	hw:a:u:<uid>           user hash (name, pw, info, bal, status)
 //	hw:a:v:<vid>           vendor hash (kind, bal, status, fraud)
@@ -27,7 +35,7 @@ import "github.com/redis/go-redis/v9"
 //	hw:a:fraud             list of fraud cases
 //	hw:a:crlseq, hw:crl    CRL sequence and entries (zset, and channel)
 const luaPrelude = `
-local P = 'hw:a:'
+local P = KEYS[1]
 local function post(acct, amt, kind, ref, t)
   local bal = redis.call('HINCRBY', P .. acct, 'bal', amt)
   local seq = redis.call('INCR', P .. 'ledseq')
@@ -55,6 +63,25 @@ end
 `
 
 func script(body string) *redis.Script { return redis.NewScript(luaPrelude + body) }
+
+// run runs a script on the agent's keyspace.
+func (a *Agent) run(ctx context.Context, s *redis.Script, args ...any) *redis.Cmd {
+	return s.Run(ctx, a.rdb, a.pkeys, args...)
+}
+
+// clusterTag is a hash tag whose slot is hw:crl's (11616), found by search:
+// on a Redis Cluster every agent key carries it, so that each script,
+// revocations included, touches a single slot. Without a Cluster the
+// contract's layout (hw:a:, certificates tagged {serial}) is used as is.
+const clusterTag = "{hw-agent-13708}"
+
+// keyPrefix returns the prefix of every agent key for rdb.
+func keyPrefix(rdb redis.UniversalClient) string {
+	if _, ok := rdb.(*redis.ClusterClient); ok {
+		return "hw:a:" + clusterTag + ":"
+	}
+	return "hw:a:"
+}
 
 // registerUser: ARGV name, uid, pwhash, info, t → "ok" | "taken".
 var registerUser = script(`

@@ -61,7 +61,7 @@ func (a *Agent) handleAdminStatement(w http.ResponseWriter, r *http.Request) err
 	if !payword.ValidID(vendor) {
 		return fail(http.StatusBadRequest, "invalid_vendor", "invalid vendor id")
 	}
-	n, err := a.rdb.Exists(r.Context(), "hw:a:v:"+vendor).Result()
+	n, err := a.rdb.Exists(r.Context(), a.prefix+"v:"+vendor).Result()
 	if err != nil {
 		return err
 	}
@@ -135,14 +135,14 @@ func (a *Agent) SettleExpired(ctx context.Context) (int, int64, error) {
 	var n int
 	var total int64
 	for {
-		serials, err := a.rdb.ZRangeByScore(ctx, "hw:a:expiry", &redis.ZRangeBy{
+		serials, err := a.rdb.ZRangeByScore(ctx, a.prefix+"expiry", &redis.ZRangeBy{
 			Min: "-inf", Max: strconv.FormatInt(cutoff, 10), Count: 500,
 		}).Result()
 		if err != nil || len(serials) == 0 {
 			return n, total, err
 		}
 		for _, s := range serials {
-			v, err := settle.Run(ctx, a.rdb, nil, s, a.now().Unix()).Int64()
+			v, err := a.run(ctx, settle, s, a.now().Unix()).Int64()
 			if err != nil {
 				return n, total, err
 			}

@@ -1,0 +1,131 @@
+package agent
+
+import (
+	"context"
+	"crypto/ed25519"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/payword"
+)
+
+// startCluster starts a three-master Redis Cluster on loopback.
+func startCluster(t *testing.T) *redis.ClusterClient {
+	t.Helper()
+	ctx := context.Background()
+	var nodes []*redistest.Server
+	var buses []string
+	for range 3 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		bus := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+		l.Close()
+		buses = append(buses, bus)
+		nodes = append(nodes, redistest.Start(t, redistest.WithArgs(
+			"--cluster-enabled", "yes", "--cluster-port", bus, "--cluster-config-file", "nodes.conf")))
+	}
+	per := 16384 / len(nodes)
+	var addrs []string
+	for i, n := range nodes {
+		c := redis.NewClient(&redis.Options{Addr: n.Addr()})
+		last := (i+1)*per - 1
+		if i == len(nodes)-1 {
+			last = 16383
+		}
+		if err := c.ClusterAddSlotsRange(ctx, i*per, last).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			host, port, _ := net.SplitHostPort(n.Addr())
+			first := redis.NewClient(&redis.Options{Addr: nodes[0].Addr()})
+			if err := first.Do(ctx, "CLUSTER", "MEET", host, port, buses[i]).Err(); err != nil {
+				t.Fatal(err)
+			}
+			first.Close()
+		}
+		c.Close()
+		addrs = append(addrs, n.Addr())
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, addr := range addrs {
+		c := redis.NewClient(&redis.Options{Addr: addr})
+		for {
+			info, _ := c.ClusterInfo(ctx).Result()
+			if strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:3") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cluster not ready: %s", info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c.Close()
+	}
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	t.Cleanup(func() { cc.Close() })
+	return cc
+}
+
+// TestCluster runs the agent on a real three-node Redis Cluster: purchase,
+// reports with a double-spend (a revocation, so hw:crl's slot too),
+// recovery and settlement, with the ledger checked at the end.
+func TestCluster(t *testing.T) {
+	if slot := redisSlot("hw:crl"); slot != redisSlot(clusterTag) {
+		t.Fatalf("the cluster tag's slot is not hw:crl's (%d)", slot)
+	}
+	cc := startCluster(t)
+	e := &env{t: t, rdb: cc, clock: &clock{t: time.Unix(1796083200, 0)}}
+	e.cfg = testConfig(cc, e.clock)
+	e.restartAgent()
+	va, vb := e.vendor("planet"), e.vendor("globe")
+	alice := e.user("alice", 2000)
+	w := e.buy(alice, 256)
+	e.expectReport("paid:3 vendor_fraud:0", va, "planet", "b1", w.claim(0, 3, 3, "planet"), w.claim(1, 1, 1, ""))
+	e.expectReport("double_spend:4", vb, "globe", "b1", w.claim(0, 4, 4, "globe"))
+	if !e.revoked(w.cert.Serial) {
+		t.Fatal("not revoked")
+	}
+	// The gateway reads the contract's hw:crl on the cluster.
+	if n, err := cc.ZCard(context.Background(), "hw:crl").Result(); err != nil || n != 1 {
+		t.Fatalf("hw:crl holds %d (%v)", n, err)
+	}
+	w2 := e.buy(alice, 128)
+	_, priv, _ := ed25519.GenerateKey(nil)
+	e.must(e.call("POST", "/v1/certificates/recover", alice,
+		map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, nil), 200, "recover")
+	e.expectReport("paid:5", va, "planet", "b2", w2.claim(0, 5, 5, "planet"))
+	e.clock.Add(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow + time.Hour)
+	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, nil), 200, "settle")
+	var b struct{ Revoked bool }
+	e.must(e.call("POST", "/v1/admin/revoke", "Bearer "+adminToken, map[string]any{"serial": payword.Serial{}}, &b), 200, "revoke")
+	e.checkLedger()
+}
+
+// redisSlot is Redis Cluster's key slot: CRC16 (XMODEM) of the hash tag.
+func redisSlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	var crc uint16
+	for k := 0; k < len(key); k++ {
+		crc ^= uint16(key[k]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc % 16384)
+}
