@@ -23,7 +23,8 @@ local bk = P .. 'batch:' .. vendor .. ':' .. batch
 local prev = redis.call('GET', bk)
 if prev then return prev end
 
--- Pass 1: the idempotency keys of each certificate, fetched in one call.
+-- Pass 1: per certificate, its claims seen, segment owners, this vendor's
+-- highs and its record, in four HMGETs.
 local certs, order = {}, {}
 for k = 0, n - 1 do
   local b = 6 + 5 * k
