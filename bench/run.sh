@@ -9,16 +9,16 @@
 #     payments/s (target >= 5000) and p99 latency (target <= 5 ms).
 #
 # Knobs (environment): DUR (default 10s), CONNS (grant-path connections, 50),
-# PAY_THREADS (payment connections = wrk threads, 4), PER (payments per
-# thread, 30000), ROUNDS (grant-path rounds, 2).
+# PAY_THREADS (payment connections = wrk threads, 6), PER (payments per
+# thread, 30000), ROUNDS (grant-path rounds, 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DUR=${DUR:-10s}
 CONNS=${CONNS:-50}
-PAY_THREADS=${PAY_THREADS:-4}
+PAY_THREADS=${PAY_THREADS:-6}
 PER=${PER:-30000}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 
 for tool in wrk redis-server curl bc; do
 	command -v "$tool" >/dev/null || { apt-get update -qq && apt-get install -y -qq "$tool" >/dev/null; }
