@@ -1,0 +1,30 @@
+package agent
+
+import (
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// TestOnMiniredis: the embedded demo store runs the agent's scripts too.
+func TestOnMiniredis(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	defer rdb.Close()
+	e := &env{t: t, rdb: rdb, clock: &clock{t: time.Unix(1796083200, 0)}}
+	e.cfg = testConfig(rdb, e.clock)
+	e.restartAgent()
+	va, vb := e.vendor("planet"), e.vendor("globe")
+	alice := e.user("alice", 1000)
+	w := e.buy(alice, 256)
+	e.expectReport("paid:3 vendor_fraud:0", va, "planet", "b1", w.claim(0, 3, 3, "planet"), w.claim(1, 1, 1, ""))
+	e.expectReport("double_spend:4", vb, "globe", "b1", w.claim(0, 4, 4, "globe"))
+	if !e.revoked(w.cert.Serial) {
+		t.Fatal("not revoked")
+	}
+	e.clock.Add(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow)
+	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, nil), 200, "settle")
+	e.checkLedger()
+}
