@@ -246,11 +246,12 @@ func (h *Handler) validate() error {
 
 // Cleanup releases the shared backend; the last user stops its workers.
 func (h *Handler) Cleanup() error {
-	if h.be != nil {
-		_, err := backends.Delete(h.poolKey)
-		return err
+	if h.be == nil {
+		return nil
 	}
-	return nil
+	h.be = nil
+	_, err := backends.Delete(h.poolKey)
+	return err
 }
 
 func parseKeys(m map[string]string) (payword.KeySet, error) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hashwall/hashwall/payword"
@@ -473,5 +474,54 @@ func TestMetrics(t *testing.T) {
 	do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil)
 	if testutilCount(paymentsAccepted) != before+1 {
 		t.Fatal("accepted payment not counted")
+	}
+}
+
+func TestBatchMode(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler(func(h *Handler) {
+		h.BatchInterval = caddy.Duration(time.Second)
+		h.Rules = []Rule{{Pattern: "/opinion/*", Price: 1, Mode: ModeBatch}}
+	})
+	wal := newWallet(t, 18, payword.GenericScope)
+	time.Sleep(100 * time.Millisecond) // let the batch worker start its first sleep
+	if w, es := do(h, get("/opinion/a", "Authorization", wal.pay(t, 0, 1, 1, testVendor, "/opinion/a")), nil); status(w, es) != 200 {
+		t.Fatalf("pay: %d", status(w, es))
+	}
+	if n, _ := h.be.rdb.XLen(t.Context(), h.be.ks.stream(ModeBatch)).Result(); n != 1 {
+		t.Fatalf("%d claims in the batch stream", n)
+	}
+	waitFor(t, "the batch shipped on its interval", 2500*time.Millisecond, func() bool { return e.agent.claimCount() == 1 })
+}
+
+// Handlers with the same store share one backend across a config reload;
+// the last one out stops its workers and closes Redis.
+func TestBackendSurvivesReload(t *testing.T) {
+	e := newEnv(t)
+	old := e.handler()
+	cur := e.handler()
+	if old.be != cur.be {
+		t.Fatal("a reload with the same store made a new backend")
+	}
+	if err := old.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	wal := newWallet(t, 19, payword.GenericScope)
+	if w, es := do(cur, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+		t.Fatalf("pay after the old config left: %d", status(w, es))
+	}
+	be := cur.be
+	if err := cur.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { be.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("workers still running after the last handler left")
+	}
+	if be.rdb.Ping(t.Context()).Err() == nil {
+		t.Fatal("Redis client still open")
 	}
 }
