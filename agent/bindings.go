@@ -42,10 +42,13 @@ func (a *Agent) handleBind(w http.ResponseWriter, r *http.Request) error {
 	if b.Segment >= ci.segments || !a.binds.verified(b, ci) {
 		return fail(http.StatusBadRequest, "bad_binding", "binding is not signed by the certificate's user or names no segment of it")
 	}
-	owner, err := a.run(r.Context(), bind, b.Serial.String(), b.Segment, vendor, a.now().Unix()).Text()
+	res, err := a.run(r.Context(), bind, b.Serial.String(), b.Segment, vendor, a.now().Unix()).Slice()
 	if err != nil {
 		return err
 	}
+	owner, _ := res[0].(string)
+	revoked, _ := res[1].(int64)
+	a.metrics.revocations.WithLabelValues("double-spend").Add(float64(revoked))
 	if owner != vendor {
 		a.metrics.disputes.Inc()
 		a.log.Warn("segment bound twice", zap.String("serial", b.Serial.String()),

@@ -4,8 +4,9 @@ package agent
 //
 // ARGV: vendor, batch, t, n, ttl, then per claim: serial, seg, index, pre,
 // auth. pre is Go's verdict from the signatures and K: "ok", "invalid",
-// "vendor_fraud" or "unknown_certificate". Returns the response body; a batch
-// id seen before returns the stored body and changes nothing.
+// "vendor_fraud" or "unknown_certificate". Returns {response body,
+// certificates revoked}; a batch id seen before returns the stored body and
+// changes nothing.
 //
 // For a claim that passed Go's checks: the first vendor with a valid binding
 // owns the segment; a vendor is paid the indices above the highest it was
@@ -21,7 +22,7 @@ var ingest = script(`
 local vendor, batch, t, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local bk = P .. 'batch:' .. vendor .. ':' .. batch
 local prev = redis.call('GET', bk)
-if prev then return prev end
+if prev then return {prev, 0} end
 
 -- Pass 1: per certificate, its claims seen, segment owners, this vendor's
 -- highs and its record, in four HMGETs.
@@ -149,5 +150,5 @@ local body = '{"batch":"' .. batch .. '","results":[' .. table.concat(out, ',') 
 if #order > 0 then -- a batch of unknown certificates only changes nothing
   redis.call('SET', bk, body, 'EX', ttl)
 end
-return body
+return {body, revoked}
 `)

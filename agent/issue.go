@@ -149,10 +149,12 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	value, err := a.run(r.Context(), recoverCerts, uid, a.now().Unix()).Int64()
+	res, err := a.run(r.Context(), recoverCerts, uid, a.now().Unix()).Int64Slice()
 	if err != nil {
 		return err
 	}
+	value := res[0]
+	a.metrics.revocations.WithLabelValues("recovered").Add(float64(res[1]))
 	if value < 0 {
 		return fail(http.StatusForbidden, "user_revoked", "user account is revoked")
 	}

@@ -23,7 +23,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		recoveries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "recoveries_total", Help: "Lost-certificate recoveries."}),
 		claims: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "claims_total", Help: "Reported claims by verdict."},
 			[]string{"verdict"}),
-		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "revocations_total", Help: "Certificates revoked by admin or recovery."},
+		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "revocations_total", Help: "Certificates revoked, by reason (double-spend, recovered, admin)."},
 			[]string{"reason"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Name: "request_duration_seconds",
 			Help: "API latency by route.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)}, []string{"route"}),

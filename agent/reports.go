@@ -87,10 +87,13 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 		c := &rep.Claims[i]
 		args = append(args, c.Serial.String(), c.Segment, c.Index, pre[i], c.Auth)
 	}
-	body, err := a.run(ctx, ingest, args...).Text()
+	res, err := a.run(ctx, ingest, args...).Slice()
 	if err != nil {
 		return nil, err
 	}
+	body, _ := res[0].(string)
+	revoked, _ := res[1].(int64)
+	a.metrics.revocations.WithLabelValues("double-spend").Add(float64(revoked))
 	a.countVerdicts(rep.Vendor, rep.Batch, []byte(body))
 	return []byte(body), nil
 }

@@ -49,9 +49,11 @@ local function fraud(t, kind, vendor, serial, seg, user)
     t, kind, vendor, serial, seg, user))
   redis.call('LTRIM', P .. 'fraud', -100000, -1)
 end
+local revoked = 0 -- certificates this script revoked, for the metrics
 local function revoke(serial, reason, t)
   local ck = P .. 'c:{' .. serial .. '}'
   if redis.call('HGET', ck, 'status') ~= 'active' then return 0 end
+  revoked = revoked + 1
   redis.call('HSET', ck, 'status', 'revoked', 'reason', reason)
   redis.call('SREM', P .. 'ucerts:' .. redis.call('HGET', ck, 'user'), serial)
   local seq = redis.call('INCR', P .. 'crlseq')
@@ -146,12 +148,12 @@ redis.call('ZADD', P .. 'expiry', ARGV[10], serial)
 return 'ok'
 `)
 
-// recoverCerts: ARGV uid, t → value credited back (minor units).
+// recoverCerts: ARGV uid, t → {value credited back (minor units), revoked}.
 // Revokes every active, unexpired certificate of the user and credits their
 // unclaimed tokens; later claims against them are charged to the user.
 var recoverCerts = script(`
 local uid, t = ARGV[1], tonumber(ARGV[2])
-if redis.call('HGET', P .. 'u:' .. uid, 'status') ~= 'active' then return -1 end
+if redis.call('HGET', P .. 'u:' .. uid, 'status') ~= 'active' then return {-1, 0} end
 local total = 0
 for _, serial in ipairs(redis.call('SMEMBERS', P .. 'ucerts:' .. uid)) do
   local ck = P .. 'c:{' .. serial .. '}'
@@ -164,7 +166,7 @@ for _, serial in ipairs(redis.call('SMEMBERS', P .. 'ucerts:' .. uid)) do
     total = total + v
   end
 end
-return total
+return {total, revoked}
 `)
 
 // revokeCert: ARGV serial, reason, t → CRL seq, or 0 if not active.
@@ -187,22 +189,23 @@ end
 return n
 `)
 
-// bind: ARGV serial, seg, vendor, t → owner of the segment. A different
-// owner proves the user bound one segment twice: the certificate is revoked.
+// bind: ARGV serial, seg, vendor, t → {owner of the segment, revoked}. A
+// different owner proves the user bound one segment twice: the certificate
+// is revoked.
 var bind = script(`
 local serial, seg, vendor, t = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local ck = P .. 'c:{' .. serial .. '}'
-if redis.call('EXISTS', ck) == 0 then return '' end
+if redis.call('EXISTS', ck) == 0 then return {'', 0} end
 local owner = redis.call('HGET', ck .. ':own', seg)
 if not owner then
   redis.call('HSET', ck .. ':own', seg, vendor)
-  return vendor
+  return {vendor, 0}
 end
 if owner ~= vendor then
   fraud(t, 'double_bind', vendor, serial, tonumber(seg), redis.call('HGET', ck, 'user'))
   revoke(serial, 'double-spend', t)
 end
-return owner
+return {owner, revoked}
 `)
 
 // settle: ARGV serial, t → refund credited (minor units), or -1 if already
