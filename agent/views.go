@@ -6,6 +6,7 @@ import (
 	"strconv"
 )
 
+// handleMe shows a user its balance and active certificates.
 func (a *Agent) handleMe(w http.ResponseWriter, r *http.Request) error {
 	uid, err := a.userAuth(r)
 	if err != nil {
@@ -24,6 +25,7 @@ func (a *Agent) handleMe(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// handleFraud lists the latest fraud cases for the admin.
 func (a *Agent) handleFraud(w http.ResponseWriter, r *http.Request) error {
 	if err := a.requireAdmin(r); err != nil {
 		return err
