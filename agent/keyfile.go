@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 
+	"github.com/hashwall/hashwall/internal/atomicfile"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -26,42 +26,10 @@ func Keygen(path, kid string) (payword.SigningKey, error) {
 	seed := make([]byte, ed25519.SeedSize)
 	rand.Read(seed)
 	body, _ := json.Marshal(keyFile{KeyID: kid, Seed: seed})
-	if err := writeNewFile(path, append(body, '\n')); err != nil {
-		return payword.SigningKey{}, err
+	if err := atomicfile.Create(path, append(body, '\n'), 0o600); err != nil {
+		return payword.SigningKey{}, fmt.Errorf("agent: %w", err)
 	}
 	return payword.SigningKey{ID: kid, Key: ed25519.NewKeyFromSeed(seed)}, nil
-}
-
-// writeNewFile writes atomically (temp file, fsync, link) and fails if path exists.
-func writeNewFile(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".hashwall-key-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Link(tmp.Name(), path); err != nil { // unlike rename, refuses to replace
-		return fmt.Errorf("agent: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
 }
 
 // LoadKeyFile reads a key written by Keygen. It refuses files that others
