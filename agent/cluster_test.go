@@ -82,9 +82,7 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("the cluster tag's slot is not hw:crl's (%d)", slot)
 	}
 	cc := startCluster(t)
-	e := &env{t: t, rdb: cc, clock: &clock{t: time.Unix(1796083200, 0)}}
-	e.cfg = testConfig(cc, e.clock)
-	e.restartAgent()
+	e := envOn(t, cc)
 	va, vb := e.vendor("planet"), e.vendor("globe")
 	alice := e.user("alice", 2000)
 	w := e.buy(alice, 256)

@@ -55,7 +55,15 @@ func newEnv(t testing.TB, opts ...redistest.Option) *env {
 	srv := redistest.Start(t, opts...)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { rdb.Close() })
-	e := &env{t: t, srv: srv, rdb: rdb, clock: &clock{t: time.Unix(1796083200, 0)}}
+	e := envOn(t, rdb)
+	e.srv = srv
+	return e
+}
+
+// envOn runs an agent on the given store.
+func envOn(t testing.TB, rdb redis.UniversalClient) *env {
+	t.Helper()
+	e := &env{t: t, rdb: rdb, clock: &clock{t: time.Unix(1796083200, 0)}}
 	e.cfg = testConfig(rdb, e.clock)
 	e.restartAgent()
 	return e

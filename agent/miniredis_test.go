@@ -2,7 +2,6 @@ package agent
 
 import (
 	"testing"
-	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -13,9 +12,7 @@ func TestOnMiniredis(t *testing.T) {
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer rdb.Close()
-	e := &env{t: t, rdb: rdb, clock: &clock{t: time.Unix(1796083200, 0)}}
-	e.cfg = testConfig(rdb, e.clock)
-	e.restartAgent()
+	e := envOn(t, rdb)
 	va, vb := e.vendor("planet"), e.vendor("globe")
 	alice := e.user("alice", 1000)
 	w := e.buy(alice, 256)
