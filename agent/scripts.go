@@ -23,7 +23,8 @@ import (
 //	hw:a:vtok:<sha256>     vendor token hash -> vid
 //	hw:a:sess:<sha256>     session token hash -> uid (expires)
 //	hw:a:led:<acct>        ledger of account "u:<uid>" / "v:<vid>": zset of
-//	                       entries by time, for statements of any period
+//	                       entries by time, for statements of any period;
+//	                       hw:a:ledseq numbers the entries of all ledgers
 //	hw:a:accounts          set of every account
 //	hw:a:ucerts:<uid>      set of the user's active certificates
 //	hw:a:c:{<serial>}      certificate hash; :own seg -> owner vendor,
@@ -32,6 +33,7 @@ import (
 //	hw:a:expiry            zset serial by expiry, for refunds
 //	hw:a:batch:<vid>:<id>  stored response of an ingested batch
 //	hw:a:evt:<id>          webhook event already credited
+//	hw:a:req:<uid>:<id>    purchase request id -> serial (a day)
 //	hw:a:fraud             list of fraud cases
 //	hw:a:crlseq, hw:crl    CRL sequence and entries (zset, and channel)
 const luaPrelude = `
