@@ -106,6 +106,40 @@ func (a *Agent) handleRegisterVendor(w http.ResponseWriter, r *http.Request) err
 	return nil
 }
 
+// handleRotateToken gives a vendor a new API token; the one it
+// authenticated with stops working at once (a leaked token is replaced
+// without a new vendor id).
+func (a *Agent) handleRotateToken(w http.ResponseWriter, r *http.Request) error {
+	vendor, err := a.vendorAuth(r)
+	if err != nil {
+		return err
+	}
+	token, hash := newToken("hwv_")
+	if err := a.run(r.Context(), rotateToken, vendor, hash).Err(); err != nil {
+		return err
+	}
+	a.log.Info("vendor token rotated", zap.String("vendor", vendor))
+	writeJSON(w, http.StatusOK, map[string]string{"vendor": vendor, "token": token})
+	return nil
+}
+
+// handleLogout ends the session it is called with.
+func (a *Agent) handleLogout(w http.ResponseWriter, r *http.Request) error {
+	tok, ok := bearer(r)
+	if !ok || !strings.HasPrefix(tok, "hws_") {
+		return errUnauthorized
+	}
+	n, err := a.rdb.Del(r.Context(), a.prefix+"sess:"+tokenHash(tok)).Result()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return errUnauthorized
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
 type loginReq struct {
 	Username string `json:"username"`
 	Password string `json:"password"`

@@ -160,7 +160,7 @@ func (c *Config) fill() error {
 }
 
 func loadScripts(ctx context.Context, rdb redis.UniversalClient) error {
-	for _, s := range []*redis.Script{registerUser, registerVendor, credit, purchase,
+	for _, s := range []*redis.Script{registerUser, registerVendor, rotateToken, credit, purchase,
 		recoverCerts, revokeCert, revokeAccount, bind, settle, ingest, crlPage, ledgerCheck} {
 		if err := s.Load(ctx, rdb).Err(); err != nil {
 			return err

@@ -123,3 +123,18 @@ func TestLoginThrottle(t *testing.T) {
 	e.clock.Add(failureWindow)
 	e.must(login("correct horse"), 200, "after the window")
 }
+
+func TestTokenRotationAndLogout(t *testing.T) {
+	e := newEnv(t)
+	va := e.vendor("planet")
+	var out struct{ Token string }
+	e.must(e.call("POST", "/v1/token", va, nil, &out), 200, "rotate")
+	e.must(e.call("GET", "/v1/statement", va, nil, nil), 401, "old token")
+	e.must(e.call("GET", "/v1/statement", "Bearer "+out.Token, nil, nil), 200, "new token")
+
+	alice := e.user("alice", 0)
+	e.must(e.call("GET", "/v1/me", alice, nil, nil), 200, "session")
+	e.must(e.call("DELETE", "/v1/sessions", alice, nil, nil), 204, "logout")
+	e.must(e.call("GET", "/v1/me", alice, nil, nil), 401, "after logout")
+	e.must(e.call("DELETE", "/v1/sessions", alice, nil, nil), 401, "logout twice")
+}

@@ -10,6 +10,7 @@ func (a *Agent) routes() *http.ServeMux {
 	h("GET /v1/crl", a.handleCRL)
 	h("POST /v1/users", a.handleRegisterUser)
 	h("POST /v1/sessions", a.handleLogin)
+	h("DELETE /v1/sessions", a.handleLogout)
 	h("POST /v1/vendors", a.handleRegisterVendor)
 	// Users (session token or Basic auth).
 	h("GET /v1/me", a.handleMe)
@@ -19,6 +20,7 @@ func (a *Agent) routes() *http.ServeMux {
 	h("POST /v1/reports", a.handleReports)
 	h("POST /v1/bindings", a.handleBind)
 	h("GET /v1/statement", a.handleVendorStatement)
+	h("POST /v1/token", a.handleRotateToken)
 	// Payment provider (HMAC-signed body).
 	h("POST /v1/webhooks/payment", a.handleWebhook)
 	// Admin (admin token).

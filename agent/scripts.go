@@ -102,9 +102,20 @@ var registerVendor = script(`
 local vid = ARGV[1]
 if redis.call('EXISTS', P .. 'v:' .. vid) == 1 then return 'taken' end
 redis.call('HSET', P .. 'v:' .. vid, 'kind', ARGV[2], 'bal', 0, 'status', 'active',
-  'fraud', 0, 'ctime', ARGV[4])
+  'fraud', 0, 'ctime', ARGV[4], 'tok', ARGV[3])
 redis.call('SET', P .. 'vtok:' .. ARGV[3], vid)
 redis.call('SADD', P .. 'accounts', 'v:' .. vid)
+return 'ok'
+`)
+
+// rotateToken: ARGV vid, new token hash → "ok". The old token stops
+// working in the same step.
+var rotateToken = script(`
+local vk = P .. 'v:' .. ARGV[1]
+local old = redis.call('HGET', vk, 'tok')
+if old then redis.call('DEL', P .. 'vtok:' .. old) end
+redis.call('HSET', vk, 'tok', ARGV[2])
+redis.call('SET', P .. 'vtok:' .. ARGV[2], ARGV[1])
 return 'ok'
 `)
 
