@@ -154,7 +154,11 @@ func (k *keyStore) refresh(ctx context.Context) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	before := k.cur.Load()
-	if before == nil || time.Since(k.lastFetch) >= refetchEvery {
+	every := refetchEvery
+	if before == nil {
+		every = time.Second // no keys yet: payments wait on this, but never hammer the agent
+	}
+	if time.Since(k.lastFetch) >= every {
 		k.lastFetch = time.Now()
 		if fetched, err := k.b.agent.keys(ctx); err != nil {
 			k.b.log.Warn("fetching agent keys", zapErr(err))

@@ -3,6 +3,7 @@ package paywall
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -523,5 +524,18 @@ func TestBackendSurvivesReload(t *testing.T) {
 	}
 	if be.rdb.Ping(t.Context()).Err() == nil {
 		t.Fatal("Redis client still open")
+	}
+}
+
+func TestCustomPage(t *testing.T) {
+	e := newEnv(t)
+	page := t.TempDir() + "/402.html"
+	if err := os.WriteFile(page, []byte(`<p>Pay {{.Price}} for {{.Product}} to {{.Vendor}}</p>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := e.handler(func(h *Handler) { h.Template = page })
+	w, _ := do(h, get("/articles/<b>", "Accept", "text/html"), nil)
+	if got := w.Body.String(); got != "<p>Pay 2 for /articles/&lt;b&gt; to daily-planet</p>" {
+		t.Fatalf("custom page: %q", got)
 	}
 }
