@@ -45,10 +45,14 @@ func ParseMasterKey(s string) ([]byte, error) {
 	return nil, errors.New("agent: master key must be 32 bytes in base64 (openssl rand -base64 32)")
 }
 
-// ParseMasterKeys parses a list of old master keys.
+// ParseMasterKeys parses a list of old master keys; empty ones (an unset
+// environment variable) are skipped.
 func ParseMasterKeys(keys []string) ([][]byte, error) {
 	var out [][]byte
 	for _, s := range keys {
+		if strings.TrimSpace(s) == "" {
+			continue
+		}
 		k, err := ParseMasterKey(s)
 		if err != nil {
 			return nil, err
