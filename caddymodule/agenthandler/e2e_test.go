@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -97,52 +98,62 @@ func TestEndToEndWithGateway(t *testing.T) {
 
 	bank := client{t, fmt.Sprintf("http://127.0.0.1:%d", bankPort)}
 	admin := "Bearer e2e-admin"
-	var v struct{ Token string }
-	if bank.do("POST", "/v1/vendors", admin, map[string]string{"vendor": "planet"}, &v) != 201 {
-		t.Fatal("register vendor")
+	var v, v2 struct{ Token string }
+	if bank.do("POST", "/v1/vendors", admin, map[string]string{"vendor": "planet"}, &v) != 201 ||
+		bank.do("POST", "/v1/vendors", admin, map[string]string{"vendor": "globe"}, &v2) != 201 {
+		t.Fatal("register vendors")
 	}
 	bank.do("POST", "/v1/users", "", map[string]string{"username": "alice", "password": "correct horse"}, nil)
 	bank.do("POST", "/v1/admin/credit", admin, map[string]any{"user": "alice", "amount": 1000}, nil)
 	var s struct{ Token string }
 	bank.do("POST", "/v1/sessions", "", map[string]string{"username": "alice", "password": "correct horse"}, &s)
 	_, user, _ := ed25519.GenerateKey(nil)
-	var b agent.Bundle
-	if code := bank.do("POST", "/v1/certificates", "Bearer "+s.Token, map[string]any{
-		"tokens": 256, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey)),
-	}, &b); code != 201 {
-		t.Fatalf("buy: %d", code)
+	buy := func() (*payword.Certificate, payword.Secret, *payword.Tree) {
+		var b agent.Bundle
+		if code := bank.do("POST", "/v1/certificates", "Bearer "+s.Token, map[string]any{
+			"tokens": 256, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey)),
+		}, &b); code != 201 {
+			t.Fatalf("buy: %d", code)
+		}
+		raw, _ := base64.RawURLEncoding.DecodeString(b.Certificate)
+		cert, err := payword.ParseCertificate(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var k payword.Secret
+		kb, _ := base64.RawURLEncoding.DecodeString(b.Secret)
+		copy(k[:], kb)
+		return cert, k, payword.NewTree(payword.Anchors(k, b.Segments, b.SegmentLen))
 	}
-	raw, _ := base64.RawURLEncoding.DecodeString(b.Certificate)
-	cert, err := payword.ParseCertificate(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var k payword.Secret
-	kb, _ := base64.RawURLEncoding.DecodeString(b.Secret)
-	copy(k[:], kb)
-	tree := payword.NewTree(payword.Anchors(k, b.Segments, b.SegmentLen))
+	cert, k, tree := buy()
 
-	// Reload with the newspaper added; the agent handler is provisioned again.
-	loadCaddy(t, global+bankSite+fmt.Sprintf(`
+	// Reload with two newspapers added, the second in online mode; the agent
+	// handler is provisioned again.
+	globePort := freePort(t)
+	site := func(port int, vendor, token, extra string) string {
+		return fmt.Sprintf(`
 http://127.0.0.1:%d {
 	route {
 		paywall {
-			vendor planet
+			vendor %s
 			api_token %s
 			agent %s
 			redis %s
 			grant_key 0123456789abcdef0123456789abcdef
 			price /articles/* 2
 			crl redis
+			%s
 		}
 		respond "article {path}"
 	}
-}`, newsPort, v.Token, bank.base, rds.URL()))
-	news := fmt.Sprintf("http://127.0.0.1:%d", newsPort)
-	bind, _ := payword.Bind(cert, user, 0, "planet", time.Now())
-	pay := func(i uint32, product string) int {
-		req, _ := http.NewRequest("GET", news+product, nil)
-		req.Header.Set("Authorization", payword.NewPayment(cert, tree, k, bind, 0, i, 2, "planet", product).Header())
+}`, port, vendor, token, bank.base, rds.URL(), extra)
+	}
+	loadCaddy(t, global+bankSite+site(newsPort, "planet", v.Token, "")+site(globePort, "globe", v2.Token, "mode online"))
+	pay := func(port int, vendor string, cert *payword.Certificate, k payword.Secret, tree *payword.Tree,
+		g, i uint32, product string) int {
+		bind, _ := payword.Bind(cert, user, g, vendor, time.Now())
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://127.0.0.1:%d%s", port, product), nil)
+		req.Header.Set("Authorization", payword.NewPayment(cert, tree, k, bind, g, i, 2, vendor, product).Header())
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -150,7 +161,7 @@ http://127.0.0.1:%d {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	if code := pay(2, "/articles/moon"); code != 200 {
+	if code := pay(newsPort, "planet", cert, k, tree, 0, 2, "/articles/moon"); code != 200 {
 		t.Fatalf("payment: %d", code)
 	}
 	vendor := "Bearer " + v.Token
@@ -172,7 +183,7 @@ http://127.0.0.1:%d {
 	}
 	start := time.Now()
 	i := uint32(4)
-	for pay(i, fmt.Sprintf("/articles/%d", i)) == 200 {
+	for pay(newsPort, "planet", cert, k, tree, 0, i, fmt.Sprintf("/articles/%d", i)) == 200 {
 		if time.Since(start) > time.Second {
 			t.Fatal("revoked certificate still accepted after 1s")
 		}
@@ -180,4 +191,26 @@ http://127.0.0.1:%d {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("revocation refused by the gateway after %v", time.Since(start))
+
+	// Online mode: the globe registers its segment with the agent before it
+	// accepts; a segment the planet registered first is refused, and the
+	// double binding revokes the certificate.
+	cert2, k2, tree2 := buy()
+	if code := pay(globePort, "globe", cert2, k2, tree2, 0, 2, "/articles/sun"); code != 200 {
+		t.Fatalf("online payment: %d", code)
+	}
+	planetBind, _ := payword.Bind(cert2, user, 1, "planet", time.Now())
+	var owner struct{ Owner string }
+	if code := bank.do("POST", "/v1/bindings", vendor, map[string]string{
+		"bind": base64.RawURLEncoding.EncodeToString(planetBind.Raw())}, &owner); code != 200 || owner.Owner != "planet" {
+		t.Fatalf("planet binds segment 1: %d %+v", code, owner)
+	}
+	if code := pay(globePort, "globe", cert2, k2, tree2, 1, 2, "/articles/moon"); code == 200 {
+		t.Fatal("the online gateway accepted a segment bound to another vendor")
+	}
+	var crl payword.Signed
+	bank.do("GET", "/v1/crl?since=1", "", nil, &crl)
+	if !strings.Contains(string(crl.Body), cert2.Serial.String()) || !strings.Contains(string(crl.Body), "double-spend") {
+		t.Fatalf("double binding not revoked: %s", crl.Body)
+	}
 }
