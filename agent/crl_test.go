@@ -34,6 +34,9 @@ func TestCRLIncrementalAndSigned(t *testing.T) {
 		}
 		return crl
 	}
+	if cc := e.raw("GET", "/v1/keys", "").Header().Get("Cache-Control"); cc != "public, max-age=300" {
+		t.Fatalf("keys Cache-Control %q", cc)
+	}
 	all := page("0")
 	if all.Last != 3 || len(all.Entries) != 3 || all.Entries[0].Serial != serials[0] || all.Entries[0].Reason != "admin" {
 		t.Fatalf("CRL %+v", all)
