@@ -3,17 +3,20 @@ package paywall
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// scriptPipe sends the accept scripts of concurrent payments to Redis in
-// one pipeline: under load, a handful of payments share one write and one
-// read on each side instead of a system call pair each. Nothing waits to
-// fill a batch; a batch is whatever queued while the previous one ran.
+// scriptPipe runs the accept scripts of payments. While few are in flight
+// each goes straight to Redis (lowest latency); beyond that they are sent in
+// pipelines, so that under load a handful of payments share one write and
+// one read on each side instead of a system call pair each. Nothing waits
+// to fill a batch; a batch is whatever queued while the previous one ran.
 type scriptPipe struct {
-	rdb  redis.UniversalClient
-	reqs chan *scriptCall
+	rdb      redis.UniversalClient
+	reqs     chan *scriptCall
+	inflight atomic.Int32
 }
 
 type scriptCall struct {
@@ -29,6 +32,7 @@ type scriptResult struct {
 }
 
 const (
+	directMax    = 8  // payments in flight that go straight to Redis
 	pipeWorkers  = 2  // pipelines in flight at once
 	maxPipeBatch = 64 // scripts per pipeline
 )
@@ -43,6 +47,11 @@ func newScriptPipe(ctx context.Context, rdb redis.UniversalClient, start func(fu
 
 // run executes the accept script with keys and args.
 func (p *scriptPipe) run(ctx context.Context, keys []string, args ...any) ([]any, error) {
+	n := p.inflight.Add(1)
+	defer p.inflight.Add(-1)
+	if n <= directMax {
+		return acceptScript.Run(ctx, p.rdb, keys, args...).Slice()
+	}
 	c := &scriptCall{ctx: ctx, keys: keys, args: args, done: make(chan scriptResult, 1)}
 	select {
 	case p.reqs <- c:
