@@ -12,7 +12,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/internal/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -537,5 +539,30 @@ func TestCustomPage(t *testing.T) {
 	w, _ := do(h, get("/articles/<b>", "Accept", "text/html"), nil)
 	if got := w.Body.String(); got != "<p>Pay 2 for /articles/&lt;b&gt; to daily-planet</p>" {
 		t.Fatalf("custom page: %q", got)
+	}
+}
+
+// A revocation published while the subscription was down is found by the
+// resync that follows the reconnect.
+func TestCRLResyncAfterReconnect(t *testing.T) {
+	e := &env{t: t, redis: redistest.Start(t, redistest.WithAOF()), agent: newFakeAgent(t)}
+	h := e.handler(func(h *Handler) { h.CRL = crlFromRedis })
+	wal := newWallet(t, 21, payword.GenericScope)
+	time.Sleep(200 * time.Millisecond) // subscribed
+	e.redis.Kill()
+	e.redis.Restart()
+	entry, _ := json.Marshal(payword.CRLEntry{Seq: 1, Serial: wal.cert.Serial, Time: 1})
+	rdb := mustRedis(t, e.redis.URL())
+	if err := rdb.ZAdd(t.Context(), crlKey, redisZ(1, entry)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "resync after reconnect", 5*time.Second, func() bool { return h.be.crl.revoked(wal.cert.Serial) })
+}
+
+func TestBatchID(t *testing.T) {
+	a := []redis.XMessage{{ID: "1-0"}, {ID: "2-0"}}
+	b := []redis.XMessage{{ID: "1-0"}, {ID: "2-1"}}
+	if batchID(a) != batchID(a[:2:2]) || batchID(a) == batchID(b) || !payword.ValidID(batchID(a)) {
+		t.Fatal("batch ids must be deterministic, distinct and valid ids")
 	}
 }
