@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"crypto/ed25519"
 	"runtime"
 	"sync"
 
@@ -55,7 +54,7 @@ func (b *bindCache) verified(bind *payword.Binding, ci *certInfo) bool {
 
 // pendingBinding is a binding of a report whose signature is not cached yet.
 type pendingBinding struct {
-	raw  []byte
+	b    *payword.Binding
 	user *voi.ExpandedPublicKey
 	ok   bool
 }
@@ -74,8 +73,8 @@ func (b *bindCache) verifyAll(pending []*pendingBinding) {
 			part := pending[w*len(pending)/workers : (w+1)*len(pending)/workers]
 			bv := voi.NewBatchVerifier()
 			for _, p := range part {
-				n := len(p.raw) - ed25519.SignatureSize
-				bv.AddExpanded(p.user, p.raw[:n], p.raw[n:])
+				msg, sig := p.b.Signed()
+				bv.AddExpanded(p.user, msg, sig)
 			}
 			_, valid := bv.Verify(nil)
 			for i, p := range part {
@@ -87,7 +86,7 @@ func (b *bindCache) verifyAll(pending []*pendingBinding) {
 	var good [][]byte
 	for _, p := range pending {
 		if p.ok {
-			good = append(good, p.raw)
+			good = append(good, p.b.Raw())
 		}
 	}
 	b.add(good...)

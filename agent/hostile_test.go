@@ -53,7 +53,7 @@ func TestHostileRequests(t *testing.T) {
 		{"report without token", "POST", "/v1/reports", "", payword.Report{Vendor: "planet", Batch: "b", Claims: []payword.Claim{w.claim(0, 1, 1, "planet")}}, 401, "unauthorized"},
 		{"report with admin token", "POST", "/v1/reports", "Bearer " + adminToken, payword.Report{Vendor: "planet", Batch: "b", Claims: []payword.Claim{w.claim(0, 1, 1, "planet")}}, 401, "unauthorized"},
 		{"malformed report", "POST", "/v1/reports", va, `{"vendor":"planet","batch":"b","claims":[{"serial":"zz"}]}`, 400, "malformed"},
-		{"empty report", "POST", "/v1/reports", va, `{"vendor":"planet","batch":"b","claims":[]}`, 413, "too_large"},
+		{"empty report", "POST", "/v1/reports", va, `{"vendor":"planet","batch":"b","claims":[]}`, 400, "malformed"},
 		{"oversized report", "POST", "/v1/reports", va, bigReport, 413, "too_large"},
 		{"credit without admin", "POST", "/v1/admin/credit", alice, map[string]any{"user": "alice", "amount": 5}, 401, "unauthorized"},
 		{"negative credit", "POST", "/v1/admin/credit", "Bearer " + adminToken, map[string]any{"user": "alice", "amount": -5}, 400, "invalid_credit"},

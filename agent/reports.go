@@ -141,7 +141,7 @@ func (a *Agent) precheck(rep *payword.Report, certs map[payword.Serial]*certInfo
 	var pending []*pendingBinding
 	for i, b := range unverified {
 		if b != nil && byRaw[string(b.Raw())] == nil {
-			p := &pendingBinding{raw: b.Raw(), user: certs[rep.Claims[i].Serial].userKey}
+			p := &pendingBinding{b: b, user: certs[rep.Claims[i].Serial].userKey}
 			byRaw[string(b.Raw())] = p
 			pending = append(pending, p)
 		}

@@ -29,6 +29,13 @@ const (
 // Raw returns the signed encoding.
 func (b *Binding) Raw() []byte { return b.raw }
 
+// Signed returns the signed message and the user's signature over it, for
+// callers that verify many bindings at once.
+func (b *Binding) Signed() (msg, sig []byte) {
+	n := max(len(b.raw)-ed25519.SignatureSize, 0)
+	return b.raw[:n], b.raw[n:]
+}
+
 // Sign encodes and signs the binding with the user's key.
 func (b *Binding) Sign(user ed25519.PrivateKey) ([]byte, error) {
 	if !ValidID(b.Vendor) {
@@ -69,16 +76,14 @@ func ParseBinding(raw []byte) (*Binding, error) {
 
 // Verify checks the signature against the certificate's user key.
 func (b *Binding) Verify(c *Certificate) error {
-	n := len(b.raw) - ed25519.SignatureSize
-	if n < 0 || !voi.Verify(c.UserKey[:], b.raw[:n], b.raw[n:]) {
+	if msg, sig := b.Signed(); !voi.Verify(c.UserKey[:], msg, sig) {
 		return b.forged()
 	}
 	return nil
 }
 
 func (b *Binding) verifyExpanded(user *voi.ExpandedPublicKey) error {
-	n := len(b.raw) - ed25519.SignatureSize
-	if n < 0 || !voi.VerifyExpanded(user, b.raw[:n], b.raw[n:]) {
+	if msg, sig := b.Signed(); !voi.VerifyExpanded(user, msg, sig) {
 		return b.forged()
 	}
 	return nil

@@ -49,8 +49,11 @@ func DecodeReport(raw []byte) (*Report, error) {
 	if !ValidID(r.Vendor) || !ValidID(r.Batch) {
 		return nil, errorf(ErrMalformed, "report needs a vendor id and a batch id")
 	}
-	if len(r.Claims) == 0 || len(r.Claims) > MaxReportClaims {
-		return nil, errorf(ErrTooLarge, "report must hold 1..%d claims", MaxReportClaims)
+	if len(r.Claims) == 0 {
+		return nil, errorf(ErrMalformed, "report holds no claims")
+	}
+	if len(r.Claims) > MaxReportClaims {
+		return nil, errorf(ErrTooLarge, "report of more than %d claims", MaxReportClaims)
 	}
 	for k := range r.Claims {
 		if err := r.Claims[k].check(); err != nil {

@@ -295,7 +295,7 @@ func TestDecodeReport(t *testing.T) {
 		{"nested too deep", []byte(`{"vendor":"v","batch":"b","claims":[{"x":[[1]]}]}`), ErrMalformed},
 		{"no vendor", mut(func(r *Report) { r.Vendor = "" }), ErrMalformed},
 		{"no batch id", mut(func(r *Report) { r.Batch = "" }), ErrMalformed},
-		{"no claims", mut(func(r *Report) { r.Claims = nil }), ErrTooLarge},
+		{"no claims", mut(func(r *Report) { r.Claims = nil }), ErrMalformed},
 		{"too many claims", mut(func(r *Report) { r.Claims = make([]Claim, MaxReportClaims+1) }), ErrTooLarge},
 		{"index 0", mut(func(r *Report) { r.Claims[0].Index = 0 }), ErrBadIndex},
 		{"amount above index", mut(func(r *Report) { r.Claims[0].Amount = 4 }), ErrBadAmount},

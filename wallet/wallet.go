@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/crypto/chacha20poly1305"
 
+	"github.com/hashwall/hashwall/internal/atomicfile"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -282,7 +283,7 @@ func (w *Wallet) save() error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(w.path, data); err != nil {
+	if err := atomicfile.Write(w.path, data, 0o600); err != nil {
 		return fmt.Errorf("saving the wallet: %w", err)
 	}
 	w.j.slot = 0
@@ -398,7 +399,7 @@ func (w *Wallet) Export(dst string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(dst, data)
+	return atomicfile.Write(dst, data, 0o600)
 }
 
 // Import installs the exported wallet src at dst after checking that
@@ -419,5 +420,5 @@ func Import(src, dst string, password []byte) error {
 	if _, err := os.Stat(dst); err == nil {
 		return ErrExists
 	}
-	return writeAtomic(dst, data)
+	return atomicfile.Write(dst, data, 0o600)
 }
