@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -103,11 +106,22 @@ func (c *AgentClient) Register(ctx context.Context, username, password string, i
 }
 
 // Buy buys a certificate of at least tokens tokens made out to pub; scope is
-// "" (any vendor) or one vendor id.
+// "" (any vendor) or one vendor id. A purchase whose answer is lost is asked
+// again with the same request id, so the agent charges it once.
 func (c *AgentClient) Buy(ctx context.Context, username, password string, tokens int, pub ed25519.PublicKey, scope string) (*Bundle, error) {
+	id := make([]byte, 12)
+	rand.Read(id)
+	req := map[string]any{"tokens": tokens, "public_key": base64.RawURLEncoding.EncodeToString(pub),
+		"scope": scope, "request_id": "buy-" + hex.EncodeToString(id)}
 	var b Bundle
-	err := c.do(ctx, http.MethodPost, "/v1/certificates", username, password, map[string]any{
-		"tokens": tokens, "public_key": base64.RawURLEncoding.EncodeToString(pub), "scope": scope}, &b)
+	var err error
+	for range 3 {
+		var ae *AgentError
+		if err = c.do(ctx, http.MethodPost, "/v1/certificates", username, password, req, &b); err == nil ||
+			errors.As(err, &ae) || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
