@@ -78,13 +78,15 @@ http://127.0.0.1:$PAID {
 CADDY
 "$work/hashwall" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
 pids+=($!)
+up=
 for _ in $(seq 50); do
-	curl -fs -o /dev/null "http://127.0.0.1:$PLAIN/" && break
+	curl -fs -o /dev/null "http://127.0.0.1:$PLAIN/" && { up=1; break; }
 	sleep 0.2
 done
+[ -n "$up" ] || { echo "hashwall did not start:"; cat "$work/caddy.log"; exit 1; }
 
 GRANT=$(curl -s -D - -o /dev/null -H "Authorization: $(cat "$work/grant-payment.txt")" \
-	"http://127.0.0.1:$PAID/articles/bench" | tr -d '\r' | awk -F': ' 'tolower($1)=="payment-receipt"{print $2}')
+	"http://127.0.0.1:$PAID/articles/bench" | tr -d '\r' | awk -F': ' 'tolower($1)=="payment-receipt"{print $2}' || true)
 [ -n "$GRANT" ] || { echo "no grant: is the gateway up?"; cat "$work/caddy.log"; exit 1; }
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: hw_grant=$GRANT" "http://127.0.0.1:$PAID/articles/bench")
 [ "$code" = 200 ] || { echo "grant cookie refused: $code"; exit 1; }
