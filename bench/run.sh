@@ -54,6 +54,7 @@ BODY="Lorem ipsum: the same static article for both servers."
 cat >"$work/Caddyfile" <<CADDY
 {
 	admin off
+	order paywall before respond
 	log {
 		level ERROR
 	}
@@ -62,18 +63,16 @@ http://127.0.0.1:$PLAIN {
 	respond "$BODY" 200
 }
 http://127.0.0.1:$PAID {
-	route {
-		paywall {
-			vendor bench
-			api_token bench-token
-			agent http://127.0.0.1:9
-			key $KID $PUB
-			redis redis://127.0.0.1:$RPORT/0
-			grant_key bench-grant-key-bench-grant-key-0123
-			price /articles/* 1
-		}
-		respond "$BODY" 200
+	paywall {
+		vendor bench
+		api_token bench-token
+		agent http://127.0.0.1:9
+		key $KID $PUB
+		redis redis://127.0.0.1:$RPORT/0
+		grant_key bench-grant-key-bench-grant-key-0123
+		price /articles/* 1
 	}
+	respond "$BODY" 200
 }
 CADDY
 "$work/hashwall" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
@@ -94,7 +93,8 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: hw_grant=$GRANT" "http
 rps() { awk '/^Requests\/sec/{print $2}'; }
 plain_sum=0; grant_sum=0
 for r in $(seq "$ROUNDS"); do
-	p=$(wrk -t2 -c"$CONNS" -d"$DUR" "http://127.0.0.1:$PLAIN/articles/bench" | rps)
+	# The same request (cookie included) to both servers.
+	p=$(wrk -t2 -c"$CONNS" -d"$DUR" -H "Cookie: hw_grant=$GRANT" "http://127.0.0.1:$PLAIN/articles/bench" | rps)
 	g=$(wrk -t2 -c"$CONNS" -d"$DUR" -H "Cookie: hw_grant=$GRANT" "http://127.0.0.1:$PAID/articles/bench" | rps)
 	echo "round $r: plain caddy $p req/s, paywall+grant $g req/s"
 	plain_sum=$(echo "$plain_sum + $p" | bc -l); grant_sum=$(echo "$grant_sum + $g" | bc -l)
