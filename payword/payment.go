@@ -31,7 +31,7 @@ const Scheme = "PayWord"
 const MaxPaymentHeader = 8192
 
 type paymentJSON struct {
-	V       int    `json:"v"`
+	V       int64  `json:"v"`
 	Cert    string `json:"cert"`
 	Seg     int64  `json:"seg"`
 	Anchor  string `json:"anchor"`
@@ -94,11 +94,8 @@ func DecodePayment(raw []byte) (*Payment, error) {
 		return nil, errorf(ErrTooLarge, "payment of %d bytes", len(raw))
 	}
 	var j paymentJSON
-	if !shallowJSON(raw, 1) {
-		return nil, errorf(ErrMalformed, "payment must be one flat JSON object")
-	}
-	if err := json.Unmarshal(raw, &j); err != nil {
-		return nil, errorf(ErrMalformed, "payment is not JSON of the right shape")
+	if !decodeFlat(raw, &j) {
+		return nil, errorf(ErrMalformed, "payment is not one flat JSON object of strings and integers")
 	}
 	if j.V != 1 {
 		return nil, errorf(ErrMalformed, "unsupported payment version %d", j.V)
