@@ -316,7 +316,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	if g := h.grantFor(r, o.Product); g != nil {
 		h.setPlaceholders(r, g)
-		return next.ServeHTTP(w, r)
+		return next.ServeHTTP(private(w), r)
 	}
 	if hdr, isPayment, err := paymentHeader(r); err != nil {
 		return h.reject(w, o, err)
@@ -326,7 +326,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return h.reject(w, o, err)
 		}
 		h.deliverGrant(w, r, g, token, o)
-		return next.ServeHTTP(w, r)
+		return next.ServeHTTP(private(w), r)
 	}
 	return h.challenge(w, r, o)
 }

@@ -27,7 +27,7 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 	if g := h.grantFor(r, product); g != nil {
 		h.setPlaceholders(r, g)
 		return next.ServeHTTP(&priceWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-			decide: func(int) bool { w.Header().Del(priceHeader); return true }}, r)
+			decide: func(int) bool { w.Header().Del(priceHeader); makePrivate(w.Header()); return true }}, r)
 	}
 	hdr, isPayment, hdrErr := paymentHeader(r)
 	pw := &priceWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
@@ -59,6 +59,7 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 			return false
 		}
 		h.deliverGrant(w, r, g, token, o)
+		makePrivate(w.Header())
 		return true
 	}
 	return next.ServeHTTP(pw, r)

@@ -1,0 +1,44 @@
+package paywall
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// An upstream that lets shared caches keep its pages must not let them keep
+// paid ones: a CDN would serve them to readers who did not pay.
+func TestPaidContentIsPrivate(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	wal := newWallet(t, 1, payword.GenericScope)
+	public := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Cache-Control", "public, max-age=3600, s-maxage=600")
+		_, err := w.Write([]byte("content of " + r.URL.Path))
+		return err
+	})
+	w, es := do(h, get("/articles/moon", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/moon")), public)
+	if status(w, es) != 200 {
+		t.Fatalf("pay: %d", status(w, es))
+	}
+	receipt := w.Header().Get("Payment-Receipt")
+	for name, got := range map[string]string{
+		"payment": w.Header().Get("Cache-Control"),
+		"grant": func() string {
+			w, _ := do(h, get("/articles/moon", "Cookie", grantCookie+"="+receipt), public)
+			return w.Header().Get("Cache-Control")
+		}(),
+	} {
+		if !strings.HasPrefix(got, "private") || strings.Contains(got, "public") || strings.Contains(got, "s-maxage") {
+			t.Errorf("%s response: Cache-Control %q", name, got)
+		}
+	}
+	// Free pages keep what the upstream says.
+	if w, _ := do(h, get("/articles/index.html"), public); w.Header().Get("Cache-Control") != "public, max-age=3600, s-maxage=600" {
+		t.Errorf("free page: Cache-Control %q", w.Header().Get("Cache-Control"))
+	}
+}
