@@ -2,9 +2,10 @@ package payword
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/binary"
 	"hash"
+
+	sha256 "github.com/minio/sha256-simd"
 )
 
 // TokenSize is the size of a token, an anchor and a Merkle node.

@@ -1,6 +1,6 @@
 package payword
 
-import "crypto/sha256"
+import sha256 "github.com/minio/sha256-simd"
 
 // The Merkle tree over segment anchors is RFC 6962's (§2.1): leaf = H(0x00 ‖ a),
 // node = H(0x01 ‖ left ‖ right), and a level with an odd number of nodes
