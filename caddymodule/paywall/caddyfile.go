@@ -42,6 +42,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    upstream_price
 //	    template       <file>
 //	    crl            agent|redis [<interval>]
+//	    crl_max_age    <duration>                     # refuse payments on an older CRL
 //	    batch_interval <duration>
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -62,7 +63,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}[opt], v); err != nil {
 				return err
 			}
-		case "ttl", "batch_interval":
+		case "ttl", "batch_interval", "crl_max_age":
 			var v string
 			if !d.AllArgs(&v) {
 				return d.ArgErr()
@@ -71,11 +72,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil || dur <= 0 {
 				return d.Errf("%s: invalid duration %q", opt, v)
 			}
-			if opt == "ttl" {
-				h.TTL = caddy.Duration(dur)
-			} else {
-				h.BatchInterval = caddy.Duration(dur)
-			}
+			*map[string]*caddy.Duration{"ttl": &h.TTL, "batch_interval": &h.BatchInterval, "crl_max_age": &h.CRLMaxAge}[opt] = caddy.Duration(dur)
 		case "key":
 			var kid, pub string
 			if !d.AllArgs(&kid, &pub) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -17,10 +18,24 @@ import (
 type crlSet struct {
 	mu      sync.RWMutex
 	serials map[payword.Serial]struct{}
-	last    uint64 // highest sequence number held
+	last    uint64       // highest sequence number held
+	synced  atomic.Int64 // Unix nanoseconds of the last successful sync
 }
 
-func newCRLSet() *crlSet { return &crlSet{serials: make(map[payword.Serial]struct{})} }
+// newCRLSet starts as if just synced: the max-age window bounds the time a
+// new gateway may take to reach the agent.
+func newCRLSet() *crlSet {
+	c := &crlSet{serials: make(map[payword.Serial]struct{})}
+	c.markSynced()
+	return c
+}
+
+func (c *crlSet) markSynced() { c.synced.Store(time.Now().UnixNano()) }
+
+// age is how long ago the list was last known to be complete.
+func (c *crlSet) age(now time.Time) time.Duration {
+	return now.Sub(time.Unix(0, c.synced.Load()))
+}
 
 func (c *crlSet) revoked(s payword.Serial) bool {
 	c.mu.RLock()
@@ -90,12 +105,18 @@ func (b *backend) subscribeCRL(ctx context.Context) {
 		case *redis.Subscription:
 			if err := b.loadCRL(ctx, crlKey); err != nil {
 				b.log.Warn("CRL resync", zapErr(err))
+			} else {
+				b.crl.markSynced()
 			}
 		case *redis.Message:
 			var e payword.CRLEntry
 			if json.Unmarshal([]byte(m.Payload), &e) == nil {
 				b.crl.add(e)
 			}
+			b.crl.markSynced()
+		}
+		if err != nil && isTimeout(err) {
+			b.crl.markSynced() // subscribed, nothing published
 		}
 		if err != nil && ctx.Err() == nil {
 			if !isTimeout(err) {
@@ -122,7 +143,9 @@ func (b *backend) pullCRL(ctx context.Context) {
 			loaded = b.loadCRL(ctx, b.ks.crl()) == nil
 		}
 		if keys := b.keys.current(ctx); keys != nil {
-			if err := b.pullCRLOnce(ctx, keys.keys); err != nil && ctx.Err() == nil {
+			if err := b.pullCRLOnce(ctx, keys.keys); err == nil {
+				b.crl.markSynced()
+			} else if ctx.Err() == nil {
 				b.log.Warn("pulling the CRL", zapErr(err))
 			}
 		}

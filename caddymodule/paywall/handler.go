@@ -75,20 +75,25 @@ type Handler struct {
 	CRL string `json:"crl,omitempty"`
 	// CRLInterval is the pull interval of the agent CRL (default 1s).
 	CRLInterval caddy.Duration `json:"crl_interval,omitempty"`
+	// CRLMaxAge is how long payments are accepted without a successful CRL
+	// sync (default 10m): past it they get 503, since a certificate revoked
+	// meanwhile could not be refused. Grants are still served.
+	CRLMaxAge caddy.Duration `json:"crl_max_age,omitempty"`
 	// BatchInterval is how often batch-mode claims are shipped (default 1m).
 	BatchInterval caddy.Duration `json:"batch_interval,omitempty"`
 
-	logger   *zap.Logger
-	be       *backend
-	poolKey  backendConfig
-	grants   *granter
-	page     *template.Template
-	rules    []Rule // patterns and scopes lower-cased
-	free     []string
-	ttl      time.Duration
-	mode     string
-	realm    string
-	verifier func(context.Context) (*payword.Verifier, error)
+	logger    *zap.Logger
+	be        *backend
+	poolKey   backendConfig
+	grants    *granter
+	page      *template.Template
+	rules     []Rule // patterns and scopes lower-cased
+	free      []string
+	ttl       time.Duration
+	crlMaxAge time.Duration
+	mode      string
+	realm     string
+	verifier  func(context.Context) (*payword.Verifier, error)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -102,6 +107,7 @@ func (Handler) CaddyModule() caddy.ModuleInfo {
 const (
 	defaultTTL           = 24 * time.Hour
 	defaultCRLInterval   = time.Second
+	defaultCRLMaxAge     = 10 * time.Minute
 	defaultBatchInterval = time.Minute
 	minGrantKey          = 32
 )
@@ -118,6 +124,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.ttl = time.Duration(h.TTL)
 	if h.ttl == 0 {
 		h.ttl = defaultTTL
+	}
+	h.crlMaxAge = time.Duration(h.CRLMaxAge)
+	if h.crlMaxAge == 0 {
+		h.crlMaxAge = defaultCRLMaxAge
 	}
 	h.mode = h.Mode
 	if h.mode == "" {
@@ -415,6 +425,7 @@ var (
 	errBoundElse   = errors.New("segment is bound to another vendor")
 	errBadPrice    = errors.New("upstream sent an invalid Paywall-Price")
 	errUnknownCert = errors.New("the agent does not know the certificate")
+	errCRLStale    = errors.New("the revocation list is out of date")
 )
 
 // classify maps a payment error to its HTTP status and a bounded code.
@@ -422,6 +433,8 @@ func classify(err error) (int, string) {
 	switch {
 	case errors.Is(err, errUnavailable):
 		return http.StatusServiceUnavailable, "unavailable"
+	case errors.Is(err, errCRLStale):
+		return http.StatusServiceUnavailable, "crl_stale"
 	case errors.Is(err, errRevoked):
 		return http.StatusForbidden, "revoked"
 	case errors.Is(err, errUnknownCert):

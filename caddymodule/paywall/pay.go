@@ -49,6 +49,9 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 	if h.be.crl.revoked(p.Cert.Serial) {
 		return nil, "", fmt.Errorf("%w: %s", errRevoked, p.Cert.Serial)
 	}
+	if age := h.be.crl.age(start); age > h.crlMaxAge {
+		return nil, "", fmt.Errorf("%w: last synced %v ago", errCRLStale, age.Round(time.Second))
+	}
 	if err := h.be.checkSegment(p); err != nil {
 		return nil, "", err
 	}

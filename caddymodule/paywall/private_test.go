@@ -4,7 +4,9 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hashwall/hashwall/payword"
@@ -41,4 +43,31 @@ func TestPaidContentIsPrivate(t *testing.T) {
 	if w, _ := do(h, get("/articles/index.html"), public); w.Header().Get("Cache-Control") != "public, max-age=3600, s-maxage=600" {
 		t.Errorf("free page: Cache-Control %q", w.Header().Get("Cache-Control"))
 	}
+}
+
+// Payments fail closed on a revocation list the gateway could not refresh:
+// a certificate revoked meanwhile could not be refused. Grants still work.
+func TestStaleCRLRefusesPayments(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler(func(h *Handler) { h.CRLMaxAge = caddy.Duration(500 * time.Millisecond) })
+	wal := newWallet(t, 11, payword.GenericScope)
+	w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil)
+	if status(w, es) != 200 {
+		t.Fatalf("pay: %d", status(w, es))
+	}
+	receipt := w.Header().Get("Payment-Receipt")
+	e.agent.setDown(true)
+	time.Sleep(900 * time.Millisecond)
+	w, es = do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+	if status(w, es) != http.StatusServiceUnavailable || w.Header().Get("Payment-Error") != "crl_stale" {
+		t.Fatalf("payment on a stale CRL: %d %q", status(w, es), w.Header().Get("Payment-Error"))
+	}
+	if w, es := do(h, get("/articles/a", "Cookie", grantCookie+"="+receipt), nil); status(w, es) != 200 {
+		t.Fatalf("grant on a stale CRL: %d", status(w, es))
+	}
+	e.agent.setDown(false)
+	waitFor(t, "a fresh CRL", 5*time.Second, func() bool {
+		w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+		return status(w, es) == 200
+	})
 }
