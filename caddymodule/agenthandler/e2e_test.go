@@ -7,42 +7,20 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/hashwall/hashwall/agent"
 	_ "github.com/hashwall/hashwall/caddymodule/paywall"
+	"github.com/hashwall/hashwall/internal/caddyload"
 	"github.com/hashwall/hashwall/internal/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func loadCaddy(t *testing.T, caddyfile string) {
-	t.Helper()
-	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
-	if err != nil {
-		t.Fatalf("adapt: %v %v", err, warn)
-	}
-	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatalf("load: %v", err)
-	}
-}
 
 type client struct {
 	t    *testing.T
@@ -82,7 +60,7 @@ func TestEndToEndWithGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("HW_E2E_MASTER", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{5}, 32)))
-	bankPort, newsPort := freePort(t), freePort(t)
+	bankPort, newsPort := caddyload.FreePort(t), caddyload.FreePort(t)
 	bankSite := fmt.Sprintf(`http://127.0.0.1:%d {
 	paywall_agent {
 		redis %s
@@ -93,8 +71,7 @@ func TestEndToEndWithGateway(t *testing.T) {
 	}
 }`, bankPort, rds.URL(), kf)
 	global := "{\n\tadmin off\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n"
-	loadCaddy(t, global+bankSite)
-	t.Cleanup(func() { _ = caddy.Stop() })
+	caddyload.Start(t, global+bankSite)
 
 	bank := client{t, fmt.Sprintf("http://127.0.0.1:%d", bankPort)}
 	admin := "Bearer e2e-admin"
@@ -129,7 +106,7 @@ func TestEndToEndWithGateway(t *testing.T) {
 
 	// Reload with two newspapers added, the second in online mode; the agent
 	// handler is provisioned again.
-	globePort := freePort(t)
+	globePort := caddyload.FreePort(t)
 	site := func(port int, vendor, token, extra string) string {
 		return fmt.Sprintf(`
 http://127.0.0.1:%d {
@@ -148,7 +125,7 @@ http://127.0.0.1:%d {
 	}
 }`, port, vendor, token, bank.base, rds.URL(), extra)
 	}
-	loadCaddy(t, global+bankSite+site(newsPort, "planet", v.Token, "")+site(globePort, "globe", v2.Token, "mode online"))
+	caddyload.Start(t, global+bankSite+site(newsPort, "planet", v.Token, "")+site(globePort, "globe", v2.Token, "mode online"))
 	pay := func(port int, vendor string, cert *payword.Certificate, k payword.Secret, tree *payword.Tree,
 		g, i uint32, product string) int {
 		bind, _ := payword.Bind(cert, user, g, vendor, time.Now())

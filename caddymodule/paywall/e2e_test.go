@@ -3,48 +3,23 @@ package paywall
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig"
-
+	"github.com/hashwall/hashwall/internal/caddyload"
 	"github.com/hashwall/hashwall/payword"
 )
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startCaddy runs a real Caddy in process from a Caddyfile.
-func startCaddy(t *testing.T, caddyfile string) {
-	t.Helper()
-	cfg, warn, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
-	if err != nil {
-		t.Fatalf("adapt: %v %v", err, warn)
-	}
-	if err := caddy.Load(cfg, true); err != nil {
-		t.Fatalf("load: %v", err)
-	}
-	t.Cleanup(func() { _ = caddy.Stop() })
-}
 
 // End to end through a real Caddy: 402 → pay → 200 with content → grant
 // reuse → grant expiry, and an upstream-priced page.
 func TestEndToEnd(t *testing.T) {
 	e := newEnv(t)
-	port := freePort(t)
+	port := caddyload.FreePort(t)
 	t.Setenv("HW_TEST_GRANT_KEY", testGrantKey)
-	startCaddy(t, fmt.Sprintf(`{
+	caddyload.Start(t, fmt.Sprintf(`{
 	admin off
 	log {
 		level ERROR
