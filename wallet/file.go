@@ -1,6 +1,7 @@
 package wallet
 
 import (
+	"crypto/cipher"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -46,12 +47,12 @@ var (
 	ErrExists        = errors.New("a wallet file already exists there")
 )
 
-// sealer holds the derived key of an open wallet, so saving does not pay the
-// KDF again.
+// sealer holds the cipher keyed by an open wallet's password, so saving does
+// not pay the KDF again.
 type sealer struct {
 	salt [saltLen]byte
 	kdf  KDF
-	key  []byte
+	aead cipher.AEAD
 }
 
 func newSealer(password []byte, kdf KDF) (*sealer, error) {
@@ -59,8 +60,13 @@ func newSealer(password []byte, kdf KDF) (*sealer, error) {
 	if _, err := rand.Read(s.salt[:]); err != nil {
 		return nil, err
 	}
-	s.key = argon2.IDKey(password, s.salt[:], kdf.Time, kdf.Memory, kdf.Threads, chacha20poly1305.KeySize)
-	return s, nil
+	return s, s.derive(password)
+}
+
+func (s *sealer) derive(password []byte) error {
+	var err error
+	s.aead, err = chacha20poly1305.NewX(argon2.IDKey(password, s.salt[:], s.kdf.Time, s.kdf.Memory, s.kdf.Threads, chacha20poly1305.KeySize))
+	return err
 }
 
 func (s *sealer) header(nonce []byte) []byte {
@@ -74,21 +80,30 @@ func (s *sealer) header(nonce []byte) []byte {
 }
 
 func (s *sealer) seal(plain []byte) ([]byte, error) {
-	aead, err := chacha20poly1305.NewX(s.key)
-	if err != nil {
-		return nil, err
-	}
 	nonce := make([]byte, chacha20poly1305.NonceSizeX)
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, err
 	}
 	h := s.header(nonce)
-	return aead.Seal(h, nonce, plain, h), nil
+	return s.aead.Seal(h, nonce, plain, h), nil
 }
 
-// open decrypts a wallet file. The KDF parameters come from the file, within
-// bounds, so a hostile file cannot make us allocate or spin without limit.
-func open(data, password []byte) (*sealer, []byte, error) {
+// open decrypts a wallet file sealed with this sealer's key.
+func (s *sealer) open(data []byte) ([]byte, error) {
+	if len(data) < headerLen+chacha20poly1305.Overhead || string(data[:len(fileMagic)]) != fileMagic {
+		return nil, ErrNotWallet
+	}
+	plain, err := s.aead.Open(nil, data[headerLen-chacha20poly1305.NonceSizeX:headerLen], data[headerLen:], data[:headerLen])
+	if err != nil {
+		return nil, ErrWrongPassword
+	}
+	return plain, nil
+}
+
+// unseal decrypts a wallet file with password. The KDF parameters come from
+// the file, within bounds, so a hostile file cannot make us allocate or spin
+// without limit.
+func unseal(data, password []byte) (*sealer, []byte, error) {
 	if len(data) < headerLen+chacha20poly1305.Overhead || string(data[:len(fileMagic)]) != fileMagic {
 		return nil, nil, ErrNotWallet
 	}
@@ -97,20 +112,14 @@ func open(data, password []byte) (*sealer, []byte, error) {
 	copy(s.salt[:], p)
 	p = p[saltLen:]
 	s.kdf = KDF{Time: binary.BigEndian.Uint32(p), Memory: binary.BigEndian.Uint32(p[4:]), Threads: p[8]}
-	nonce := p[9 : 9+chacha20poly1305.NonceSizeX]
 	if s.kdf.Time < 1 || s.kdf.Time > 16 || s.kdf.Memory < 8<<10 || s.kdf.Memory > 1<<20 || s.kdf.Threads < 1 {
 		return nil, nil, ErrNotWallet
 	}
-	s.key = argon2.IDKey(password, s.salt[:], s.kdf.Time, s.kdf.Memory, s.kdf.Threads, chacha20poly1305.KeySize)
-	aead, err := chacha20poly1305.NewX(s.key)
-	if err != nil {
+	if err := s.derive(password); err != nil {
 		return nil, nil, err
 	}
-	plain, err := aead.Open(nil, nonce, data[headerLen:], data[:headerLen])
-	if err != nil {
-		return nil, nil, ErrWrongPassword
-	}
-	return s, plain, nil
+	plain, err := s.open(data)
+	return s, plain, err
 }
 
 // lockFile takes an exclusive advisory lock on path+".lock" for the life of

@@ -121,11 +121,7 @@ func (j *journal) readSlot(s *sealer, k int) (o *op, seq uint64, ok bool) {
 		return nil, 0, false
 	}
 	seq = binary.BigEndian.Uint64(buf[4:])
-	aead, err := chacha20poly1305.NewX(s.key)
-	if err != nil {
-		return nil, 0, false
-	}
-	plain, err := aead.Open(nil, buf[12:recordHeader], buf[recordHeader:recordHeader+n], s.journalAD(seq))
+	plain, err := s.aead.Open(nil, buf[12:recordHeader], buf[recordHeader:recordHeader+n], s.journalAD(seq))
 	if err != nil {
 		return nil, 0, false
 	}
@@ -172,17 +168,13 @@ func (j *journal) write(s *sealer, o *op) (bool, error) {
 	if len(plain)+chacha20poly1305.Overhead > slotSize-recordHeader {
 		return false, nil
 	}
-	aead, err := chacha20poly1305.NewX(s.key)
-	if err != nil {
-		return false, err
-	}
 	rec := make([]byte, recordHeader, slotSize)
 	seq := j.seq + 1
 	binary.BigEndian.PutUint64(rec[4:], seq)
 	if _, err := rand.Read(rec[12:recordHeader]); err != nil {
 		return false, err
 	}
-	rec = aead.Seal(rec, rec[12:recordHeader], plain, s.journalAD(seq))
+	rec = s.aead.Seal(rec, rec[12:recordHeader], plain, s.journalAD(seq))
 	binary.BigEndian.PutUint32(rec, uint32(len(rec)-recordHeader))
 	if _, err := j.f.WriteAt(rec, int64(j.slot)*slotSize); err != nil {
 		return false, fmt.Errorf("writing the wallet journal: %w", err)

@@ -30,23 +30,19 @@ func (w *Wallet) AddCertificate(raw, k []byte) error {
 	if err != nil {
 		return fmt.Errorf("the agent sent a bad certificate: %w", err)
 	}
-	var secret payword.Secret
-	if len(k) != len(secret) {
-		return errors.New("the agent sent a bad certificate secret")
-	}
-	copy(secret[:], k)
+	entry := &Cert{Raw: raw, K: k, Segs: map[uint32]*Seg{}}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if string(c.UserKey[:]) != string(w.userKey().Public().(ed25519.PublicKey)) {
 		return errors.New("the certificate is made out to another key")
 	}
-	tree := payword.NewTree(payword.Anchors(secret, int(c.Segments), int(c.SegmentLen)))
-	if tree.Root() != c.Root {
+	tree, err := w.tree(entry, c)
+	if err != nil || tree.Root() != c.Root {
+		delete(w.trees, c.Serial.String())
 		return errors.New("the certificate secret does not match the certificate")
 	}
-	w.trees[c.Serial.String()] = tree
 	return w.updateLocked(func(st *State) error {
-		st.Certs = append(st.Certs, &Cert{Raw: raw, K: k, Segs: map[uint32]*Seg{}})
+		st.Certs = append(st.Certs, entry)
 		st.record(&Event{Time: w.now(), Kind: "bought", Amount: c.Tokens(), Note: c.Serial.String()})
 		return nil
 	})
@@ -81,10 +77,8 @@ func (w *Wallet) Reserve(vendor, product, url string, price uint32) (*Pending, e
 			return nil, err
 		}
 	}
-	var k payword.Secret
-	copy(k[:], c.K)
 	seg.Spent += price
-	pay := payword.NewPayment(cert, tree, k, bind, g, seg.Spent, price, vendor, product)
+	pay := payword.NewPayment(cert, tree, payword.Secret(c.K), bind, g, seg.Spent, price, vendor, product)
 	p := &Pending{ID: w.st.Seq + 1, Serial: cert.Serial.String(), Segment: g, Index: seg.Spent, Amount: price,
 		Vendor: vendor, Product: product, URL: url, Header: pay.Header(), Created: now}
 	o := &op{Reserve: &reserveOp{Pending: p, Seg: seg, NextFresh: max(c.NextFresh, g+1)}}
@@ -143,12 +137,10 @@ func (w *Wallet) tree(c *Cert, cert *payword.Certificate) (*payword.Tree, error)
 	if t, ok := w.trees[cert.Serial.String()]; ok {
 		return t, nil
 	}
-	var k payword.Secret
-	if len(c.K) != len(k) {
+	if len(c.K) != len(payword.Secret{}) {
 		return nil, ErrNotWallet
 	}
-	copy(k[:], c.K)
-	t := payword.NewTree(payword.Anchors(k, int(cert.Segments), int(cert.SegmentLen)))
+	t := payword.NewTree(payword.Anchors(payword.Secret(c.K), int(cert.Segments), int(cert.SegmentLen)))
 	w.trees[cert.Serial.String()] = t
 	return t, nil
 }

@@ -87,11 +87,10 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !ok {
 		return resp, nil // a 402 of another scheme: not ours to pay
 	}
+	drain(resp)
 	if err := t.withinLimits(host, ch.Price); err != nil {
-		drain(resp)
 		return nil, err
 	}
-	drain(resp)
 	start := time.Now()
 	p, err := t.Wallet.Reserve(ch.Vendor, ch.Product, req.URL.String(), ch.Price)
 	if err != nil {
@@ -104,7 +103,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// send delivers a journaled payment and records the vendor's verdict.
+// send delivers a journaled payment and records the vendor's verdict. Like
+// any RoundTripper it returns a response or an error, never both.
 func (t *Transport) send(req *http.Request, p *Pending) (*http.Response, error) {
 	var lastErr error
 	for range sendAttempts {
@@ -120,9 +120,14 @@ func (t *Transport) send(req *http.Request, p *Pending) (*http.Response, error) 
 		}
 		if resp.StatusCode >= 500 && resp.Header.Get(ReceiptHeader) == "" {
 			// Not a verdict: the vendor may or may not have taken it.
-			return resp, &PendingError{Vendor: p.Vendor, Err: fmt.Errorf("status %d", resp.StatusCode)}
+			drain(resp)
+			return nil, &PendingError{Vendor: p.Vendor, Err: fmt.Errorf("status %d", resp.StatusCode)}
 		}
-		return resp, t.settle(p, resp)
+		if err := t.settle(p, resp); err != nil {
+			drain(resp)
+			return nil, err
+		}
+		return resp, nil
 	}
 	return nil, &PendingError{Vendor: p.Vendor, Err: lastErr}
 }

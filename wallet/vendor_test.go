@@ -20,7 +20,7 @@ import (
 var agentKey = payword.SigningKey{ID: "test-agent", Key: ed25519.NewKeyFromSeed(make([]byte, 32))}
 
 // issue makes a certificate for w, as the agent would, and adds it.
-func issue(t *testing.T, w *Wallet, segments, m int, scope string) *payword.Certificate {
+func issue(t testing.TB, w *Wallet, segments, m int, scope string) *payword.Certificate {
 	t.Helper()
 	var k payword.Secret
 	rand.Read(k[:])
@@ -60,7 +60,7 @@ type fakeVendor struct {
 	refuse          bool // refuse every payment with 400
 }
 
-func newFakeVendor(t *testing.T, id string, prices map[string]uint32) *fakeVendor {
+func newFakeVendor(t testing.TB, id string, prices map[string]uint32) *fakeVendor {
 	f := &fakeVendor{id: id, prices: prices, v: payword.NewVerifier(payword.KeySet{agentKey.ID: agentKey.Public()}),
 		state: map[string]payword.State{}, byHeader: map[string]string{}, grants: map[string]string{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))

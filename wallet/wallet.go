@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/crypto/chacha20poly1305"
-
 	"github.com/hashwall/hashwall/internal/atomicfile"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -170,11 +168,7 @@ func openLocked(path string, lock *os.File, password []byte) (*Wallet, error) {
 	if err != nil {
 		return nil, err
 	}
-	seal, plain, err := open(data, password)
-	if err != nil {
-		return nil, err
-	}
-	st, err := decodeState(plain)
+	seal, plain, err := unseal(data, password)
 	if err != nil {
 		return nil, err
 	}
@@ -182,11 +176,21 @@ func openLocked(path string, lock *os.File, password []byte) (*Wallet, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := j.replay(seal, &st); err != nil {
+	st, err := load(plain, seal, j)
+	if err != nil {
 		j.f.Close()
 		return nil, err
 	}
 	return newWallet(path, lock, seal, j, st), nil
+}
+
+// load decodes the main file's state and replays the journal onto it.
+func load(plain []byte, seal *sealer, j *journal) (State, error) {
+	st, err := decodeState(plain)
+	if err != nil {
+		return State{}, err
+	}
+	return st, j.replay(seal, &st)
 }
 
 func decodeState(plain []byte) (State, error) {
@@ -319,22 +323,12 @@ func (w *Wallet) reload() error {
 	if err != nil {
 		return err
 	}
-	aead, err := chacha20poly1305.NewX(w.seal.key)
+	plain, err := w.seal.open(data)
 	if err != nil {
 		return err
 	}
-	if len(data) < headerLen {
-		return ErrNotWallet
-	}
-	plain, err := aead.Open(nil, data[headerLen-chacha20poly1305.NonceSizeX:headerLen], data[headerLen:], data[:headerLen])
+	st, err := load(plain, w.seal, w.j)
 	if err != nil {
-		return ErrWrongPassword
-	}
-	st, err := decodeState(plain)
-	if err != nil {
-		return err
-	}
-	if err := w.j.replay(w.seal, &st); err != nil {
 		return err
 	}
 	w.st = st
@@ -409,7 +403,7 @@ func Import(src, dst string, password []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := open(data, password); err != nil {
+	if _, _, err := unseal(data, password); err != nil {
 		return err
 	}
 	lock, err := lockFile(dst)

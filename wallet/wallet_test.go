@@ -41,7 +41,7 @@ func reopen(t *testing.T, w *Wallet, path string) *Wallet {
 	return w2
 }
 
-func get(t *testing.T, tr *Transport, url string) (string, error) {
+func get(t testing.TB, tr *Transport, url string) (string, error) {
 	t.Helper()
 	resp, err := (&http.Client{Transport: tr}).Get(url)
 	if err != nil {

@@ -6,7 +6,6 @@
 package paywall
 
 import (
-	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
@@ -93,7 +92,6 @@ type Handler struct {
 	crlMaxAge time.Duration
 	mode      string
 	realm     string
-	verifier  func(context.Context) (*payword.Verifier, error)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -192,7 +190,6 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.be = val.(*backend)
-	h.verifier = h.be.keys.verifier
 	return nil
 }
 
@@ -209,8 +206,8 @@ func (h *Handler) validate() error {
 	if h.Redis == "" {
 		return fmt.Errorf("redis URL required")
 	}
-	if h.TTL < 0 {
-		return fmt.Errorf("ttl must be positive")
+	if h.TTL < 0 || h.CRLMaxAge < 0 {
+		return fmt.Errorf("ttl and crl_max_age must be positive")
 	}
 	if !validMode(h.Mode) {
 		return fmt.Errorf("unknown mode %q", h.Mode)

@@ -30,14 +30,14 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	v, err := h.verifier(ctx)
+	v, err := h.be.keys.verifier(ctx)
 	if err != nil {
 		return nil, "", err
 	}
 	req := payword.Request{Vendor: h.Vendor, Product: o.Product, Price: o.Price, Now: start}
 	if err := v.Check(p, req); errors.Is(err, payword.ErrUnknownKey) && h.be.keys.refresh(ctx) {
 		// The agent may have rotated its key: pin the new one, then retry.
-		if v, err = h.verifier(ctx); err != nil {
+		if v, err = h.be.keys.verifier(ctx); err != nil {
 			return nil, "", err
 		}
 		if err := v.Check(p, req); err != nil {

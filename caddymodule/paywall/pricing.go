@@ -91,30 +91,27 @@ func checkPattern(p string) error {
 // matches within one segment; a final `*` matches the rest of s. Patterns
 // hold at most maxStars stars, so backtracking is bounded.
 func match(pattern, s string) bool {
-	for len(pattern) > 0 {
-		star := strings.IndexByte(pattern, '*')
-		if star < 0 {
-			return pattern == s
-		}
-		if !strings.HasPrefix(s, pattern[:star]) {
-			return false
-		}
-		s, pattern = s[len(pattern[:star]):], pattern[star+1:]
-		if pattern == "" {
-			return true // final star: anything, across segments
-		}
-		end := strings.IndexByte(s, '/')
-		if end < 0 {
-			end = len(s)
-		}
-		for k := 0; k <= end; k++ {
-			if match(pattern, s[k:]) {
-				return true
-			}
-		}
+	star := strings.IndexByte(pattern, '*')
+	if star < 0 {
+		return pattern == s
+	}
+	if !strings.HasPrefix(s, pattern[:star]) {
 		return false
 	}
-	return s == ""
+	s, pattern = s[star:], pattern[star+1:]
+	if pattern == "" {
+		return true // final star: anything, across segments
+	}
+	end := strings.IndexByte(s, '/')
+	if end < 0 {
+		end = len(s)
+	}
+	for k := 0; k <= end; k++ {
+		if match(pattern, s[k:]) {
+			return true
+		}
+	}
+	return false
 }
 
 // scopePrefix returns the shortest prefix of path (ending in `/`) that the
