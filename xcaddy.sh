@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
-# Builds Hashwall's Caddy with xcaddy: Caddy with the standard modules plus
-# the paywall and agent handlers, the same binary as cmd/hashwall.
+# Builds Hashwall with xcaddy: Caddy with the standard modules plus the
+# root package github.com/hashwall/hashwall (the paywall and paywall_agent
+# handlers, the agent and demo subcommands), the same binary as cmd/hashwall.
 #
-#   HASHWALL_VERSION=v0.1.0 ./xcaddy.sh [output]   # a published version, via xcaddy
 #   ./xcaddy.sh [output]                           # this checkout
-#
-# xcaddy resolves plugins through the Go module proxy, which does not serve an
-# unpublished checkout; without HASHWALL_VERSION the script therefore builds
-# cmd/hashwall, which imports exactly the same modules.
+#   HASHWALL_VERSION=v0.1.0 ./xcaddy.sh [output]   # a published version
+#   XCADDY_WITH="github.com/x/plugin" ./xcaddy.sh  # more plugins besides
 set -euo pipefail
 cd "$(dirname "$0")"
 out=${1:-$(pwd)/hashwall}
-if [ -z "${HASHWALL_VERSION:-}" ]; then
-	exec go build -o "$out" ./cmd/hashwall
-fi
+caddy=$(go list -m -f '{{.Version}}' github.com/caddyserver/caddy/v2)
+
 xcaddy=$(go env GOPATH)/bin/xcaddy
-[ -x "$xcaddy" ] || go install github.com/caddyserver/xcaddy/cmd/xcaddy@latest
-exec "$xcaddy" build "$(go list -m -f '{{.Version}}' github.com/caddyserver/caddy/v2)" \
-	--output "$out" \
-	--with "github.com/hashwall/hashwall/caddymodule/paywall@$HASHWALL_VERSION" \
-	--with "github.com/hashwall/hashwall/caddymodule/agenthandler@$HASHWALL_VERSION"
+[ -x "$xcaddy" ] || go install github.com/caddyserver/xcaddy/cmd/xcaddy@v0.4.5
+
+if [ -n "${HASHWALL_VERSION:-}" ]; then
+	hashwall="github.com/hashwall/hashwall@$HASHWALL_VERSION"
+else
+	# A local module needs an explicit version: without one `go get` asks the
+	# module proxy for the latest release of an unpublished module.
+	hashwall="github.com/hashwall/hashwall@v0.0.0-00010101000000-000000000000=$(pwd)"
+fi
+extra=()
+for m in ${XCADDY_WITH:-}; do extra+=(--with "$m"); done
+exec "$xcaddy" build "$caddy" --output "$out" --with "$hashwall" "${extra[@]}"

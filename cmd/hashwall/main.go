@@ -1,5 +1,6 @@
 // Command hashwall is Caddy with the standard modules and Hashwall's: the
-// `paywall` gateway handler and the agent.
+// `paywall` gateway handler, the agent handler, and the `agent` and `demo`
+// subcommands.
 package main
 
 import (
@@ -7,8 +8,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/hashwall/hashwall/caddymodule/agenthandler"
-	_ "github.com/hashwall/hashwall/caddymodule/paywall"
+	_ "github.com/hashwall/hashwall"
 )
 
 func main() {

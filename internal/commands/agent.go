@@ -1,4 +1,4 @@
-package main
+package commands
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hashwall/hashwall/agent"
-	_ "github.com/hashwall/hashwall/caddymodule/agenthandler"
 )
 
 // `hashwall agent` serves the bank standalone; `hashwall agent keygen`
