@@ -55,7 +55,7 @@ func (c client) do(method, path, auth string, body, out any) int {
 // an admin revocation reaches the gateway within a second.
 func TestEndToEndWithGateway(t *testing.T) {
 	rds := redistest.Start(t)
-	kf := filepath.Join(t.TempDir(), "agent.key")
+	kf := filepath.Join(t.TempDir(), "agent-2026.pem")
 	if _, err := agent.Keygen(kf, "agent-2026"); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestEndToEndWithGateway(t *testing.T) {
 		ephemeral
 	}
 }`, bankPort, rds.URL(), kf)
-	global := "{\n\tadmin off\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n"
+	global := "{\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n"
 	caddyload.Start(t, global+bankSite)
 
 	bank := client{t, fmt.Sprintf("http://127.0.0.1:%d", bankPort)}

@@ -20,7 +20,6 @@ func TestEndToEnd(t *testing.T) {
 	port := caddyload.FreePort(t)
 	t.Setenv("HW_TEST_GRANT_KEY", testGrantKey)
 	caddyload.Start(t, fmt.Sprintf(`{
-	admin off
 	log {
 		level ERROR
 	}

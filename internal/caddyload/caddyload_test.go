@@ -1,0 +1,64 @@
+package caddyload
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWithAdmin(t *testing.T) {
+	for _, tc := range []struct{ src, want string }{
+		{"http://127.0.0.1:1 {\n}\n", "{\n\tadmin localhost:7\n\tpersist_config off\n}\nhttp://127.0.0.1:1 {\n}\n"},
+		{"# c\n{\n\tlog\n}\n:1\n", "# c\n{\n\tadmin localhost:7\n\tpersist_config off\n\tlog\n}\n:1\n"},
+		{"{\n\tadmin localhost:7\n\tpersist_config off\n}\n", "{\n\tadmin localhost:7\n\tpersist_config off\n}\n"},
+	} {
+		got, err := withAdmin(tc.src, 7)
+		if err != nil || got != tc.want {
+			t.Errorf("withAdmin(%q) = %q, %v; want %q", tc.src, got, err, tc.want)
+		}
+	}
+	for _, src := range []string{"{\n\tadmin off\n}\n", "{\n\tadmin localhost:2999\n}\n", "{\n\tadmin localhost:7 {\n\t\torigins x\n\t}\n}\n"} {
+		if _, err := withAdmin(src, 7); err == nil {
+			t.Errorf("withAdmin(%q) accepted", src)
+		}
+	}
+}
+
+// Start serves a Caddyfile from this process's Caddy, a second Start
+// replaces it, and the end of the test leaves Caddy idle.
+func TestStart(t *testing.T) {
+	port := FreePort(t)
+	site := func(body string) string {
+		return fmt.Sprintf("http://127.0.0.1:%d {\n\trespond %q\n}\n", port, body)
+	}
+	get := func() (string, error) {
+		c := &http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return string(b), err
+	}
+	t.Run("load", func(t *testing.T) {
+		Start(t, site("one"))
+		if got, err := get(); got != "one" || err != nil {
+			t.Fatalf("first config: %q %v", got, err)
+		}
+		tc := Start(t, "{\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n"+site("two"))
+		if got, err := get(); got != "two" || err != nil {
+			t.Fatalf("second config: %q %v", got, err)
+		}
+		tc.AssertGetResponse(fmt.Sprintf("http://127.0.0.1:%d/", port), 200, "two")
+	})
+	if got, err := get(); err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("site still served after the test: %q %v", got, err)
+	}
+	if AdminPort(t) == 2999 || AdminPort(t) != adminPort {
+		t.Fatalf("admin port %d", AdminPort(t))
+	}
+}
