@@ -27,7 +27,8 @@ func BenchmarkUnlock(b *testing.B) {
 }
 
 // BenchmarkPay is one paid GET against a vendor on loopback: 402, journal
-// record (fdatasync), payment, settle record (fdatasync). Target ≤ 2 ms.
+// record (fdatasync), payment, settle record (not flushed; see journal.go).
+// Target ≤ 2 ms.
 func BenchmarkPay(b *testing.B) {
 	w, err := Create(filepath.Join(b.TempDir(), "w"), password, "", "u")
 	if err != nil {

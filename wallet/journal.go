@@ -28,6 +28,14 @@ import (
 // data. A record that does not open ends the replay: it was being written
 // when the process died, so its step was never acknowledged, and the payment
 // it would have journaled was never sent.
+//
+// Only a reservation must be on disk before the step it records (sending
+// the payment). A settlement is written without fdatasync: a process that
+// dies keeps it in the page cache, the next reservation's fdatasync or the
+// checkpoint at Close flushes it with everything before it, and if the
+// machine itself dies first the payment is pending again and is re-sent,
+// unchanged, so the vendor answers it as before (the same grant, or a
+// replay verdict once the grant's record has expired).
 
 const (
 	journalSlots  = 64
@@ -154,10 +162,10 @@ func (j *journal) replay(s *sealer, st *State) error {
 	return nil
 }
 
-// write makes o durable in the next slot. It reports false, writing
-// nothing, when the journal is full or o does not fit a slot: the caller
-// checkpoints instead.
-func (j *journal) write(s *sealer, o *op) (bool, error) {
+// write puts o in the next slot, made durable with fdatasync when sync is
+// set. It reports false, writing nothing, when the journal is full or o does
+// not fit a slot: the caller checkpoints instead.
+func (j *journal) write(s *sealer, o *op, sync bool) (bool, error) {
 	if j.slot >= journalSlots {
 		return false, nil
 	}
@@ -178,6 +186,10 @@ func (j *journal) write(s *sealer, o *op) (bool, error) {
 	binary.BigEndian.PutUint32(rec, uint32(len(rec)-recordHeader))
 	if _, err := j.f.WriteAt(rec, int64(j.slot)*slotSize); err != nil {
 		return false, fmt.Errorf("writing the wallet journal: %w", err)
+	}
+	if !sync {
+		j.seq, j.slot = seq, j.slot+1
+		return true, nil
 	}
 	if err := syscall.Fdatasync(int(j.f.Fd())); err != nil {
 		return false, fmt.Errorf("flushing the wallet journal: %w", err)

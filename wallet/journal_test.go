@@ -4,6 +4,8 @@ import (
 	"errors"
 	"os"
 	"testing"
+
+	"github.com/hashwall/hashwall/payword"
 )
 
 // crash drops the wallet without the checkpoint Close would write, as a
@@ -107,5 +109,75 @@ func TestJournalCheckpointsWhenFull(t *testing.T) {
 	b := w2.Balance()[0]
 	if b.Spent != journalSlots+5 || len(b.Bound) != journalSlots+5 || b.Pending != 0 {
 		t.Fatalf("after %d payments across checkpoints: spent %d, %d vendors", journalSlots+5, b.Spent, len(b.Bound))
+	}
+}
+
+// A settlement is written without fdatasync. If the machine dies before
+// anything flushes it, the payment is pending again after the restart, is
+// re-sent unchanged, and the vendor answers it as before: no token is lost
+// or spent twice.
+func TestUnflushedSettlementLostToAMachineCrash(t *testing.T) {
+	w, path := testWallet(t)
+	issue(t, w, 2, 8, "*")
+	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 2, "/b": 2})
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil {
+		t.Fatal(err)
+	}
+	settled := w.j.slot - 1
+	crash(w)
+	// What the page cache held of the settlement is gone.
+	f, _ := os.OpenFile(path+journalSuffix, os.O_RDWR, 0)
+	f.WriteAt(make([]byte, slotSize), int64(settled)*slotSize)
+	f.Close()
+	w2, err := Open(path, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if len(w2.PendingPayments()) != 1 {
+		t.Fatal("the payment whose settlement was lost is not pending")
+	}
+	if _, err := get(t, &Transport{Wallet: w2}, v.URL+"/b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := get(t, &Transport{Wallet: w2}, v.URL+"/a"); err != nil {
+		t.Fatal(err)
+	}
+	if b := w2.Balance()[0]; v.accepted != 4 || b.Spent != 4 || b.Pending != 0 {
+		t.Fatalf("vendor took %d tokens, wallet spent %d, pending %d; want 4, 4, 0", v.accepted, b.Spent, b.Pending)
+	}
+}
+
+// A segment's Merkle proof is kept with it and the anchors with the
+// certificate, so a new process pays from a bound segment without hashing
+// the certificate again.
+func TestProofsAreKept(t *testing.T) {
+	w, path := testWallet(t)
+	c := issue(t, w, 300, 8, "*")
+	if got := w.Snapshot().Certs[0].Anchors; len(got) != 300 {
+		t.Fatalf("%d anchors stored, want 300", len(got))
+	}
+	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 1, "/b": 1})
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil {
+		t.Fatal(err)
+	}
+	w2 := reopen(t, w, path)
+	if _, err := get(t, &Transport{Wallet: w2}, v.URL+"/b"); err != nil {
+		t.Fatal(err)
+	}
+	if len(w2.trees) != 0 {
+		t.Fatal("a payment from a bound segment rebuilt the certificate's tree")
+	}
+	seg := w2.Snapshot().Certs[0].Segs[0]
+	if seg.Anchor == nil || !payword.VerifyPath(*seg.Anchor, 0, 300, seg.Path, c.Root) {
+		t.Fatalf("the kept proof does not verify: %+v", seg)
+	}
+	// Stored anchors that do not give the root are not trusted.
+	w2.st.Certs[0].Anchors[7][0] ^= 1
+	if _, err := w2.Reserve("globe", "/c", "http://x/c", 1); err != nil {
+		t.Fatal(err)
+	}
+	if tr := w2.trees[c.Serial.String()]; tr == nil || tr.Root() != c.Root {
+		t.Fatal("the tree was built from bad anchors")
 	}
 }

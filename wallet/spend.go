@@ -36,9 +36,13 @@ func (w *Wallet) AddCertificate(raw, k []byte) error {
 	if string(c.UserKey[:]) != string(w.userKey().Public().(ed25519.PublicKey)) {
 		return errors.New("the certificate is made out to another key")
 	}
-	tree, err := w.tree(entry, c)
-	if err != nil || tree.Root() != c.Root {
-		delete(w.trees, c.Serial.String())
+	if len(k) != len(payword.Secret{}) {
+		return errors.New("the certificate secret does not match the certificate")
+	}
+	// The anchors are kept so that no later process hashes the whole
+	// certificate again (S·m hashes: 80 ms for a million tokens).
+	entry.Anchors = payword.Anchors(payword.Secret(k), int(c.Segments), int(c.SegmentLen))
+	if _, err := w.tree(entry, c); err != nil {
 		return errors.New("the certificate secret does not match the certificate")
 	}
 	return w.updateLocked(func(st *State) error {
@@ -67,9 +71,14 @@ func (w *Wallet) Reserve(vendor, product, url string, price uint32) (*Pending, e
 	if err != nil {
 		return nil, err
 	}
-	tree, err := w.tree(c, cert)
-	if err != nil {
-		return nil, err
+	if seg.Anchor == nil {
+		// The segment's first payment: its Merkle proof is kept with it.
+		tree, err := w.tree(c, cert)
+		if err != nil {
+			return nil, err
+		}
+		a := tree.Anchor(int(g))
+		seg.Anchor, seg.Path = &a, tree.Path(int(g))
 	}
 	var bind *payword.Binding
 	if len(seg.Binding) > 0 {
@@ -78,7 +87,9 @@ func (w *Wallet) Reserve(vendor, product, url string, price uint32) (*Pending, e
 		}
 	}
 	seg.Spent += price
-	pay := payword.NewPayment(cert, tree, payword.Secret(c.K), bind, g, seg.Spent, price, vendor, product)
+	pay := &payword.Payment{Cert: cert, Segment: g, Anchor: *seg.Anchor, Path: seg.Path, Binding: bind,
+		Index: seg.Spent, Token: payword.TokenAt(payword.Secret(c.K), g, int(seg.Spent), int(cert.SegmentLen)),
+		Amount: price, Vendor: vendor, Product: product}
 	p := &Pending{ID: w.st.Seq + 1, Serial: cert.Serial.String(), Segment: g, Index: seg.Spent, Amount: price,
 		Vendor: vendor, Product: product, URL: url, Header: pay.Header(), Created: now}
 	o := &op{Reserve: &reserveOp{Pending: p, Seg: seg, NextFresh: max(c.NextFresh, g+1)}}
@@ -133,14 +144,26 @@ func (w *Wallet) choose(vendor string, price uint32, now time.Time) (*Cert, *pay
 	return nil, nil, 0, Seg{}, ErrNoTokens
 }
 
+// tree returns the Merkle tree of c's segment anchors, built once per
+// process from the stored anchors, or from K when they are missing or do
+// not give the certificate's root.
 func (w *Wallet) tree(c *Cert, cert *payword.Certificate) (*payword.Tree, error) {
 	if t, ok := w.trees[cert.Serial.String()]; ok {
 		return t, nil
 	}
-	if len(c.K) != len(payword.Secret{}) {
-		return nil, ErrNotWallet
+	var t *payword.Tree
+	if len(c.Anchors) == int(cert.Segments) {
+		t = payword.NewTree(c.Anchors)
 	}
-	t := payword.NewTree(payword.Anchors(payword.Secret(c.K), int(cert.Segments), int(cert.SegmentLen)))
+	if t == nil || t.Root() != cert.Root {
+		if len(c.K) != len(payword.Secret{}) {
+			return nil, ErrNotWallet
+		}
+		t = payword.NewTree(payword.Anchors(payword.Secret(c.K), int(cert.Segments), int(cert.SegmentLen)))
+		if t.Root() != cert.Root {
+			return nil, ErrNotWallet
+		}
+	}
 	w.trees[cert.Serial.String()] = t
 	return t, nil
 }

@@ -39,8 +39,9 @@ type State struct {
 type Cert struct {
 	Raw       payword.Bytes   `json:"cert"`
 	K         payword.Bytes   `json:"k"`
-	Segs      map[uint32]*Seg `json:"segs"`       // segments in use
-	NextFresh uint32          `json:"next_fresh"` // segments below this are in Segs
+	Anchors   []payword.Token `json:"anchors,omitempty"` // a[g] for every segment, derived from K
+	Segs      map[uint32]*Seg `json:"segs"`              // segments in use
+	NextFresh uint32          `json:"next_fresh"`        // segments below this are in Segs
 	Revoked   bool            `json:"revoked,omitempty"`
 }
 
@@ -51,6 +52,9 @@ type Seg struct {
 	Vendor  string        `json:"vendor"`
 	Binding payword.Bytes `json:"bind,omitempty"`
 	Spent   uint32        `json:"spent"`
+	// Anchor and Path prove the segment in every payment from it.
+	Anchor *payword.Token  `json:"anchor,omitempty"`
+	Path   []payword.Token `json:"path,omitempty"`
 }
 
 // Pending is a payment journaled before it was sent and not yet settled.
@@ -112,7 +116,7 @@ type Wallet struct {
 	st     State
 	broken error // set when memory and file may disagree
 	now    func() time.Time
-	trees  map[string]*payword.Tree // per serial, rebuilt from K on first use
+	trees  map[string]*payword.Tree // per serial, built on first use
 }
 
 // Create makes a new wallet file at path with a fresh user key.
@@ -243,13 +247,14 @@ func (w *Wallet) Close() error {
 	return err
 }
 
-// logOp makes one payment step durable in the journal, then applies it. When
-// the journal is full the step is folded into a checkpoint instead.
+// logOp writes one payment step to the journal, then applies it; a
+// reservation is durable before logOp returns (see journal.go). When the
+// journal is full the step is folded into a checkpoint instead.
 func (w *Wallet) logOp(o *op) error {
 	if w.broken != nil {
 		return w.broken
 	}
-	ok, err := w.j.write(w.seal, o)
+	ok, err := w.j.write(w.seal, o, o.Reserve != nil)
 	if err != nil {
 		return err
 	}
