@@ -18,6 +18,7 @@ var demoArticles = []struct{ path, title, price string }{
 	{"/features/crossword", "Today's crossword", "3 tokens, priced by the site itself"},
 	{"/issues/" + demoIssue + "/front", "Today's issue, front page", "20 tokens for the whole day's issue"},
 	{"/issues/" + demoIssue + "/sport", "Today's issue, sport", "(covered by the day pass)"},
+	{"/articles/archive/1", "From the archive: story 1 (and every other number)", "2 tokens each"},
 }
 
 // newspaper is the site behind the paywall: it knows nothing of payments
@@ -39,15 +40,23 @@ func newspaper() http.Handler {
 		fmt.Fprint(w, b.String())
 	})
 	page := func(w http.ResponseWriter, r *http.Request) {
+		title := ""
 		for _, a := range demoArticles {
 			if a.path == r.URL.Path {
-				w.Header().Set("Content-Type", "text/html; charset=utf-8")
-				fmt.Fprintf(w, "<!doctype html><title>%[1]s</title><h1>%[1]s</h1><p>Paid for by %[2]s. Thank you for reading!</p>\n",
-					html.EscapeString(a.title), html.EscapeString(r.Header.Get("X-Paywall-User")))
-				return
+				title = a.title
 			}
 		}
-		http.NotFound(w, r)
+		// The archive: a story for every number, at the article price.
+		if n, ok := strings.CutPrefix(r.URL.Path, "/articles/archive/"); ok && archiveStory(n) {
+			title = "From the archive: story " + n
+		}
+		if title == "" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, "<!doctype html><title>%[1]s</title><h1>%[1]s</h1><p>Paid for by %[2]s. Thank you for reading!</p>\n",
+			html.EscapeString(title), html.EscapeString(r.Header.Get("X-Paywall-User")))
 	}
 	mux.HandleFunc("/articles/", page)
 	mux.HandleFunc("/issues/", page)
@@ -56,4 +65,17 @@ func newspaper() http.Handler {
 		page(w, r)
 	})
 	return mux
+}
+
+// archiveStory reports whether n numbers an archive story: 1 to 6 digits.
+func archiveStory(n string) bool {
+	if n == "" || len(n) > 6 {
+		return false
+	}
+	for _, c := range n {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
