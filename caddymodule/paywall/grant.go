@@ -116,18 +116,3 @@ func (h *Handler) grantFor(r *http.Request, product string) *grantClaims {
 	}
 	return nil
 }
-
-// placeholder provides {http.paywall.*} to the replacer.
-func (c *grantClaims) placeholder(key string) (any, bool) {
-	switch key {
-	case "http.paywall.user":
-		return c.User, true
-	case "http.paywall.serial":
-		return c.Subject, true
-	case "http.paywall.product":
-		return c.Product, true
-	case "http.paywall.auth":
-		return c.ID, true
-	}
-	return nil, false
-}

@@ -292,6 +292,7 @@ func keysFingerprint(ks payword.KeySet) string {
 // ServeHTTP prices the request, then passes it on with a valid grant or an
 // accepted payment, or answers 402.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	setPlaceholders(r, nil)
 	clean, lower, err := canonicalPath(r.URL)
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
@@ -322,7 +323,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("%w: path too long for a product id", errAmbiguousPath))
 	}
 	if g := h.grantFor(r, o.Product); g != nil {
-		h.setPlaceholders(r, g)
+		setPlaceholders(r, g)
 		return next.ServeHTTP(private(w), r)
 	}
 	if hdr, isPayment, err := paymentHeader(r); err != nil {
@@ -392,15 +393,29 @@ func (h *Handler) deliverGrant(w http.ResponseWriter, r *http.Request, g *grantC
 	})
 	w.Header().Set("Payment-Receipt", token)
 	w.Header().Set("Cache-Control", "private, no-store")
-	h.setPlaceholders(r, g)
+	setPlaceholders(r, g)
 }
 
-func (h *Handler) setPlaceholders(r *http.Request, g *grantClaims) {
+// placeholderKeys are the placeholders the handler provides to the
+// handlers after it: the grant's user, serial, product and authorization.
+var placeholderKeys = [...]string{"http.paywall.user", "http.paywall.serial", "http.paywall.product", "http.paywall.auth"}
+
+// setPlaceholders sets the placeholders to grant g's values, or to empty
+// strings when g is nil. They are always set: Caddy leaves an unknown
+// placeholder as it is (header_up replaces known ones only), and an
+// upstream could take a literal "{http.paywall.user}" for a reader.
+func setPlaceholders(r *http.Request, g *grantClaims) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	repl.Map(g.placeholder)
+	var vals [len(placeholderKeys)]string
+	if g != nil {
+		vals = [...]string{g.User, g.Subject, g.Product, g.ID}
+	}
+	for i, k := range placeholderKeys {
+		repl.Set(k, vals[i])
+	}
 }
 
 // reject answers a refused payment with a precise status and a

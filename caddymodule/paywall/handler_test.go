@@ -2,6 +2,7 @@ package paywall
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -564,5 +565,42 @@ func TestBatchID(t *testing.T) {
 	b := []redis.XMessage{{ID: "1-0"}, {ID: "2-1"}}
 	if batchID(a) != batchID(a[:2:2]) || batchID(a) == batchID(b) || !payword.ValidID(batchID(a)) {
 		t.Fatal("batch ids must be deterministic, distinct and valid ids")
+	}
+}
+
+// Every request the handler passes on has the {http.paywall.*}
+// placeholders: the grant's values, or empty strings. An unknown
+// placeholder would reach the upstream literally (header_up replaces only
+// known ones), and a CMS could take "{http.paywall.user}" for a reader.
+func TestPlaceholdersWithoutGrant(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler(func(h *Handler) { h.UpstreamPrice = true })
+	var got map[string]any
+	spy := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		got = map[string]any{}
+		for _, k := range []string{"http.paywall.user", "http.paywall.serial", "http.paywall.product", "http.paywall.auth"} {
+			if v, ok := repl.Get(k); ok {
+				got[k] = v
+			}
+		}
+		return nil
+	})
+	for _, p := range []string{"/articles/index.html", "/about", "/news/unpriced"} {
+		got = nil
+		if w, es := do(h, get(p), spy); status(w, es) != 200 {
+			t.Fatalf("%s: %d", p, status(w, es))
+		}
+		if len(got) != 4 || got["http.paywall.user"] != "" || got["http.paywall.auth"] != "" {
+			t.Errorf("%s: placeholders %v, want all four empty", p, got)
+		}
+	}
+	wal := newWallet(t, 22, payword.GenericScope)
+	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), spy); status(w, es) != 200 {
+		t.Fatalf("pay: %d", status(w, es))
+	}
+	if got["http.paywall.user"] != "u:alice" || got["http.paywall.product"] != "/articles/a" ||
+		got["http.paywall.serial"] != wal.cert.Serial.String() || !payword.ValidID(fmt.Sprint(got["http.paywall.auth"])) {
+		t.Errorf("paid: placeholders %v", got)
 	}
 }

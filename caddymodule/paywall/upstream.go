@@ -25,7 +25,7 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("%w: path too long for a product id", errAmbiguousPath))
 	}
 	if g := h.grantFor(r, product); g != nil {
-		h.setPlaceholders(r, g)
+		setPlaceholders(r, g)
 		return next.ServeHTTP(&priceWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
 			decide: func(int) bool { w.Header().Del(priceHeader); makePrivate(w.Header()); return true }}, r)
 	}
