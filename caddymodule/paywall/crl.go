@@ -97,6 +97,8 @@ func (b *backend) loadCRL(ctx context.Context, key string) error {
 func (b *backend) subscribeCRL(ctx context.Context) {
 	ps := b.rdb.Subscribe(ctx, crlChannel)
 	defer ps.Close()
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() }) // ends a blocked receive at once
+	defer stop()
 	catchUp := time.NewTicker(30 * time.Second)
 	defer catchUp.Stop()
 	for ctx.Err() == nil {
