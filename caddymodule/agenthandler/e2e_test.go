@@ -126,6 +126,9 @@ http://127.0.0.1:%d {
 }`, port, vendor, token, bank.base, rds.URL(), extra)
 	}
 	caddyload.Start(t, global+bankSite+site(newsPort, "planet", v.Token, "")+site(globePort, "globe", v2.Token, "mode online"))
+	// The old bank server closes kept-alive connections in the background;
+	// a POST sent on one as it closes is not retried.
+	http.DefaultClient.CloseIdleConnections()
 	pay := func(port int, vendor string, cert *payword.Certificate, k payword.Secret, tree *payword.Tree,
 		g, i uint32, product string) int {
 		bind, _ := payword.Bind(cert, user, g, vendor, time.Now())

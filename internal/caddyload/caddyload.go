@@ -29,20 +29,46 @@ import (
 	"github.com/caddyserver/caddy/v2/caddytest"
 )
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// Caddy listens with SO_REUSEPORT, so two of its listeners given the same
+// port both bind it and split its connections silently (a site on the
+// admin API's port answers with the admin API's 404s). The ports handed
+// out here are therefore never handed out twice in one process.
+var (
+	portsMu sync.Mutex
+	ports   = map[int]bool{}
+)
+
+// FreePort returns a loopback TCP port that was free a moment ago and that
+// this process has not handed out before.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freshPort()
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("caddyload: %v", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
-// rewritten matches the paths caddytest replaces with its own certificate
-// files (its prependCaddyFilePath), whatever directory they are in.
-var rewritten = regexp.MustCompile(`/[\w\d\.]+\.(key|crt)`)
+func freshPort() (int, error) {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		if err := l.Close(); err != nil {
+			return 0, err
+		}
+		portsMu.Lock()
+		fresh := !ports[p]
+		ports[p] = true
+		portsMu.Unlock()
+		if fresh {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("no port this process has not used yet")
+}
 
 var (
 	adminOnce sync.Once
@@ -54,23 +80,22 @@ var (
 // chosen on first use.
 func AdminPort(tb testing.TB) int {
 	tb.Helper()
-	adminOnce.Do(func() {
-		var l net.Listener
-		if l, adminErr = net.Listen("tcp", "127.0.0.1:0"); adminErr == nil {
-			adminPort = l.Addr().(*net.TCPAddr).Port
-			adminErr = l.Close()
-		}
-	})
+	adminOnce.Do(func() { adminPort, adminErr = freshPort() })
 	if adminErr != nil {
 		tb.Fatalf("caddyload: picking the admin port: %v", adminErr)
 	}
 	return adminPort
 }
 
+// rewritten matches the paths caddytest replaces with its own certificate
+// files (its prependCaddyFilePath), whatever directory they are in.
+var rewritten = regexp.MustCompile(`/[\w\d\.]+\.(key|crt)`)
+
 // Start loads caddyfile into this process's Caddy, replacing whatever config
 // runs, and returns the caddytest Tester (whose Client dials loopback only).
-// It adds `admin localhost:<AdminPort>` and `persist_config off` to the
-// global options; a caddyfile that sets admin to anything else is refused.
+// It adds `admin localhost:<AdminPort>`, `default_bind 127.0.0.1` and
+// `persist_config off` to the global options; a caddyfile that sets admin
+// to anything else, or binds a non-loopback address, is refused.
 // When the test ends Caddy is left idle (admin API only), so the test's
 // sites and handlers stop before the servers they use (Redis, upstreams)
 // are torn down by earlier-registered cleanups.
@@ -85,7 +110,7 @@ func Start(tb testing.TB, src string) *caddytest.Tester {
 		tb.Fatalf("caddyload: caddytest rewrites %q to a file beside caddytest.go; name the file without a .key or .crt suffix", m)
 	}
 	port := AdminPort(tb)
-	cfg, err := withAdmin(src, port)
+	cfg, err := globals(src, port)
 	if err != nil {
 		tb.Fatalf("caddyload: %v", err)
 	}
@@ -110,16 +135,18 @@ func Start(tb testing.TB, src string) *caddytest.Tester {
 	return tc
 }
 
-// withAdmin puts `admin localhost:<port>` and `persist_config off` into the
-// global options block of src, adding the block if there is none.
-func withAdmin(src string, port int) (string, error) {
+// globals puts `admin localhost:<port>`, `default_bind 127.0.0.1` and
+// `persist_config off` into the global options block of src, adding the
+// block if there is none. Sites then listen on loopback only, whatever
+// their addresses say.
+func globals(src string, port int) (string, error) {
 	blocks, err := caddyfile.Parse("Caddyfile", []byte(src))
 	if err != nil {
 		return "", err
 	}
 	want := "localhost:" + strconv.Itoa(port)
 	var add []string
-	hasAdmin, hasPersist := false, false
+	hasAdmin, hasBind, hasPersist := false, false, false
 	if len(blocks) > 0 && len(blocks[0].Keys) == 0 {
 		for _, seg := range blocks[0].Segments {
 			switch seg.Directive() {
@@ -128,6 +155,13 @@ func withAdmin(src string, port int) (string, error) {
 					return "", fmt.Errorf("the global options set admin; leave it out, caddyload sets admin %s", want)
 				}
 				hasAdmin = true
+			case "default_bind":
+				for _, tok := range seg[1:] {
+					if ip := net.ParseIP(tok.Text); ip == nil || !ip.IsLoopback() {
+						return "", fmt.Errorf("default_bind %s: tests listen on loopback addresses only", tok.Text)
+					}
+				}
+				hasBind = true
 			case "persist_config":
 				hasPersist = true
 			}
@@ -135,6 +169,9 @@ func withAdmin(src string, port int) (string, error) {
 	}
 	if !hasAdmin {
 		add = append(add, "admin "+want)
+	}
+	if !hasBind {
+		add = append(add, "default_bind 127.0.0.1")
 	}
 	if !hasPersist {
 		add = append(add, "persist_config off") // parallel test binaries must not share an autosave file

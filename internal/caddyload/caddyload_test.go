@@ -1,29 +1,46 @@
 package caddyload
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
 
-func TestWithAdmin(t *testing.T) {
+func TestGlobals(t *testing.T) {
 	for _, tc := range []struct{ src, want string }{
-		{"http://127.0.0.1:1 {\n}\n", "{\n\tadmin localhost:7\n\tpersist_config off\n}\nhttp://127.0.0.1:1 {\n}\n"},
-		{"# c\n{\n\tlog\n}\n:1\n", "# c\n{\n\tadmin localhost:7\n\tpersist_config off\n\tlog\n}\n:1\n"},
-		{"{\n\tadmin localhost:7\n\tpersist_config off\n}\n", "{\n\tadmin localhost:7\n\tpersist_config off\n}\n"},
+		{"http://127.0.0.1:1 {\n}\n", "{\n\tadmin localhost:7\n\tdefault_bind 127.0.0.1\n\tpersist_config off\n}\nhttp://127.0.0.1:1 {\n}\n"},
+		{"# c\n{\n\tlog\n}\n:1\n", "# c\n{\n\tadmin localhost:7\n\tdefault_bind 127.0.0.1\n\tpersist_config off\n\tlog\n}\n:1\n"},
+		{"{\n\tadmin localhost:7\n\tdefault_bind ::1\n\tpersist_config off\n}\n", "{\n\tadmin localhost:7\n\tdefault_bind ::1\n\tpersist_config off\n}\n"},
 	} {
-		got, err := withAdmin(tc.src, 7)
+		got, err := globals(tc.src, 7)
 		if err != nil || got != tc.want {
-			t.Errorf("withAdmin(%q) = %q, %v; want %q", tc.src, got, err, tc.want)
+			t.Errorf("globals(%q) = %q, %v; want %q", tc.src, got, err, tc.want)
 		}
 	}
-	for _, src := range []string{"{\n\tadmin off\n}\n", "{\n\tadmin localhost:2999\n}\n", "{\n\tadmin localhost:7 {\n\t\torigins x\n\t}\n}\n"} {
-		if _, err := withAdmin(src, 7); err == nil {
-			t.Errorf("withAdmin(%q) accepted", src)
+	for _, src := range []string{
+		"{\n\tadmin off\n}\n", "{\n\tadmin localhost:2999\n}\n", "{\n\tadmin localhost:7 {\n\t\torigins x\n\t}\n}\n",
+		"{\n\tdefault_bind 0.0.0.0\n}\n", "{\n\tdefault_bind 127.0.0.1 192.0.2.1\n}\n",
+	} {
+		if _, err := globals(src, 7); err == nil {
+			t.Errorf("globals(%q) accepted", src)
 		}
+	}
+}
+
+func TestFreePortsDiffer(t *testing.T) {
+	seen := map[int]bool{AdminPort(t): true}
+	for range 200 {
+		p := FreePort(t)
+		if seen[p] {
+			t.Fatalf("port %d handed out twice", p)
+		}
+		seen[p] = true
 	}
 }
 
@@ -54,6 +71,12 @@ func TestStart(t *testing.T) {
 			t.Fatalf("second config: %q %v", got, err)
 		}
 		tc.AssertGetResponse(fmt.Sprintf("http://127.0.0.1:%d/", port), 200, "two")
+		// Bound to 127.0.0.1 only: a wildcard listener would hold ::1 too.
+		if l, err := net.Listen("tcp6", fmt.Sprintf("[::1]:%d", port)); err == nil {
+			l.Close()
+		} else if errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatalf("the site listens beyond 127.0.0.1: %v", err)
+		}
 	})
 	if got, err := get(); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("site still served after the test: %q %v", got, err)
