@@ -29,7 +29,7 @@ func TestE2EPaywall(t *testing.T) {
 }
 
 func e2ePayAndGrant(t *testing.T, w *world) {
-	wal := w.buy(256)
+	wal := w.buy(3 * 128)
 	const p = "/articles/moon"
 
 	resp, body := w.fetch(nil, "GET", w.news+p, "Accept", "application/json")
@@ -103,6 +103,22 @@ func e2ePayAndGrant(t *testing.T, w *world) {
 		t.Fatalf("the CMS served %s %d times, want 3 (paid, cookie, Bearer)", p, n)
 	}
 
+	// A path with characters a product id escapes: the wallet pays the
+	// product the challenge names, and the CMS gets the same article.
+	const odd = "/articles/caf%C3%A9%20au%20lait"
+	resp, _ = w.fetch(nil, "GET", w.news+odd)
+	ch, err = payword.ParseChallenge(resp.Header.Get("WWW-Authenticate"))
+	if resp.StatusCode != 402 || err != nil || ch.Product != odd {
+		t.Fatalf("escaped path: %d %+v %v", resp.StatusCode, ch, err)
+	}
+	resp, body = w.fetch(nil, "GET", w.news+odd, "Authorization", wal.pay(t, 2, 2, 2, testVendor, ch.Product))
+	if resp.StatusCode != 200 || body != w.content("/articles/café au lait") {
+		t.Fatalf("escaped path paid: %d %q", resp.StatusCode, body)
+	}
+	if resp, _ = w.fetch(nil, "GET", w.news+odd, "Authorization", "Bearer "+resp.Header.Get("Payment-Receipt")); resp.StatusCode != 200 {
+		t.Fatalf("escaped path, grant: %d", resp.StatusCode)
+	}
+
 	// A two-second grant lasts at least one second, then the article
 	// costs again.
 	const brief = "/brief/weather"
@@ -127,7 +143,7 @@ func e2ePayAndGrant(t *testing.T, w *world) {
 	if resp, _ = w.fetch(nil, "GET", w.news+brief, "Cookie", grantCookie+"="+short); resp.StatusCode != 402 {
 		t.Fatalf("expired grant as a cookie: %d", resp.StatusCode)
 	}
-	w.waitClaims(wal.cert.Serial, 2, 5*time.Second)
+	w.waitClaims(wal.cert.Serial, 3, 5*time.Second)
 }
 
 func e2eUpstreamPrice(t *testing.T, w *world) {
@@ -369,10 +385,19 @@ func TestE2ETwoGatewaysDoubleSpend(t *testing.T) {
 		}
 	}
 	t.Logf("contested rounds won by gateway 1: %d, gateway 2: %d", wins[0], wins[1])
-	w.waitClaims(wal.cert.Serial, rounds, 10*time.Second)
+	// The vendor's gateways share the grant key: a grant from one opens the
+	// article at the other.
+	resp, _ := w.fetch(nil, "GET", w.news+"/articles/shared", "Authorization", wal.pay(t, 23, 2, 2, testVendor, "/articles/shared"))
+	if resp.StatusCode != 200 {
+		t.Fatalf("pay at gateway 1: %d", resp.StatusCode)
+	}
+	if resp, _ = w.fetch(nil, "GET", w.news2+"/articles/shared", "Authorization", "Bearer "+resp.Header.Get("Payment-Receipt")); resp.StatusCode != 200 {
+		t.Fatalf("gateway 1's grant at gateway 2: %d", resp.StatusCode)
+	}
+	w.waitClaims(wal.cert.Serial, rounds+1, 10*time.Second)
 	w.drained()
-	if c := w.credited(); c != 2*rounds {
-		t.Fatalf("the vendor was credited %d for %d tokens", c, 2*rounds)
+	if c := w.credited(); c != 2*(rounds+1) {
+		t.Fatalf("the vendor was credited %d for %d tokens", c, 2*(rounds+1))
 	}
 	var fraud struct{ Cases []map[string]any }
 	w.call("GET", "/v1/admin/fraud", "Bearer "+e2eAdmin, nil, 200, &fraud)
@@ -387,7 +412,7 @@ func TestE2ETwoGatewaysDoubleSpend(t *testing.T) {
 // articles; once it is back, payments go through and nothing was forgotten.
 func TestE2EVendorRedisKilled(t *testing.T) {
 	w := newWorld(t, worldOpts{aof: true})
-	wal := w.buy(128)
+	wal := w.buy(2 * 128)
 	jar, _ := cookiejar.New(nil)
 	reader := &http.Client{Jar: jar, Timeout: 10 * time.Second}
 	resp, _ := w.fetch(reader, "GET", w.news+"/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a"))
@@ -410,6 +435,12 @@ func TestE2EVendorRedisKilled(t *testing.T) {
 	}
 	if resp, _ = w.fetch(nil, "GET", w.news+"/articles/c"); resp.StatusCode != 402 {
 		t.Fatalf("challenge with Redis down: %d", resp.StatusCode)
+	}
+	// Priced by the upstream: the payment is refused after the upstream
+	// answered, and nothing of its answer gets out.
+	r := rawRequest(t, w.news, "GET", "/news/k", "Authorization", wal.pay(t, 1, 3, 3, testVendor, "/news/k"))
+	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Payment-Error") != "unavailable" || strings.Contains(r.wire, e2eMarker) {
+		t.Fatalf("upstream-priced payment with Redis down: %d %q", r.StatusCode, r.wire)
 	}
 	if n := w.cms.hitsOf("/articles/b"); n != 0 {
 		t.Fatalf("a payment refused for want of Redis reached the CMS %d times", n)
