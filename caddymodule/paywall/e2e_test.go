@@ -81,8 +81,10 @@ func e2ePayAndGrant(t *testing.T, w *world) {
 		t.Fatalf("paid page Cache-Control %q", cc)
 	}
 	g := grantPayload(t, receipt)
+	exp, _ := g["exp"].(float64)
+	iat, _ := g["iat"].(float64)
 	if g["iss"] != testVendor || g["sub"] != wal.cert.Serial.String() || g["product"] != p || g["scope"] != "path" ||
-		g["uid"] != w.uid || g["exp"].(float64)-g["iat"].(float64) != 86400 {
+		g["uid"] != w.uid || exp-iat != 86400 {
 		t.Fatalf("grant claims %v", g)
 	}
 

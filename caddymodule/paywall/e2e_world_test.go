@@ -488,9 +488,9 @@ func (c *cms) leaked() []string {
 // has the claims, the gateway does not know). It counts what it forwards.
 type faultProxy struct {
 	*httptest.Server
-	rp *httputil.ReverseProxy
 
 	mu        sync.Mutex
+	rp        *httputil.ReverseProxy
 	down      bool
 	loseNext  int            // reports whose answer is dropped
 	refused   int            // reports refused while down
@@ -511,7 +511,9 @@ func (p *faultProxy) target(t *testing.T, base string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.mu.Lock()
 	p.rp = httputil.NewSingleHostReverseProxy(u)
+	p.mu.Unlock()
 }
 
 func (p *faultProxy) setDown(down bool, loseNext int) {
@@ -544,6 +546,7 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	p.mu.Lock()
+	rp := p.rp
 	down, lose := p.down, report && p.loseNext > 0 && !p.down
 	if down && report {
 		p.refused++
@@ -564,10 +567,10 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case down:
 		drop(w)
 	case lose:
-		p.rp.ServeHTTP(httptest.NewRecorder(), r)
+		rp.ServeHTTP(httptest.NewRecorder(), r)
 		drop(w)
 	default:
-		p.rp.ServeHTTP(w, r)
+		rp.ServeHTTP(w, r)
 	}
 }
 
