@@ -316,6 +316,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	}
 	// The upstream serves exactly the path that was priced.
 	r.URL.Path, r.URL.RawPath = fwd, ""
+	if isPreflight(r) {
+		// A CORS preflight carries no credentials and only asks whether the
+		// real request may be sent: the site's CORS rules answer it, with
+		// no byte of any body.
+		return next.ServeHTTP(bodiless(w), r)
+	}
 	if !ok {
 		return h.serveUpstreamPriced(w, r, next, clean)
 	}
@@ -388,12 +394,28 @@ func paymentHeader(r *http.Request) (string, bool, error) {
 // placeholders of an accepted payment.
 func (h *Handler) deliverGrant(w http.ResponseWriter, r *http.Request, g *grantClaims, token string, o offer) {
 	http.SetCookie(w, &http.Cookie{
-		Name: grantCookie, Value: token, Path: o.Product,
+		Name: grantCookie, Value: token, Path: cookiePath(r, o.Product),
 		MaxAge: int(time.Until(g.ExpiresAt.Time) / time.Second), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
 	})
 	w.Header().Set("Payment-Receipt", token)
 	w.Header().Set("Cache-Control", "private, no-store")
 	setPlaceholders(r, g)
+}
+
+// cookiePath is the product's path as the browser sees it. A route that
+// stripped a prefix before the paywall (handle_path, uri strip_prefix) made
+// the product the stripped path; the cookie needs the prefix back, or the
+// browser would never return it.
+func cookiePath(r *http.Request, product string) string {
+	orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
+	if !ok || orig.URL == nil {
+		return product
+	}
+	prefix, ok := strings.CutSuffix(orig.URL.Path, r.URL.Path)
+	if !ok || prefix == "" || !strings.HasPrefix(prefix, "/") {
+		return product
+	}
+	return strings.TrimSuffix(prefix, "/") + product
 }
 
 // placeholderKeys are the placeholders the handler provides to the

@@ -60,4 +60,51 @@ func makePrivate(h http.Header) {
 	h.Set("Cache-Control", strings.Join(keep, ", "))
 }
 
-var _ http.ResponseWriter = (*privateWriter)(nil)
+// isPreflight reports whether r is a CORS preflight request.
+func isPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != ""
+}
+
+// bodilessWriter passes a response's status and header but none of its
+// body, whatever the handlers after the paywall write.
+type bodilessWriter struct {
+	caddyhttp.ResponseWriterWrapper
+	wrote bool
+}
+
+func bodiless(w http.ResponseWriter) *bodilessWriter {
+	return &bodilessWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+}
+
+func (b *bodilessWriter) WriteHeader(status int) {
+	if status >= 200 && !b.wrote {
+		b.wrote = true
+		h := b.Header()
+		h.Del("Transfer-Encoding")
+		h.Del("Content-Length")
+		if status != http.StatusNoContent && status != http.StatusNotModified {
+			h.Set("Content-Length", "0")
+		}
+	}
+	b.ResponseWriterWrapper.WriteHeader(status)
+}
+
+func (b *bodilessWriter) Write(p []byte) (int, error) {
+	if !b.wrote {
+		b.WriteHeader(http.StatusOK)
+	}
+	return len(p), nil
+}
+
+func (b *bodilessWriter) ReadFrom(r io.Reader) (int64, error) {
+	if !b.wrote {
+		b.WriteHeader(http.StatusOK)
+	}
+	return io.Copy(io.Discard, r)
+}
+
+var (
+	_ http.ResponseWriter = (*privateWriter)(nil)
+	_ http.ResponseWriter = (*bodilessWriter)(nil)
+)

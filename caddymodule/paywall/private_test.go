@@ -1,7 +1,9 @@
 package paywall
 
 import (
+	"context"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -70,4 +72,51 @@ func TestStaleCRLRefusesPayments(t *testing.T) {
 		w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
 		return status(w, es) == 200
 	})
+}
+
+// A CORS preflight to a priced path gets the site's status and header,
+// never a byte of a body the site writes with it; a bare OPTIONS is priced.
+func TestPreflightWithoutBody(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	careless := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Access-Control-Allow-Origin", "https://reader.example")
+		w.Header().Set("Content-Length", "18")
+		_, err := w.Write([]byte("content of article"))
+		return err
+	})
+	r := get("/articles/moon", "Origin", "https://reader.example", "Access-Control-Request-Method", "GET")
+	r.Method = http.MethodOptions
+	w, es := do(h, r, careless)
+	if status(w, es) != 200 || w.Body.Len() != 0 || w.Header().Get("Content-Length") != "0" ||
+		w.Header().Get("Access-Control-Allow-Origin") != "https://reader.example" {
+		t.Fatalf("preflight: %d %q %v", status(w, es), w.Body.String(), w.Header())
+	}
+	r = get("/articles/moon", "Origin", "https://reader.example")
+	r.Method = http.MethodOptions
+	if w, es := do(h, r, careless); status(w, es) != 402 || strings.Contains(w.Body.String(), "content") {
+		t.Fatalf("OPTIONS without Access-Control-Request-Method: %d %q", status(w, es), w.Body.String())
+	}
+}
+
+// Under handle_path the paywall prices the stripped path, but the grant
+// cookie must name the path the browser asks for, or it never comes back.
+func TestCookiePathKeepsAStrippedPrefix(t *testing.T) {
+	e := newEnv(t)
+	h := e.handler()
+	wal := newWallet(t, 2, payword.GenericScope)
+	for i, tc := range []struct{ orig, want string }{
+		{"/news/articles/moon", "/news/articles/moon"},
+		{"/articles/moon", "/articles/moon"},
+		{"/elsewhere/moon", "/articles/moon"}, // rewritten, not stripped: the product
+	} {
+		r := get("/articles/moon", "Authorization", wal.pay(t, 0, 2*uint32(i+1), 2, testVendor, "/articles/moon"))
+		orig := httptest.NewRequest(http.MethodGet, "http://news.example"+tc.orig, nil)
+		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.OriginalRequestCtxKey, *orig))
+		w, es := do(h, r, nil)
+		cookies := (&http.Response{Header: w.Header()}).Cookies()
+		if status(w, es) != 200 || len(cookies) != 1 || cookies[0].Path != tc.want {
+			t.Errorf("requested %s: %d, cookies %v, want Path %s", tc.orig, status(w, es), cookies, tc.want)
+		}
+	}
 }
