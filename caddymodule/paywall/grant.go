@@ -28,6 +28,14 @@ type grantClaims struct {
 	Scope   string `json:"scope"` // "path" or "prefix"
 	User    string `json:"uid"`
 	jwt.RegisteredClaims
+
+	vars [len(placeholderKeys)]any // the placeholders' values, boxed once
+}
+
+// ready fills the placeholders' values; it is called before c is shared.
+func (c *grantClaims) ready() *grantClaims {
+	c.vars = [...]any{c.User, c.Subject, c.Product, c.ID}
+	return c
 }
 
 // granter mints and checks grants with the vendor's HS256 key. Checked
@@ -73,6 +81,7 @@ func (g *granter) check(tok, product string, now time.Time) (*grantClaims, error
 		if _, err := g.parser.ParseWithClaims(tok, c, func(*jwt.Token) (any, error) { return g.key, nil }); err != nil {
 			return nil, errGrant
 		}
+		c.ready()
 		g.mu.Lock()
 		if len(g.cache) >= maxGrantCache {
 			clear(g.cache)

@@ -292,7 +292,6 @@ func keysFingerprint(ks payword.KeySet) string {
 // ServeHTTP prices the request, then passes it on with a valid grant or an
 // accepted payment, or answers 402.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	setPlaceholders(r, nil)
 	clean, lower, err := canonicalPath(r.URL)
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
@@ -307,11 +306,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	for _, f := range h.free {
 		if match(f, lower) {
 			r.URL.Path, r.URL.RawPath = fwd, ""
+			setPlaceholders(r, nil)
 			return next.ServeHTTP(w, r)
 		}
 	}
 	o, ok := h.price(clean, lower, dir)
 	if !ok && !h.UpstreamPrice {
+		setPlaceholders(r, nil)
 		return next.ServeHTTP(w, r)
 	}
 	// The upstream serves exactly the path that was priced.
@@ -320,6 +321,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		// A CORS preflight carries no credentials and only asks whether the
 		// real request may be sent: the site's CORS rules answer it, with
 		// no byte of any body.
+		setPlaceholders(r, nil)
 		return next.ServeHTTP(bodiless(w), r)
 	}
 	if !ok {
@@ -423,22 +425,27 @@ func cookiePath(r *http.Request, product string) string {
 var placeholderKeys = [...]string{"http.paywall.user", "http.paywall.serial", "http.paywall.product", "http.paywall.auth"}
 
 // setPlaceholders sets the placeholders to grant g's values, or to empty
-// strings when g is nil. They are always set: Caddy leaves an unknown
-// placeholder as it is (header_up replaces known ones only), and an
-// upstream could take a literal "{http.paywall.user}" for a reader.
+// strings when g is nil, before a request goes on to the next handler. They
+// are always set: Caddy leaves an unknown placeholder as it is (header_up
+// replaces known ones only), and an upstream could take a literal
+// "{http.paywall.user}" for a reader.
 func setPlaceholders(r *http.Request, g *grantClaims) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	var vals [len(placeholderKeys)]string
+	var vals [len(placeholderKeys)]any
 	if g != nil {
-		vals = [...]string{g.User, g.Subject, g.Product, g.ID}
+		vals = g.vars
+	} else {
+		vals = noGrantVars
 	}
 	for i, k := range placeholderKeys {
 		repl.Set(k, vals[i])
 	}
 }
+
+var noGrantVars = [len(placeholderKeys)]any{"", "", "", ""}
 
 // reject answers a refused payment with a precise status and a
 // machine-readable Payment-Error code; nothing was spent.

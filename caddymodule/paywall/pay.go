@@ -94,6 +94,7 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 		Issuer: h.Vendor, Subject: p.Cert.Serial.String(), ID: auth,
 		IssuedAt: jwt.NewNumericDate(time.Unix(iat, 0)), ExpiresAt: jwt.NewNumericDate(time.Unix(exp, 0)),
 	}}
+	g.ready()
 	token, err := h.grants.mint(g)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %v", errUnavailable, err)

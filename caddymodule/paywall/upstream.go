@@ -29,6 +29,7 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 		return next.ServeHTTP(&priceWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
 			decide: func(int) bool { w.Header().Del(priceHeader); makePrivate(w.Header()); return true }}, r)
 	}
+	setPlaceholders(r, nil) // the upstream is asked before anything is paid
 	hdr, isPayment, hdrErr := paymentHeader(r)
 	pw := &priceWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	pw.decide = func(status int) bool {
