@@ -33,9 +33,8 @@ type grantClaims struct {
 }
 
 // ready fills the placeholders' values; it is called before c is shared.
-func (c *grantClaims) ready() *grantClaims {
+func (c *grantClaims) ready() {
 	c.vars = [...]any{c.User, c.Subject, c.Product, c.ID}
-	return c
 }
 
 // granter mints and checks grants with the vendor's HS256 key. Checked

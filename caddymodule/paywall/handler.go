@@ -434,11 +434,9 @@ func setPlaceholders(r *http.Request, g *grantClaims) {
 	if !ok {
 		return
 	}
-	var vals [len(placeholderKeys)]any
+	vals := noGrantVars
 	if g != nil {
 		vals = g.vars
-	} else {
-		vals = noGrantVars
 	}
 	for i, k := range placeholderKeys {
 		repl.Set(k, vals[i])
