@@ -26,6 +26,9 @@ func TestRecoverLostWallet(t *testing.T) {
 	planet, globe := w.sites["planet"], w.sites["globe"]
 	alice.must(t, "buy", "384")
 	alice.must(t, "get", planet+"/articles/a")
+	// The claim reaches the agent before the recovery; a later one would be
+	// charged to alice's balance instead (agent's TestRecoveryWithLateClaims).
+	w.firstCredit("planet")
 
 	// The file is lost. A new wallet recovers with the same account.
 	lost := *alice

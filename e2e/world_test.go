@@ -124,6 +124,21 @@ func (w *world) credited(vendor string) int64 {
 	return st.Credited
 }
 
+// firstCredit waits until the agent has credited vendor anything (bounded)
+// and returns it.
+func (w *world) firstCredit(vendor string) int64 {
+	w.t.Helper()
+	got := w.credited(vendor)
+	for deadline := time.Now().Add(10 * time.Second); got == 0 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+		got = w.credited(vendor)
+	}
+	if got == 0 {
+		w.t.Fatalf("no claim of %s ever reached the agent", vendor)
+	}
+	return got
+}
+
 // waitCredited waits until the agent has credited vendor want (bounded).
 func (w *world) waitCredited(vendor string, want int64) {
 	w.t.Helper()
