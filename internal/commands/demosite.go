@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -39,25 +40,28 @@ func newspaper() http.Handler {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, b.String())
 	})
-	page := func(w http.ResponseWriter, r *http.Request) {
-		title := ""
-		for _, a := range demoArticles {
-			if a.path == r.URL.Path {
-				title = a.title
-			}
-		}
-		// The archive: a story for every number, at the article price.
-		if n, ok := strings.CutPrefix(r.URL.Path, "/articles/archive/"); ok && archiveStory(n) {
-			title = "From the archive: story " + n
-		}
-		if title == "" {
-			http.NotFound(w, r)
-			return
-		}
+	article := func(w http.ResponseWriter, r *http.Request, title string) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, "<!doctype html><title>%[1]s</title><h1>%[1]s</h1><p>Paid for by %[2]s. Thank you for reading!</p>\n",
 			html.EscapeString(title), html.EscapeString(r.Header.Get("X-Paywall-User")))
 	}
+	page := func(w http.ResponseWriter, r *http.Request) {
+		for _, a := range demoArticles {
+			if a.path == r.URL.Path {
+				article(w, r, a.title)
+				return
+			}
+		}
+		http.NotFound(w, r)
+	}
+	// The archive: a story for every number, at the article price.
+	mux.HandleFunc("/articles/archive/{n}", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := strconv.ParseUint(r.PathValue("n"), 10, 20); err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		article(w, r, "From the archive: story "+r.PathValue("n"))
+	})
 	mux.HandleFunc("/articles/", page)
 	mux.HandleFunc("/issues/", page)
 	mux.HandleFunc("/features/", func(w http.ResponseWriter, r *http.Request) {
@@ -65,17 +69,4 @@ func newspaper() http.Handler {
 		page(w, r)
 	})
 	return mux
-}
-
-// archiveStory reports whether n numbers an archive story: 1 to 6 digits.
-func archiveStory(n string) bool {
-	if n == "" || len(n) > 6 {
-		return false
-	}
-	for _, c := range n {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
