@@ -78,7 +78,8 @@ type Handler struct {
 	// sync (default 10m): past it they get 503, since a certificate revoked
 	// meanwhile could not be refused. Grants are still served.
 	CRLMaxAge caddy.Duration `json:"crl_max_age,omitempty"`
-	// BatchInterval is how often batch-mode claims are shipped (default 1m).
+	// BatchInterval is how often batch-mode claims are shipped (default 1m,
+	// at most maxBatchInterval).
 	BatchInterval caddy.Duration `json:"batch_interval,omitempty"`
 
 	logger    *zap.Logger
@@ -107,6 +108,10 @@ const (
 	defaultCRLInterval   = time.Second
 	defaultCRLMaxAge     = 10 * time.Minute
 	defaultBatchInterval = time.Minute
+	// maxBatchInterval is the gateway's promise to the agent (agent.MaxBatchInterval):
+	// a claim is shipped within it, so a recovery credited after the agent's
+	// report window (10m by default) has seen the claims of the certificates it revokes.
+	maxBatchInterval = 5 * time.Minute
 	minGrantKey          = 32
 )
 
@@ -208,6 +213,9 @@ func (h *Handler) validate() error {
 	}
 	if h.TTL < 0 || h.CRLMaxAge < 0 {
 		return fmt.Errorf("ttl and crl_max_age must be positive")
+	}
+	if time.Duration(h.BatchInterval) > maxBatchInterval {
+		return fmt.Errorf("batch_interval must be at most %v (the agent credits a recovery once that has passed)", maxBatchInterval)
 	}
 	if !validMode(h.Mode) {
 		return fmt.Errorf("unknown mode %q", h.Mode)
