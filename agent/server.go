@@ -108,6 +108,10 @@ func RunServer(ctx context.Context, sc ServerConfig) error {
 	if err != nil {
 		return err
 	}
+	if sc.ReportWindow != 0 && sc.ReportWindow <= MaxBatchInterval {
+		log.Warn("report window not longer than a gateway's longest batch interval: a recovery may be credited before its claims arrive",
+			zap.Duration("report_window", sc.ReportWindow), zap.Duration("max_batch_interval", MaxBatchInterval))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", a)
 	ln := sc.Listener
