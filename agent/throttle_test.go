@@ -7,8 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/redis/go-redis/v9"
 )
 
 // TestLoginThrottleConcurrent is issue 9 item 10: 300 concurrent wrong
@@ -106,6 +104,17 @@ func TestLoginThrottlePerAddress(t *testing.T) {
 	if c := try("alice", "correct horse", "198.51.100.1:1000"); c != 200 {
 		t.Fatalf("another address: %d", c)
 	}
+	// Lock alice from many addresses, then fail with many other names from
+	// many other addresses: nothing clears alice's lockout.
+	for i := range maxFailures {
+		try("alice", "wrong horse", "203.0.113."+itoa(int64(i))+":1")
+	}
+	for i := range 300 {
+		try("flood"+itoa(int64(i)), "wrong horse", "[2001:db8:"+itoa(int64(i))+"::1]:1")
+	}
+	if c := try("alice", "correct horse", "198.51.100.2:1000"); c != 429 {
+		t.Fatalf("alice after a flood of other names: %d", c)
+	}
 	// Every throttle key expires.
 	keys, _ := e.rdb.Keys(context.Background(), e.a.prefix+"lf:*").Result()
 	if len(keys) < maxAddrFailures {
@@ -116,5 +125,4 @@ func TestLoginThrottlePerAddress(t *testing.T) {
 			t.Fatalf("%s: ttl %v %v", k, ttl, err)
 		}
 	}
-	_ = redis.Nil
 }

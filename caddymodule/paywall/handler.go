@@ -108,12 +108,13 @@ const (
 	defaultCRLInterval   = time.Second
 	defaultCRLMaxAge     = 10 * time.Minute
 	defaultBatchInterval = time.Minute
-	// maxBatchInterval is the gateway's promise to the agent (agent.MaxBatchInterval):
-	// a claim is shipped within it, so a recovery credited after the agent's
-	// report window (10m by default) has seen the claims of the certificates it revokes.
-	maxBatchInterval = 5 * time.Minute
 	minGrantKey          = 32
 )
+
+// maxBatchInterval is the gateway's promise to the agent (agent.MaxBatchInterval):
+// a claim is shipped within it, so a recovery credited after the agent's
+// report window (10m by default) has seen the claims of the certificates it revokes.
+const maxBatchInterval = 5 * time.Minute
 
 // Provision wires the handler: secrets from placeholders, compiled rules, the
 // 402 page, and the shared backend (Redis, CRL, reporting workers).
