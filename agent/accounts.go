@@ -150,7 +150,7 @@ func (a *Agent) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
-	uid, err := a.login(r.Context(), q.Username, q.Password)
+	uid, err := a.login(r.Context(), r, q.Username, q.Password)
 	if err != nil {
 		return err
 	}
@@ -167,14 +167,23 @@ func (a *Agent) handleLogin(w http.ResponseWriter, r *http.Request) error {
 var errCredentials = fail(http.StatusUnauthorized, "invalid_credentials", "unknown user or wrong password")
 
 // login checks a password. An unknown user costs the same argon2 work as a
-// known one, so timing does not reveal which usernames exist.
-func (a *Agent) login(ctx context.Context, username, password string) (string, error) {
+// known one, so timing does not reveal which usernames exist. Every check
+// first reserves an attempt in the throttle (throttle.go): this is the only
+// place a password is checked, for sessions and Basic auth alike.
+func (a *Agent) login(ctx context.Context, r *http.Request, username, password string) (string, error) {
 	if !payword.ValidID(username) || len(password) > maxPassword {
 		return "", errCredentials
 	}
-	if !a.logins.allow(username, a.now()) {
-		return "", errThrottled
+	addr := a.clientAddr(r)
+	if err := a.reserveLogin(ctx, username, addr); err != nil {
+		return "", err
 	}
+	checked := false
+	defer func() {
+		if !checked {
+			a.releaseLogin(username, addr)
+		}
+	}()
 	uid, err := a.rdb.Get(ctx, a.prefix+"uname:"+username).Result()
 	if err != nil && err != redis.Nil {
 		return "", err
@@ -196,10 +205,9 @@ func (a *Agent) login(ctx context.Context, username, password string) (string, e
 		return "", err
 	}
 	if !ok || uid == "" {
-		a.logins.failed(username, a.now())
+		checked = true // a wrong password keeps its slot
 		return "", errCredentials
 	}
-	a.logins.succeeded(username)
 	if stored[1] != "active" {
 		return "", fail(http.StatusForbidden, "user_revoked", "user account is revoked")
 	}
@@ -210,7 +218,7 @@ func (a *Agent) login(ctx context.Context, username, password string) (string, e
 // (Basic). Sessions make purchases cheap: argon2 runs once per login.
 func (a *Agent) userAuth(r *http.Request) (string, error) {
 	if name, pw, ok := r.BasicAuth(); ok {
-		return a.login(r.Context(), name, pw)
+		return a.login(r.Context(), r, name, pw)
 	}
 	tok, ok := bearer(r)
 	if !ok || !strings.HasPrefix(tok, "hws_") {

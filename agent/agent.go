@@ -40,6 +40,18 @@ type Config struct {
 	SessionTTL       time.Duration // default 24 hours
 	Argon            ArgonParams   // password hashing cost, default DefaultArgon
 
+	// Recovery (see recovery.go): the unclaimed value of recovered
+	// certificates is credited ReportWindow (default 10m) after the
+	// recovery, less the claims that arrived meanwhile; RecoverAdvance
+	// (default 0) of it at once; an account recovers at most once per
+	// RecoverEvery (default 1h).
+	ReportWindow   time.Duration
+	RecoverAdvance int64 // minor units
+	RecoverEvery   time.Duration
+	// ClientIP returns a request's client address for the login throttle
+	// (default: the connection's remote address).
+	ClientIP func(*http.Request) string
+
 	Ephemeral bool // allow a Redis that may lose acknowledged writes
 
 	Now     func() time.Time      // default time.Now
@@ -64,7 +76,6 @@ type Agent struct {
 	log     *zap.Logger
 	argon   chan struct{} // bounds concurrent argon2 computations (memory)
 	dummy   string        // a password hash checked for unknown users
-	logins  *throttle
 }
 
 // New checks the configuration and Redis (durability, scripts) and returns the agent.
@@ -102,7 +113,6 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.certs = newCertCache(a)
 	a.binds = newBindCache()
 	a.argon = make(chan struct{}, 4)
-	a.logins = newThrottle()
 	a.dummy = cfg.Argon.hashPassword(randomHex(16))
 	a.mux = a.routes()
 	return a, nil
@@ -150,6 +160,9 @@ func (c *Config) fill() error {
 	if c.Argon == (ArgonParams{}) {
 		c.Argon = DefaultArgon
 	}
+	if err := c.fillAccounts(); err != nil {
+		return err
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -161,7 +174,7 @@ func (c *Config) fill() error {
 
 func loadScripts(ctx context.Context, rdb redis.UniversalClient) error {
 	for _, s := range []*redis.Script{registerUser, registerVendor, rotateToken, credit, purchase,
-		recoverCerts, revokeCert, revokeAccount, bind, settle, ingest, crlPage, ledgerCheck} {
+		recoverCerts, applyRecovered, loginReserve, loginRelease, revokeCert, revokeAccount, bind, settle, ingest, crlPage, ledgerCheck} {
 		if err := s.Load(ctx, rdb).Err(); err != nil {
 			return err
 		}

@@ -266,7 +266,7 @@ func (e *env) revoked(s payword.Serial) bool {
 	return false
 }
 
-// snapshot dumps every agent key (sessions aside), to prove a refused request changed nothing.
+// snapshot dumps every agent key (sessions and the login throttle aside), to prove a refused request changed nothing.
 func (e *env) snapshot() string {
 	e.t.Helper()
 	ctx := context.Background()
@@ -277,7 +277,7 @@ func (e *env) snapshot() string {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		if strings.HasPrefix(k, "hw:a:sess:") {
+		if strings.HasPrefix(k, "hw:a:sess:") || strings.HasPrefix(k, "hw:a:lf:") { // sessions, login throttle
 			continue
 		}
 		d, _ := e.rdb.Dump(ctx, k).Result()

@@ -97,6 +97,10 @@ func (a *Agent) wrap(route string, h handler) http.Handler {
 					e = errUnavailable
 				}
 			}
+			var ra interface{ retryAfter() string }
+			if errors.As(err, &ra) {
+				w.Header().Set("Retry-After", ra.retryAfter())
+			}
 			writeJSON(w, e.Status, e)
 		}
 		obs.Observe(time.Since(start).Seconds())

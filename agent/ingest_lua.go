@@ -13,7 +13,8 @@ package agent
 // paid in that segment (never more than its highest claimed index); a
 // non-owner is paid too but the user is charged (double-spend proven by two
 // bindings) and the certificate revoked; owner claims against a recovered
-// certificate are charged to the user, whose value was already credited back.
+// certificate are paid from its outstanding value (not yet credited back)
+// and the rest is charged to the user.
 //
 // State is read with a few HMGETs per certificate into local tables and
 // written back at the end: a batch costs a few calls per certificate, not
@@ -62,9 +63,16 @@ for _, serial in ipairs(order) do
   for i, hk in ipairs(hks) do
     c.hi[hk] = tonumber(his[i] or '0')
   end
-  local m = redis.call('HMGET', c.key, 'user', 'unit', 'recovered', 'settled')
+  local m = redis.call('HMGET', c.key, 'user', 'unit', 'recovered', 'settled', 'tokens', 'claimed', 'rcredit')
   if m[1] then
     c.user, c.unit, c.recovered, c.settled = m[1], tonumber(m[2]), m[3] == '1', m[4] == '1'
+    -- A recovered certificate's outstanding value (recoverCerts) pays its
+    -- claims first; only the rest is charged to the user. None is left
+    -- once its recovery credit ran (or for a recovery from before rcredit).
+    c.rout = 0
+    if c.recovered and m[7] then
+      c.rout = (tonumber(m[5]) - tonumber(m[6])) * c.unit - tonumber(m[7])
+    end
   else
     certs[serial] = nil -- known to Go's cache but gone from the store
   end
@@ -113,7 +121,11 @@ for k = 0, n - 1 do
         if owner == vendor then
           verdict = 'paid'
           c.claimed = c.claimed + amount
-          if c.recovered and v > 0 then charge(c.user, 'late_claim', v) end
+          if c.recovered and v > 0 then
+            local covered = math.max(0, math.min(v, c.rout))
+            c.rout = c.rout - v
+            if v > covered then charge(c.user, 'late_claim', v - covered) end
+          end
         else
           verdict = 'double_spend'
           if v > 0 then charge(c.user, 'double_spend', v) end

@@ -8,7 +8,9 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/oasisprotocol/curve25519-voi/curve"
 	"go.uber.org/zap"
 
 	"github.com/hashwall/hashwall/payword"
@@ -51,10 +53,24 @@ func (q *purchaseReq) check(maxTokens int) ([]byte, error) {
 	return parsePublicKey(q.PublicKey)
 }
 
+// parsePublicKey accepts only a key a wallet can have made: the canonical
+// encoding of a point of the prime-order subgroup. Off-curve, small-order
+// (the identity among them) and mixed-order points are refused: no honest
+// key is one, and a small-order key admits signatures that verify for
+// many messages.
 func parsePublicKey(s string) ([]byte, error) {
+	bad := fail(http.StatusBadRequest, "invalid_public_key", "public_key must be a base64url Ed25519 public key")
 	upk, err := b64.DecodeString(s)
 	if err != nil || len(upk) != ed25519.PublicKeySize {
-		return nil, fail(http.StatusBadRequest, "invalid_public_key", "public_key must be a base64url Ed25519 public key")
+		return nil, bad
+	}
+	var cy curve.CompressedEdwardsY
+	var p curve.EdwardsPoint
+	if _, err := cy.SetBytes(upk); err != nil || !cy.IsCanonicalVartime() {
+		return nil, bad
+	}
+	if _, err := p.SetCompressedY(&cy); err != nil || p.IsSmallOrder() || !p.IsTorsionFree() {
+		return nil, bad
 	}
 	return upk, nil
 }
@@ -104,6 +120,9 @@ func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte,
 	tokens := segments * m
 	cost := uint64(tokens) * a.cfg.UnitValue
 	serial := c.Serial.String()
+	if _, _, err := a.applyRecoveredFor(ctx, uid); err != nil { // a due recovery credit pays too
+		return nil, err
+	}
 	res, err := a.run(ctx, purchase, uid, serial, cost, tokens, segments, m,
 		a.cfg.UnitValue, scope, c.IssuedAt, c.ExpiresAt, a.master.seal(c.Serial, k),
 		b64.EncodeToString(upk), now.Unix(), requestID, b64.EncodeToString(raw)).Text()
@@ -136,6 +155,11 @@ func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte,
 	}, nil
 }
 
+// handleRecover revokes the user's certificates at once. Their unclaimed
+// value is credited only when the report window ends (less the claims that
+// arrived meanwhile), RecoverAdvance of it at once; a new certificate is
+// issued from what was credited at once. An account recovers at most once
+// per RecoverEvery.
 func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	uid, err := a.userAuth(r)
 	if err != nil {
@@ -149,21 +173,34 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	res, err := a.run(r.Context(), recoverCerts, uid, a.now().Unix()).Int64Slice()
+	if _, _, err := a.applyRecoveredFor(r.Context(), uid); err != nil {
+		return err
+	}
+	now := a.now()
+	due := now.Add(a.cfg.ReportWindow).Unix()
+	res, err := a.run(r.Context(), recoverCerts, uid, now.Unix(), due, a.cfg.RecoverAdvance,
+		int64(a.cfg.RecoverEvery/time.Second)).Int64Slice()
 	if err != nil {
 		return err
 	}
-	value := res[0]
+	value, pending := res[0], res[2]
 	a.metrics.revocations.WithLabelValues("recovered").Add(float64(res[1]))
-	if value < 0 {
+	switch value {
+	case -1:
 		return fail(http.StatusForbidden, "user_revoked", "user account is revoked")
+	case -2:
+		return &throttledError{after: time.Duration(res[3]) * time.Second, apiError: fail(http.StatusTooManyRequests,
+			"recover_too_often", fmt.Sprintf("an account may recover once every %v", a.cfg.RecoverEvery))}
 	}
 	a.metrics.recoveries.Inc()
-	a.log.Info("certificates recovered", zap.String("user", uid), zap.Int64("value", value))
-	// The unclaimed value is now on the balance; buy as many whole segments
-	// of it as the balance allows (late claims may already have eaten some).
+	a.log.Info("certificates recovered", zap.String("user", uid), zap.Int64("value", value), zap.Int64("pending", pending))
+	out := map[string]any{"recovered_value": value, "pending_credit": pending}
+	if pending > 0 {
+		out["credit_at"] = due
+	}
+	// Buy as many whole segments of what was credited at once as the
+	// balance allows (late claims may already have eaten some).
 	segments := min(int(uint64(value)/(a.cfg.UnitValue*uint64(a.cfg.SegmentLen))), a.cfg.MaxTokens/a.cfg.SegmentLen)
-	out := map[string]any{"recovered_value": value}
 	if segments > 0 {
 		b, err := a.issue(r.Context(), uid, segments, upk, payword.GenericScope, "")
 		if e, ok := err.(*apiError); ok && e.Code == "insufficient_funds" {

@@ -14,11 +14,15 @@ import (
 	"github.com/hashwall/hashwall/payword"
 )
 
-// TestRecoveryWithLateClaims: a lost certificate's unclaimed value moves to
-// a new one; claims that arrive later are paid and charged to the user,
-// whose negative balance then blocks purchases.
+// TestRecoveryWithLateClaims: with an advance that covers it (a bank that
+// takes the risk), a lost certificate's unclaimed value moves to a new one
+// at once; claims that arrive later are paid and charged to the user, whose
+// negative balance then blocks purchases. (By default the value waits for
+// the report window: TestRecoveryCreditWaitsForTheWindow.)
 func TestRecoveryWithLateClaims(t *testing.T) {
 	e := newEnv(t)
+	e.cfg.RecoverAdvance = 1 << 40
+	e.restartAgent()
 	va := e.vendor("planet")
 	alice := e.user("alice", 512)
 	uid := e.uid("alice")

@@ -32,6 +32,11 @@ import (
 //	                       :cl "vendor|seg|index" -> verdict (idempotency)
 //	hw:a:expiry            zset serial by expiry, for refunds
 //	hw:a:batch:<vid>:<id>  stored response of an ingested batch
+//	hw:a:rpend:<uid>       zset serial by due: recovered certificates whose
+//	                       value is not credited yet; hw:a:rpend indexes the
+//	                       users by their earliest due, for the loop
+//	hw:a:recov:<uid>       time of the user's last recovery (expires)
+//	hw:a:lf:u:<name>, hw:a:lf:a:<address>  login throttle windows (expire)
 //	hw:a:evt:<id>          webhook event already credited
 //	hw:a:req:<uid>:<id>    purchase request id -> serial (a day)
 //	hw:a:fraud             list of fraud cases
@@ -161,25 +166,81 @@ redis.call('ZADD', P .. 'expiry', ARGV[10], serial)
 return 'ok'
 `)
 
-// recoverCerts: ARGV uid, t → {value credited back (minor units), revoked}.
-// Revokes every active, unexpired certificate of the user and credits their
-// unclaimed tokens; later claims against them are charged to the user.
+// recoverCerts: ARGV uid, t, due, advance, every → {value credited at once,
+// revoked, value pending until due, seconds to wait}. The first value is -1
+// for a revoked user and -2 when the account recovered less than every
+// seconds ago (nothing changes then).
+//
+// Revokes every active, unexpired certificate of the user at once, but
+// credits their unclaimed value only at due (applyRecovered), when every
+// claim a gateway may still hold has arrived: until then a batch-mode vendor
+// can still be owed any of it. Up to advance of it is credited at once.
+// rcredit is what was credited back of a certificate; its outstanding value
+// is (tokens - claimed) * unit - rcredit, which later claims consume before
+// any is charged to the user (see ingest).
 var recoverCerts = script(`
-local uid, t = ARGV[1], tonumber(ARGV[2])
-if redis.call('HGET', P .. 'u:' .. uid, 'status') ~= 'active' then return {-1, 0} end
-local total = 0
+local uid, t, due, adv, every = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+if redis.call('HGET', P .. 'u:' .. uid, 'status') ~= 'active' then return {-1, 0, 0, 0} end
+local rk = P .. 'recov:' .. uid
+local last = tonumber(redis.call('GET', rk) or '')
+if last and t - last < every then return {-2, 0, 0, last + every - t} end
+local credited, pending = 0, 0
+local pk = P .. 'rpend:' .. uid
 for _, serial in ipairs(redis.call('SMEMBERS', P .. 'ucerts:' .. uid)) do
   local ck = P .. 'c:{' .. serial .. '}'
   local c = redis.call('HMGET', ck, 'tokens', 'claimed', 'unit', 'exp')
-  if tonumber(c[4]) > t then
-    revoke(serial, 'recovered', t)
-    redis.call('HSET', ck, 'recovered', 1)
+  if tonumber(c[4]) > t and revoke(serial, 'recovered', t) > 0 then
     local v = (tonumber(c[1]) - tonumber(c[2])) * tonumber(c[3])
-    if v > 0 then post('u:' .. uid, v, 'recovery', serial, t) end
-    total = total + v
+    local now = math.min(v, adv)
+    adv = adv - now
+    redis.call('HSET', ck, 'recovered', 1, 'rcredit', now, 'rdue', due)
+    if now > 0 then post('u:' .. uid, now, 'recovery', serial, t) end
+    redis.call('ZADD', pk, due, serial)
+    credited, pending = credited + now, pending + v - now
   end
 end
-return {total, revoked}
+if revoked > 0 then
+  if every > 0 then redis.call('SET', rk, t, 'EX', every) end
+  -- The loop's index keeps each user's earliest due.
+  redis.call('ZADD', P .. 'rpend', 'NX', due, uid)
+end
+return {credited, revoked, pending, 0}
+`)
+
+// applyRecovered: ARGV uid, t → {value credited, value still pending, next
+// due or 0}. Credits the outstanding value of the user's recovered
+// certificates whose due has passed, each once (it leaves rpend in the same
+// script), and updates the loop's index.
+var applyRecovered = script(`
+local uid, t = ARGV[1], tonumber(ARGV[2])
+local pk = P .. 'rpend:' .. uid
+local function outstanding(ck)
+  local c = redis.call('HMGET', ck, 'tokens', 'claimed', 'unit', 'rcredit', 'settled')
+  if not c[1] or c[5] == '1' then return 0 end
+  return (tonumber(c[1]) - tonumber(c[2])) * tonumber(c[3]) - tonumber(c[4] or '0')
+end
+local credited = 0
+for _, serial in ipairs(redis.call('ZRANGEBYSCORE', pk, '-inf', t)) do
+  local ck = P .. 'c:{' .. serial .. '}'
+  redis.call('ZREM', pk, serial)
+  local v = outstanding(ck)
+  if v > 0 then
+    redis.call('HINCRBY', ck, 'rcredit', v)
+    post('u:' .. uid, v, 'recovery', serial, t)
+    credited = credited + v
+  end
+end
+local pending = 0
+for _, serial in ipairs(redis.call('ZRANGE', pk, 0, -1)) do
+  pending = pending + math.max(0, outstanding(P .. 'c:{' .. serial .. '}'))
+end
+local nxt = redis.call('ZRANGE', pk, 0, 0, 'WITHSCORES')
+if nxt[2] then
+  redis.call('ZADD', P .. 'rpend', nxt[2], uid)
+  return {credited, pending, tonumber(nxt[2])}
+end
+redis.call('ZREM', P .. 'rpend', uid)
+return {credited, pending, 0}
 `)
 
 // revokeCert: ARGV serial, reason, t → CRL seq, or 0 if not active.
@@ -223,19 +284,28 @@ return {owner, revoked}
 
 // settle: ARGV serial, t → refund credited (minor units), or -1 if already
 // settled. Refunds the unclaimed tokens of an expired certificate to its
-// user; a recovered certificate's value was already moved.
+// user; of a recovered one, only what its recovery did not credit back.
 var settle = script(`
 local serial, t = ARGV[1], tonumber(ARGV[2])
 local ck = P .. 'c:{' .. serial .. '}'
 redis.call('ZREM', P .. 'expiry', serial)
-local c = redis.call('HMGET', ck, 'settled', 'recovered', 'tokens', 'claimed', 'unit', 'user')
+local c = redis.call('HMGET', ck, 'settled', 'recovered', 'tokens', 'claimed', 'unit', 'user', 'rcredit')
 if c[1] == '1' or not c[3] then return -1 end
 redis.call('HSET', ck, 'settled', 1)
 redis.call('SREM', P .. 'ucerts:' .. c[6], serial)
 -- Claims are refused from now on: their idempotency records can go.
 redis.call('DEL', ck .. ':cl', ck .. ':hi', ck .. ':own')
-if c[2] == '1' then return 0 end
+-- A recovered certificate refunds what was not credited back yet (none
+-- when its recovery credit ran; a recovery from before rcredit existed
+-- credited everything at once).
 local v = (tonumber(c[3]) - tonumber(c[4])) * tonumber(c[5])
-if v > 0 then post('u:' .. c[6], v, 'refund', serial, t) end
-return v
+if c[2] == '1' then
+  redis.call('ZREM', P .. 'rpend:' .. c[6], serial)
+  v = c[7] and v - tonumber(c[7]) or 0
+end
+if v > 0 then
+  if c[2] == '1' then redis.call('HINCRBY', ck, 'rcredit', v) end
+  post('u:' .. c[6], v, 'refund', serial, t)
+end
+return math.max(v, 0)
 `)

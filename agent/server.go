@@ -31,7 +31,14 @@ type ServerConfig struct {
 	OpenVendors   bool
 	Ephemeral     bool
 	SettleEvery   time.Duration // refund run interval, default 1 hour
-	Logger        *zap.Logger
+	// MetricsListen is where /metrics is served, apart from the API (which
+	// anyone may reach): e.g. "127.0.0.1:9480". Empty: no metrics.
+	MetricsListen   string
+	MetricsListener net.Listener  // optional, for tests
+	ReportWindow    time.Duration // see Config; 0: the default
+	RecoverAdvance  int64
+	RecoverEvery    time.Duration
+	Logger          *zap.Logger
 }
 
 // ParseMasterKey decodes a base64 (standard or URL, padded or not) 32-byte key.
@@ -62,8 +69,9 @@ func ParseMasterKeys(keys []string) ([][]byte, error) {
 	return out, nil
 }
 
-// RunServer serves the agent API and /metrics until ctx ends, and settles
-// expired certificates periodically.
+// RunServer serves the agent API (and /metrics on its own listener) until
+// ctx ends, settles expired certificates periodically, and credits
+// recoveries whose report window has ended.
 func RunServer(ctx context.Context, sc ServerConfig) error {
 	log := sc.Logger
 	if log == nil {
@@ -95,23 +103,49 @@ func RunServer(ctx context.Context, sc ServerConfig) error {
 		Redis: rdb, SigningKeys: keys, MasterKey: master, OldMasterKeys: old, AdminToken: sc.AdminToken,
 		WebhookSecret: []byte(sc.WebhookSecret), OpenVendors: sc.OpenVendors,
 		Ephemeral: sc.Ephemeral, Logger: log, Metrics: reg,
+		ReportWindow: sc.ReportWindow, RecoverAdvance: sc.RecoverAdvance, RecoverEvery: sc.RecoverEvery,
 	})
 	if err != nil {
 		return err
 	}
+	if sc.ReportWindow != 0 && sc.ReportWindow <= MaxBatchInterval {
+		log.Warn("report window not longer than a gateway's longest batch interval: a recovery may be credited before its claims arrive",
+			zap.Duration("report_window", sc.ReportWindow), zap.Duration("max_batch_interval", MaxBatchInterval))
+	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", a)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	ln := sc.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", sc.Listen); err != nil {
 			return err
 		}
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
-	errc := make(chan error, 1)
+	// Metrics get their own listener: they tell anyone who can read them
+	// the sales, recoveries and disputes of the bank.
+	mln := sc.MetricsListener
+	if mln == nil && sc.MetricsListen != "" {
+		if mln, err = net.Listen("tcp", sc.MetricsListen); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, IdleTimeout: 2 * time.Minute}
+	}
+	srv := newServer(mux)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("agent listening", zap.String("addr", ln.Addr().String()), zap.String("redis", redisurl.Redact(sc.RedisURL)))
+	if mln != nil {
+		mmux := http.NewServeMux()
+		mmux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		msrv := newServer(mmux)
+		go func() { errc <- msrv.Serve(mln) }()
+		defer msrv.Close()
+		log.Info("metrics listening", zap.String("addr", mln.Addr().String()))
+	}
+	credit := time.NewTicker(a.RecoverInterval())
+	defer credit.Stop()
 
 	every := sc.SettleEvery
 	if every <= 0 {
@@ -123,6 +157,10 @@ func RunServer(ctx context.Context, sc ServerConfig) error {
 		select {
 		case err := <-errc:
 			return fmt.Errorf("agent: serve: %w", err)
+		case <-credit.C:
+			if _, _, err := a.CreditRecovered(ctx); err != nil {
+				log.Error("recovery credit run failed", zap.Error(err))
+			}
 		case <-tick.C:
 			if _, _, err := a.SettleExpired(ctx); err != nil {
 				log.Error("settlement run failed", zap.Error(err))

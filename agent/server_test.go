@@ -49,11 +49,15 @@ func TestRunServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	master := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	go func() {
-		done <- RunServer(ctx, ServerConfig{Listener: ln, RedisURL: srv.URL(), KeyFiles: []string{kf},
+		done <- RunServer(ctx, ServerConfig{Listener: ln, MetricsListener: mln, RedisURL: srv.URL(), KeyFiles: []string{kf},
 			MasterKey: master, Ephemeral: true})
 	}()
 	base := "http://" + ln.Addr().String()
@@ -71,7 +75,16 @@ func TestRunServer(t *testing.T) {
 	if !strings.Contains(body, `"kid":"agent-2026"`) {
 		t.Fatalf("/v1/keys: %q", body)
 	}
+	// /metrics is not on the public listener (issue 9 item 14), only on its own.
 	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("/metrics on the API listener: %d", resp.StatusCode)
+	}
+	resp, err = http.Get("http://" + mln.Addr().String() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}

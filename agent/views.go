@@ -13,6 +13,10 @@ func (a *Agent) handleMe(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	ctx := r.Context()
+	pending, next, err := a.applyRecoveredFor(ctx, uid) // a due recovery credit first
+	if err != nil {
+		return err
+	}
 	bal, err := a.rdb.HGet(ctx, a.prefix+"u:"+uid, "bal").Int64()
 	if err != nil {
 		return err
@@ -21,7 +25,11 @@ func (a *Agent) handleMe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"user": uid, "balance": bal, "currency": a.cfg.Currency, "certificates": certs})
+	out := map[string]any{"user": uid, "balance": bal, "currency": a.cfg.Currency, "certificates": certs, "pending_credit": pending}
+	if next > 0 {
+		out["pending_until"] = next
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

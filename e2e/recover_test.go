@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -18,16 +19,16 @@ import (
 )
 
 // TestRecoverLostWallet: a reader loses the wallet file; the agent revokes
-// the old certificate and issues one worth the unclaimed tokens to a new
-// wallet. The old certificate is refused by gateways within a second.
+// the old certificate at once and credits its unclaimed tokens back when
+// the report window ends (claims gateways still hold would be paid from
+// them first); the reader buys a new certificate with them. The old
+// certificate is refused by gateways within a second.
 func TestRecoverLostWallet(t *testing.T) {
 	w := newWorld(t)
 	alice := w.reader("alice", 100000)
 	planet, globe := w.sites["planet"], w.sites["globe"]
 	alice.must(t, "buy", "384")
 	alice.must(t, "get", planet+"/articles/a")
-	// The claim reaches the agent before the recovery; a later one would be
-	// charged to alice's balance instead (agent's TestRecoveryWithLateClaims).
 	w.firstCredit("planet")
 
 	// The file is lost. A new wallet recovers with the same account.
@@ -35,11 +36,36 @@ func TestRecoverLostWallet(t *testing.T) {
 	fresh := *alice
 	fresh.path = filepath.Join(w.dir, "alice-new.hw")
 	out := fresh.must(t, "recover", "--agent", w.agentURL, "alice")
-	if !strings.Contains(out, "new certificate") {
+	if !strings.Contains(out, "old certificates are revoked") {
 		t.Fatalf("recover: %s", out)
 	}
+	me := func() (bal, pending int64) {
+		var m struct {
+			Balance int64 `json:"balance"`
+			Pending int64 `json:"pending_credit"`
+		}
+		req, _ := http.NewRequest("GET", w.agentURL+"/v1/me", nil)
+		req.SetBasicAuth("alice", alice.password)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("/v1/me: %d %v", resp.StatusCode, err)
+		}
+		return m.Balance, m.Pending
+	}
+	if bal, pending := me(); bal != 100000-384 || pending != 382 {
+		t.Fatalf("right after the recovery: balance %d, pending %d; want 99616 and 382", bal, pending)
+	}
+	time.Sleep(reportWindow + 500*time.Millisecond)
+	if bal, pending := me(); bal != 100000-384+382 || pending != 0 {
+		t.Fatalf("after the report window: balance %d, pending %d", bal, pending)
+	}
+	fresh.must(t, "buy", "256")
 	if bal := fresh.must(t, "balance"); !strings.Contains(bal, "spendable: 256") {
-		t.Fatalf("recovered balance (382 unclaimed tokens make two whole segments):\n%s", bal)
+		t.Fatalf("new wallet balance:\n%s", bal)
 	}
 	if got := fresh.must(t, "get", globe+"/articles/b"); !strings.Contains(got, "paid 2 token(s) to globe") {
 		t.Fatalf("paying with the recovered wallet: %s", got)

@@ -32,6 +32,9 @@ type world struct {
 // kill a wallet while it waits for a paid page.
 const slowDelay = 3 * time.Second
 
+// reportWindow is the agent's: a recovery's credit waits this long.
+const reportWindow = 2 * time.Second
+
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	hw, wl := binaries(t)
@@ -46,7 +49,8 @@ func newWorld(t *testing.T) *world {
 	w.agentURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	w.adminToken = "admin-" + strings.Trim(randomB64(12), "=")
 	start(t, "agent", []string{"HASHWALL_MASTER_KEY=" + randomB64(32), "HASHWALL_ADMIN_TOKEN=" + w.adminToken},
-		hw, "agent", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--redis", w.redis.URL(), "--key", key, "--open-vendors")
+		hw, "agent", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--redis", w.redis.URL(), "--key", key, "--open-vendors",
+		"--report-window", reportWindow.String())
 	waitFor(t, w.agentURL+"/v1/keys", 200)
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ package agenthandler
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -40,6 +41,14 @@ type Handler struct {
 	CertTTL          caddy.Duration `json:"cert_ttl,omitempty"`
 	SettlementWindow caddy.Duration `json:"settlement_window,omitempty"`
 	SettleInterval   caddy.Duration `json:"settle_interval,omitempty"`
+	// ReportWindow is how long a recovery's credit waits for the claims
+	// gateways may still hold (default 10m; gateways ship batch claims at
+	// most every 5m). RecoverAdvance (minor units, default 0) of it is
+	// credited at once; an account recovers at most once per RecoverEvery
+	// (default 1h).
+	ReportWindow   caddy.Duration `json:"report_window,omitempty"`
+	RecoverAdvance int64          `json:"recover_advance,omitempty"`
+	RecoverEvery   caddy.Duration `json:"recover_every,omitempty"`
 
 	agent *agent.Agent
 	log   *zap.Logger
@@ -100,6 +109,8 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		OpenVendors: h.OpenVendors, Ephemeral: h.Ephemeral, SegmentLen: h.SegmentLen, MaxTokens: h.MaxTokens,
 		UnitValue: h.UnitValue, Currency: h.Currency, CertTTL: time.Duration(h.CertTTL),
 		SettlementWindow: time.Duration(h.SettlementWindow), Logger: h.log, Metrics: ctx.GetMetricsRegistry(),
+		ReportWindow: time.Duration(h.ReportWindow), RecoverAdvance: h.RecoverAdvance, RecoverEvery: time.Duration(h.RecoverEvery),
+		ClientIP: clientIP,
 	})
 	if err != nil {
 		return err
@@ -108,8 +119,21 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// settleLoop refunds expired certificates until the config is unloaded.
-// Several instances may run it: settling is idempotent.
+// clientIP is the login throttle's client address: Caddy's, which honours
+// the server's trusted_proxies.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// settleLoop refunds expired certificates and credits recoveries whose
+// report window ended, until the config is unloaded. Several instances may
+// run it: both are idempotent.
 func (h *Handler) settleLoop(ctx caddy.Context) {
 	every := time.Duration(h.SettleInterval)
 	if every <= 0 {
@@ -117,10 +141,16 @@ func (h *Handler) settleLoop(ctx caddy.Context) {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	credit := time.NewTicker(h.agent.RecoverInterval())
+	defer credit.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-credit.C:
+			if _, _, err := h.agent.CreditRecovered(ctx); err != nil {
+				h.log.Error("recovery credit run failed", zap.Error(err))
+			}
 		case <-t.C:
 			if _, _, err := h.agent.SettleExpired(ctx); err != nil {
 				h.log.Error("settlement run failed", zap.Error(err))
@@ -138,6 +168,10 @@ func (h *Handler) Validate() error {
 		return fmt.Errorf("paywall_agent: at least one signing key file is required")
 	case h.MasterKey == "":
 		return fmt.Errorf("paywall_agent: master_key is required")
+	case h.RecoverAdvance < 0 || h.ReportWindow < 0 || h.RecoverEvery < 0:
+		return fmt.Errorf("paywall_agent: report_window, recover_advance and recover_every must not be negative")
+	case h.ReportWindow != 0 && time.Duration(h.ReportWindow) <= agent.MaxBatchInterval:
+		return fmt.Errorf("paywall_agent: report_window must be longer than the gateways' longest batch_interval (%v)", agent.MaxBatchInterval)
 	}
 	return nil
 }

@@ -33,6 +33,9 @@ func TestCaddyfile(t *testing.T) {
 		currency USD
 		cert_ttl 720h
 		settlement_window 7d
+		report_window 15m
+		recover_advance 64
+		recover_every 2h
 	}`
 	var h Handler
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(good)); err != nil {
@@ -40,7 +43,8 @@ func TestCaddyfile(t *testing.T) {
 	}
 	if h.Redis != "redis://127.0.0.1:6380/0" || len(h.SigningKeys) != 2 || !h.OpenVendors || !h.Ephemeral ||
 		h.SegmentLen != 256 || h.MaxTokens != 50000 || h.UnitValue != 2 || h.Currency != "USD" ||
-		time.Duration(h.CertTTL) != 720*time.Hour || time.Duration(h.SettlementWindow) != 7*24*time.Hour {
+		time.Duration(h.CertTTL) != 720*time.Hour || time.Duration(h.SettlementWindow) != 7*24*time.Hour ||
+		time.Duration(h.ReportWindow) != 15*time.Minute || h.RecoverAdvance != 64 || time.Duration(h.RecoverEvery) != 2*time.Hour {
 		t.Fatalf("%+v", h)
 	}
 	for _, bad := range []string{
@@ -54,6 +58,8 @@ func TestCaddyfile(t *testing.T) {
 		"paywall_agent {\ncert_ttl forever\n}",
 		"paywall_agent {\ncert_ttl -5s\n}",
 		"paywall_agent {\nfrobnicate\n}",
+		"paywall_agent {\nrecover_advance -1\n}",
+		"paywall_agent {\nreport_window soon\n}",
 	} {
 		var h Handler
 		if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(bad)); err == nil {
@@ -84,6 +90,12 @@ func TestProvisionAndServe(t *testing.T) {
 	h := &Handler{Redis: srv.URL(), SigningKeys: []string{kf}, MasterKey: "{env.TEST_MASTER_KEY}", Ephemeral: true}
 	if err := h.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	// A report window no longer than a gateway's longest batch interval
+	// could credit a recovery before its claims arrive.
+	short := &Handler{Redis: srv.URL(), SigningKeys: []string{kf}, MasterKey: "x", ReportWindow: caddy.Duration(agent.MaxBatchInterval)}
+	if err := short.Validate(); err == nil || !strings.Contains(err.Error(), "report_window") {
+		t.Fatalf("short report window: %v", err)
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()

@@ -38,6 +38,9 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    cert_ttl          <duration>
 //	    settlement_window <duration>
 //	    settle_interval   <duration>
+//	    report_window     <duration>         # recovery credit waits this long (10m)
+//	    recover_advance   <minor units>      # of it credited at once (0)
+//	    recover_every     <duration>         # one recovery per account per (1h)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -83,6 +86,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				h.OpenVendors = true
 			}
+		case "recover_advance":
+			var s string
+			if s, err = one(); err != nil {
+				return err
+			}
+			n, perr := strconv.ParseInt(s, 10, 63)
+			if perr != nil || n < 0 {
+				return d.Errf("recover_advance must be a whole number of minor units")
+			}
+			h.RecoverAdvance = n
 		case "segment_len", "max_tokens", "unit_value":
 			var s string
 			if s, err = one(); err != nil {
@@ -100,7 +113,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				h.UnitValue = n
 			}
-		case "cert_ttl", "settlement_window", "settle_interval":
+		case "cert_ttl", "settlement_window", "settle_interval", "report_window", "recover_every":
 			var s string
 			if s, err = one(); err != nil {
 				return err
@@ -110,7 +123,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("%s: invalid duration %q", opt, s)
 			}
 			*map[string]*caddy.Duration{"cert_ttl": &h.CertTTL, "settlement_window": &h.SettlementWindow,
-				"settle_interval": &h.SettleInterval}[opt] = caddy.Duration(dur)
+				"settle_interval": &h.SettleInterval, "report_window": &h.ReportWindow,
+				"recover_every": &h.RecoverEvery}[opt] = caddy.Duration(dur)
 		default:
 			return d.Errf("unknown paywall_agent option %q", opt)
 		}

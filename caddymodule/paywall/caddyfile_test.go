@@ -125,6 +125,7 @@ func TestValidateHostile(t *testing.T) {
 		{"bad free", func(h *Handler) { h.Free = []string{"x"} }},
 		{"bad key", func(h *Handler) { h.Keys = map[string]string{"k": "not base64!"} }},
 		{"short key", func(h *Handler) { h.Keys = map[string]string{"k": "AAAA"} }},
+		{"batch interval past the agent's report window", func(h *Handler) { h.BatchInterval = 301e9 }},
 	} {
 		h := ok()
 		tc.mod(&h)

@@ -78,7 +78,8 @@ type Handler struct {
 	// sync (default 10m): past it they get 503, since a certificate revoked
 	// meanwhile could not be refused. Grants are still served.
 	CRLMaxAge caddy.Duration `json:"crl_max_age,omitempty"`
-	// BatchInterval is how often batch-mode claims are shipped (default 1m).
+	// BatchInterval is how often batch-mode claims are shipped (default 1m,
+	// at most maxBatchInterval).
 	BatchInterval caddy.Duration `json:"batch_interval,omitempty"`
 
 	logger    *zap.Logger
@@ -109,6 +110,11 @@ const (
 	defaultBatchInterval = time.Minute
 	minGrantKey          = 32
 )
+
+// maxBatchInterval is the gateway's promise to the agent (agent.MaxBatchInterval):
+// a claim is shipped within it, so a recovery credited after the agent's
+// report window (10m by default) has seen the claims of the certificates it revokes.
+const maxBatchInterval = 5 * time.Minute
 
 // Provision wires the handler: secrets from placeholders, compiled rules, the
 // 402 page, and the shared backend (Redis, CRL, reporting workers).
@@ -208,6 +214,9 @@ func (h *Handler) validate() error {
 	}
 	if h.TTL < 0 || h.CRLMaxAge < 0 {
 		return fmt.Errorf("ttl and crl_max_age must be positive")
+	}
+	if time.Duration(h.BatchInterval) > maxBatchInterval {
+		return fmt.Errorf("batch_interval must be at most %v (the agent credits a recovery once that has passed)", maxBatchInterval)
 	}
 	if !validMode(h.Mode) {
 		return fmt.Errorf("unknown mode %q", h.Mode)

@@ -21,10 +21,11 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "agent",
-		Usage: "--redis <url> --key <file> [--listen <addr>] [--ephemeral] [--open-vendors]",
+		Usage: "--redis <url> --key <file> [--listen <addr>] [--metrics-listen <addr>] [--ephemeral] [--open-vendors] [--report-window <dur>] [--recover-advance <n>] [--recover-every <dur>]",
 		Short: "Runs the Hashwall agent (the bank) standalone",
 		Long: `
-Serves the agent's HTTP API (/v1/...) and Prometheus metrics (/metrics).
+Serves the agent's HTTP API (/v1/...), and Prometheus metrics (/metrics)
+on --metrics-listen only (off by default: the API listener is public).
 
 Environment:
   HASHWALL_MASTER_KEY      base64 of 32 bytes; encrypts certificate secrets (required)
@@ -34,6 +35,12 @@ Environment:
 
 --key may be repeated for key rotation: the first key signs, all are published.
 The agent refuses a Redis without the append-only file unless --ephemeral.
+
+Recovery revokes a user's certificates at once and credits their unclaimed
+value --report-window later, less the claims that arrived meanwhile
+(gateways ship batch claims at most every 5m); --recover-advance of it is
+credited at once (the bank's risk per recovery); an account recovers at
+most once per --recover-every.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("listen", "127.0.0.1:8480", "address to listen on")
@@ -41,6 +48,10 @@ The agent refuses a Redis without the append-only file unless --ephemeral.
 			cmd.Flags().StringArray("key", nil, "signing key file (repeatable; the first signs)")
 			cmd.Flags().Bool("ephemeral", false, "allow a Redis that may lose acknowledged writes")
 			cmd.Flags().Bool("open-vendors", false, "let anyone register a vendor")
+			cmd.Flags().String("metrics-listen", "", "address of /metrics, e.g. 127.0.0.1:9480 (empty: off)")
+			cmd.Flags().Duration("report-window", agent.DefaultReportWindow, "how long after a recovery its credit waits for claims")
+			cmd.Flags().Int64("recover-advance", 0, "minor units of a recovery credited at once")
+			cmd.Flags().Duration("recover-every", agent.DefaultRecoverEvery, "least time between two recoveries of an account")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runAgent)
 
 			keygen := &cobra.Command{
@@ -65,6 +76,18 @@ func runAgent(fl caddycmd.Flags) (int, error) {
 		return 1, err
 	}
 	defer log.Sync()
+	window, err := fl.GetDuration("report-window")
+	if err != nil {
+		return 1, err
+	}
+	every, err := fl.GetDuration("recover-every")
+	if err != nil {
+		return 1, err
+	}
+	advance, err := fl.GetInt64("recover-advance")
+	if err != nil {
+		return 1, err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = agent.RunServer(ctx, agent.ServerConfig{
@@ -74,6 +97,8 @@ func runAgent(fl caddycmd.Flags) (int, error) {
 		AdminToken:    os.Getenv("HASHWALL_ADMIN_TOKEN"),
 		WebhookSecret: os.Getenv("HASHWALL_WEBHOOK_SECRET"),
 		Ephemeral:     fl.Bool("ephemeral"), OpenVendors: fl.Bool("open-vendors"), Logger: log,
+		MetricsListen: fl.String("metrics-listen"),
+		ReportWindow:  window, RecoverAdvance: advance, RecoverEvery: every,
 	})
 	if err != nil {
 		return 1, err

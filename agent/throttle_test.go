@@ -1,0 +1,128 @@
+package agent
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestLoginThrottleConcurrent is issue 9 item 10: 300 concurrent wrong
+// passwords plus the right one, spread over two agent instances on one
+// Redis, over real HTTP. At most maxFailures passwords are checked, and
+// the account is locked afterwards, even for the right password.
+func TestLoginThrottleConcurrent(t *testing.T) {
+	e := newEnv(t)
+	e.user("alice", 0)
+	// Production argon2 cost: each check takes long enough for the
+	// guesses to overlap, as they do against a real agent.
+	e.cfg.Argon = DefaultArgon
+	e.restartAgent()
+	second, err := New(context.Background(), e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvs := []*httptest.Server{httptest.NewServer(e.a), httptest.NewServer(second)}
+	for _, s := range srvs {
+		defer s.Close()
+	}
+	login := func(base, pw string) int {
+		resp, err := http.Post(base+"/v1/sessions", "application/json",
+			strings.NewReader(`{"username":"alice","password":"`+pw+`"}`))
+		if err != nil {
+			t.Error(err)
+			return 0
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 301 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pw := "wrong horse"
+			if i == 150 {
+				pw = "correct horse"
+			}
+			c := login(srvs[i%2].URL, pw)
+			mu.Lock()
+			codes[c]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	t.Logf("status counts: %v", codes)
+	if codes[401] > maxFailures || codes[401]+codes[200] > maxFailures+1 || codes[429] < 301-maxFailures-1 {
+		t.Fatalf("%d wrong passwords checked (limit %d): %v", codes[401], maxFailures, codes)
+	}
+	for _, s := range srvs {
+		if c := login(s.URL, "correct horse"); c != 429 {
+			t.Fatalf("right password after the burst: %d, want 429 until the window ends", c)
+		}
+	}
+	// Basic auth is the same door.
+	req := httptest.NewRequest("GET", "/v1/me", nil)
+	req.SetBasicAuth("alice", "correct horse")
+	rec := httptest.NewRecorder()
+	second.ServeHTTP(rec, req)
+	if rec.Code != 429 {
+		t.Fatalf("Basic auth after the burst: %d", rec.Code)
+	}
+	e.clock.Add(failureWindow)
+	if c := login(srvs[1].URL, "correct horse"); c != 200 {
+		t.Fatalf("after the window: %d", c)
+	}
+}
+
+// TestLoginThrottlePerAddress: one client address guessing over many
+// usernames is stopped too, and the state lives in Redis with expiries
+// (no process map that a flood of names could clear).
+func TestLoginThrottlePerAddress(t *testing.T) {
+	e := newEnv(t)
+	e.user("alice", 0)
+	try := func(name, pw, addr string) int {
+		req := httptest.NewRequest("POST", "/v1/sessions",
+			strings.NewReader(`{"username":"`+name+`","password":"`+pw+`"}`))
+		req.RemoteAddr = addr
+		rec := httptest.NewRecorder()
+		e.a.ServeHTTP(rec, req)
+		return rec.Code
+	}
+	for i := range maxAddrFailures {
+		if c := try("name"+itoa(int64(i)), "wrong horse", "192.0.2.7:1000"); c != 401 {
+			t.Fatalf("guess %d: %d", i, c)
+		}
+	}
+	if c := try("alice", "correct horse", "192.0.2.7:1001"); c != 429 {
+		t.Fatalf("address over its limit: %d", c)
+	}
+	if c := try("alice", "correct horse", "198.51.100.1:1000"); c != 200 {
+		t.Fatalf("another address: %d", c)
+	}
+	// Lock alice from many addresses, then fail with many other names from
+	// many other addresses: nothing clears alice's lockout.
+	for i := range maxFailures {
+		try("alice", "wrong horse", "203.0.113."+itoa(int64(i))+":1")
+	}
+	for i := range 300 {
+		try("flood"+itoa(int64(i)), "wrong horse", "[2001:db8:"+itoa(int64(i))+"::1]:1")
+	}
+	if c := try("alice", "correct horse", "198.51.100.2:1000"); c != 429 {
+		t.Fatalf("alice after a flood of other names: %d", c)
+	}
+	// Every throttle key expires.
+	keys, _ := e.rdb.Keys(context.Background(), e.a.prefix+"lf:*").Result()
+	if len(keys) < maxAddrFailures {
+		t.Fatalf("%d throttle keys", len(keys))
+	}
+	for _, k := range keys {
+		if ttl, err := e.rdb.PTTL(context.Background(), k).Result(); err != nil || ttl <= 0 {
+			t.Fatalf("%s: ttl %v %v", k, ttl, err)
+		}
+	}
+}
