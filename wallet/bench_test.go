@@ -30,7 +30,7 @@ func BenchmarkUnlock(b *testing.B) {
 // record (fdatasync), payment, settle record (not flushed; see journal.go).
 // Target ≤ 2 ms.
 func BenchmarkPay(b *testing.B) {
-	w, err := Create(filepath.Join(b.TempDir(), "w"), password, "", "u")
+	w, err := Create(filepath.Join(b.TempDir(), "w"), password, bank.URL, "u")
 	if err != nil {
 		b.Fatal(err)
 	}

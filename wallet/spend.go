@@ -337,17 +337,26 @@ func (w *Wallet) Balance() []CertBalance {
 	return out
 }
 
-// spentAt returns the limits and the tokens paid at host since then.
-func (w *Wallet) spentAt(host string, since time.Time) (Limits, uint32) {
+// spentAt returns the limits, the tokens paid or asked for at host since
+// then, and the vendors host had the wallet pay or try to pay. Refusals
+// count like payments: a site that has its payments refused, or that the
+// wallet refuses, uses up its daily limit instead of trying forever.
+func (w *Wallet) spentAt(host string, since time.Time) (Limits, uint32, map[string]bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	spent := uint32(0)
+	vendors := map[string]bool{}
 	for i := len(w.st.History) - 1; i >= 0 && w.st.History[i].Time.After(since); i-- {
-		if e := w.st.History[i]; (e.Kind == "paid" || e.Kind == "spent-without-grant") && hostOf(e.URL) == host {
-			spent += uint32(e.Amount)
+		e := w.st.History[i]
+		switch e.Kind {
+		case "paid", "spent-without-grant", "refused", "refused-origin":
+			if hostOf(e.URL) == host {
+				spent += uint32(e.Amount)
+				vendors[e.Vendor] = true
+			}
 		}
 	}
-	return w.st.Limits, spent
+	return w.st.Limits, spent, vendors
 }
 
 // SetLimits changes the caps on automatic payments.
