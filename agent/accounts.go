@@ -73,8 +73,9 @@ func (a *Agent) handleRegisterUser(w http.ResponseWriter, r *http.Request) error
 }
 
 type registerVendorReq struct {
-	Vendor string `json:"vendor"`
-	Kind   string `json:"kind"` // "generic" (default) or "specific"
+	Vendor  string   `json:"vendor"`
+	Kind    string   `json:"kind"`              // "generic" (default) or "specific"
+	Origins []string `json:"origins,omitempty"` // of the vendor's sites; wallets pay only there (origins.go)
 }
 
 func (a *Agent) handleRegisterVendor(w http.ResponseWriter, r *http.Request) error {
@@ -93,16 +94,20 @@ func (a *Agent) handleRegisterVendor(w http.ResponseWriter, r *http.Request) err
 	if !payword.ValidID(q.Vendor) || (q.Kind != "generic" && q.Kind != "specific") {
 		return fail(http.StatusBadRequest, "invalid_vendor", "vendor must be an id and kind generic or specific")
 	}
+	origins, err := canonicalOrigins(q.Origins)
+	if err != nil {
+		return err
+	}
 	token, hash := newToken("hwv_")
-	res, err := a.run(r.Context(), registerVendor, q.Vendor, q.Kind, hash, a.now().Unix()).Text()
+	res, err := a.run(r.Context(), registerVendor, q.Vendor, q.Kind, hash, a.now().Unix(), originsJSON(origins)).Text()
 	if err != nil {
 		return err
 	}
 	if res == "taken" {
 		return fail(http.StatusConflict, "vendor_taken", "vendor already registered")
 	}
-	a.log.Info("vendor registered", zap.String("vendor", q.Vendor), zap.String("kind", q.Kind))
-	writeJSON(w, http.StatusCreated, map[string]string{"vendor": q.Vendor, "token": token, "kind": q.Kind})
+	a.log.Info("vendor registered", zap.String("vendor", q.Vendor), zap.String("kind", q.Kind), zap.Strings("origins", origins))
+	writeJSON(w, http.StatusCreated, map[string]any{"vendor": q.Vendor, "token": token, "kind": q.Kind, "origins": origins})
 	return nil
 }
 

@@ -12,6 +12,7 @@ func (a *Agent) routes() *http.ServeMux {
 	h("POST /v1/sessions", a.handleLogin)
 	h("DELETE /v1/sessions", a.handleLogout)
 	h("POST /v1/vendors", a.handleRegisterVendor)
+	h("GET /v1/vendors/{vendor}/origins", a.handleOrigins)
 	// Users (session token or Basic auth).
 	h("GET /v1/me", a.handleMe)
 	h("POST /v1/certificates", a.handlePurchase)
@@ -21,6 +22,7 @@ func (a *Agent) routes() *http.ServeMux {
 	h("POST /v1/bindings", a.handleBind)
 	h("GET /v1/statement", a.handleVendorStatement)
 	h("POST /v1/token", a.handleRotateToken)
+	h("PUT /v1/vendors/{vendor}/origins", a.handleSetOrigins)
 	// Payment provider (HMAC-signed body).
 	h("POST /v1/webhooks/payment", a.handleWebhook)
 	// Admin (admin token).

@@ -18,7 +18,7 @@ import (
 //	also routes it to the right node of a Cluster.
 //
 //	hw:a:u:<uid>           user hash (name, pw, info, bal, status)
-//	hw:a:v:<vid>           vendor hash (kind, bal, status, fraud)
+//	hw:a:v:<vid>           vendor hash (kind, bal, status, fraud, origins)
 //	hw:a:uname:<name>      username -> uid
 //	hw:a:vtok:<sha256>     vendor token hash -> vid
 //	hw:a:sess:<sha256>     session token hash -> uid (expires)
@@ -102,12 +102,12 @@ redis.call('SADD', P .. 'accounts', 'u:' .. uid)
 return 'ok'
 `)
 
-// registerVendor: ARGV vid, kind, tokenhash, t → "ok" | "taken".
+// registerVendor: ARGV vid, kind, tokenhash, t, origins (JSON list) → "ok" | "taken".
 var registerVendor = script(`
 local vid = ARGV[1]
 if redis.call('EXISTS', P .. 'v:' .. vid) == 1 then return 'taken' end
 redis.call('HSET', P .. 'v:' .. vid, 'kind', ARGV[2], 'bal', 0, 'status', 'active',
-  'fraud', 0, 'ctime', ARGV[4], 'tok', ARGV[3])
+  'fraud', 0, 'ctime', ARGV[4], 'tok', ARGV[3], 'origins', ARGV[5], 'otime', ARGV[4])
 redis.call('SET', P .. 'vtok:' .. ARGV[3], vid)
 redis.call('SADD', P .. 'accounts', 'v:' .. vid)
 return 'ok'

@@ -99,9 +99,11 @@ func TestHostileWalletUse(t *testing.T) {
 		rw.WriteHeader(http.StatusPaymentRequired)
 	}))
 	defer site.Close()
-	// A wallet with a certificate, made without an agent.
+	// A wallet with a certificate, made without an agent; its bank only
+	// publishes the shady site as vendor shady's origin.
 	cli := &walletCLI{bin: wl, path: filepath.Join(dir, "w.hw"), password: "a good password"}
-	makeWalletWithCertificate(t, cli)
+	bank := fakeBank(t, map[string][]string{"shady": {site.URL}})
+	makeWalletWithCertificate(t, cli, bank)
 
 	// Price above the limit: refused before anything is spent.
 	_, errOut, err := cli.run(t, "get", site.URL+"/dear/x")
@@ -140,11 +142,37 @@ func TestHostileWalletUse(t *testing.T) {
 	}
 }
 
+// throwawayKey signs the certificates and documents of tests without an agent.
+var throwawayKey = payword.SigningKey{ID: "throwaway", Key: ed25519.NewKeyFromSeed(make([]byte, 32))}
+
+// fakeBank publishes throwawayKey and the given vendors' origins, signed,
+// as the agent does; nothing else.
+func fakeBank(t *testing.T, origins map[string][]string) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/keys", func(rw http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(rw).Encode(map[string]any{"keys": []map[string]any{{"kid": throwawayKey.ID, "public": payword.Bytes(throwawayKey.Public())}}})
+	})
+	mux.HandleFunc("GET /v1/vendors/{vendor}/origins", func(rw http.ResponseWriter, r *http.Request) {
+		list, ok := origins[r.PathValue("vendor")]
+		if !ok {
+			http.NotFound(rw, r)
+			return
+		}
+		now := time.Now().Unix()
+		body, _ := json.Marshal(payword.VendorOrigins{Kind: payword.OriginsKind, Vendor: r.PathValue("vendor"), Origins: list, Time: now, Expires: now + 3600})
+		json.NewEncoder(rw).Encode(payword.Seal(throwawayKey, body))
+	})
+	s := httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s.URL
+}
+
 // makeWalletWithCertificate creates cli's wallet file holding a certificate
 // signed by a throwaway agent key, for tests that need no agent.
-func makeWalletWithCertificate(t *testing.T, cli *walletCLI) {
+func makeWalletWithCertificate(t *testing.T, cli *walletCLI, bank string) {
 	t.Helper()
-	wal, err := wallet.Create(cli.path, []byte(cli.password), "http://127.0.0.1:1", "tester")
+	wal, err := wallet.Create(cli.path, []byte(cli.password), bank, "tester")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +184,7 @@ func makeWalletWithCertificate(t *testing.T, cli *walletCLI) {
 	rand.Read(c.Serial[:])
 	copy(c.UserKey[:], wal.PublicKey())
 	c.Issue(k, 2, 16)
-	raw, err := c.Sign(payword.SigningKey{ID: "throwaway", Key: ed25519.NewKeyFromSeed(make([]byte, 32))})
+	raw, err := c.Sign(throwawayKey)
 	if err != nil {
 		t.Fatal(err)
 	}

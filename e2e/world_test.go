@@ -24,6 +24,7 @@ type world struct {
 	agentURL   string
 	adminToken string
 	sites      map[string]string // vendor id → base URL
+	tokens     map[string]string // vendor id → API token
 	gateway    *proc
 	slowHits   chan string // paths of /slow/ requests reaching the upstream
 }
@@ -38,7 +39,7 @@ const reportWindow = 2 * time.Second
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	hw, wl := binaries(t)
-	w := &world{t: t, dir: t.TempDir(), hashwall: hw, wallet: wl, sites: map[string]string{}, slowHits: make(chan string, 16)}
+	w := &world{t: t, dir: t.TempDir(), hashwall: hw, wallet: wl, sites: map[string]string{}, tokens: map[string]string{}, slowHits: make(chan string, 16)}
 	w.redis = redistest.Start(t, redistest.WithAOF())
 
 	key := filepath.Join(w.dir, "agent.key")
@@ -65,12 +66,14 @@ func newWorld(t *testing.T) *world {
 
 	var sites strings.Builder
 	for _, vendor := range []string{"planet", "globe"} {
-		var reg struct{ Token string }
-		if code := call(t, "POST", w.agentURL+"/v1/vendors", "", map[string]string{"vendor": vendor}, &reg); code != 201 {
-			t.Fatalf("registering vendor %s: %d", vendor, code)
-		}
 		site := freePort(t)
 		w.sites[vendor] = fmt.Sprintf("http://127.0.0.1:%d", site)
+		// Wallets pay a vendor only on the origins it registered.
+		var reg struct{ Token string }
+		if code := call(t, "POST", w.agentURL+"/v1/vendors", "", map[string]any{"vendor": vendor, "origins": []string{w.sites[vendor]}}, &reg); code != 201 {
+			t.Fatalf("registering vendor %s: %d", vendor, code)
+		}
+		w.tokens[vendor] = reg.Token
 		fmt.Fprintf(&sites, `
 http://127.0.0.1:%d {
 	paywall {

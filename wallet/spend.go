@@ -337,17 +337,34 @@ func (w *Wallet) Balance() []CertBalance {
 	return out
 }
 
-// spentAt returns the limits and the tokens paid at host since then.
-func (w *Wallet) spentAt(host string, since time.Time) (Limits, uint32) {
+// spentAt returns the limits, the tokens paid or asked for at host since
+// then, and the vendors host had the wallet pay or try to pay. Refusals
+// count like payments: a site that has its payments refused, or that the
+// wallet refuses, uses up its daily limit instead of trying forever; and so
+// do unsettled payments, or a site answering none would bind a segment per
+// vendor without end.
+func (w *Wallet) spentAt(host string, since time.Time) (Limits, uint32, map[string]bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	spent := uint32(0)
-	for i := len(w.st.History) - 1; i >= 0 && w.st.History[i].Time.After(since); i-- {
-		if e := w.st.History[i]; (e.Kind == "paid" || e.Kind == "spent-without-grant") && hostOf(e.URL) == host {
-			spent += uint32(e.Amount)
+	vendors := map[string]bool{}
+	for _, p := range w.st.Pending {
+		if hostOf(p.URL) == host {
+			spent += p.Amount
+			vendors[p.Vendor] = true
 		}
 	}
-	return w.st.Limits, spent
+	for i := len(w.st.History) - 1; i >= 0 && w.st.History[i].Time.After(since); i-- {
+		e := w.st.History[i]
+		switch e.Kind {
+		case "paid", "spent-without-grant", "refused", "refused-origin":
+			if hostOf(e.URL) == host {
+				spent += uint32(e.Amount)
+				vendors[e.Vendor] = true
+			}
+		}
+	}
+	return w.st.Limits, spent, vendors
 }
 
 // SetLimits changes the caps on automatic payments.

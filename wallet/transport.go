@@ -3,6 +3,7 @@ package wallet
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -51,6 +52,9 @@ type Transport struct {
 	// Paid, if set, is told of every payment made and how long it took,
 	// from choosing the tokens to the vendor's answer.
 	Paid func(vendor, product string, price uint32, took time.Duration)
+	// Bank fetches the vendors' origins documents (and the bank's keys)
+	// from the wallet's bank; nil: a client with a 10 s timeout.
+	Bank *http.Client
 }
 
 // retries of one payment whose answer is lost in transit, before it is left
@@ -88,7 +92,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, nil // a 402 of another scheme: not ours to pay
 	}
 	drain(resp)
-	if err := t.withinLimits(host, ch.Price); err != nil {
+	if err := t.withinLimits(host, ch.Vendor, ch.Price); err != nil {
+		return nil, err
+	}
+	// Only a vendor whose published origins include this site is paid,
+	// checked before any token is chosen or binding signed. The origin is
+	// the request's own: after redirects, the one that got the 402.
+	if err := t.checkSite(req, ch); err != nil {
 		return nil, err
 	}
 	start := time.Now()
@@ -165,8 +175,30 @@ func (t *Transport) settlePending(like *http.Request) {
 	}
 }
 
-func (t *Transport) withinLimits(host string, price uint32) error {
-	limits, spent := t.Wallet.spentAt(host, time.Now().Add(-24*time.Hour))
+// checkSite refuses a challenge whose vendor did not publish the request's
+// origin; the refusal is recorded and counts toward the site's limit.
+func (t *Transport) checkSite(req *http.Request, ch payword.Challenge) error {
+	raw := req.URL.Scheme + "://" + req.URL.Host
+	origin, err := payword.ParseOrigin(raw)
+	if err != nil {
+		err = &OriginError{Origin: raw, Vendor: ch.Vendor, Reason: "its address is not an origin a vendor can register"}
+	} else {
+		err = t.checkOrigin(req.Context(), origin, ch.Vendor)
+	}
+	var oe *OriginError
+	if errors.As(err, &oe) {
+		if rerr := t.Wallet.recordRefusal(ch.Vendor, ch.Product, req.URL.String(), ch.Price, oe.Reason); rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+func (t *Transport) withinLimits(host, vendor string, price uint32) error {
+	limits, spent, vendors := t.Wallet.spentAt(host, time.Now().Add(-24*time.Hour))
+	if !vendors[vendor] && len(vendors) >= MaxVendorsPerSiteDay {
+		return &TooManyVendorsError{Site: host, Vendor: vendor, Count: len(vendors)}
+	}
 	perRequest := limits.PerRequest
 	if t.MaxPrice > 0 {
 		perRequest = t.MaxPrice

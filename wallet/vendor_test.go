@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -65,7 +66,70 @@ func newFakeVendor(t testing.TB, id string, prices map[string]uint32) *fakeVendo
 		state: map[string]payword.State{}, byHeader: map[string]string{}, grants: map[string]string{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)
+	bank.setOrigins(id, f.URL)
 	return f
+}
+
+// bank is the test wallets' bank: it publishes its keys and each fake
+// vendor's origins (the vendor's own URL), signed with agentKey, as the
+// agent does. Tests start it in TestMain.
+var bank *fakeBank
+
+type fakeBank struct {
+	*httptest.Server
+	mu      sync.Mutex
+	origins map[string][]string
+	fetches map[string]int // origins documents served, per vendor
+	keyHits int
+}
+
+func newFakeBank() *fakeBank {
+	b := &fakeBank{origins: map[string][]string{}, fetches: map[string]int{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		b.keyHits++
+		b.mu.Unlock()
+		json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]any{{"kid": agentKey.ID, "public": payword.Bytes(agentKey.Public())}}})
+	})
+	mux.HandleFunc("GET /v1/vendors/{vendor}/origins", func(w http.ResponseWriter, r *http.Request) {
+		v := r.PathValue("vendor")
+		b.mu.Lock()
+		origins, ok := b.origins[v]
+		b.fetches[v]++
+		b.mu.Unlock()
+		if !ok {
+			http.Error(w, `{"code":"unknown_vendor"}`, http.StatusNotFound)
+			return
+		}
+		now := time.Now().Unix()
+		body, _ := json.Marshal(payword.VendorOrigins{Kind: payword.OriginsKind, Vendor: v, Origins: origins, Time: now, Expires: now + 3600})
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		json.NewEncoder(w).Encode(payword.Seal(agentKey, body))
+	})
+	b.Server = httptest.NewServer(mux)
+	return b
+}
+
+// setOrigins publishes vendor's origins (site URLs, canonicalised).
+func (b *fakeBank) setOrigins(vendor string, sites ...string) {
+	var list []string
+	for _, s := range sites {
+		o, err := payword.ParseOrigin(s)
+		if err != nil {
+			panic(err)
+		}
+		list = append(list, o)
+	}
+	b.mu.Lock()
+	b.origins[vendor] = list
+	b.mu.Unlock()
+}
+
+func (b *fakeBank) served(vendor string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.fetches[vendor]
 }
 
 func (f *fakeVendor) serve(w http.ResponseWriter, r *http.Request) {

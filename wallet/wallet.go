@@ -30,6 +30,9 @@ type State struct {
 	History []*Event   `json:"history"`
 	Limits  Limits     `json:"limits"`
 	Seq     uint64     `json:"seq"` // last payment id handed out
+	// AgentKeys are the bank's public keys (kid → Ed25519 key), pinned
+	// the first time they are needed; they verify its origins documents.
+	AgentKeys map[string]payword.Bytes `json:"agent_keys,omitempty"`
 
 	// Checkpoint is the last journal op folded into this file.
 	Checkpoint uint64 `json:"checkpoint"`
@@ -85,7 +88,7 @@ type Grant struct {
 // Event is a line of the history.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"` // bought, paid, refused, spent-without-grant, recovered
+	Kind    string    `json:"kind"` // bought, paid, refused, refused-origin, spent-without-grant, recovered
 	Vendor  string    `json:"vendor,omitempty"`
 	Product string    `json:"product,omitempty"`
 	URL     string    `json:"url,omitempty"`
@@ -117,6 +120,8 @@ type Wallet struct {
 	broken error // set when memory and file may disagree
 	now    func() time.Time
 	trees  map[string]*payword.Tree // per serial, built on first use
+
+	origins originBook // the bank's origins documents, cached (origins.go)
 }
 
 // Create makes a new wallet file at path with a fresh user key.

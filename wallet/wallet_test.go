@@ -14,7 +14,10 @@ import (
 func TestMain(m *testing.M) {
 	// Tests use a cheap KDF; BenchmarkUnlock measures the real one.
 	DefaultKDF = KDF{Time: 1, Memory: 8 << 10, Threads: 1}
-	os.Exit(m.Run())
+	bank = newFakeBank()
+	code := m.Run()
+	bank.Close()
+	os.Exit(code)
 }
 
 var password = []byte("correct horse")
@@ -22,7 +25,7 @@ var password = []byte("correct horse")
 func testWallet(t *testing.T) (*Wallet, string) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "wallet.hw")
-	w, err := Create(path, password, "http://agent.invalid", "alice")
+	w, err := Create(path, password, bank.URL, "alice")
 	if err != nil {
 		t.Fatal(err)
 	}

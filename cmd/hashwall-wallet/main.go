@@ -39,6 +39,10 @@ The wallet lives in $HASHWALL_WALLET, or ~/.hashwall/wallet.hw; --wallet PATH
 overrides both. The password is asked for at the prompt, or read from
 $HASHWALL_PASSWORD, or from the file given by --password-file (for scripts).
 The same password protects the wallet file and your account at the agent.
+
+The wallet pays a site only for a vendor that registered that site (its
+origin, scheme://host[:port]) at your agent; any other challenge is refused
+before a token is chosen, and the refusal counts toward the site's daily cap.
 `
 
 func main() {
@@ -69,7 +73,11 @@ func main() {
 // explain turns errors into advice a reader can act on.
 func explain(err error) string {
 	var ae *wallet.AgentError
+	var oe *wallet.OriginError
 	switch {
+	case errors.As(err, &oe):
+		return err.Error() + "\n  (a wallet pays a newspaper only on the sites it registered at your bank; if " + oe.Origin +
+			" really is " + oe.Vendor + "'s site, its publisher must add it: PUT /v1/vendors/" + oe.Vendor + "/origins)"
 	case errors.Is(err, os.ErrNotExist):
 		return "no wallet here yet: create one with `hashwall-wallet register --agent URL USERNAME` (" + err.Error() + ")"
 	case errors.As(err, &ae) && ae.Code == "insufficient_funds":
@@ -195,8 +203,18 @@ func cmdRegister(args []string) error {
 		return err
 	}
 	defer w.Close()
+	pinKeys(cx, w)
 	fmt.Printf("registered %s at %s; wallet at %s\nnext: fund your account, then `hashwall-wallet buy 500`\n", pos[0], *agent, c.walletPath)
 	return nil
+}
+
+// pinKeys pins the bank's keys in a new wallet: they verify the origins
+// documents that say which sites may be paid. Should it fail, the wallet
+// pins them at its first payment instead.
+func pinKeys(cx context.Context, w *wallet.Wallet) {
+	if err := w.PinBankKeys(cx, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "hashwall-wallet: the bank's keys could not be fetched now; they will be at the first payment:", err)
+	}
 }
 
 func cmdBuy(args []string) error {
@@ -405,6 +423,9 @@ func cmdRecover(args []string) error {
 	st := w.Snapshot()
 	cx, cancel := ctx()
 	defer cancel()
+	if len(st.AgentKeys) == 0 {
+		pinKeys(cx, w)
+	}
 	b, value, err := (&wallet.AgentClient{Base: st.Agent}).Recover(cx, pos[0], string(pw), w.PublicKey())
 	if err != nil {
 		return err

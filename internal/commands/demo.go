@@ -33,7 +33,7 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "demo",
-		Usage: "[--redis <url>] [--site <addr>] [--agent <addr>]",
+		Usage: "[--redis <url>] [--site <addr>] [--agent <addr>] [--origin <url>]...",
 		Short: "Runs a paywalled newspaper, a bank and a reader on this machine, with no setup",
 		Long: `
 Starts, in one process: a store (an embedded in-memory one unless --redis is
@@ -46,6 +46,7 @@ the wallet CLI against it. Stop it with Ctrl-C.
 			cmd.Flags().String("redis", "", "use this Redis instead of the embedded in-memory store")
 			cmd.Flags().String("site", "127.0.0.1:8480", "address of the newspaper (behind the paywall)")
 			cmd.Flags().String("agent", "127.0.0.1:8481", "address of the agent")
+			cmd.Flags().StringArray("origin", nil, "origin (scheme://host[:port]) the newspaper is reached at, registered at the bank: wallets pay only there (repeatable; default http://<site>)")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runDemo)
 		},
 	})
@@ -108,17 +109,33 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	var vendor struct{ Token string }
-	if err := demoCall(ctx, agentURL+"/v1/vendors", admin, map[string]string{"vendor": demoVendor}, &vendor); err != nil {
+	site := fl.String("site")
+	// Wallets pay the newspaper only on the origins it registers at the bank.
+	origins, err := fl.GetStringArray("origin")
+	if err != nil {
+		return 1, err
+	}
+	if len(origins) == 0 {
+		origins = []string{"http://" + site}
+	}
+	for _, o := range origins {
+		if _, err := payword.ParseOrigin(o); err != nil {
+			return 1, fmt.Errorf("the newspaper's origin: %w (give the address readers use with --origin http://host:port)", err)
+		}
+	}
+	var vendor struct {
+		Token   string
+		Origins []string
+	}
+	if err := demoCall(ctx, agentURL+"/v1/vendors", admin, map[string]any{"vendor": demoVendor, "origins": origins}, &vendor); err != nil {
 		return 1, fmt.Errorf("registering the demo vendor: %w", err)
 	}
-	site := fl.String("site")
 	if err := caddy.Load(gatewayConfig(site, strings.TrimPrefix(upstream, "http://"), agentURL, redisURL, vendor.Token), true); err != nil {
 		return 1, fmt.Errorf("starting the gateway: %w", err)
 	}
 	defer caddy.Stop()
 	siteURL := "http://" + site
-	say("site:    %s  (the Daily Planet, behind the paywall)", siteURL)
+	say("site:    %s  (the Daily Planet, behind the paywall; wallets pay it at %s)", siteURL, strings.Join(vendor.Origins, ", "))
 
 	// A reader with a funded account and a wallet.
 	dir, err := os.MkdirTemp("", "hashwall-demo-")
@@ -218,6 +235,9 @@ func demoReaderWallet(ctx context.Context, agentURL, admin, path string) (int, e
 		return 0, err
 	}
 	defer w.Close()
+	if err := w.PinBankKeys(ctx, nil); err != nil {
+		return 0, fmt.Errorf("fetching the bank's keys: %w", err)
+	}
 	b, err := ac.Buy(ctx, demoReader, demoPassword, 500, w.PublicKey(), "")
 	if err != nil {
 		return 0, fmt.Errorf("buying tokens: %w", err)
