@@ -36,7 +36,7 @@ func TestRecoverLostWallet(t *testing.T) {
 	fresh := *alice
 	fresh.path = filepath.Join(w.dir, "alice-new.hw")
 	out := fresh.must(t, "recover", "--agent", w.agentURL, "alice")
-	if !strings.Contains(out, "old certificates are revoked") {
+	if !strings.Contains(out, "old certificates are revoked") || !strings.Contains(out, "382 (minor units) go back to your balance at") {
 		t.Fatalf("recover: %s", out)
 	}
 	me := func() (bal, pending int64) {

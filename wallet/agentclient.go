@@ -128,17 +128,25 @@ func (c *AgentClient) Buy(ctx context.Context, username, password string, tokens
 	return &b, nil
 }
 
+// Recovery is the agent's answer to a recovery: the certificates are revoked
+// at once, Value is credited at once, and Pending is credited at CreditAt
+// (Unix seconds), once the bank's report window has passed, less the claims
+// that arrive until then.
+type Recovery struct {
+	Value    int64   `json:"recovered_value"`
+	Pending  int64   `json:"pending_credit"`
+	CreditAt int64   `json:"credit_at"`
+	Bundle   *Bundle `json:"bundle"`
+}
+
 // Recover has the agent revoke every certificate of the user and issue one
-// worth their unclaimed tokens to pub. The bundle is nil when nothing was
-// left to reissue.
-func (c *AgentClient) Recover(ctx context.Context, username, password string, pub ed25519.PublicKey) (*Bundle, int64, error) {
-	var out struct {
-		Value  int64   `json:"recovered_value"`
-		Bundle *Bundle `json:"bundle"`
-	}
+// to pub worth what it credits at once. Bundle is nil when nothing was
+// credited at once.
+func (c *AgentClient) Recover(ctx context.Context, username, password string, pub ed25519.PublicKey) (*Recovery, error) {
+	var out Recovery
 	err := c.do(ctx, http.MethodPost, "/v1/certificates/recover", username, password, map[string]any{
 		"public_key": base64.RawURLEncoding.EncodeToString(pub)}, &out)
-	return out.Bundle, out.Value, err
+	return &out, err
 }
 
 // Me returns the user's account.

@@ -426,21 +426,28 @@ func cmdRecover(args []string) error {
 	if len(st.AgentKeys) == 0 {
 		pinKeys(cx, w)
 	}
-	b, value, err := (&wallet.AgentClient{Base: st.Agent}).Recover(cx, pos[0], string(pw), w.PublicKey())
+	rec, err := (&wallet.AgentClient{Base: st.Agent}).Recover(cx, pos[0], string(pw), w.PublicKey())
 	if err != nil {
 		return err
 	}
 	if err := w.MarkAllRevoked(); err != nil {
 		return err
 	}
-	if b == nil {
-		fmt.Printf("recovered: your old certificates are revoked; %d (minor units) went back to your balance\n", value)
+	fmt.Println("recovered: your old certificates are revoked")
+	if rec.Pending > 0 {
+		fmt.Printf("%d (minor units) go back to your balance at %s, less what vendors claim until then\n",
+			rec.Pending, time.Unix(rec.CreditAt, 0).Local().Format(time.DateTime))
+	}
+	if rec.Bundle == nil {
+		if rec.Value > 0 {
+			fmt.Printf("%d (minor units) went back to your balance\n", rec.Value)
+		}
 		return nil
 	}
-	if err := w.AddBundle(b); err != nil {
+	if err := w.AddBundle(rec.Bundle); err != nil {
 		return err
 	}
-	fmt.Printf("recovered: old certificates revoked, new certificate %s of %d tokens\n", b.Serial, b.Tokens)
+	fmt.Printf("new certificate %s of %d tokens\n", rec.Bundle.Serial, rec.Bundle.Tokens)
 	return nil
 }
 
