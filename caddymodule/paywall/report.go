@@ -55,6 +55,12 @@ const (
 	defaultReclaimIdle = time.Second
 	holdLimit          = 5 * time.Second
 
+	// reportTimeout bounds one attempt: a report lost on a half-open
+	// connection is sent again on a new one instead of waiting for the
+	// client's 10 s. An attempt that was merely slow costs little on its
+	// retry: the agent answers a batch it has from its record.
+	reportTimeout = 2 * time.Second
+
 	// backlogEvery bounds how often the backlog gauge is refreshed.
 	backlogEvery = time.Second
 )
@@ -188,7 +194,9 @@ func (b *backend) deliver(ctx context.Context, stream, mode string, msgs []redis
 	go b.heartbeat(hold, stream, ids)
 	batch := batchID(stream, msgs)
 	for backoff := minBackoff; hold.Err() == nil; backoff = min(2*backoff, maxBackoff) {
-		err := b.ship(ctx, stream, mode, batch, msgs)
+		attempt, cancel := context.WithTimeout(ctx, reportTimeout)
+		err := b.ship(attempt, stream, mode, batch, msgs)
+		cancel()
 		if err == nil {
 			return
 		}
