@@ -1,7 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/hashwall/hashwall/payword"
@@ -65,5 +69,40 @@ func TestLegacyBatchRecordNotTrusted(t *testing.T) {
 		t.Fatalf("vendor balance %d, want 3: the legacy answer was trusted", got)
 	}
 	e.expectReport("paid:3", va, "planet", "old", a) // now stored with its digest
+	e.checkLedger()
+}
+
+// cancelOnEOF cancels a request's context once its body is read: the
+// vendor hung up (its attempt timed out) while the agent was at work.
+type cancelOnEOF struct {
+	r      io.Reader
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnEOF) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		c.cancel()
+	}
+	return n, err
+}
+
+// A report whose sender stopped waiting is ingested all the same, so that
+// its retry finds the answer stored rather than redoing the work (a vendor
+// that always gave up first would never be paid).
+func TestReportIngestedAfterSenderLeft(t *testing.T) {
+	e := newEnv(t)
+	va := e.vendor("planet")
+	w := e.buy(e.user("alice", 1000), 256)
+	body, _ := json.Marshal(payword.Report{Vendor: "planet", Batch: "gone", Claims: []payword.Claim{w.claim(0, 3, 3, "planet")}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := httptest.NewRequestWithContext(ctx, "POST", "/v1/reports", &cancelOnEOF{r: bytes.NewReader(body), cancel: cancel})
+	req.Header.Set("Authorization", va)
+	e.a.ServeHTTP(httptest.NewRecorder(), req)
+	if got := e.balance("v:planet"); got != 3 {
+		t.Fatalf("vendor balance %d after its sender left, want 3: the report was dropped", got)
+	}
+	e.expectReport("paid:3", va, "planet", "gone", w.claim(0, 3, 3, "planet"))
 	e.checkLedger()
 }

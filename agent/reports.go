@@ -61,6 +61,10 @@ func claimsDigest(claims []payword.Claim) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
+// ingestTimeout bounds the ingestion of one report, which outlives the
+// request if the vendor hangs up.
+const ingestTimeout = 30 * time.Second
+
 // batchTTL is how long a batch's response is kept for redelivery; after it,
 // per-claim idempotency still holds.
 const batchTTL = 90 * 24 * time.Hour
@@ -97,7 +101,11 @@ func (a *Agent) handleReports(w http.ResponseWriter, r *http.Request) error {
 	if rep.Vendor != vendor {
 		return fail(http.StatusForbidden, "wrong_vendor", "report is for another vendor")
 	}
-	out, err := a.Ingest(r.Context(), rep)
+	// Finished even if the vendor stops waiting (its attempt timed out): its
+	// retry then finds the answer stored instead of redoing the work.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), ingestTimeout)
+	defer cancel()
+	out, err := a.Ingest(ctx, rep)
 	if err != nil {
 		return err
 	}

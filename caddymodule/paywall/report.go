@@ -58,8 +58,10 @@ const (
 	// reportTimeout bounds one attempt: a report lost on a half-open
 	// connection is sent again on a new one instead of waiting for the
 	// client's 10 s. An attempt that was merely slow costs little on its
-	// retry: the agent answers a batch it has from its record.
-	reportTimeout = 2 * time.Second
+	// retry: the agent finishes a report whose sender left, and answers a
+	// batch it has from its record.
+	reportTimeout    = 2 * time.Second
+	maxReportTimeout = 8 * time.Second // after attempts that timed out
 
 	// backlogEvery bounds how often the backlog gauge is refreshed.
 	backlogEvery = time.Second
@@ -193,12 +195,18 @@ func (b *backend) deliver(ctx context.Context, stream, mode string, msgs []redis
 	defer stop()
 	go b.heartbeat(hold, stream, ids)
 	batch := batchID(stream, msgs)
+	timeout := reportTimeout
 	for backoff := minBackoff; hold.Err() == nil; backoff = min(2*backoff, maxBackoff) {
-		attempt, cancel := context.WithTimeout(ctx, reportTimeout)
+		attempt, cancel := context.WithTimeout(ctx, timeout)
 		err := b.ship(attempt, stream, mode, batch, msgs)
+		timedOut := attempt.Err() != nil && ctx.Err() == nil
 		cancel()
 		if err == nil {
 			return
+		}
+		if timedOut {
+			// An agent that slow may be busy: give it longer, not more.
+			timeout = min(2*timeout, maxReportTimeout)
 		}
 		var ae *agentError
 		if errors.As(err, &ae) && ae.Status == http.StatusConflict && ae.Code == "batch_mismatch" {

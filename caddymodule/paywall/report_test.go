@@ -418,7 +418,7 @@ func TestSlowReportNotTakenOver(t *testing.T) {
 	var mu sync.Mutex
 	shipped := map[string]int{}
 	a := stubAgent(t, func(w http.ResponseWriter, rep *payword.Report) {
-		time.Sleep(2500 * time.Millisecond) // a slow agent
+		time.Sleep(1500 * time.Millisecond) // slower than the reclaim delay, within an attempt's timeout
 		mu.Lock()
 		defer mu.Unlock()
 		var out []stubResult
