@@ -418,14 +418,14 @@ func TestSlowReportNotTakenOver(t *testing.T) {
 	var mu sync.Mutex
 	shipped := map[string]int{}
 	a := stubAgent(t, func(w http.ResponseWriter, rep *payword.Report) {
-		time.Sleep(1500 * time.Millisecond) // slower than the reclaim delay, within an attempt's timeout
 		mu.Lock()
-		defer mu.Unlock()
 		var out []stubResult
 		for _, c := range rep.Claims {
-			shipped[c.Auth]++
+			shipped[c.Auth]++ // counted as it arrives: a second sender is seen at once
 			out = append(out, stubResult{Auth: c.Auth, Verdict: "paid", Amount: c.Amount})
 		}
+		mu.Unlock()
+		time.Sleep(1500 * time.Millisecond) // slower than the reclaim delay, within an attempt's timeout
 		answer(w, rep.Batch, out)
 	})
 	e := &env{t: t, redis: redistest.Start(t), agent: a}
@@ -442,6 +442,7 @@ func TestSlowReportNotTakenOver(t *testing.T) {
 		}
 	}
 	waitFor(t, "the stream drained", 15*time.Second, func() bool { return streamLen(t, h1, ModeAlmostOnline) == 0 })
+	time.Sleep(500 * time.Millisecond) // any report still on its way
 	mu.Lock()
 	defer mu.Unlock()
 	if len(shipped) != 6 {
