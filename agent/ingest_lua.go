@@ -3,10 +3,14 @@ package agent
 // ingest applies the verdicts of one report batch atomically.
 //
 // ARGV: vendor, batch, t, n, ttl, then per claim: serial, seg, index, pre,
-// auth. pre is Go's verdict from the signatures and K: "ok", "invalid",
-// "vendor_fraud" or "unknown_certificate". Returns {response body,
-// certificates revoked}; a batch id seen before returns the stored body and
-// changes nothing.
+// auth; last, the digest of the batch's claims (64 hex digits). pre is Go's
+// verdict from the signatures and K: "ok", "invalid", "vendor_fraud" or
+// "unknown_certificate". Returns {response body, certificates revoked}. A
+// batch id seen before with the same digest returns the stored body and
+// changes nothing; with another digest it returns {"", 0, 1} (refused:
+// batch_mismatch) and changes nothing. A stored body without a digest (from
+// before digests) cannot be matched to claims: the batch is ingested again,
+// claim by claim, which is idempotent.
 //
 // For a claim that passed Go's checks: the first vendor with a valid binding
 // owns the segment; a vendor is paid the indices above the highest it was
@@ -22,8 +26,12 @@ package agent
 var ingest = script(`
 local vendor, batch, t, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local bk = P .. 'batch:' .. vendor .. ':' .. batch
+local digest = ARGV[6 + 5 * n]
 local prev = redis.call('GET', bk)
-if prev then return {prev, 0} end
+if prev and string.sub(prev, 1, 1) ~= '{' then
+  if string.sub(prev, 1, 64) ~= digest then return {'', 0, 1} end
+  return {string.sub(prev, 65), 0}
+end
 
 -- Pass 1: per certificate, its claims seen, segment owners, this vendor's
 -- highs and its record, in four HMGETs.
@@ -160,7 +168,7 @@ for _, u in ipairs(users) do
 end
 local body = '{"batch":"' .. batch .. '","results":[' .. table.concat(out, ',') .. ']}'
 if #order > 0 then -- a batch of unknown certificates only changes nothing
-  redis.call('SET', bk, body, 'EX', ttl)
+  redis.call('SET', bk, digest .. body, 'EX', ttl)
 end
 return {body, revoked}
 `)

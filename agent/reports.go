@@ -3,6 +3,9 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"runtime"
@@ -21,6 +24,46 @@ const (
 	verdictVendorFraud = "vendor_fraud"
 	verdictUnknown     = "unknown_certificate"
 )
+
+// errBatchMismatch refuses a known batch id that comes with other claims:
+// answering them with the stored results of the first would let the
+// gateway drop claims the ledger never saw.
+var errBatchMismatch = fail(http.StatusConflict, "batch_mismatch",
+	"this batch id was reported before with other claims; report these under a new id")
+
+// claimsDigest is the hex SHA-256 of every field of every claim, in order,
+// each length-prefixed: two reports share it only if they carry the same
+// claims.
+func claimsDigest(claims []payword.Claim) string {
+	h := sha256.New()
+	var n [8]byte
+	field := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	num := func(v uint64) {
+		binary.BigEndian.PutUint64(n[:], v)
+		h.Write(n[:])
+	}
+	for i := range claims {
+		c := &claims[i]
+		field(c.Serial[:])
+		num(uint64(c.Segment))
+		field(c.Binding)
+		num(uint64(c.Index))
+		field(c.Token[:])
+		num(uint64(c.Amount))
+		field([]byte(c.Product))
+		field([]byte(c.Auth))
+		num(uint64(c.Time))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ingestTimeout bounds the ingestion of one report, which outlives the
+// request if the vendor hangs up.
+const ingestTimeout = 30 * time.Second
 
 // batchTTL is how long a batch's response is kept for redelivery; after it,
 // per-claim idempotency still holds.
@@ -58,7 +101,11 @@ func (a *Agent) handleReports(w http.ResponseWriter, r *http.Request) error {
 	if rep.Vendor != vendor {
 		return fail(http.StatusForbidden, "wrong_vendor", "report is for another vendor")
 	}
-	out, err := a.Ingest(r.Context(), rep)
+	// Finished even if the vendor stops waiting (its attempt timed out): its
+	// retry then finds the answer stored instead of redoing the work.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), ingestTimeout)
+	defer cancel()
+	out, err := a.Ingest(ctx, rep)
 	if err != nil {
 		return err
 	}
@@ -81,15 +128,19 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 		return nil, err
 	}
 	pre := a.precheck(rep, certs)
-	args := make([]any, 0, 5+5*len(rep.Claims))
+	args := make([]any, 0, 6+5*len(rep.Claims))
 	args = append(args, rep.Vendor, rep.Batch, a.now().Unix(), len(rep.Claims), int64(batchTTL/time.Second))
 	for i := range rep.Claims {
 		c := &rep.Claims[i]
 		args = append(args, c.Serial.String(), c.Segment, c.Index, pre[i], c.Auth)
 	}
+	args = append(args, claimsDigest(rep.Claims))
 	res, err := a.run(ctx, ingest, args...).Slice()
 	if err != nil {
 		return nil, err
+	}
+	if len(res) > 2 {
+		return nil, errBatchMismatch
 	}
 	body, _ := res[0].(string)
 	revoked, _ := res[1].(int64)

@@ -127,16 +127,20 @@ type reportResult struct {
 	Amount  uint64 `json:"amount"`
 }
 
-// report ships a batch of claims.
-func (a *agentClient) report(ctx context.Context, r *payword.Report) ([]reportResult, error) {
-	var out struct {
-		Batch   string         `json:"batch"`
-		Results []reportResult `json:"results"`
-	}
+// reportAnswer is the agent's 200 to a report.
+type reportAnswer struct {
+	Batch   string         `json:"batch"`
+	Results []reportResult `json:"results"`
+}
+
+// report ships a batch of claims. The caller checks the answer against
+// what it sent: the batch id, and a result for each claim.
+func (a *agentClient) report(ctx context.Context, r *payword.Report) (*reportAnswer, error) {
+	var out reportAnswer
 	if err := a.do(ctx, http.MethodPost, "/v1/reports", r, &out); err != nil {
 		return nil, err
 	}
-	return out.Results, nil
+	return &out, nil
 }
 
 // bind registers a segment binding (online mode). A segment the agent says

@@ -68,7 +68,7 @@ func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger) (*bac
 		bound:    boundedSet{max: 1 << 16},
 		cancel:   cancel,
 	}
-	b.reclaimIdle.Store(int64(30 * time.Second))
+	b.reclaimIdle.Store(int64(defaultReclaimIdle))
 	b.keys = &keyStore{b: b, pinned: len(pinned) > 0}
 	if len(pinned) > 0 {
 		b.keys.set(pinned)

@@ -563,7 +563,7 @@ func TestCRLResyncAfterReconnect(t *testing.T) {
 func TestBatchID(t *testing.T) {
 	a := []redis.XMessage{{ID: "1-0"}, {ID: "2-0"}}
 	b := []redis.XMessage{{ID: "1-0"}, {ID: "2-1"}}
-	if batchID(a) != batchID(a[:2:2]) || batchID(a) == batchID(b) || !payword.ValidID(batchID(a)) {
+	if batchID("s", a) != batchID("s", a[:2:2]) || batchID("s", a) == batchID("s", b) || !payword.ValidID(batchID("s", a)) {
 		t.Fatal("batch ids must be deterministic, distinct and valid ids")
 	}
 }

@@ -39,6 +39,14 @@ var (
 		Namespace: "hashwall", Subsystem: "gateway", Name: "report_backlog",
 		Help: "Accepted claims not yet acknowledged by the agent.",
 	}, []string{"vendor"})
+	// deliverySeconds runs from a claim's acceptance (its stream entry's id,
+	// which is the vendor Redis's clock in milliseconds) to the agent's 200
+	// holding a checked result for it.
+	deliverySeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "hashwall", Subsystem: "gateway", Name: "claim_delivery_seconds",
+		Help:    "Time from a payment's acceptance to the agent's checked answer for its claim, by report mode.",
+		Buckets: []float64{.05, .1, .2, .3, .5, .75, 1, 1.5, 2, 5, 10, 30, 60, 300, 900, 3600},
+	}, []string{"vendor", "mode"})
 )
 
 func registerMetrics(reg *prometheus.Registry) {
@@ -46,7 +54,7 @@ func registerMetrics(reg *prometheus.Registry) {
 		return
 	}
 	for _, c := range []prometheus.Collector{
-		challengesTotal, paymentsTotal, grantsTotal, paymentSeconds, reportsTotal, reportBacklog,
+		challengesTotal, paymentsTotal, grantsTotal, paymentSeconds, reportsTotal, reportBacklog, deliverySeconds,
 	} {
 		if err := reg.Register(c); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
 			panic(err)

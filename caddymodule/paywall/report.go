@@ -2,13 +2,18 @@ package paywall
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,12 +27,44 @@ import (
 const (
 	reportGroup = "reporters"
 	reportBatch = 500 // claims per report, well under payword.MaxReportClaims and MaxReportSize
-	maxBackoff  = time.Minute
+
+	// A failed report is retried after minBackoff, doubling up to
+	// maxBackoff: delivery resumes within maxBackoff of the agent's return,
+	// however long it was away, at the cost of two requests a second per
+	// stream and gateway while it is.
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 500 * time.Millisecond
+
 	// reportLinger is how long almost_online waits after a first claim for
-	// others to share its report: far inside the second it promises, it
-	// keeps the agent round trip out of the way of the paid page being
-	// served and makes one report of a burst.
-	reportLinger = 150 * time.Millisecond
+	// others to share its report: a burst becomes one report, and a single
+	// claim still reaches the agent far inside its second.
+	reportLinger = 50 * time.Millisecond
+
+	// shippers bounds the reports of one stream in flight at once: a slow
+	// agent round trip no longer holds back the claims that came meanwhile
+	// (one report at a time put every claim of a busy second behind the
+	// whole queue). The reader stops reading when all are busy.
+	shippers = 4
+
+	// defaultReclaimIdle is how long a claim may stay unacknowledged by a
+	// dead gateway before another takes it over. A live gateway refreshes
+	// the claims it is shipping every reclaimIdle/4 (heartbeat) for up to
+	// holdLimit, so a slow agent round trip does not make another gateway
+	// ship them too; past holdLimit (an agent unreachable from this
+	// gateway only) any gateway may.
+	defaultReclaimIdle = time.Second
+	holdLimit          = 5 * time.Second
+
+	// reportTimeout bounds one attempt: a report lost on a half-open
+	// connection is sent again on a new one instead of waiting for the
+	// client's 10 s. An attempt that was merely slow costs little on its
+	// retry: the agent finishes a report whose sender left, and answers a
+	// batch it has from its record.
+	reportTimeout    = 2 * time.Second
+	maxReportTimeout = 8 * time.Second // after attempts that timed out
+
+	// backlogEvery bounds how often the backlog gauge is refreshed.
+	backlogEvery = time.Second
 )
 
 // consumerName identifies this process in the group.
@@ -37,27 +74,41 @@ var consumerName = func() string {
 }()
 
 // report ships the claims of one stream to the agent, at least once: an
-// entry is acknowledged and deleted only after the agent's 200, and entries
-// left pending by a crashed gateway are reclaimed after reclaimIdle.
+// entry is acknowledged and deleted only once the agent answered 200 with
+// a result for its very claim, and entries left pending (by a dead
+// gateway, or without a result) are reclaimed once idle for reclaimIdle.
 // interval 0 ships as claims arrive (almost_online); otherwise every
 // interval (batch).
 func (b *backend) report(ctx context.Context, stream string, interval time.Duration) {
-	backoff := time.Second
-	lastReclaim := time.Time{}
+	mode := ModeAlmostOnline
+	if interval > 0 {
+		mode = ModeBatch
+	}
 	for ctx.Err() == nil {
 		if err := b.rdb.XGroupCreateMkStream(ctx, stream, reportGroup, "0").Err(); err != nil &&
 			!strings.Contains(err.Error(), "BUSYGROUP") {
 			b.log.Warn("creating the report group", zapErr(err))
-			sleep(ctx, backoff)
+			sleep(ctx, maxBackoff)
 			continue
 		}
 		break
 	}
+	slots := make(chan struct{}, shippers)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	var lastReclaim, lastBacklog time.Time
 	for ctx.Err() == nil {
+		// A free slot before reading: claims not read yet belong to no
+		// gateway, so a busy one leaves them to the others.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		var msgs []redis.XMessage
 		var err error
 		idle := time.Duration(b.reclaimIdle.Load())
-		if time.Since(lastReclaim) >= idle/2 {
+		if time.Since(lastReclaim) >= idle/4 {
 			lastReclaim = time.Now()
 			msgs, _, err = b.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
 				Stream: stream, Group: reportGroup, Consumer: consumerName,
@@ -65,7 +116,7 @@ func (b *backend) report(ctx context.Context, stream string, interval time.Durat
 			}).Result()
 		}
 		if err == nil && len(msgs) == 0 {
-			block := time.Second
+			block := idle / 4 // no longer, so that the reclaim above runs on time
 			if interval > 0 {
 				block = -1 // no BLOCK: the batch worker sleeps instead
 			}
@@ -85,6 +136,7 @@ func (b *backend) report(ctx context.Context, stream string, interval time.Durat
 			}
 		}
 		if err != nil {
+			<-slots
 			if ctx.Err() != nil {
 				return
 			}
@@ -93,23 +145,23 @@ func (b *backend) report(ctx context.Context, stream string, interval time.Durat
 				_ = b.rdb.XGroupCreateMkStream(ctx, stream, reportGroup, "0").Err()
 			}
 			b.log.Warn("reading claims", zap.String("stream", stream), zapErr(err))
-			sleep(ctx, backoff)
+			sleep(ctx, maxBackoff)
 			continue
 		}
 		if len(msgs) > 0 {
-			// The same entries are retried as the same batch until the agent
-			// takes them, so a lost answer is a duplicate at the agent.
-			for backoff = time.Second; ctx.Err() == nil; backoff = min(2*backoff, maxBackoff) {
-				if err := b.ship(ctx, stream, msgs); err == nil {
-					break
-				} else {
-					b.log.Warn("reporting claims", zap.Int("claims", len(msgs)), zapErr(err))
-				}
-				sleep(ctx, backoff)
-			}
-			backoff = time.Second
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				b.deliver(ctx, stream, mode, msgs)
+			}()
+		} else {
+			<-slots
 		}
-		b.updateBacklog(ctx)
+		if time.Since(lastBacklog) >= backlogEvery {
+			lastBacklog = time.Now()
+			b.updateBacklog(ctx)
+		}
 		if interval > 0 && len(msgs) < reportBatch {
 			sleep(ctx, interval)
 		}
@@ -131,68 +183,182 @@ func (b *backend) linger(ctx context.Context, stream string, msgs []redis.XMessa
 	return msgs
 }
 
-// batchID derives the report's id from its entry ids: a redelivery of the
-// same entries is the same batch.
-func batchID(msgs []redis.XMessage) string {
-	h := sha256.New()
-	for _, m := range msgs {
-		h.Write([]byte(m.ID))
-		h.Write([]byte{0})
+// deliver ships msgs until the agent has taken them, keeping them this
+// gateway's meanwhile (for up to holdLimit), then gives up: what is left is
+// reclaimed once idle, by this gateway or another.
+func (b *backend) deliver(ctx context.Context, stream, mode string, msgs []redis.XMessage) {
+	ids := make([]string, len(msgs))
+	for i, m := range msgs {
+		ids[i] = m.ID
 	}
-	return "b-" + hex.EncodeToString(h.Sum(nil))[:40]
+	hold, stop := context.WithTimeout(ctx, holdLimit)
+	defer stop()
+	go b.heartbeat(hold, stream, ids)
+	batch := batchID(stream, msgs)
+	timeout := reportTimeout
+	for backoff := minBackoff; hold.Err() == nil; backoff = min(2*backoff, maxBackoff) {
+		attempt, cancel := context.WithTimeout(ctx, timeout)
+		err := b.ship(attempt, stream, mode, batch, msgs)
+		timedOut := attempt.Err() != nil && ctx.Err() == nil
+		cancel()
+		if err == nil {
+			return
+		}
+		if timedOut {
+			// An agent that slow may be busy: give it longer, not more.
+			timeout = min(2*timeout, maxReportTimeout)
+		}
+		var ae *agentError
+		if errors.As(err, &ae) && ae.Status == http.StatusConflict && ae.Code == "batch_mismatch" {
+			// The agent holds other claims under this id (a gateway of
+			// another version, or the store of another deployment): the
+			// same claims under a fresh id are ingested claim by claim,
+			// idempotently, so a retry never pays twice.
+			b.log.Error("the agent knows this batch id with other claims: shipping under a fresh one",
+				zap.String("batch", batch), zap.Int("claims", len(msgs)))
+			batch = freshBatchID(batch)
+			continue
+		}
+		b.log.Warn("reporting claims", zap.Int("claims", len(msgs)), zapErr(err))
+		sleep(hold, backoff)
+	}
+}
+
+// heartbeat resets the idle time of ids, this gateway's until ctx ends,
+// every quarter of reclaimIdle.
+func (b *backend) heartbeat(ctx context.Context, stream string, ids []string) {
+	for ctx.Err() == nil {
+		sleep(ctx, time.Duration(b.reclaimIdle.Load())/4)
+		if ctx.Err() != nil {
+			return
+		}
+		_ = b.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
+			Stream: stream, Group: reportGroup, Consumer: consumerName, MinIdle: 0, Messages: ids,
+		}).Err()
+	}
+}
+
+// batchID names a report by everything it ships: the stream, and each
+// entry's id and claim. A redelivery of the same entries is the same
+// batch, and no two different sets of claims a vendor ships share an id,
+// whichever stream, millisecond or gateway they come from (the entry ids
+// of two streams collide; the authorization numbers in the claims do not).
+// The "r-" prefix keeps these ids apart from the earlier "b-" ones.
+func batchID(stream string, msgs []redis.XMessage) string {
+	h := sha256.New()
+	var n [8]byte
+	field := func(s string) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	field(stream)
+	for _, m := range msgs {
+		raw, _ := m.Values["c"].(string)
+		field(m.ID)
+		field(raw)
+	}
+	return "r-" + hex.EncodeToString(h.Sum(nil))[:40]
+}
+
+// freshBatchID derives a new, random batch id from id.
+func freshBatchID(id string) string {
+	var r [6]byte
+	_, _ = rand.Read(r[:])
+	return id[:min(len(id), 42)] + "-" + hex.EncodeToString(r[:])
+}
+
+// finalVerdicts are the agent's verdicts: a claim that got one is settled
+// at the agent (paid, refused or unknown) and leaves the stream.
+var finalVerdicts = map[string]bool{
+	"paid": true, "duplicate": true, "vendor_fraud": true, "invalid": true,
+	"double_spend": true, "unknown_certificate": true,
 }
 
 // ship sends one batch and, on the agent's 200, acknowledges and deletes
-// its entries.
-func (b *backend) ship(ctx context.Context, stream string, msgs []redis.XMessage) error {
-	rep := &payword.Report{Vendor: b.cfg.Vendor, Batch: batchID(msgs), Claims: make([]payword.Claim, 0, len(msgs))}
-	ids := make([]string, 0, len(msgs))
-	for _, m := range msgs {
-		ids = append(ids, m.ID)
+// the entries whose claims got a result it checked: one naming the claim's
+// authorization number, with a known verdict. Every other entry stays
+// pending and is shipped again.
+func (b *backend) ship(ctx context.Context, stream, mode, batch string, msgs []redis.XMessage) error {
+	rep := &payword.Report{Vendor: b.cfg.Vendor, Batch: batch, Claims: make([]payword.Claim, 0, len(msgs))}
+	byAuth := make(map[string][]int, len(msgs)) // authorization number → indices in msgs
+	var unreadable []string
+	for i, m := range msgs {
 		raw, _ := m.Values["c"].(string)
 		var c payword.Claim
-		if err := json.Unmarshal([]byte(raw), &c); err != nil {
+		if err := json.Unmarshal([]byte(raw), &c); err != nil || !payword.ValidID(c.Auth) {
 			// Cannot happen for entries the accept script wrote; keep the
 			// entry in the stream for an operator, but do not block the rest.
 			b.log.Error("unreadable claim left in the stream", zap.String("id", m.ID))
+			unreadable = append(unreadable, m.ID)
 			continue
 		}
 		rep.Claims = append(rep.Claims, c)
+		byAuth[c.Auth] = append(byAuth[c.Auth], i)
 	}
+	var done []string
 	if len(rep.Claims) > 0 {
-		results, err := b.agent.report(ctx, rep)
+		out, err := b.agent.report(ctx, rep)
 		if err != nil {
 			return err
 		}
-		for _, r := range results {
-			reportsTotal.WithLabelValues(verdictLabel(r.Verdict)).Inc()
+		if out.Batch != batch {
+			return fmt.Errorf("the agent answered for batch %q, not %q", out.Batch, batch)
+		}
+		now := time.Now()
+		checked := make([]bool, len(msgs))
+		for _, r := range out.Results {
+			if !finalVerdicts[r.Verdict] {
+				continue
+			}
+			for _, i := range byAuth[r.Auth] {
+				if !checked[i] {
+					checked[i] = true
+					done = append(done, msgs[i].ID)
+					reportsTotal.WithLabelValues(r.Verdict).Inc()
+					if at, ok := entryTime(msgs[i].ID); ok {
+						deliverySeconds.WithLabelValues(b.cfg.Vendor, mode).Observe(max(0, now.Sub(at).Seconds()))
+					}
+				}
+			}
 			if r.Verdict == "vendor_fraud" || r.Verdict == "invalid" || r.Verdict == "unknown_certificate" {
 				b.log.Error("agent refused a claim", zap.String("auth", r.Auth), zap.String("verdict", r.Verdict))
 			}
 		}
-	}
-	if err := b.rdb.XAck(ctx, stream, reportGroup, ids...).Err(); err != nil {
-		return err
-	}
-	delIDs := ids[:0]
-	for _, m := range msgs {
-		if _, ok := m.Values["c"].(string); ok {
-			delIDs = append(delIDs, m.ID)
+		if missing := len(rep.Claims) - len(done); missing > 0 {
+			// A result missing or not for our claim: those entries stay
+			// pending and go again, in another report.
+			reportsTotal.WithLabelValues("unanswered").Add(float64(missing))
+			b.log.Error("the agent's answer lacks results for some claims: they stay queued",
+				zap.String("batch", batch), zap.Int("claims", len(rep.Claims)), zap.Int("unanswered", missing))
 		}
 	}
-	if len(delIDs) > 0 {
-		return b.rdb.XDel(ctx, stream, delIDs...).Err()
+	// Acknowledged and deleted together; unreadable entries are only
+	// acknowledged, and so kept out of the way.
+	if len(done)+len(unreadable) == 0 {
+		return nil
 	}
-	return nil
+	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if acked := append(append([]string(nil), done...), unreadable...); len(acked) > 0 {
+			p.XAck(ctx, stream, reportGroup, acked...)
+		}
+		if len(done) > 0 {
+			p.XDel(ctx, stream, done...)
+		}
+		return nil
+	})
+	return err
 }
 
-// verdictLabel keeps the metric's label set bounded.
-func verdictLabel(v string) string {
-	switch v {
-	case "paid", "duplicate", "vendor_fraud", "invalid", "double_spend", "unknown_certificate":
-		return v
+// entryTime reads the acceptance time out of a stream entry id
+// ("<Unix ms>-<seq>", the vendor Redis's clock).
+func entryTime(id string) (time.Time, bool) {
+	ms, _, ok := strings.Cut(id, "-")
+	v, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil {
+		return time.Time{}, false
 	}
-	return "other"
+	return time.UnixMilli(v), true
 }
 
 func (b *backend) updateBacklog(ctx context.Context) {

@@ -1,0 +1,6 @@
+//go:build race
+
+package paywall
+
+// raceEnabled: the race detector slows the whole process several times.
+const raceEnabled = true
