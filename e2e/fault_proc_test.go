@@ -37,7 +37,7 @@ type boundedLog struct {
 	dropped int
 }
 
-const faultLogHalf = 16 << 10
+const faultLogHalf = 4 << 10
 
 func (l *boundedLog) Write(p []byte) (int, error) {
 	l.mu.Lock()

@@ -88,15 +88,25 @@ func newFaultWorld(t *testing.T) *faultWorld {
 	}
 	var sites [nGateways]strings.Builder
 	for _, vendor := range w.vendors {
-		var reg struct{ Token string }
-		if code := call(t, "POST", w.agentURL+"/v1/vendors", w.adminToken, map[string]string{"vendor": vendor}, &reg); code != 201 {
-			t.Fatalf("registering vendor %s: %d", vendor, code)
-		}
-		grantKey := randomB64(32) // shared by the vendor's gateways
 		for i := range nGateways {
 			p := freePort(t)
 			ports[i][vendor] = p
 			w.sites[vendor] = append(w.sites[vendor], fmt.Sprintf("http://127.0.0.1:%d", p))
+		}
+		// The vendor tells the bank the origins of its sites, where wallets
+		// may pay it. An agent without origins refuses the field (unknown
+		// fields are malformed): then it is registered without.
+		var reg struct{ Token string }
+		code := call(t, "POST", w.agentURL+"/v1/vendors", w.adminToken, map[string]any{"vendor": vendor, "origins": w.sites[vendor]}, &reg)
+		if code == http.StatusBadRequest {
+			code = call(t, "POST", w.agentURL+"/v1/vendors", w.adminToken, map[string]any{"vendor": vendor}, &reg)
+		}
+		if code != 201 {
+			t.Fatalf("registering vendor %s: %d", vendor, code)
+		}
+		grantKey := randomB64(32) // shared by the vendor's gateways
+		for i := range nGateways {
+			p := ports[i][vendor]
 			fmt.Fprintf(&sites[i], `
 http://127.0.0.1:%d {
 	paywall {
@@ -175,28 +185,43 @@ func (w *faultWorld) admin(ctx context.Context, method, path string, in any) (in
 	return resp.StatusCode, raw, err
 }
 
-// backlog is the number of claims still queued in the vendors' report
-// streams, and of those delivered to a gateway and not yet acknowledged.
-func (w *faultWorld) backlog(ctx context.Context) (queued, unacked int64, err error) {
+// backlog counts the claims of the vendors' report streams that the agent
+// has not answered yet: entries never delivered to a gateway, and entries
+// delivered and not acknowledged. stale counts entries acknowledged (so
+// answered) but still in the stream, which no gateway will ship again.
+func (w *faultWorld) backlog(ctx context.Context) (undelivered, unacked, stale int64, err error) {
 	for _, v := range w.vendors {
 		for _, s := range []string{"now", "batch"} {
 			stream := "hw:g:{" + v + "}:r:" + s
 			n, err := w.vdb.XLen(ctx, stream).Result()
 			if err != nil {
-				return 0, 0, err
+				return 0, 0, 0, err
 			}
-			queued += n
 			if n == 0 {
 				continue
 			}
-			pend, err := w.vdb.XPending(ctx, stream, "reporters").Result()
-			if err != nil && err != redis.Nil && !strings.Contains(err.Error(), "NOGROUP") {
-				return 0, 0, err
+			groups, err := w.vdb.XInfoGroups(ctx, stream).Result()
+			if err != nil {
+				return 0, 0, 0, err
 			}
-			if pend != nil {
-				unacked += pend.Count
+			var g *redis.XInfoGroup
+			for i := range groups {
+				if groups[i].Name == "reporters" {
+					g = &groups[i]
+				}
 			}
+			if g == nil {
+				undelivered += n
+				continue
+			}
+			after, err := w.vdb.XRangeN(ctx, stream, "("+g.LastDeliveredID, "+", 10000).Result()
+			if err != nil {
+				return 0, 0, 0, err
+			}
+			undelivered += int64(len(after))
+			unacked += g.Pending
+			stale += n - g.Pending - int64(len(after))
 		}
 	}
-	return queued, unacked, nil
+	return undelivered, unacked, stale, nil
 }
