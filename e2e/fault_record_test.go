@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -35,6 +36,11 @@ type acceptedPayment struct {
 	Product string
 	Auths   map[string]int // authorization number (the grant's jti) → receipts carrying it
 	Hosts   map[string]bool
+	// Seq orders first acceptances; Header and Path let the test send
+	// the very same payment again.
+	Seq    int
+	Header string
+	Path   string
 }
 
 // payRecorder sits under each wallet's paying transport and sees every
@@ -47,7 +53,8 @@ type payRecorder struct {
 
 	mu       sync.Mutex
 	accepted map[tokenKey]*acceptedPayment
-	sent     int            // payment attempts put on the wire
+	sent     int // payment attempts put on the wire
+	seq      int
 	answers  map[string]int // "<status> <Payment-Error>" of payment attempts without a receipt
 	netErrs  int            // payment attempts that got no answer at all
 	badRcpt  int            // receipts whose grant could not be read
@@ -88,7 +95,9 @@ func (r *payRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	a := r.accepted[k]
 	if a == nil {
 		a = &acceptedPayment{Key: k, Vendor: p.Vendor, Amount: p.Amount, Product: p.Product,
-			Auths: map[string]int{}, Hosts: map[string]bool{}}
+			Auths: map[string]int{}, Hosts: map[string]bool{}, Header: hdr, Path: req.URL.Path}
+		r.seq++
+		a.Seq = r.seq
 		r.accepted[k] = a
 	}
 	if a.Vendor != p.Vendor || a.Amount != p.Amount || a.Product != p.Product {
@@ -122,6 +131,41 @@ func readGrant(token string) (grantView, bool) {
 		return grantView{}, false
 	}
 	return g, true
+}
+
+// replay sends up to n of the earliest accepted payments again, unchanged,
+// each to base(vendor) (another gateway of the vendor, say), as a reader
+// who kept the headers could. The gateway must answer each with the grant it
+// gave first (same authorization number) or refuse it; an answer with a new
+// authorization means the tokens were accepted twice, which the recorder
+// shows. It returns the answers by kind.
+func (r *payRecorder) replay(ctx context.Context, n int, base func(vendor string, first map[string]bool) string) map[string]int {
+	list := r.snapshot()
+	sort.Slice(list, func(i, j int) bool { return list[i].Seq < list[j].Seq })
+	out := map[string]int{}
+	for _, a := range list[:min(n, len(list))] {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base(a.Vendor, a.Hosts)+a.Path, nil)
+		if err != nil {
+			continue
+		}
+		req.Header.Set("Authorization", a.Header)
+		resp, err := r.RoundTrip(req)
+		if err != nil {
+			out["no answer"]++
+			continue
+		}
+		resp.Body.Close()
+		g, ok := readGrant(resp.Header.Get("Payment-Receipt"))
+		switch {
+		case !ok:
+			out[fmt.Sprintf("refused %d %s", resp.StatusCode, resp.Header.Get("Payment-Error"))]++
+		case a.Auths[g.Jti] > 0:
+			out["same grant"]++
+		default:
+			out["NEW GRANT"]++
+		}
+	}
+	return out
 }
 
 // snapshot returns the accepted payments, in a stable order.
