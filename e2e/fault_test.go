@@ -721,7 +721,8 @@ func (w *faultWorld) audit(ctx context.Context, readers []*faultReader) *faultRe
 }
 
 // paidAuths counts, per authorization number, the "paid" results in the
-// agent's stored report responses (hw:a:batch:<vendor>:<id>).
+// agent's stored report responses (hw:a:batch:<vendor>:<id>, the JSON body,
+// possibly after a digest of the batch's claims).
 func (w *faultWorld) paidAuths(ctx context.Context) (map[string]int, error) {
 	out := map[string]int{}
 	var cursor uint64
@@ -737,6 +738,10 @@ func (w *faultWorld) paidAuths(ctx context.Context) (map[string]int, error) {
 			}
 			for _, v := range vals {
 				s, _ := v.(string)
+				// The body may follow a digest of the batch's claims.
+				if i := strings.IndexByte(s, '{'); i > 0 {
+					s = s[i:]
+				}
 				var rr struct {
 					Results []struct{ Auth, Verdict string }
 				}
