@@ -105,6 +105,16 @@ func (p *faultProc) start() error {
 	return nil
 }
 
+// pid is the process id of the current run, 0 when not running.
+func (p *faultProc) pid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // kill9 crashes the process: SIGKILL, no shutdown of any kind.
 func (p *faultProc) kill9() {
 	p.signal(syscall.SIGKILL, 0)

@@ -74,7 +74,7 @@ func TestFaultCampaign(t *testing.T) {
 	loadStart := time.Now()
 	faultsDone := make(chan []faultEvent, 1)
 	stopLoad := make(chan struct{})
-	go func() { faultsDone <- w.runFaults(hard, loadStart.Add(2*time.Second)) }()
+	go func() { faultsDone <- w.runFaults(hard, loadStart, 4*time.Second) }()
 	var wg sync.WaitGroup
 	for i, r := range readers {
 		wg.Go(func() { r.read(hard, w, i, stopLoad) })
@@ -146,15 +146,27 @@ type faultEvent struct {
 	recoverErr error
 }
 
-// runFaults kills and restarts each part in turn, with recovery gaps.
-func (w *faultWorld) runFaults(ctx context.Context, at time.Time) []faultEvent {
-	base := at.Add(-2 * time.Second)
+// runFaults kills and restarts each part in turn, with recovery gaps, the
+// first after delay; times are relative to base (the start of the load).
+func (w *faultWorld) runFaults(ctx context.Context, base time.Time, delay time.Duration) []faultEvent {
+	at := base.Add(delay)
+	var held int64
 	steps := []struct {
 		what    string
 		kill    func()
 		restart func() error
 	}{
-		{"gateway-0 (SIGKILL)", w.gateways[0].kill9, func() error {
+		{"gateway-0 (SIGKILL)", func() {
+			// Killed while it holds claims delivered to it and not yet
+			// answered, so that another gateway must take them over.
+			pid := w.gateways[0].pid()
+			for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+				if held = w.heldBy(ctx, pid); held > 0 {
+					break
+				}
+			}
+			w.gateways[0].kill9()
+		}, func() error {
 			if err := w.gateways[0].start(); err != nil {
 				return err
 			}
@@ -183,6 +195,9 @@ func (w *faultWorld) runFaults(ctx context.Context, at time.Time) []faultEvent {
 		sleepCtx(ctx, faultDown)
 		e.recoverErr = s.restart()
 		e.back = time.Since(base)
+		if i == 0 {
+			e.what += fmt.Sprintf(", holding %d claims", held)
+		}
 		out = append(out, e)
 	}
 	return out
@@ -780,7 +795,7 @@ func (res *faultResult) report(t *testing.T) {
 		if f.recoverErr != nil {
 			status = f.recoverErr.Error()
 		}
-		fmt.Fprintf(&b, "  fault: %-24s killed at +%5.1fs, serving again at +%5.1fs (%s)\n", f.what, f.killed.Seconds(), f.back.Seconds(), status)
+		fmt.Fprintf(&b, "  fault: %-42s killed at +%5.1fs, serving again at +%5.1fs (%s)\n", f.what, f.killed.Seconds(), f.back.Seconds(), status)
 	}
 	vendors := keysOf(res.perVendor)
 	for _, v := range vendors {

@@ -225,3 +225,25 @@ func (w *faultWorld) backlog(ctx context.Context) (undelivered, unacked, stale i
 	}
 	return undelivered, unacked, stale, nil
 }
+
+// heldBy returns how many claims of the report streams are delivered to
+// and not acknowledged by the gateway process pid (its consumer in the
+// group is named "<host>-<pid>-<nanotime>").
+func (w *faultWorld) heldBy(ctx context.Context, pid int) int64 {
+	mark := fmt.Sprintf("-%d-", pid)
+	var n int64
+	for _, v := range w.vendors {
+		for _, s := range []string{"now", "batch"} {
+			pend, err := w.vdb.XPending(ctx, "hw:g:{"+v+"}:r:"+s, "reporters").Result()
+			if err != nil {
+				continue
+			}
+			for name, c := range pend.Consumers {
+				if strings.Contains(name, mark) {
+					n += c
+				}
+			}
+		}
+	}
+	return n
+}
