@@ -226,24 +226,52 @@ func (w *faultWorld) backlog(ctx context.Context) (undelivered, unacked, stale i
 	return undelivered, unacked, stale, nil
 }
 
-// heldBy returns how many claims of the report streams are delivered to
-// and not acknowledged by the gateway process pid (its consumer in the
-// group is named "<host>-<pid>-<nanotime>").
-func (w *faultWorld) heldBy(ctx context.Context, pid int) int64 {
+// heldBy returns the claims of the report streams delivered to and not
+// acknowledged by the gateway process pid (its consumer in the group is
+// named "<host>-<pid>-<nanotime>"), by stream.
+func (w *faultWorld) heldBy(ctx context.Context, pid int) map[string][]string {
 	mark := fmt.Sprintf("-%d-", pid)
-	var n int64
+	out := map[string][]string{}
 	for _, v := range w.vendors {
 		for _, s := range []string{"now", "batch"} {
-			pend, err := w.vdb.XPending(ctx, "hw:g:{"+v+"}:r:"+s, "reporters").Result()
+			stream := "hw:g:{" + v + "}:r:" + s
+			pend, err := w.vdb.XPending(ctx, stream, "reporters").Result()
 			if err != nil {
 				continue
 			}
 			for name, c := range pend.Consumers {
-				if strings.Contains(name, mark) {
-					n += c
+				if c == 0 || !strings.Contains(name, mark) {
+					continue
+				}
+				list, err := w.vdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+					Stream: stream, Group: "reporters", Start: "-", End: "+", Count: 10000, Consumer: name,
+				}).Result()
+				if err != nil {
+					continue
+				}
+				for _, e := range list {
+					out[stream] = append(out[stream], e.ID)
 				}
 			}
 		}
 	}
-	return n
+	return out
+}
+
+// stillPending returns how many of the claims ids (by stream) are still
+// delivered and unacknowledged, whichever gateway holds them now.
+func (w *faultWorld) stillPending(ctx context.Context, ids map[string][]string) (int, error) {
+	n := 0
+	for stream, list := range ids {
+		for _, id := range list {
+			got, err := w.vdb.XPendingExt(ctx, &redis.XPendingExtArgs{
+				Stream: stream, Group: "reporters", Start: id, End: id, Count: 1,
+			}).Result()
+			if err != nil {
+				return 0, err
+			}
+			n += len(got)
+		}
+	}
+	return n, nil
 }
