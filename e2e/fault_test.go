@@ -21,8 +21,9 @@ import (
 	"github.com/hashwall/hashwall/wallet"
 )
 
-// Bounds of the fault test. The whole test, binaries built, stays within
-// faultBudget of wall time; every loop below is bounded in count and time.
+// Bounds of the fault test. Once the binaries are built (shared by every e2e
+// test), the whole test stays within faultBudget of wall time; every loop
+// below is bounded in count and time.
 const (
 	faultBudget     = 115 * time.Second
 	faultReaders    = 12                      // concurrent wallets
