@@ -65,6 +65,7 @@ type Agent struct {
 	argon   chan struct{} // bounds concurrent argon2 computations (memory)
 	dummy   string        // a password hash checked for unknown users
 	logins  *throttle
+	crlRate crlLimits // GET /v1/crl
 }
 
 // New checks the configuration and Redis (durability, scripts) and returns the agent.
@@ -161,7 +162,7 @@ func (c *Config) fill() error {
 
 func loadScripts(ctx context.Context, rdb redis.UniversalClient) error {
 	for _, s := range []*redis.Script{registerUser, registerVendor, rotateToken, credit, purchase,
-		recoverCerts, revokeCert, revokeAccount, bind, settle, ingest, crlPage, ledgerCheck} {
+		recoverCerts, revokeCert, revokeAccount, bind, settle, ingest, crlPage, pruneCRL, ledgerCheck} {
 		if err := s.Load(ctx, rdb).Err(); err != nil {
 			return err
 		}

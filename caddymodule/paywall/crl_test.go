@@ -1,0 +1,246 @@
+package paywall
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// mitm stands between the gateway and the agent, as a network attacker on
+// plain HTTP (or with TLS broken) would: it relays, records what the agent
+// signed, and can answer with recorded pages or forged keys instead.
+type mitm struct {
+	*httptest.Server
+	upstream string
+
+	mu       sync.Mutex
+	pages    map[string][]byte // /v1/crl?since=… → the first answer recorded
+	replay   bool              // answer /v1/crl from the recording
+	anyPage  []byte            // if set, the answer to every /v1/crl
+	keysBody func(real []byte) []byte
+}
+
+func newMITM(t *testing.T, upstream string) *mitm {
+	m := &mitm{upstream: upstream, pages: map[string][]byte{}}
+	m.Server = httptest.NewServer(http.HandlerFunc(m.serve))
+	t.Cleanup(m.Close)
+	return m
+}
+
+func (m *mitm) set(f func(m *mitm)) {
+	m.mu.Lock()
+	f(m)
+	m.mu.Unlock()
+}
+
+func (m *mitm) serve(w http.ResponseWriter, r *http.Request) {
+	m.mu.Lock()
+	replay, anyPage, keysBody := m.replay, m.anyPage, m.keysBody
+	recorded, seen := m.pages[r.URL.Path+"?"+r.URL.RawQuery]
+	m.mu.Unlock()
+	if r.URL.Path == "/v1/crl" && anyPage != nil {
+		_, _ = w.Write(anyPage)
+		return
+	}
+	if r.URL.Path == "/v1/crl" && replay && seen {
+		_, _ = w.Write(recorded)
+		return
+	}
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, m.upstream+r.URL.RequestURI(), r.Body)
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if r.URL.Path == "/v1/crl" && resp.StatusCode == 200 {
+		m.mu.Lock()
+		if _, ok := m.pages[r.URL.Path+"?"+r.URL.RawQuery]; !ok {
+			m.pages[r.URL.Path+"?"+r.URL.RawQuery] = body
+		}
+		m.mu.Unlock()
+	}
+	if r.URL.Path == "/v1/keys" && keysBody != nil {
+		body = keysBody(body)
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(body)
+}
+
+func (m *mitm) recorded(since uint64) []byte {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pages[fmt.Sprintf("/v1/crl?since=%d", since)]
+}
+
+func paymentError(w *httptest.ResponseRecorder) string { return w.Header().Get("Payment-Error") }
+
+// An attacker replaying the agent's own signed CRL pages cannot keep a
+// gateway counting itself synced: a page answering another since is no
+// sync, a page's signed time must be recent, and past crl_max_age payments
+// stop (503 crl_stale) rather than accept a certificate revoked meanwhile.
+func TestCRLReplayedPagesRefused(t *testing.T) {
+	e := newEnv(t)
+	m := newMITM(t, e.agent.URL)
+	h := e.handler(func(h *Handler) { h.Agent = m.URL; h.CRLMaxAge = caddy.Duration(2 * time.Second) })
+	wal := newWallet(t, 30, payword.GenericScope)
+	cheat := newWallet(t, 31, payword.GenericScope)
+	waitFor(t, "the first page recorded", 2*time.Second, func() bool { return m.recorded(0) != nil })
+	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+		t.Fatalf("pay: %d %q", status(w, es), paymentError(w))
+	}
+
+	// From now on the attacker answers every question with the empty page
+	// the agent signed for since=0, and the agent revokes the cheat.
+	m.set(func(m *mitm) { m.replay = true })
+	e.agent.revoke(cheat.cert.Serial)
+	time.Sleep(3500 * time.Millisecond) // past crl_max_age and a whole second of page time
+	w, es := do(h, get("/articles/b", "Authorization", cheat.pay(t, 0, 2, 2, testVendor, "/articles/b")), nil)
+	if status(w, es) != http.StatusServiceUnavailable || paymentError(w) != "crl_stale" {
+		t.Fatalf("revoked certificate behind a replayed CRL: %d %q", status(w, es), paymentError(w))
+	}
+	if w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil); status(w, es) != http.StatusServiceUnavailable {
+		t.Fatalf("payment behind a replayed CRL: %d %q", status(w, es), paymentError(w))
+	}
+
+	// The real agent again: the revocation arrives and payments resume.
+	m.set(func(m *mitm) { m.replay = false; m.pages = map[string][]byte{} })
+	waitFor(t, "a fresh CRL", 5*time.Second, func() bool {
+		w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+		return status(w, es) == 200
+	})
+	if w, es := do(h, get("/articles/b", "Authorization", cheat.pay(t, 0, 2, 2, testVendor, "/articles/b")), nil); paymentError(w) != "revoked" {
+		t.Fatalf("revoked certificate: %d %q", status(w, es), paymentError(w))
+	}
+}
+
+// A page the agent signed for another question (an older since, a head
+// behind the one already seen) is refused; the gateway stays stale.
+func TestCRLOutOfSequencePagesRefused(t *testing.T) {
+	e := newEnv(t)
+	m := newMITM(t, e.agent.URL)
+	h := e.handler(func(h *Handler) { h.Agent = m.URL; h.CRLMaxAge = caddy.Duration(2 * time.Second) })
+	wal := newWallet(t, 32, payword.GenericScope)
+	waitFor(t, "the first page recorded", 2*time.Second, func() bool { return m.recorded(0) != nil })
+	first := m.recorded(0) // since=0, head 0
+	e.agent.revoke(newWallet(t, 33, payword.GenericScope).cert.Serial)
+	waitFor(t, "the revocation synced", 3*time.Second, func() bool { return h.be.crl.since() >= 1 })
+
+	// Now asked since=1, the attacker answers with the since=0 page,
+	// signed a moment ago by the real agent (not yet too old).
+	m.set(func(m *mitm) { m.anyPage = first })
+	time.Sleep(2500 * time.Millisecond)
+	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != http.StatusServiceUnavailable || paymentError(w) != "crl_stale" {
+		t.Fatalf("payment behind an out-of-sequence CRL: %d %q", status(w, es), paymentError(w))
+	}
+}
+
+// A network attacker serving /v1/keys cannot make the gateway trust a key
+// because a payment names it: with configured keys and with keys pinned at
+// start alike, a certificate under an injected key is refused.
+func TestInjectedAgentKeyNotTrusted(t *testing.T) {
+	for _, configured := range []bool{true, false} {
+		t.Run(fmt.Sprintf("configured=%v", configured), func(t *testing.T) {
+			e := newEnv(t)
+			m := newMITM(t, e.agent.URL)
+			h := e.handler(func(h *Handler) {
+				h.Agent = m.URL
+				if !configured {
+					h.Keys = nil
+				}
+			})
+			good := newWallet(t, 34, payword.GenericScope)
+			if w, es := do(h, get("/articles/a", "Authorization", good.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+				t.Fatalf("pay: %d %q", status(w, es), paymentError(w))
+			}
+			evil := payword.SigningKey{ID: "agent-2027", Key: ed25519Key(0x66)}
+			m.set(func(m *mitm) {
+				m.keysBody = func(real []byte) []byte {
+					inj := fmt.Sprintf(`{"kid":%q,"public":%q},`, evil.ID, pubB64(evil))
+					return bytes.Replace(real, []byte(`"keys":[`), []byte(`"keys":[`+inj), 1)
+				}
+			})
+			mallory := newWallet(t, 35, payword.GenericScope)
+			mallory.agent = evil
+			if _, err := mallory.cert.Sign(evil); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 {
+				// As if the refetch interval had passed.
+				h.be.keys.mu.Lock()
+				h.be.keys.lastFetch = time.Time{}
+				h.be.keys.mu.Unlock()
+				w, es := do(h, get("/articles/b", "Authorization", mallory.pay(t, 0, 2, 2, testVendor, "/articles/b")), nil)
+				if status(w, es) != http.StatusForbidden || paymentError(w) != "bad_signature" {
+					t.Fatalf("certificate under an injected key: %d %q", status(w, es), paymentError(w))
+				}
+			}
+			if _, ok := h.be.keys.cur.Load().keys[evil.ID]; ok {
+				t.Fatal("the injected key is trusted")
+			}
+			if n, _ := h.be.rdb.HExists(t.Context(), h.be.ks.keys(), evil.ID).Result(); n {
+				t.Fatal("the injected key is pinned in the vendor's Redis")
+			}
+		})
+	}
+}
+
+// A new or restarted gateway is not fresh before it has synced: with the
+// agent unreachable it refuses payments unless its vendor's Redis holds a
+// copy synced within crl_max_age, and a Redis that lost its copy is noticed.
+func TestRestartedGatewayKnowsItsCRLAge(t *testing.T) {
+	e := newEnv(t)
+	maxAge := caddy.Duration(2 * time.Second)
+	cheat := newWallet(t, 36, payword.GenericScope)
+	wal := newWallet(t, 37, payword.GenericScope)
+	e.agent.revoke(cheat.cert.Serial)
+	h := e.handler(func(h *Handler) { h.CRLMaxAge = maxAge })
+	waitFor(t, "the first sync", 2*time.Second, func() bool { return h.be.crl.revoked(cheat.cert.Serial) })
+	_ = h.Cleanup() // the gateway stops
+	e.agent.setDown(true)
+
+	// Restarted at once: the vendor's copy is recent and holds the revocation.
+	h2 := e.handler(func(h *Handler) { h.CRLMaxAge = maxAge; h.CRLInterval *= 2 })
+	if w, es := do(h2, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+		t.Fatalf("pay on a recent copy: %d %q", status(w, es), paymentError(w))
+	}
+	if w, es := do(h2, get("/articles/a", "Authorization", cheat.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); paymentError(w) != "revoked" {
+		t.Fatalf("revoked on a recent copy: %d %q", status(w, es), paymentError(w))
+	}
+	_ = h2.Cleanup()
+
+	// Restarted later: the copy is older than crl_max_age.
+	time.Sleep(2500 * time.Millisecond)
+	h3 := e.handler(func(h *Handler) { h.CRLMaxAge = maxAge; h.CRLInterval *= 3 })
+	if w, es := do(h3, get("/articles/a", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/a")), nil); status(w, es) != http.StatusServiceUnavailable {
+		t.Fatalf("pay on an old copy: %d %q", status(w, es), paymentError(w))
+	}
+	_ = h3.Cleanup()
+
+	// The vendor's Redis lost everything (restart without persistence).
+	if err := mustRedis(t, e.redis.URL()).FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	h4 := e.handler(func(h *Handler) { h.CRLMaxAge = maxAge; h.CRLInterval *= 4 })
+	for _, w0 := range []*wallet{cheat, wal} {
+		if w, es := do(h4, get("/articles/c", "Authorization", w0.pay(t, 1, 2, 2, testVendor, "/articles/c")), nil); status(w, es) != http.StatusServiceUnavailable || paymentError(w) != "crl_stale" {
+			t.Fatalf("pay with a lost copy: %d %q", status(w, es), paymentError(w))
+		}
+	}
+	e.agent.setDown(false)
+	waitFor(t, "resynced", 5*time.Second, func() bool {
+		w, es := do(h4, get("/articles/c", "Authorization", cheat.pay(t, 1, 2, 2, testVendor, "/articles/c")), nil)
+		return status(w, es) == http.StatusForbidden && paymentError(w) == "revoked"
+	})
+}
