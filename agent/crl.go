@@ -231,6 +231,7 @@ func (a *Agent) handleKeys(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"keys": keys, "signed": payword.AnnounceKeys(a.cfg.SigningKeys, a.now())})
 	return nil
 }
+
 // Revoke revokes one certificate; it reports whether it was active.
 func (a *Agent) Revoke(ctx context.Context, s payword.Serial, reason string) (bool, error) {
 	seq, err := a.run(ctx, revokeCert, s.String(), reason, a.now().Unix()).Int64()

@@ -51,9 +51,9 @@ func (c *crlSet) markSynced(t time.Time) {
 
 func (c *crlSet) attempted() { c.triedOnce.Do(func() { close(c.tried) }) }
 
-// age is how long ago the list was last known to be complete; before the
-// first sync it is "forever".
-func (c *crlSet) age(now time.Time) time.Duration {
+// waitFirst waits for the first sync attempt (at most crlFirstWait), so
+// that a payment at start is checked against the restored copy.
+func (c *crlSet) waitFirst() {
 	select {
 	case <-c.tried:
 	default:
@@ -64,6 +64,12 @@ func (c *crlSet) age(now time.Time) time.Duration {
 		}
 		t.Stop()
 	}
+}
+
+// age is how long ago the list was last known to be complete; before the
+// first sync it is "forever".
+func (c *crlSet) age(now time.Time) time.Duration {
+	c.waitFirst()
 	s := c.synced.Load()
 	if s == 0 {
 		return math.MaxInt64
@@ -72,6 +78,7 @@ func (c *crlSet) age(now time.Time) time.Duration {
 }
 
 func (c *crlSet) revoked(s payword.Serial) bool {
+	c.waitFirst()
 	c.mu.RLock()
 	_, ok := c.entries[s]
 	c.mu.RUnlock()
@@ -311,8 +318,11 @@ func (b *backend) subscribeCRL(ctx context.Context) {
 				b.crl.markSynced(time.Now())
 			}
 		}
-		if err != nil && isTimeout(err) && subscribed {
-			b.crl.markSynced(time.Now()) // subscribed, nothing published
+		if err != nil && isTimeout(err) {
+			if subscribed {
+				b.crl.markSynced(time.Now()) // subscribed, nothing published
+			}
+			b.crl.attempted()
 		}
 		if err != nil && ctx.Err() == nil {
 			if !isTimeout(err) {

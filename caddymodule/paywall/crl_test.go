@@ -244,3 +244,49 @@ func TestRestartedGatewayKnowsItsCRLAge(t *testing.T) {
 		return status(w, es) == http.StatusForbidden && paymentError(w) == "revoked"
 	})
 }
+
+func (a *fakeAgent) revokeUntil(s payword.Serial, exp int64) {
+	a.mu.Lock()
+	a.crl = append(a.crl, payword.CRLEntry{Seq: uint64(len(a.crl) + 1), Serial: s, Time: time.Now().Unix(), Exp: exp})
+	a.mu.Unlock()
+}
+
+// Revocations of expired certificates leave the gateway's memory and the
+// vendor's copy; a copy the vendor's Redis lost while the gateway ran is
+// written back whole, so a gateway restarted later still has every entry.
+func TestCRLCopyPrunedAndRewritten(t *testing.T) {
+	e := newEnv(t)
+	gone, kept, later := newWallet(t, 40, payword.GenericScope), newWallet(t, 41, payword.GenericScope), newWallet(t, 42, payword.GenericScope)
+	e.agent.revokeUntil(gone.cert.Serial, time.Now().Add(-payword.CRLKeep-time.Minute).Unix())
+	e.agent.revokeUntil(kept.cert.Serial, time.Now().Add(time.Hour).Unix())
+	h := e.handler(func(h *Handler) { h.CRLMaxAge = caddy.Duration(time.Minute) })
+	waitFor(t, "the first sync", 2*time.Second, func() bool { return h.be.crl.revoked(kept.cert.Serial) })
+	if h.be.crl.revoked(gone.cert.Serial) {
+		t.Fatal("an expired revocation is held in memory")
+	}
+	if n, _ := h.be.rdb.ZCard(t.Context(), h.be.ks.crl()).Result(); n != 1 {
+		t.Fatalf("%d entries in the vendor's copy", n)
+	}
+
+	if err := h.be.rdb.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.agent.revokeUntil(later.cert.Serial, time.Now().Add(time.Hour).Unix())
+	waitFor(t, "the next sync", 2*time.Second, func() bool { return h.be.crl.revoked(later.cert.Serial) })
+	waitFor(t, "the copy written back", 2*time.Second, func() bool {
+		n, _ := h.be.rdb.ZCard(t.Context(), h.be.ks.crl()).Result()
+		return n == 2
+	})
+	ks := h.be.ks
+	_ = h.Cleanup()
+	e.agent.setDown(true)
+	if n, _ := mustRedis(t, e.redis.URL()).HLen(t.Context(), crlHeadKey(ks)).Result(); n != 4 {
+		t.Fatalf("the copy's head has %d fields", n)
+	}
+	h2 := e.handler(func(h *Handler) { h.CRLMaxAge = caddy.Duration(time.Minute); h.CRLInterval *= 2 })
+	for _, w0 := range []*wallet{kept, later} {
+		if w, es := do(h2, get("/articles/a", "Authorization", w0.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); paymentError(w) != "revoked" {
+			t.Fatalf("restarted on the rewritten copy: %d %q", status(w, es), paymentError(w))
+		}
+	}
+}
