@@ -122,6 +122,7 @@ type keyStore struct {
 	cur       atomic.Pointer[keyState]
 	mu        sync.Mutex // serialises loads
 	lastFetch time.Time
+	warned    time.Time
 	ready     chan struct{} // closed after the first load attempt
 	readyOnce sync.Once
 }
@@ -199,7 +200,10 @@ func (k *keyStore) refreshEvery(ctx context.Context, every time.Duration) bool {
 	if time.Since(k.lastFetch) >= every {
 		k.lastFetch = time.Now()
 		if len(trusted) == 0 && !authenticatedAgent(k.b.cfg.Agent) {
-			k.b.log.Error("no agent keys configured, and the agent is reached over plain HTTP: configure its keys (`keys`) or use https")
+			if time.Since(k.warned) >= time.Minute {
+				k.warned = time.Now()
+				k.b.log.Error("no agent keys configured, and the agent is reached over plain HTTP: configure its keys (`keys`) or use https")
+			}
 		} else if docs, err := k.b.agent.keys(ctx); err != nil {
 			k.b.log.Warn("fetching agent keys", zapErr(err))
 		} else if learnt, err := payword.OpenKeys(docs, trusted); err != nil {

@@ -2,6 +2,7 @@ package paywall
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -167,8 +168,11 @@ func TestInjectedAgentKeyNotTrusted(t *testing.T) {
 			evil := payword.SigningKey{ID: "agent-2027", Key: ed25519Key(0x66)}
 			m.set(func(m *mitm) {
 				m.keysBody = func(real []byte) []byte {
+					// The key in the list, and announced under its own signature.
 					inj := fmt.Sprintf(`{"kid":%q,"public":%q},`, evil.ID, pubB64(evil))
-					return bytes.Replace(real, []byte(`"keys":[`), []byte(`"keys":[`+inj), 1)
+					body := bytes.Replace(real, []byte(`"keys":[`), []byte(`"keys":[`+inj), 1)
+					ann, _ := json.Marshal(payword.AnnounceKeys([]payword.SigningKey{evil}, time.Now())[0])
+					return bytes.Replace(body, []byte(`"signed":[`), append([]byte(`"signed":[`), append(ann, ',')...), 1)
 				}
 			})
 			mallory := newWallet(t, 35, payword.GenericScope)
@@ -288,5 +292,44 @@ func TestCRLCopyPrunedAndRewritten(t *testing.T) {
 		if w, es := do(h2, get("/articles/a", "Authorization", w0.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); paymentError(w) != "revoked" {
 			t.Fatalf("restarted on the rewritten copy: %d %q", status(w, es), paymentError(w))
 		}
+	}
+}
+
+func TestAuthenticatedAgent(t *testing.T) {
+	for url, want := range map[string]bool{
+		"https://bank.example.com": true, "http://127.0.0.1:8080": true, "http://[::1]:80": true,
+		"http://localhost:9000": true, "http://bank.example.com": false, "http://10.0.0.1": false,
+		"http://127.0.0.1.evil.example": false, "ftp://127.0.0.1": false, "": false,
+	} {
+		if got := authenticatedAgent(url); got != want {
+			t.Errorf("authenticatedAgent(%q) = %v", url, got)
+		}
+	}
+}
+
+// A rotation: the agent announces its new key under the old one's
+// signature, and a gateway trusting the old key takes certificates of the
+// new one; the announcement is pinned for the vendor's other gateways.
+func TestRotatedAgentKeyLearnt(t *testing.T) {
+	e := newEnv(t)
+	m := newMITM(t, e.agent.URL)
+	next := payword.SigningKey{ID: "agent-2027", Key: ed25519Key(0x70)}
+	m.set(func(m *mitm) {
+		m.keysBody = func([]byte) []byte {
+			signed, _ := json.Marshal(payword.AnnounceKeys([]payword.SigningKey{next, e.agent.key}, time.Now()))
+			return []byte(`{"keys":[],"signed":` + string(signed) + `}`)
+		}
+	})
+	h := e.handler(func(h *Handler) { h.Agent = m.URL })
+	wal := newWallet(t, 43, payword.GenericScope)
+	wal.agent = next
+	if _, err := wal.cert.Sign(next); err != nil {
+		t.Fatal(err)
+	}
+	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+		t.Fatalf("certificate under the rotated key: %d %q", status(w, es), paymentError(w))
+	}
+	if ok, _ := h.be.rdb.HExists(t.Context(), h.be.ks.keys(), next.ID).Result(); !ok {
+		t.Fatal("the rotated key is not pinned")
 	}
 }
