@@ -132,7 +132,7 @@ func (a *Agent) limitCRL(w http.ResponseWriter, r *http.Request) error {
 			l, key = a.crlRate.vendor, vid
 		}
 	}
-	if ok, wait := l.allow(key, time.Now()); !ok {
+	if ok, wait := l.allow(key, a.now()); !ok {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		return errRateLimited
 	}
