@@ -235,7 +235,6 @@ func TestKeysAnnouncedForRotation(t *testing.T) {
 	}
 }
 
-
 // The Lua prelude prunes with the same margin as payword.CRLKeep.
 func TestCRLKeepInLua(t *testing.T) {
 	if !strings.Contains(luaPrelude, fmt.Sprintf("pruneCRL(t - %d, 2)", int(payword.CRLKeep/time.Second))) {
