@@ -76,6 +76,7 @@ type Agent struct {
 	log     *zap.Logger
 	argon   chan struct{} // bounds concurrent argon2 computations (memory)
 	dummy   string        // a password hash checked for unknown users
+	crlRate crlLimits     // GET /v1/crl
 }
 
 // New checks the configuration and Redis (durability, scripts) and returns the agent.
@@ -174,7 +175,7 @@ func (c *Config) fill() error {
 
 func loadScripts(ctx context.Context, rdb redis.UniversalClient) error {
 	for _, s := range []*redis.Script{registerUser, registerVendor, rotateToken, credit, purchase,
-		recoverCerts, applyRecovered, loginReserve, loginRelease, revokeCert, revokeAccount, bind, settle, ingest, crlPage, ledgerCheck} {
+		recoverCerts, applyRecovered, loginReserve, loginRelease, revokeCert, revokeAccount, bind, settle, ingest, crlPage, pruneCRL, ledgerCheck} {
 		if err := s.Load(ctx, rdb).Err(); err != nil {
 			return err
 		}

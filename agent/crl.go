@@ -3,30 +3,44 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/hashwall/hashwall/payword"
 )
 
-// crlPage: ARGV since, limit → {last, entries...}, read in one script so that
-// Last is never below an entry's seq.
+// crlPage: ARGV since, limit → {last, entries...}: the entries in
+// (since, last], read in one script with last so that none is beyond it.
 var crlPage = script(`
 local last = tonumber(redis.call('GET', P .. 'crlseq') or '0')
-local e = redis.call('ZRANGEBYSCORE', 'hw:crl', '(' .. ARGV[1], '+inf', 'LIMIT', 0, tonumber(ARGV[2]))
+local e = {}
+if tonumber(ARGV[1]) < last then
+  e = redis.call('ZRANGEBYSCORE', 'hw:crl', '(' .. ARGV[1], last, 'LIMIT', 0, tonumber(ARGV[2]))
+end
 table.insert(e, 1, last)
 return e
 `)
 
-// CRLPage returns the signed page of revocations after since.
+// pruneCRL: ARGV cutoff, limit → entries dropped: those whose certificate
+// expired at or before cutoff (revoke() indexes them by expiry).
+var pruneCRL = script(`
+return pruneCRL(tonumber(ARGV[1]), tonumber(ARGV[2]))
+`)
+
+// CRLPage returns the signed page of revocations after since: at most
+// payword.MaxCRLEntries of them, with next = the since to ask with next.
 func (a *Agent) CRLPage(ctx context.Context, since uint64) (payword.Signed, error) {
 	res, err := a.run(ctx, crlPage, since, payword.MaxCRLEntries).Slice()
 	if err != nil {
 		return payword.Signed{}, err
 	}
-	crl := payword.CRL{Since: since, Time: a.now().Unix(), Entries: make([]payword.CRLEntry, 0, len(res)-1)}
+	crl := payword.CRL{Type: payword.CRLType, Since: since, Time: a.now().Unix(), Entries: make([]payword.CRLEntry, 0, len(res)-1)}
 	crl.Last = uint64(res[0].(int64))
 	for _, m := range res[1:] {
 		var e payword.CRLEntry
@@ -34,11 +48,39 @@ func (a *Agent) CRLPage(ctx context.Context, since uint64) (payword.Signed, erro
 			crl.Entries = append(crl.Entries, e)
 		}
 	}
+	switch {
+	case since >= crl.Last:
+		// Nothing after since. A client ahead of the head (whose store
+		// outlived the agent's?) sees the head went back and stops.
+		crl.Next = since
+	case len(res)-1 < payword.MaxCRLEntries:
+		crl.Next = crl.Last
+	default:
+		crl.Next = crl.Entries[len(crl.Entries)-1].Seq
+	}
 	body, err := json.Marshal(crl)
 	if err != nil {
 		return payword.Signed{}, err
 	}
 	return payword.Seal(a.signer, body), nil
+}
+
+// PruneCRL drops the revocations of certificates expired for
+// payword.CRLKeep: they are refused anyway. revoke() prunes a few on each
+// new revocation; the settlement run calls this for the rest.
+func (a *Agent) PruneCRL(ctx context.Context) (int, error) {
+	cutoff := a.now().Add(-payword.CRLKeep).Unix()
+	total := 0
+	for {
+		n, err := a.run(ctx, pruneCRL, cutoff, 1000).Int()
+		total += n
+		if err != nil || n < 1000 {
+			if total > 0 {
+				a.log.Info("expired revocations pruned", zap.Int("count", total))
+			}
+			return total, err
+		}
+	}
 }
 
 func (a *Agent) handleCRL(w http.ResponseWriter, r *http.Request) error {
@@ -49,6 +91,9 @@ func (a *Agent) handleCRL(w http.ResponseWriter, r *http.Request) error {
 			return fail(http.StatusBadRequest, "invalid_since", "since must be a sequence number")
 		}
 	}
+	if err := a.limitCRL(w, r); err != nil {
+		return err
+	}
 	page, err := a.CRLPage(r.Context(), since)
 	if err != nil {
 		return err
@@ -57,18 +102,133 @@ func (a *Agent) handleCRL(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// Page rate limits of GET /v1/crl, per client address (IPv6: per /64) and,
+// for requests carrying a vendor's API token, per vendor. A page is at
+// most payword.MaxCRLEntries entries (about 150 kB).
+const (
+	crlAnonRate    = 5 // pages a second
+	crlAnonBurst   = 50
+	crlVendorRate  = 50
+	crlVendorBurst = 1000 // a new gateway's first sync of a million entries
+	crlLimitKeys   = 1 << 16
+)
+
+// crlLimits are the agent's page limiters, made on first use.
+type crlLimits struct {
+	once         sync.Once
+	anon, vendor *rateLimiter
+}
+
+var errRateLimited = fail(http.StatusTooManyRequests, "rate_limited", "too many revocation list pages; slow down")
+
+func (a *Agent) limitCRL(w http.ResponseWriter, r *http.Request) error {
+	a.crlRate.once.Do(func() {
+		a.crlRate.anon = newRateLimiter(crlAnonRate, crlAnonBurst, crlLimitKeys)
+		a.crlRate.vendor = newRateLimiter(crlVendorRate, crlVendorBurst, crlLimitKeys)
+	})
+	l, key := a.crlRate.anon, clientKey(r.RemoteAddr)
+	if _, ok := bearer(r); ok {
+		if vid, err := a.vendorAuth(r); err == nil {
+			l, key = a.crlRate.vendor, vid
+		}
+	}
+	if ok, wait := l.allow(key, a.now()); !ok {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return errRateLimited
+	}
+	return nil
+}
+
+// clientKey is the rate-limited unit of a remote address: the IP, or the
+// /64 of an IPv6 address (one host usually holds a whole /64).
+func clientKey(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return host
+	}
+	if ip4 := ip.To4(); ip4 != nil {
+		return ip4.String()
+	}
+	return ip.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// rateLimiter is a token bucket per key, in memory and so per agent
+// process. Its map is bounded: when full, buckets that have refilled (and
+// so say nothing a new one would not) are swept, at most once a second;
+// keys that still find no room share one overflow bucket, so that many
+// addresses can slow each other but never empty anyone's bucket.
+type rateLimiter struct {
+	mu        sync.Mutex
+	rate      float64
+	burst     float64
+	max       int
+	m         map[string]*bucket
+	overflow  bucket
+	lastSweep time.Time
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+func newRateLimiter(rate, burst float64, max int) *rateLimiter {
+	return &rateLimiter{rate: rate, burst: burst, max: max, m: map[string]*bucket{}, overflow: bucket{tokens: burst}}
+}
+
+// allow takes one token of key's bucket; if there is none it says how long
+// until there is.
+func (l *rateLimiter) allow(key string, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.m[key]
+	if b == nil {
+		if len(l.m) >= l.max && now.Sub(l.lastSweep) >= time.Second {
+			l.lastSweep = now
+			for k, b := range l.m {
+				if l.level(b, now) >= l.burst {
+					delete(l.m, k)
+				}
+			}
+		}
+		if len(l.m) < l.max {
+			b = &bucket{tokens: l.burst, at: now}
+			l.m[key] = b
+		} else {
+			b = &l.overflow
+		}
+	}
+	b.tokens, b.at = l.level(b, now), now
+	if b.tokens < 1 {
+		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	}
+	b.tokens--
+	return true, 0
+}
+
+func (l *rateLimiter) level(b *bucket, now time.Time) float64 {
+	return min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
+}
+
 type keyJSON struct {
 	KeyID  string        `json:"kid"`
 	Public payword.Bytes `json:"public"`
 }
 
+// handleKeys lists the agent's keys, and announces them in a document
+// signed by each of them: a verifier learns a new key only through a
+// signature of a key it already trusts.
 func (a *Agent) handleKeys(w http.ResponseWriter, r *http.Request) error {
 	keys := make([]keyJSON, 0, len(a.cfg.SigningKeys))
 	for _, k := range a.cfg.SigningKeys {
 		keys = append(keys, keyJSON{KeyID: k.ID, Public: payword.Bytes(k.Public())})
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, map[string]any{"keys": keys})
+	writeJSON(w, http.StatusOK, map[string]any{"keys": keys, "signed": payword.AnnounceKeys(a.cfg.SigningKeys, a.now())})
 	return nil
 }
 

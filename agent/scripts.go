@@ -41,6 +41,7 @@ import (
 //	hw:a:req:<uid>:<id>    purchase request id -> serial (a day)
 //	hw:a:fraud             list of fraud cases
 //	hw:a:crlseq, hw:crl    CRL sequence and entries (zset, and channel)
+//	hw:a:crlexp            the same entries by certificate expiry, for pruning
 const luaPrelude = `
 local P = KEYS[1]
 local function post(acct, amt, kind, ref, t)
@@ -56,6 +57,15 @@ local function fraud(t, kind, vendor, serial, seg, user)
     t, kind, vendor, serial, seg, user))
   redis.call('LTRIM', P .. 'fraud', -100000, -1)
 end
+-- pruneCRL drops up to n entries of certificates expired at or before cutoff.
+local function pruneCRL(cutoff, n)
+  local old = redis.call('ZRANGEBYSCORE', P .. 'crlexp', '-inf', cutoff, 'LIMIT', 0, n)
+  for _, e in ipairs(old) do
+    redis.call('ZREM', 'hw:crl', e)
+    redis.call('ZREM', P .. 'crlexp', e)
+  end
+  return #old
+end
 local revoked = 0 -- certificates this script revoked, for the metrics
 local function revoke(serial, reason, t)
   local ck = P .. 'c:{' .. serial .. '}'
@@ -63,9 +73,12 @@ local function revoke(serial, reason, t)
   revoked = revoked + 1
   redis.call('HSET', ck, 'status', 'revoked', 'reason', reason)
   redis.call('SREM', P .. 'ucerts:' .. redis.call('HGET', ck, 'user'), serial)
+  local exp = tonumber(redis.call('HGET', ck, 'exp')) or 0
   local seq = redis.call('INCR', P .. 'crlseq')
-  local e = string.format('{"seq":%d,"serial":"%s","time":%d,"reason":"%s"}', seq, serial, t, reason)
+  local e = string.format('{"seq":%d,"serial":"%s","time":%d,"exp":%d,"reason":"%s"}', seq, serial, t, exp, reason)
   redis.call('ZADD', 'hw:crl', seq, e)
+  if exp > 0 then redis.call('ZADD', P .. 'crlexp', exp, e) end
+  pruneCRL(t - 3600, 2) -- payword.CRLKeep: each revocation drops up to two expired ones
   redis.call('PUBLISH', 'hw:crl', e)
   return seq
 end

@@ -131,6 +131,9 @@ func parseTime(s string, def time.Time) (time.Time, error) {
 // reported after that are refused. It returns the certificates settled and
 // the value refunded.
 func (a *Agent) SettleExpired(ctx context.Context) (int, int64, error) {
+	if _, err := a.PruneCRL(ctx); err != nil {
+		return 0, 0, err
+	}
 	cutoff := a.now().Add(-a.cfg.SettlementWindow).Unix()
 	var n int
 	var total int64

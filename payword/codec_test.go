@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCertificateRoundTrip(t *testing.T) {
@@ -315,12 +316,12 @@ func TestDecodeReport(t *testing.T) {
 
 func TestSignedCRL(t *testing.T) {
 	f := newFixture(t, 1, 1, GenericScope)
-	crl := CRL{Since: 3, Last: 5, Time: f.now.Unix(), Entries: []CRLEntry{
-		{Seq: 4, Serial: f.cert.Serial, Time: f.now.Unix(), Reason: "double-spend"}, {Seq: 5, Time: f.now.Unix()}}}
+	crl := CRL{Type: CRLType, Since: 3, Next: 5, Last: 7, Time: f.now.Unix(), Entries: []CRLEntry{
+		{Seq: 4, Serial: f.cert.Serial, Time: f.now.Unix(), Exp: f.cert.ExpiresAt, Reason: "double-spend"}, {Seq: 5, Time: f.now.Unix()}}}
 	body, _ := json.Marshal(crl)
 	raw, _ := json.Marshal(Seal(f.agent, body))
 	got, err := DecodeCRL(raw, f.keys)
-	if err != nil || len(got.Entries) != 2 || got.Entries[0].Serial != f.cert.Serial {
+	if err != nil || len(got.Entries) != 2 || got.Entries[0].Serial != f.cert.Serial || got.Entries[0].Exp != f.cert.ExpiresAt || got.Complete() {
 		t.Fatalf("DecodeCRL = %+v, %v", got, err)
 	}
 	seal := func(c CRL, k SigningKey) []byte {
@@ -328,11 +329,15 @@ func TestSignedCRL(t *testing.T) {
 		raw, _ := json.Marshal(Seal(k, body))
 		return raw
 	}
-	unordered := crl
-	unordered.Entries = []CRLEntry{crl.Entries[1], crl.Entries[0]}
-	beyond := crl
-	beyond.Last = 4
-	tampered := bytes.Replace(raw, []byte(b64.EncodeToString(body[:12])), []byte(b64.EncodeToString([]byte(`{"since":0,"`))), 1)
+	mut := func(m func(c *CRL)) []byte {
+		c := crl
+		c.Entries = append([]CRLEntry(nil), crl.Entries...)
+		m(&c)
+		return seal(c, f.agent)
+	}
+	tampered := bytes.Replace(raw, []byte(b64.EncodeToString(body[:12])), []byte(b64.EncodeToString([]byte(`{"type":"CRL`))), 1)
+	keyDoc, _ := json.Marshal(KeyDoc{Type: KeysType, Time: 1, Keys: []KeyEntry{{KeyID: "a", Public: make(Bytes, 32)}}})
+	keyDocRaw, _ := json.Marshal(Seal(f.agent, keyDoc))
 	tests := []struct {
 		name string
 		raw  []byte
@@ -340,16 +345,133 @@ func TestSignedCRL(t *testing.T) {
 	}{
 		{"not JSON", []byte("x"), ErrMalformed},
 		{"oversized", make([]byte, MaxSignedSize+1), ErrTooLarge},
+		{"deep", []byte(strings.Repeat("[", 100)), ErrMalformed},
 		{"unknown key", seal(crl, SigningKey{ID: "other", Key: f.agent.Key}), ErrUnknownKey},
 		{"forged", seal(crl, SigningKey{ID: f.agent.ID, Key: f.user}), ErrBadSignature},
 		{"tampered body", tampered, ErrBadSignature},
-		{"entries out of order", seal(unordered, f.agent), ErrMalformed},
-		{"entry beyond last", seal(beyond, f.agent), ErrMalformed},
+		{"a key announcement", keyDocRaw, ErrMalformed},
+		{"no type", mut(func(c *CRL) { c.Type = "" }), ErrMalformed},
+		{"entries out of order", mut(func(c *CRL) { c.Entries[0], c.Entries[1] = c.Entries[1], c.Entries[0] }), ErrMalformed},
+		{"entry at since", mut(func(c *CRL) { c.Entries[0].Seq = 3 }), ErrMalformed},
+		{"entry beyond next", mut(func(c *CRL) { c.Next = 4 }), ErrMalformed},
+		{"next beyond last", mut(func(c *CRL) { c.Next, c.Last = 7, 6 }), ErrMalformed},
+		{"since beyond next", mut(func(c *CRL) { c.Since, c.Entries = 6, nil }), ErrMalformed},
+		{"entries beyond the head", mut(func(c *CRL) { c.Since, c.Next, c.Last, c.Entries = 8, 8, 7, []CRLEntry{{Seq: 8}} }), ErrMalformed},
+		{"no time", mut(func(c *CRL) { c.Time = 0 }), ErrMalformed},
+		{"too many entries", mut(func(c *CRL) {
+			c.Since, c.Next, c.Last, c.Entries = 0, MaxCRLEntries+1, MaxCRLEntries+1, nil
+			for i := range MaxCRLEntries + 1 {
+				c.Entries = append(c.Entries, CRLEntry{Seq: uint64(i + 1)})
+			}
+		}), ErrTooLarge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if c, err := DecodeCRL(tt.raw, f.keys); !errors.Is(err, tt.want) || c != nil {
 				t.Fatalf("DecodeCRL = %v; want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+// A CRL client takes only the answer to its own question, never a page
+// older than one it has seen or than its maximum age.
+func TestCRLCursorAccept(t *testing.T) {
+	now := fixtureNow
+	cur := CRLCursor{Since: 10, Last: 12, Time: now.Unix() - 5}
+	page := CRL{Type: CRLType, Since: 10, Next: 14, Last: 20, Time: now.Unix() - 2}
+	next, err := cur.Accept(&page, now, time.Minute)
+	if err != nil || next != (CRLCursor{Since: 14, Last: 20, Time: page.Time}) {
+		t.Fatalf("Accept = %+v, %v", next, err)
+	}
+	if got := page.FreshAt(now); !got.Equal(time.Unix(page.Time+1, 0)) {
+		t.Fatalf("FreshAt = %v", got)
+	}
+	if got := (&CRL{Time: now.Unix()}).FreshAt(now.Add(300 * time.Millisecond)); !got.Equal(now.Add(300 * time.Millisecond)) {
+		t.Fatalf("FreshAt of a page of this second = %v", got)
+	}
+	tests := []struct {
+		name string
+		mut  func(c *CRL)
+	}{
+		{"another since", func(c *CRL) { c.Since = 0 }},
+		{"a later since", func(c *CRL) { c.Since = 11 }},
+		{"head went back", func(c *CRL) { c.Last, c.Next = 11, 11 }},
+		{"older than seen", func(c *CRL) { c.Time = cur.Time - 1 }},
+		{"older than max age", func(c *CRL) { c.Time = now.Unix() - 62 }},
+		{"from the future", func(c *CRL) { c.Time = now.Add(MaxClockSkew).Unix() + 1 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := page
+			tt.mut(&c)
+			if got, err := cur.Accept(&c, now, time.Minute); !errors.Is(err, ErrStale) || got != cur {
+				t.Fatalf("Accept = %+v, %v; want ErrStale and the cursor unchanged", got, err)
+			}
+		})
+	}
+	// The answer to a since beyond the head decodes, and is refused.
+	ahead := CRL{Type: CRLType, Since: 10, Next: 10, Last: 3, Time: now.Unix()}
+	if _, err := cur.Accept(&ahead, now, time.Minute); !errors.Is(err, ErrStale) {
+		t.Fatalf("a head behind the client: %v", err)
+	}
+	// Equal times and heads are fine (two pages in one second).
+	c := page
+	c.Time, c.Last, c.Next = cur.Time, cur.Last, cur.Last
+	if _, err := cur.Accept(&c, now, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCRLEntryExpired(t *testing.T) {
+	e := CRLEntry{Exp: fixtureNow.Unix()}
+	if e.Expired(fixtureNow.Add(CRLKeep-time.Second)) || !e.Expired(fixtureNow.Add(CRLKeep)) || (CRLEntry{}).Expired(fixtureNow.Add(1e6*time.Hour)) {
+		t.Fatal("an entry expires CRLKeep after its certificate, and never without an expiry")
+	}
+}
+
+// Keys are learnt only from announcements signed by a trusted key, or, on
+// bootstrap, signed by a key they announce.
+func TestOpenKeys(t *testing.T) {
+	f := newFixture(t, 1, 1, GenericScope)
+	next := SigningKey{ID: "agent-2027", Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, 32))}
+	evil := SigningKey{ID: "agent-evil", Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{6}, 32))}
+	docs := AnnounceKeys([]SigningKey{next, f.agent}, f.now)
+	got, err := OpenKeys(docs, f.keys)
+	if err != nil || len(got) != 2 || !got[next.ID].Equal(next.Public()) || !got[f.agent.ID].Equal(f.agent.Public()) {
+		t.Fatalf("rotation: %v %v", got, err)
+	}
+	if got, err := OpenKeys(docs, KeySet{}); err != nil || len(got) != 2 {
+		t.Fatalf("bootstrap: %v %v", got, err)
+	}
+	injected := append(AnnounceKeys([]SigningKey{evil}, f.now), docs...)
+	if got, err := OpenKeys(injected, f.keys); err != nil || len(got) != 2 || got[evil.ID] != nil {
+		t.Fatalf("self-signed injection: %v %v", got, err)
+	}
+	forged := Seal(evil, docs[0].Body) // the real list, re-signed
+	forged.KeyID = f.agent.ID
+	if got, err := OpenKeys([]Signed{forged}, f.keys); err != nil || len(got) != 1 {
+		t.Fatalf("forged announcement: %v %v", got, err)
+	}
+	body, _ := json.Marshal(KeyDoc{Type: KeysType, Time: 1, Keys: []KeyEntry{{KeyID: f.agent.ID, Public: Bytes(evil.Public())}}})
+	if _, err := OpenKeys([]Signed{Seal(f.agent, body)}, f.keys); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("a trusted key id announced with another key: %v", err)
+	}
+	crlBody, _ := json.Marshal(CRL{Type: CRLType, Time: 1})
+	bad := []struct {
+		name string
+		docs []Signed
+		want error
+	}{
+		{"too many", make([]Signed, MaxAnnouncedKeys+1), ErrTooLarge},
+		{"oversized", []Signed{{KeyID: f.agent.ID, Body: make(Bytes, MaxKeyDocSize+1)}}, ErrTooLarge},
+		{"a CRL page", []Signed{Seal(f.agent, crlBody)}, ErrMalformed},
+		{"bad key", []Signed{Seal(f.agent, []byte(`{"type":"keys","time":1,"keys":[{"kid":"x","public":"AAAA"}]}`))}, ErrMalformed},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := OpenKeys(tt.docs, f.keys); !errors.Is(err, tt.want) {
+				t.Fatalf("OpenKeys = %v; want %v", err, tt.want)
 			}
 		})
 	}

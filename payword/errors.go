@@ -23,6 +23,7 @@ var (
 	ErrUnderpaid    = errors.New("payword: amount below price")
 	ErrReplay       = errors.New("payword: token already spent here")
 	ErrBadToken     = errors.New("payword: token does not hash to the last seen token")
+	ErrStale        = errors.New("payword: stale or replayed signed document")
 )
 
 func errorf(kind error, format string, args ...any) error {

@@ -2,6 +2,7 @@ package payword
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -134,13 +135,50 @@ func FuzzDecodeReport(f *testing.F) {
 
 func FuzzDecodeCRL(f *testing.F) {
 	fx := newFixture(f, 1, 1, GenericScope)
-	body, _ := json.Marshal(CRL{Since: 0, Last: 1, Entries: []CRLEntry{{Seq: 1, Serial: fx.cert.Serial}}})
+	body, _ := json.Marshal(CRL{Type: CRLType, Since: 0, Next: 1, Last: 1, Time: 1, Entries: []CRLEntry{{Seq: 1, Serial: fx.cert.Serial, Exp: 2}}})
 	raw, _ := json.Marshal(Seal(fx.agent, body))
 	f.Add(raw)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		if _, err := DecodeCRL(raw, fx.keys); err != nil && !typed(err) &&
 			!errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrUnknownKey) {
 			t.Fatalf("untyped error %v", err)
+		}
+	})
+}
+
+// FuzzOpenKeys: whatever an agent (or an attacker in its place) answers at
+// /v1/keys, the only keys learnt are trusted ones or announced under a
+// trusted key's signature.
+func FuzzOpenKeys(f *testing.F) {
+	fx := newFixture(f, 1, 1, GenericScope)
+	next := SigningKey{ID: "agent-2027", Key: ed25519.NewKeyFromSeed(seed(0x21))}
+	raw, _ := json.Marshal(AnnounceKeys([]SigningKey{next, fx.agent}, fx.now))
+	f.Add(raw)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var docs []Signed
+		if len(raw) > MaxSignedSize || json.Unmarshal(raw, &docs) != nil {
+			return
+		}
+		got, err := OpenKeys(docs, fx.keys)
+		if err != nil {
+			if !typed(err) && !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		for kid, pub := range got {
+			if kid == fx.agent.ID {
+				continue
+			}
+			vouched := false
+			for _, s := range docs {
+				if body, err := s.Open(fx.keys); err == nil && bytes.Contains(body, []byte(kid)) && len(pub) == ed25519.PublicKeySize {
+					vouched = true
+				}
+			}
+			if !vouched {
+				t.Fatalf("learnt %q without a trusted signature", kid)
+			}
 		}
 	})
 }

@@ -3,6 +3,7 @@ package payword
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"time"
 )
 
 // Signed is an agent-signed document (the CRL, for one): the body's exact
@@ -33,57 +34,97 @@ func (s Signed) Open(keys KeySet) ([]byte, error) {
 	return s.Body, nil
 }
 
-// CRLEntry revokes one certificate. Seq numbers are assigned by the agent,
-// strictly increasing from 1.
-type CRLEntry struct {
-	Seq    uint64 `json:"seq"`
-	Serial Serial `json:"serial"`
-	Time   int64  `json:"time"`             // Unix seconds
-	Reason string `json:"reason,omitempty"` // e.g. "double-spend", "recovered", "admin"
+// KeysType is the type of a key announcement body.
+const KeysType = "keys"
+
+// KeyEntry is one announced agent key.
+type KeyEntry struct {
+	KeyID  string `json:"kid"`
+	Public Bytes  `json:"public"`
 }
 
-// CRL is one page of the revocation list: the entries with Seq > Since, in
-// order, and Last, the highest sequence number the agent has issued.
-type CRL struct {
-	Since   uint64     `json:"since"`
-	Last    uint64     `json:"last"`
-	Time    int64      `json:"time"`
-	Entries []CRLEntry `json:"entries"`
+// KeyDoc is the agent's key announcement: every key it currently uses.
+// The agent signs it with each of those keys, so a verifier that trusts any
+// one of them learns the others (a rotation: the new key is announced
+// under the old one's signature).
+type KeyDoc struct {
+	Type string     `json:"type"`
+	Time int64      `json:"time"`
+	Keys []KeyEntry `json:"keys"`
 }
 
-// MaxCRLEntries bounds one page; a client asks again with since = the last
-// Seq it got until it reaches Last.
-const MaxCRLEntries = 10000
+// Bounds of a key announcement.
+const (
+	MaxAnnouncedKeys = 16
+	MaxKeyDocSize    = 64 << 10
+)
 
-// MaxSignedSize bounds a signed document on the wire.
-const MaxSignedSize = 2 << 20
+// AnnounceKeys signs the list of keys with each of them.
+func AnnounceKeys(keys []SigningKey, now time.Time) []Signed {
+	doc := KeyDoc{Type: KeysType, Time: now.Unix(), Keys: make([]KeyEntry, 0, len(keys))}
+	for _, k := range keys {
+		doc.Keys = append(doc.Keys, KeyEntry{KeyID: k.ID, Public: Bytes(k.Public())})
+	}
+	body, _ := json.Marshal(doc)
+	out := make([]Signed, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, Seal(k, body))
+	}
+	return out
+}
 
-// DecodeCRL opens a signed CRL page and checks its shape.
-func DecodeCRL(raw []byte, keys KeySet) (*CRL, error) {
-	if len(raw) > MaxSignedSize {
-		return nil, errorf(ErrTooLarge, "CRL of %d bytes", len(raw))
+// OpenKeys returns the keys announced by the documents of docs signed by a
+// key of trusted, trusted ones included. With an empty trusted set
+// (bootstrap, which a caller may only do over an authenticated channel) a
+// document counts if it is signed by a key it announces itself. Documents
+// signed by other keys are ignored; a malformed one signed by a trusted
+// key is an error.
+func OpenKeys(docs []Signed, trusted KeySet) (KeySet, error) {
+	if len(docs) > MaxAnnouncedKeys {
+		return nil, errorf(ErrTooLarge, "%d key announcements", len(docs))
 	}
-	var s Signed
-	if !shallowJSON(raw, 1) || json.Unmarshal(raw, &s) != nil {
-		return nil, errorf(ErrMalformed, "CRL is not a signed document")
+	out := KeySet{}
+	for kid, pub := range trusted {
+		out[kid] = pub
 	}
-	body, err := s.Open(keys)
-	if err != nil {
-		return nil, err
-	}
-	var crl CRL
-	if !shallowJSON(body, 3) || json.Unmarshal(body, &crl) != nil {
-		return nil, errorf(ErrMalformed, "CRL body is not JSON of the right shape")
-	}
-	if len(crl.Entries) > MaxCRLEntries {
-		return nil, errorf(ErrTooLarge, "CRL page of %d entries", len(crl.Entries))
-	}
-	prev := crl.Since
-	for _, e := range crl.Entries {
-		if e.Seq <= prev || e.Seq > crl.Last {
-			return nil, errorf(ErrMalformed, "CRL entries out of order")
+	for _, s := range docs {
+		if len(s.Body) > MaxKeyDocSize {
+			return nil, errorf(ErrTooLarge, "key announcement of %d bytes", len(s.Body))
 		}
-		prev = e.Seq
+		if len(trusted) > 0 {
+			if _, err := s.Open(trusted); err != nil {
+				continue // someone else's word
+			}
+		}
+		var doc KeyDoc
+		if !shallowJSON(s.Body, 3) || json.Unmarshal(s.Body, &doc) != nil || doc.Type != KeysType ||
+			len(doc.Keys) == 0 || len(doc.Keys) > MaxAnnouncedKeys {
+			if len(trusted) > 0 {
+				return nil, errorf(ErrMalformed, "key announcement is not JSON of the right shape")
+			}
+			continue
+		}
+		announced := KeySet{}
+		for _, k := range doc.Keys {
+			if err := announced.Add(k.KeyID, ed25519.PublicKey(k.Public)); err != nil {
+				if len(trusted) > 0 {
+					return nil, errorf(ErrMalformed, "announced key: %v", err)
+				}
+				announced = nil
+				break
+			}
+		}
+		if len(trusted) == 0 {
+			if _, err := s.Open(announced); err != nil {
+				continue // not signed by a key it announces
+			}
+		}
+		for kid, pub := range announced {
+			if old, ok := out[kid]; ok && !old.Equal(pub) {
+				return nil, errorf(ErrBadSignature, "key id %q announced with another key", kid)
+			}
+			out[kid] = pub
+		}
 	}
-	return &crl, nil
+	return out, nil
 }

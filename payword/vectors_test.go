@@ -2,11 +2,13 @@ package payword
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"os"
 	"testing"
+	"time"
 )
 
 // The test vectors live in docs/protocol.md so that the browser wallet and
@@ -52,6 +54,7 @@ type vectors struct {
 	Payment     string     `json:"payment_header"`
 	Challenge   string     `json:"challenge_header"`
 	Signed      Signed     `json:"signed_crl"`
+	KeyDoc      []Signed   `json:"signed_keys"`
 }
 
 func computeVectors(t *testing.T) vectors {
@@ -76,9 +79,10 @@ func computeVectors(t *testing.T) vectors {
 	v.Payment = p.Header()
 	v.Challenge = Challenge{Realm: "The Daily Planet", Vendor: "daily-planet", Price: 2,
 		Product: "/articles/moon-landing", Agent: "https://bank.example.com"}.String()
-	crl, _ := json.Marshal(CRL{Since: 0, Last: 1, Time: f.now.Unix(),
-		Entries: []CRLEntry{{Seq: 1, Serial: c.Serial, Time: f.now.Unix(), Reason: "double-spend"}}})
+	crl, _ := json.Marshal(CRL{Type: CRLType, Since: 0, Next: 1, Last: 1, Time: f.now.Unix(),
+		Entries: []CRLEntry{{Seq: 1, Serial: c.Serial, Time: f.now.Unix(), Exp: c.ExpiresAt, Reason: "double-spend"}}})
 	v.Signed = Seal(f.agent, crl)
+	v.KeyDoc = AnnounceKeys([]SigningKey{f.agent}, f.now)
 	return v
 }
 
@@ -122,5 +126,16 @@ func TestVectors(t *testing.T) {
 	}
 	if !VerifyPath(v.Anchors[2], 2, 5, v.Path2, v.Root) {
 		t.Fatal("vector Merkle path")
+	}
+	rawCRL, _ := json.Marshal(v.Signed)
+	crl, err := DecodeCRL(rawCRL, keys)
+	if err != nil || !crl.Complete() || crl.Entries[0].Exp != v.CertFields.ExpiresAt {
+		t.Fatalf("vector CRL: %+v %v", crl, err)
+	}
+	if _, err := (CRLCursor{}).Accept(crl, fixtureNow, time.Minute); err != nil {
+		t.Fatalf("vector CRL: %v", err)
+	}
+	if got, err := OpenKeys(v.KeyDoc, KeySet{}); err != nil || !got["agent-2026"].Equal(ed25519.PublicKey(v.AgentPublic)) {
+		t.Fatalf("vector key announcement: %v %v", got, err)
 	}
 }

@@ -3,7 +3,6 @@ package paywall
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -58,6 +57,8 @@ func (a *agentClient) do(ctx context.Context, method, path string, body any, out
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
 	resp, err := a.hc.Do(req)
@@ -87,31 +88,19 @@ func (a *agentClient) do(ctx context.Context, method, path string, body any, out
 	return nil
 }
 
-// keys fetches the agent's public keys.
-func (a *agentClient) keys(ctx context.Context) (payword.KeySet, error) {
+// keys fetches the agent's key announcements.
+func (a *agentClient) keys(ctx context.Context) ([]payword.Signed, error) {
 	var out struct {
-		Keys []struct {
-			Kid    string `json:"kid"`
-			Public string `json:"public"`
-		} `json:"keys"`
+		Signed []payword.Signed `json:"signed"`
 	}
 	if err := a.do(ctx, http.MethodGet, "/v1/keys", nil, &out); err != nil {
 		return nil, err
 	}
-	ks := payword.KeySet{}
-	for _, k := range out.Keys {
-		pub, err := base64.RawURLEncoding.DecodeString(k.Public)
-		if err != nil {
-			return nil, fmt.Errorf("agent key %q is not base64url", k.Kid)
-		}
-		if err := ks.Add(k.Kid, ed25519.PublicKey(pub)); err != nil {
-			return nil, err
-		}
-	}
-	return ks, nil
+	return out.Signed, nil
 }
 
-// crl fetches the signed CRL page after since.
+// crl fetches the signed CRL page after since. The vendor's token makes the
+// agent count the page against the vendor's rate limit, not the address's.
 func (a *agentClient) crl(ctx context.Context, since uint64, keys payword.KeySet) (*payword.CRL, error) {
 	var raw []byte
 	if err := a.do(ctx, http.MethodGet, "/v1/crl?since="+strconv.FormatUint(since, 10), nil, &raw); err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,10 +71,7 @@ func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger) (*bac
 		cancel:   cancel,
 	}
 	b.reclaimIdle.Store(int64(defaultReclaimIdle))
-	b.keys = &keyStore{b: b, pinned: len(pinned) > 0}
-	if len(pinned) > 0 {
-		b.keys.set(pinned)
-	}
+	b.keys = newKeyStore(b, pinned)
 	b.start(ctx)
 	return b, nil
 }
@@ -107,16 +106,25 @@ func (b *backend) Destruct() error {
 	return err
 }
 
-// keyStore holds the trusted agent keys: pinned in config, or fetched from
-// the agent and pinned in the vendor's Redis on first use (HSETNX, so the
-// first gateway to pin a key id wins and later answers cannot replace it).
+// keyStore holds the trusted agent keys. It trusts the keys configured
+// (`keys`), and learns others only from the agent's key announcements
+// (GET /v1/keys) signed by a key it already trusts: a rotation announces
+// the new key under the old one's signature. Without configured keys, the
+// first keys are learnt at start, and only over an authenticated channel
+// (see authenticatedAgent); they and every learnt key are pinned in the
+// vendor's Redis (HSETNX: a key id, once pinned, never changes), so that
+// the vendor's other and later gateways trust them too. A key id that a
+// payment names is never a reason to trust anything.
 type keyStore struct {
-	b      *backend
-	pinned bool
+	b          *backend
+	configured payword.KeySet
 
 	cur       atomic.Pointer[keyState]
 	mu        sync.Mutex // serialises loads
 	lastFetch time.Time
+	warned    time.Time
+	ready     chan struct{} // closed after the first load attempt
+	readyOnce sync.Once
 }
 
 type keyState struct {
@@ -125,58 +133,110 @@ type keyState struct {
 	fingerprint string
 }
 
-// refetchEvery bounds how often an unknown key id makes us ask the agent.
-const refetchEvery = 10 * time.Second
+// refetchEvery bounds how often an unknown key id makes us ask the agent;
+// rotateEvery is how often the sync workers look for a rotation.
+const (
+	refetchEvery = 10 * time.Second
+	rotateEvery  = 5 * time.Minute
+)
+
+func newKeyStore(b *backend, configured payword.KeySet) *keyStore {
+	k := &keyStore{b: b, configured: configured, ready: make(chan struct{})}
+	if len(configured) > 0 {
+		k.set(configured)
+	}
+	return k
+}
 
 func (k *keyStore) set(ks payword.KeySet) {
 	k.cur.Store(&keyState{keys: ks, v: payword.NewVerifier(ks), fingerprint: keysFingerprint(ks)})
 }
 
-// verifier returns the current verifier, loading the keys on first use.
+// verifier returns the current verifier. Before the first load attempt at
+// start, it waits for it (as long as ctx allows).
 func (k *keyStore) verifier(ctx context.Context) (*payword.Verifier, error) {
-	if s := k.current(ctx); s != nil {
+	if s := k.cur.Load(); s != nil {
+		return s.v, nil
+	}
+	select {
+	case <-k.ready:
+	case <-ctx.Done():
+	}
+	if s := k.cur.Load(); s != nil {
 		return s.v, nil
 	}
 	return nil, fmt.Errorf("%w: no trusted agent keys yet", errUnavailable)
 }
 
-func (k *keyStore) current(ctx context.Context) *keyState {
-	if s := k.cur.Load(); s != nil {
-		return s
+// current returns the trusted keys, or nil.
+func (k *keyStore) current() *keyState { return k.cur.Load() }
+
+// load runs in the sync workers: at start until keys are known, then every
+// rotateEvery to learn a rotation.
+func (k *keyStore) load(ctx context.Context) {
+	defer k.readyOnce.Do(func() { close(k.ready) })
+	k.mu.Lock()
+	due := k.cur.Load() == nil || time.Since(k.lastFetch) >= rotateEvery
+	k.mu.Unlock()
+	if due {
+		k.refreshEvery(ctx, 0)
 	}
-	k.refresh(ctx)
-	return k.cur.Load()
 }
 
-// refresh pins any new key ids the agent publishes and reloads the set. It
-// reports whether the set changed; it asks the agent at most every
-// refetchEvery.
-func (k *keyStore) refresh(ctx context.Context) bool {
-	if k.pinned {
-		return false
-	}
+// refresh learns the keys the agent announces under a trusted key's
+// signature and reloads the set; it reports whether the set changed. It
+// asks the agent at most every refetchEvery.
+func (k *keyStore) refresh(ctx context.Context) bool { return k.refreshEvery(ctx, refetchEvery) }
+
+func (k *keyStore) refreshEvery(ctx context.Context, every time.Duration) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	before := k.cur.Load()
-	every := refetchEvery
-	if before == nil {
-		every = time.Second // no keys yet: payments wait on this, but never hammer the agent
+	trusted, err := k.trusted(ctx)
+	if err != nil {
+		k.b.log.Warn("reading the pinned agent keys", zapErr(err))
+		return false
 	}
 	if time.Since(k.lastFetch) >= every {
 		k.lastFetch = time.Now()
-		if fetched, err := k.b.agent.keys(ctx); err != nil {
+		if len(trusted) == 0 && !authenticatedAgent(k.b.cfg.Agent) {
+			if time.Since(k.warned) >= time.Minute {
+				k.warned = time.Now()
+				k.b.log.Error("no agent keys configured, and the agent is reached over plain HTTP: configure its keys (`keys`) or use https")
+			}
+		} else if docs, err := k.b.agent.keys(ctx); err != nil {
 			k.b.log.Warn("fetching agent keys", zapErr(err))
+		} else if learnt, err := payword.OpenKeys(docs, trusted); err != nil {
+			k.b.log.Warn("agent key announcement refused", zapErr(err))
 		} else {
-			for kid, pub := range fetched {
+			for kid, pub := range learnt {
+				if _, ok := trusted[kid]; ok {
+					continue
+				}
 				if err := k.b.rdb.HSetNX(ctx, k.b.ks.keys(), kid, []byte(pub)).Err(); err != nil {
 					k.b.log.Warn("pinning agent key", zap.String("kid", kid), zapErr(err))
+					continue
 				}
+				k.b.log.Info("agent key learnt", zap.String("kid", kid))
+			}
+			if trusted, err = k.trusted(ctx); err != nil {
+				return false
 			}
 		}
 	}
+	if len(trusted) == 0 || (before != nil && keysFingerprint(trusted) == before.fingerprint) {
+		return false
+	}
+	k.set(trusted)
+	return true
+}
+
+// trusted is the configured keys and those pinned in the vendor's Redis
+// (a pinned key id never replaces a configured one).
+func (k *keyStore) trusted(ctx context.Context) (payword.KeySet, error) {
 	stored, err := k.b.rdb.HGetAll(ctx, k.b.ks.keys()).Result()
 	if err != nil {
-		return false
+		return nil, err
 	}
 	ks := payword.KeySet{}
 	for kid, pub := range stored {
@@ -184,11 +244,30 @@ func (k *keyStore) refresh(ctx context.Context) bool {
 			k.b.log.Error("ignoring a bad pinned agent key", zap.String("kid", kid), zapErr(err))
 		}
 	}
-	if len(ks) == 0 || (before != nil && keysFingerprint(ks) == before.fingerprint) {
+	for kid, pub := range k.configured {
+		ks[kid] = pub
+	}
+	return ks, nil
+}
+
+// authenticatedAgent reports whether the channel to the agent at base is
+// authenticated, so that keys may be learnt from it without a trusted
+// signature: https (the agent's certificate is verified), or plain HTTP to
+// a loopback address (no network in between).
+func authenticatedAgent(base string) bool {
+	u, err := url.Parse(base)
+	if err != nil {
 		return false
 	}
-	k.set(ks)
-	return true
+	if u.Scheme == "https" {
+		return true
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return u.Scheme == "http" && ip != nil && ip.IsLoopback()
 }
 
 // boundedSet is a concurrent set emptied when it reaches its bound, for

@@ -144,10 +144,12 @@ func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 	authed := r.Header.Get("Authorization") == "Bearer secret-token"
 	switch {
 	case r.URL.Path == "/v1/keys":
-		fmt.Fprintf(w, `{"keys":[{"kid":%q,"public":%q}]}`, a.key.ID, pubB64(a.key))
+		signed, _ := json.Marshal(payword.AnnounceKeys([]payword.SigningKey{a.key}, time.Now()))
+		fmt.Fprintf(w, `{"keys":[{"kid":%q,"public":%q}],"signed":%s}`, a.key.ID, pubB64(a.key), signed)
 	case r.URL.Path == "/v1/crl":
 		since, _ := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
-		page := payword.CRL{Since: since, Last: uint64(len(a.crl)), Time: time.Now().Unix(), Entries: []payword.CRLEntry{}}
+		last := uint64(len(a.crl))
+		page := payword.CRL{Type: payword.CRLType, Since: since, Next: max(since, last), Last: last, Time: time.Now().Unix(), Entries: []payword.CRLEntry{}}
 		for _, e := range a.crl {
 			if e.Seq > since {
 				page.Entries = append(page.Entries, e)
