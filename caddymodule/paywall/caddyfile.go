@@ -44,6 +44,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    crl            agent|redis [<interval>]
 //	    crl_max_age    <duration>                     # refuse payments on an older CRL
 //	    batch_interval <duration>
+//	    ephemeral                                     # allow a Redis that may lose payments
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -97,11 +98,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.Free = append(h.Free, args...)
-		case "upstream_price":
+		case "upstream_price", "ephemeral":
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			h.UpstreamPrice = true
+			*map[string]*bool{"upstream_price": &h.UpstreamPrice, "ephemeral": &h.Ephemeral}[opt] = true
 		case "crl":
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {

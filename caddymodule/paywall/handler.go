@@ -80,6 +80,12 @@ type Handler struct {
 	CRLMaxAge caddy.Duration `json:"crl_max_age,omitempty"`
 	// BatchInterval is how often batch-mode claims are shipped (default 1m).
 	BatchInterval caddy.Duration `json:"batch_interval,omitempty"`
+	// Ephemeral lets the gateway run on a Redis that may lose acknowledged
+	// writes (no append-only file, or appendfsync other than always), for
+	// demos and tests: a crash of that Redis loses the claims of accepted
+	// payments (the vendor's money) and lets spent tokens be spent again.
+	// Without it, Provision refuses such a store.
+	Ephemeral bool `json:"ephemeral,omitempty"`
 
 	logger    *zap.Logger
 	be        *backend
@@ -179,6 +185,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.poolKey = backendConfig{
 		Vendor: h.Vendor, Redis: redisURL, Agent: strings.TrimRight(h.Agent, "/"), APIToken: apiToken,
 		CRL: h.CRL, Keys: keysFingerprint(pinned), CRLInterval: crlInterval, BatchInterval: batchInterval,
+		Ephemeral: h.Ephemeral,
 	}
 	if err := h.validate(); err != nil {
 		return err

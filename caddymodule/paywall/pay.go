@@ -30,6 +30,9 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	if err := h.be.storeReady(ctx); err != nil {
+		return nil, "", err
+	}
 	v, err := h.be.keys.verifier(ctx)
 	if err != nil {
 		return nil, "", err
