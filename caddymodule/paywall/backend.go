@@ -46,6 +46,7 @@ type backend struct {
 	crl      *crlSet
 	segments boundedSet // verified segments
 	bound    boundedSet // segments registered with the agent (online mode)
+	known    boundedSet // segments already bound here (admitSegment)
 	log      *zap.Logger
 
 	// durable is set once the store passed checkStore; until then
@@ -74,6 +75,7 @@ func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger) (*bac
 		crl:      newCRLSet(),
 		segments: boundedSet{max: 1 << 16},
 		bound:    boundedSet{max: 1 << 16},
+		known:    boundedSet{max: 1 << 16},
 		cancel:   cancel,
 	}
 	if err := b.checkStore(); errors.Is(err, redisurl.ErrNotDurable) {

@@ -86,6 +86,13 @@ type Handler struct {
 	// payments (the vendor's money) and lets spent tokens be spent again.
 	// Without it, Provision refuses such a store.
 	Ephemeral bool `json:"ephemeral,omitempty"`
+	// OfflineSegments is how many new segments of one certificate the
+	// vendor takes in almost_online or batch mode on the reader's binding
+	// alone (default 1; -1: none); each further segment is registered with
+	// the agent before its first payment, as in online mode. It bounds what
+	// a reader can double-spend at this vendor to OfflineSegments × m
+	// tokens per certificate (see exposure.go).
+	OfflineSegments int `json:"offline_segments,omitempty"`
 
 	logger    *zap.Logger
 	be        *backend
@@ -98,6 +105,8 @@ type Handler struct {
 	crlMaxAge time.Duration
 	mode      string
 	realm     string
+
+	offlineSegments int // OfflineSegments filled in; -1: none
 }
 
 // CaddyModule returns the Caddy module information.
@@ -132,6 +141,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.crlMaxAge = time.Duration(h.CRLMaxAge)
 	if h.crlMaxAge == 0 {
 		h.crlMaxAge = defaultCRLMaxAge
+	}
+	h.offlineSegments = h.OfflineSegments
+	switch {
+	case h.offlineSegments == 0:
+		h.offlineSegments = defaultOfflineSegments
+	case h.offlineSegments < 0:
+		h.offlineSegments = -1
 	}
 	h.mode = h.Mode
 	if h.mode == "" {
