@@ -33,7 +33,8 @@ Environment:
   HASHWALL_WEBHOOK_SECRET  HMAC key of the payment-provider webhook
 
 --key may be repeated for key rotation: the first key signs, all are published.
-The agent refuses a Redis without the append-only file unless --ephemeral.
+The agent refuses a Redis without the append-only file and appendfsync always
+(on every master) unless --ephemeral.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("listen", "127.0.0.1:8480", "address to listen on")
