@@ -112,7 +112,7 @@ func TestRedisRestartKeepsAcknowledged(t *testing.T) {
 }
 
 func TestRefusesRedisWithoutAOF(t *testing.T) {
-	srv := redistest.Start(t)
+	srv := redistest.Start(t, redistest.WithoutAOF())
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
 	cfg := testConfig(rdb, &clock{t: time.Now()})

@@ -47,7 +47,8 @@ go build -o "$work/hashwall" ./cmd/hashwall
 go run ./bench/paygen -dir "$work" -threads "$PAY_THREADS" -n "$PER" -vendor bench -product /articles/bench
 read -r KID PUB <"$work/agent-key.txt"
 
-redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 &
+# As production needs it: the gateway refuses a Redis that may lose a payment.
+redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly yes --appendfsync always --dir "$work" >"$work/redis.log" 2>&1 &
 pids+=($!)
 
 BODY="Lorem ipsum: the same static article for both servers."
@@ -71,6 +72,7 @@ http://127.0.0.1:$PAID {
 		redis redis://127.0.0.1:$RPORT/0
 		grant_key bench-grant-key-bench-grant-key-0123
 		price /articles/* 1
+		offline_segments 1048576   # one certificate, a segment per thread, no bank to register them with
 	}
 	respond "$BODY" 200
 }

@@ -3,6 +3,7 @@ package paywall
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -29,6 +30,7 @@ type backendConfig struct {
 	Vendor, Redis, Agent, APIToken, CRL string
 	Keys                                string // pinned keys' fingerprint; "" = pin on first use
 	CRLInterval, BatchInterval          time.Duration
+	Ephemeral                           bool // Redis may lose acknowledged writes
 }
 
 const (
@@ -46,7 +48,14 @@ type backend struct {
 	crl      *crlSet
 	segments boundedSet // verified segments
 	bound    boundedSet // segments registered with the agent (online mode)
+	known    boundedSet // segments already bound here (admitSegment)
 	log      *zap.Logger
+
+	// durable is set once the store passed checkStore; until then
+	// payments get 503 (the store was unreachable at start).
+	durable   atomic.Bool
+	checkMu   sync.Mutex
+	lastCheck time.Time
 
 	// reclaimIdle is how long a claim may stay unacknowledged by a dead
 	// gateway before another takes it over.
@@ -68,12 +77,72 @@ func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger) (*bac
 		crl:      newCRLSet(),
 		segments: boundedSet{max: 1 << 16},
 		bound:    boundedSet{max: 1 << 16},
+		known:    boundedSet{max: 1 << 16},
 		cancel:   cancel,
+	}
+	if err := b.checkStore(); errors.Is(err, redisurl.ErrNotDurable) {
+		cancel()
+		rdb.Close()
+		return nil, err
 	}
 	b.reclaimIdle.Store(int64(defaultReclaimIdle))
 	b.keys = newKeyStore(b, pinned)
 	b.start(ctx)
 	return b, nil
+}
+
+// checkStore refuses a vendor Redis that may lose a payment it acknowledged
+// (see redisurl.CheckDurable) unless the config says ephemeral. A payment's
+// grant goes out once its script has replied, so a write lost afterwards is
+// a claim the vendor never reports (its money) and a token state that lets
+// the same tokens be spent again. appendfsync always costs one fsync per
+// event-loop turn of Redis, shared by every payment of that turn (see the
+// README for the measured cost); everysec would lose up to about 2 s of
+// payments in a crash.
+//
+// A store that cannot be reached is not refused (Caddy would not start, and
+// sites without payments with it); payments wait for a check that passes.
+func (b *backend) checkStore() error {
+	if b.cfg.Ephemeral {
+		b.durable.Store(true)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := redisurl.CheckDurable(ctx, b.rdb)
+	switch {
+	case err == nil:
+		b.durable.Store(true)
+		return nil
+	case b.cfg.Ephemeral:
+		b.log.Warn("REDIS MAY LOSE ACCEPTED PAYMENTS: running on an ephemeral store", zap.Error(err))
+		return nil
+	case errors.Is(err, redisurl.ErrNotDurable):
+		return fmt.Errorf("paywall: refusing the vendor's redis: %w (set `ephemeral` for a throwaway store)", err)
+	}
+	b.log.Warn("cannot check the vendor's redis yet; payments wait for it", zap.Error(err))
+	return err
+}
+
+// storeReady is nil once the store passed checkStore; it checks again at
+// most every second.
+func (b *backend) storeReady(ctx context.Context) error {
+	if b.durable.Load() {
+		return nil
+	}
+	b.checkMu.Lock()
+	defer b.checkMu.Unlock()
+	if !b.durable.Load() && time.Since(b.lastCheck) >= time.Second {
+		b.lastCheck = time.Now()
+		if err := redisurl.CheckDurable(ctx, b.rdb); err != nil {
+			b.log.Error("vendor's redis not usable for payments", zap.Error(err))
+		} else {
+			b.durable.Store(true)
+		}
+	}
+	if !b.durable.Load() {
+		return fmt.Errorf("%w: store durability not verified", errUnavailable)
+	}
+	return nil
 }
 
 // start launches the CRL sync and the two report streams' workers.

@@ -7,6 +7,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/hashwall/hashwall/payword"
 )
 
 func init() {
@@ -44,6 +46,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    crl            agent|redis [<interval>]
 //	    crl_max_age    <duration>                     # refuse payments on an older CRL
 //	    batch_interval <duration>
+//	    ephemeral                                     # allow a Redis that may lose payments
+//	    offline_segments <n>                          # new segments per certificate taken without the agent (default 1, -1 none)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -73,6 +77,16 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("%s: invalid duration %q", opt, v)
 			}
 			*map[string]*caddy.Duration{"ttl": &h.TTL, "batch_interval": &h.BatchInterval, "crl_max_age": &h.CRLMaxAge}[opt] = caddy.Duration(dur)
+		case "offline_segments":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(v)
+			if err != nil || n < -1 || n == 0 || n > payword.MaxSegments {
+				return d.Errf("offline_segments: %q must be -1 or 1..%d", v, payword.MaxSegments)
+			}
+			h.OfflineSegments = n
 		case "key":
 			var kid, pub string
 			if !d.AllArgs(&kid, &pub) {
@@ -97,11 +111,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.Free = append(h.Free, args...)
-		case "upstream_price":
+		case "upstream_price", "ephemeral":
 			if d.NextArg() {
 				return d.ArgErr()
 			}
-			h.UpstreamPrice = true
+			*map[string]*bool{"upstream_price": &h.UpstreamPrice, "ephemeral": &h.Ephemeral}[opt] = true
 		case "crl":
 			args := d.RemainingArgs()
 			if len(args) < 1 || len(args) > 2 {

@@ -48,6 +48,8 @@ type worldOpts struct {
 	second bool // a second gateway of the vendor on the same Redis, with its own backend
 	globe  bool // another vendor whose gateway was (wrongly) given the same grant key
 	aof    bool // the vendor's Redis persists every write
+	// offline sets the gateways' offline_segments (0: the default).
+	offline int
 }
 
 type world struct {
@@ -174,6 +176,7 @@ func (w *world) gateway(port int, vendor, token, crl string) string {
 			free /articles/index.html
 			upstream_price
 			crl agent %s
+			%s
 		}
 		reverse_proxy %s {
 			header_up X-Paywall-User {http.paywall.user}
@@ -181,7 +184,14 @@ func (w *world) gateway(port int, vendor, token, crl string) string {
 		}
 	}
 }
-`, port, vendor, token, w.proxy.URL, w.newsRedis.URL(), crl, w.cms.Listener.Addr())
+`, port, vendor, token, w.proxy.URL, w.newsRedis.URL(), crl, w.offline(), w.cms.Listener.Addr())
+}
+
+func (w *world) offline() string {
+	if w.opts.offline == 0 {
+		return ""
+	}
+	return fmt.Sprintf("offline_segments %d", w.opts.offline)
 }
 
 // call sends a JSON request to the bank and decodes the answer into out;

@@ -81,6 +81,19 @@ type Handler struct {
 	// BatchInterval is how often batch-mode claims are shipped (default 1m,
 	// at most maxBatchInterval).
 	BatchInterval caddy.Duration `json:"batch_interval,omitempty"`
+	// Ephemeral lets the gateway run on a Redis that may lose acknowledged
+	// writes (no append-only file, or appendfsync other than always), for
+	// demos and tests: a crash of that Redis loses the claims of accepted
+	// payments (the vendor's money) and lets spent tokens be spent again.
+	// Without it, Provision refuses such a store.
+	Ephemeral bool `json:"ephemeral,omitempty"`
+	// OfflineSegments is how many new segments of one certificate the
+	// vendor takes in almost_online or batch mode on the reader's binding
+	// alone (default 1; -1: none); each further segment is registered with
+	// the agent before its first payment, as in online mode. It bounds what
+	// a reader can double-spend at this vendor to OfflineSegments × m
+	// tokens per certificate (see exposure.go).
+	OfflineSegments int `json:"offline_segments,omitempty"`
 
 	logger    *zap.Logger
 	be        *backend
@@ -93,6 +106,8 @@ type Handler struct {
 	crlMaxAge time.Duration
 	mode      string
 	realm     string
+
+	offlineSegments int // OfflineSegments filled in; -1: none
 }
 
 // CaddyModule returns the Caddy module information.
@@ -132,6 +147,13 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.crlMaxAge = time.Duration(h.CRLMaxAge)
 	if h.crlMaxAge == 0 {
 		h.crlMaxAge = defaultCRLMaxAge
+	}
+	h.offlineSegments = h.OfflineSegments
+	switch {
+	case h.offlineSegments == 0:
+		h.offlineSegments = defaultOfflineSegments
+	case h.offlineSegments < 0:
+		h.offlineSegments = -1
 	}
 	h.mode = h.Mode
 	if h.mode == "" {
@@ -185,6 +207,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.poolKey = backendConfig{
 		Vendor: h.Vendor, Redis: redisURL, Agent: strings.TrimRight(h.Agent, "/"), APIToken: apiToken,
 		CRL: h.CRL, Keys: keysFingerprint(pinned), CRLInterval: crlInterval, BatchInterval: batchInterval,
+		Ephemeral: h.Ephemeral,
 	}
 	if err := h.validate(); err != nil {
 		return err

@@ -30,6 +30,9 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
+	if err := h.be.storeReady(ctx); err != nil {
+		return nil, "", err
+	}
 	v, err := h.be.keys.verifier(ctx)
 	if err != nil {
 		return nil, "", err
@@ -55,8 +58,12 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 	if err := h.be.checkSegment(p); err != nil {
 		return nil, "", err
 	}
-	if o.Mode == ModeOnline && p.Binding != nil {
-		if err := h.be.registerBinding(ctx, p); err != nil {
+	if p.Binding != nil {
+		max := h.offlineSegments
+		if o.Mode == ModeOnline {
+			max = -1
+		}
+		if err := h.be.admitSegment(ctx, p, max); err != nil {
 			return nil, "", err
 		}
 	}

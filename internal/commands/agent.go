@@ -34,7 +34,8 @@ Environment:
   HASHWALL_WEBHOOK_SECRET  HMAC key of the payment-provider webhook
 
 --key may be repeated for key rotation: the first key signs, all are published.
-The agent refuses a Redis without the append-only file unless --ephemeral.
+The agent refuses a Redis without the append-only file and appendfsync always
+(on every master) unless --ephemeral.
 
 Recovery revokes a user's certificates at once and credits their unclaimed
 value --report-window later, less the claims that arrived meanwhile

@@ -194,6 +194,7 @@ func gatewayConfig(site, upstream, agentURL, redisURL, apiToken string) []byte {
 	paywall := map[string]any{
 		"handler": "paywall", "vendor": demoVendor, "api_token": apiToken, "agent": agentURL,
 		"redis": redisURL, "grant_key": base64.StdEncoding.EncodeToString(grantKey), "realm": "The Daily Planet",
+		"ephemeral": true, // as the demo's agent: miniredis, or a --redis the demo does not vouch for
 		"rules": []map[string]any{
 			{"pattern": "/articles/premium/*", "price": 5},
 			{"pattern": "/articles/*", "price": 2},

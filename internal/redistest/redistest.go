@@ -41,15 +41,35 @@ const (
 type Option func(*config)
 
 type config struct {
-	aof  bool
-	args []string
+	noAOF bool
+	disk  bool
+	args  []string
 }
 
-// WithAOF enables the append-only file with fsync on every write, so that
-// durability tests can Kill the server and expect acknowledged writes to
-// survive a Restart.
+// By default the server runs as Hashwall requires of a production store:
+// the append-only file on with fsync before every reply (appendfsync
+// always), so tests can Kill it and expect acknowledged writes to survive a
+// Restart, and the agent's and gateway's durability checks pass. Its data
+// lives on /dev/shm when there is one: fsync is then free, and a killed
+// process still loses exactly what it had not handed to the kernel, which
+// is what Kill simulates (not a power cut).
+
+// WithAOF is the default; it is kept for the tests that say so.
 func WithAOF() Option {
-	return func(c *config) { c.aof = true }
+	return func(c *config) { c.noAOF = false }
+}
+
+// WithoutAOF runs the server with no persistence at all (appendonly no,
+// no RDB snapshots), the store the durability checks must refuse.
+func WithoutAOF() Option {
+	return func(c *config) { c.noAOF = true }
+}
+
+// WithDisk keeps the data on the test's temporary directory (a real file
+// system) even when /dev/shm exists, so fsync costs what it costs: for
+// benchmarks of the fsync policy.
+func WithDisk() Option {
+	return func(c *config) { c.disk = true }
 }
 
 // WithArgs appends extra redis-server command-line arguments
@@ -63,7 +83,8 @@ func WithArgs(args ...string) Option {
 type Server struct {
 	tb      testing.TB
 	bin     string
-	dir     string
+	dir     string // log and, unless on /dev/shm, data
+	data    string // the server's --dir
 	logPath string
 	cfg     config
 
@@ -92,6 +113,13 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	s.logPath = filepath.Join(s.dir, "redis.log")
 	for _, o := range opts {
 		o(&s.cfg)
+	}
+	s.data = s.dir
+	if !s.cfg.disk {
+		if d, err := os.MkdirTemp("/dev/shm", "redistest-"); err == nil {
+			s.data = d
+			tb.Cleanup(func() { os.RemoveAll(d) }) // after Stop: cleanups run last-in first-out
+		}
 	}
 	tb.Cleanup(s.Stop)
 
@@ -147,8 +175,24 @@ func (s *Server) Kill() {
 	s.stopLocked(syscall.SIGKILL)
 }
 
+// Pause stops the server with SIGSTOP: it keeps its connections and
+// accepts new ones, but answers nothing until Resume, like a store stalled
+// by a full disk or a stuck fsync. Stop, Kill and Restart resume it first.
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
 // Restart starts the server again on the same port and directory, so data
-// persisted with WithAOF is reloaded. A running server is stopped first.
+// persisted in the append-only file is reloaded. A running server is stopped first.
 // It waits until the server answers PING (after loading its data).
 func (s *Server) Restart() {
 	s.tb.Helper()
@@ -170,13 +214,13 @@ func (s *Server) args() []string {
 		"--port", strconv.Itoa(s.port),
 		"--protected-mode", "yes",
 		"--daemonize", "no",
-		"--dir", s.dir,
+		"--dir", s.data,
 		"--save", "",
 	}
-	if s.cfg.aof {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-	} else {
+	if s.cfg.noAOF {
 		args = append(args, "--appendonly", "no")
+	} else {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
 	}
 	return append(args, s.cfg.args...)
 }
@@ -222,6 +266,7 @@ func (s *Server) stopLocked(sig syscall.Signal) {
 	if s.done == nil {
 		return
 	}
+	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a paused server would not handle SIGTERM
 	_ = s.cmd.Process.Signal(sig)
 	select {
 	case <-s.done:

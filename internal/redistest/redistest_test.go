@@ -95,7 +95,7 @@ func TestAOFSurvivesKill(t *testing.T) {
 }
 
 func TestWithoutAOFDataIsLost(t *testing.T) {
-	s := Start(t, WithArgs("--maxmemory", "16mb"))
+	s := Start(t, WithoutAOF(), WithArgs("--maxmemory", "16mb"))
 	if got := do(t, s.Addr(), "CONFIG", "GET", "maxmemory"); got != "*2" {
 		// Array reply; just make sure the command was accepted.
 		t.Fatalf("CONFIG GET = %q", got)
