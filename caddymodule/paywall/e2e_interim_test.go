@@ -36,13 +36,6 @@ func (u *interimUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	u.hits[r.Method+" "+r.URL.Path]++
 	u.mu.Unlock()
 	priced := strings.HasPrefix(r.URL.Path, "/news/")
-	if r.Method == http.MethodOptions {
-		w.Header().Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
-		w.Header().Set("Access-Control-Allow-Credentials", "true")
-		w.Header().Set("X-Upstream", "preflight")
-		fmt.Fprintf(w, "%s preflight", interimMarker)
-		return
-	}
 	if strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
 		c, brw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -56,6 +49,13 @@ func (u *interimUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n%sX-Upstream: upgrade\r\n\r\n%s tunnel %s",
 			price, interimMarker, r.URL.Path)
 		_ = brw.Flush()
+		return
+	}
+	if r.Method == http.MethodOptions {
+		w.Header().Set("Access-Control-Allow-Origin", r.Header.Get("Origin"))
+		w.Header().Set("Access-Control-Allow-Credentials", "true")
+		w.Header().Set("X-Upstream", "preflight")
+		fmt.Fprintf(w, "%s preflight", interimMarker)
 		return
 	}
 	w.Header().Set("Link", "</secret.css>; rel=preload; as=style")
@@ -99,7 +99,7 @@ http://127.0.0.1:%d {
 			key %s %s
 			price /articles/* 2
 			upstream_price
-			crl_interval 100ms
+			crl agent 100ms
 		}
 		reverse_proxy %s
 	}
