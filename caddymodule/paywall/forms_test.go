@@ -110,6 +110,9 @@ func TestPathFormsOnePriceOneProduct(t *testing.T) {
 	if grant = w.Header().Get("Payment-Receipt"); status(w, es) != 200 || grant == "" {
 		t.Fatalf("paying /issues/d: %d %q", status(w, es), w.Header().Get("Payment-Error"))
 	}
+	if ck := w.Header().Get("Set-Cookie"); !strings.Contains(ck, "Path=/issues/d;") {
+		t.Errorf("the issue's cookie must come back for /issues/d and /issues/d/…: %q", ck)
+	}
 	for _, form := range []string{"/issues/d", "/issues/d/", "/issues/d/p1"} {
 		if w, es := do(h, get(form, "Cookie", grantCookie+"="+grant), spy); status(w, es) != 200 {
 			t.Errorf("grant on %q: %d", form, status(w, es))
@@ -139,4 +142,57 @@ func TestASCIIFolding(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestCanonicalQuery(t *testing.T) {
+	for _, tc := range []struct{ raw, want string }{
+		{"", ""},
+		{"id=1", "id=1"},
+		{"id=%31", "id=1"},
+		{"&id=1&", "id=1"},
+		{"b=2&a=1", "a=1&b=2"},
+		{"a=2&a=1", "a=2&a=1"}, // a name's values keep their order
+		{"a", "a="},
+		{"q=a+b", "q=a+b"},
+		{"q=a%20b", "q=a+b"},
+		{"q=%2F..%2F", "q=%2F..%2F"},
+		{"q=caf%C3%A9", "q=caf%C3%A9"},
+		{"q=\xff", "q=%FF"},
+		{"id=1;id=2", "!"},
+		{"id=%zz", "!"},
+		{"id=%", "!"},
+		{strings.Repeat("a", maxPathLen+1), "!"},
+	} {
+		got, err := canonicalQuery(tc.raw)
+		if tc.want == "!" {
+			if err == nil {
+				t.Errorf("%q: accepted as %q", tc.raw, got)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%q: %q %v, want %q", tc.raw, got, err, tc.want)
+		}
+	}
+}
+
+// FuzzCanonicalQuery: the canonical query is a fixed point, and fits in a
+// product id.
+func FuzzCanonicalQuery(f *testing.F) {
+	for _, s := range []string{"id=1", "b=2&a=1", "a;b", "q=%C3%A9&q=x", "%zz", "a=%2F"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := canonicalQuery(raw)
+		if err != nil || q == "" {
+			return
+		}
+		again, err := canonicalQuery(q)
+		if err != nil || again != q {
+			t.Fatalf("not idempotent: %q → %q → %q (%v)", raw, q, again, err)
+		}
+		if !payword.ValidProduct("/p?"+q) && len(q) < payword.MaxProductLen-3 {
+			t.Fatalf("%q → %q is not a product id", raw, q)
+		}
+	})
 }

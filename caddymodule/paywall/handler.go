@@ -415,7 +415,13 @@ func paymentHeader(r *http.Request) (string, bool, error) {
 // deliverGrant sets the grant cookie, the receipt header and the
 // placeholders of an accepted payment.
 func (h *Handler) deliverGrant(w http.ResponseWriter, r *http.Request, g *grantClaims, token string, o offer) {
-	cpath, _, _ := strings.Cut(o.Product, "?") // a cookie's path has no query
+	// A cookie's path has no query; and without its trailing slash, a
+	// prefix's cookie also comes back for the prefix's own page (`/issues/d`
+	// for `/issues/d/`), which the product covers too.
+	cpath, _, _ := strings.Cut(o.Product, "?")
+	if len(cpath) > 1 {
+		cpath = strings.TrimSuffix(cpath, "/")
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: grantCookieName(o.Product), Value: token, Path: cookiePath(r, cpath),
 		MaxAge: int(time.Until(g.ExpiresAt.Time) / time.Second), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,

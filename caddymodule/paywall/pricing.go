@@ -224,7 +224,7 @@ func unicodeAmbiguous(p string) error {
 			return fmt.Errorf("%w: %q folds to ASCII", errAmbiguousPath, r)
 		}
 		switch {
-		case unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point, unicode.White_Space):
+		case r >= 0x80 && unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point, unicode.White_Space):
 			// Invisible: NFKC_Casefold and IDNA mappings drop them.
 			return fmt.Errorf("%w: invisible character %U", errAmbiguousPath, r)
 		case prev < 0x80 && unicode.In(r, unicode.Mn, unicode.Me):
