@@ -150,6 +150,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.rules[i] = r
 	}
+	go asciiFolding() // the Unicode table of canonicalPath, built once per process (~0.1 s)
 	h.free = make([]string, len(h.Free))
 	for i, f := range h.Free {
 		h.free[i] = asciiLower(f)
