@@ -300,7 +300,11 @@ func canonicalQuery(raw string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: query: %v", errAmbiguousPath, err)
 	}
-	return v.Encode(), nil
+	q := v.Encode()
+	if len(q) > maxPathLen { // encoding may triple a raw byte
+		return "", fmt.Errorf("%w: query longer than %d bytes once encoded", errAmbiguousPath, maxPathLen)
+	}
+	return q, nil
 }
 
 // offer is what a priced request costs: the product it buys and its terms.
