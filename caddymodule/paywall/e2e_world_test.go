@@ -20,8 +20,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/redis/go-redis/v9"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/hashwall/hashwall/agent"
 	_ "github.com/hashwall/hashwall/caddymodule/agenthandler"
@@ -437,6 +440,15 @@ func lenient(target string) string {
 		}
 		p = u
 	}
+	// Unicode as a normalising server reads it: compatibility forms, case
+	// folding, invisible characters and marks dropped.
+	p = cases.Fold().String(norm.NFKC.String(p))
+	p = strings.Map(func(r rune) rune {
+		if unicode.In(r, unicode.Mn, unicode.Me, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point) {
+			return -1
+		}
+		return r
+	}, p)
 	p = strings.ToLower(strings.ReplaceAll(p, `\`, "/"))
 	segs := strings.Split(p, "/")
 	for i, s := range segs {

@@ -1,6 +1,8 @@
 package paywall
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
@@ -27,6 +29,10 @@ type grantClaims struct {
 	Product string `json:"product"`
 	Scope   string `json:"scope"` // "path" or "prefix"
 	User    string `json:"uid"`
+	// Price is the amount paid, in tokens: the grant opens its product
+	// only where the product costs no more (a rule's price may rise, an
+	// upstream prices each answer). Grants without it open nothing.
+	Price uint32 `json:"price"`
 	jwt.RegisteredClaims
 
 	vars [len(placeholderKeys)]any // the placeholders' values, boxed once
@@ -54,8 +60,10 @@ func newGranter(key []byte, vendor string) *granter {
 		key: key, vendor: vendor, cache: make(map[string]*grantClaims),
 		// No iat check: a grant minted by a gateway whose clock runs ahead
 		// must still open the product at its neighbours.
+		// Strict decoding: a signature (or payload) with non-zero trailing
+		// bits is another spelling of the same grant; only ours is taken.
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(vendor),
-			jwt.WithExpirationRequired()),
+			jwt.WithExpirationRequired(), jwt.WithStrictDecoding()),
 	}
 }
 
@@ -88,39 +96,65 @@ func (g *granter) check(tok, product string, now time.Time) (*grantClaims, error
 		g.cache[tok] = c
 		g.mu.Unlock()
 	}
-	if c.ExpiresAt == nil || !now.Before(c.ExpiresAt.Time) || c.Product != product {
+	if c.ExpiresAt == nil || !now.Before(c.ExpiresAt.Time) || c.Product != product || c.Price < 1 {
 		return nil, errGrant
 	}
 	return c, nil
 }
 
-// grantFor returns the request's valid grant for product, from the grant
-// cookies or an `Authorization: Bearer` header, or nil.
-func (h *Handler) grantFor(r *http.Request, product string) *grantClaims {
+// grantCookieName is the name of product's grant cookie. Cookies are
+// scoped by path only, so products that differ in their query (pages an
+// upstream prices) each get a name of their own: one would otherwise
+// replace the other in the browser.
+func grantCookieName(product string) string {
+	if !strings.Contains(product, "?") {
+		return grantCookie
+	}
+	sum := sha256.Sum256([]byte(product))
+	return grantCookie + "_" + hex.EncodeToString(sum[:8])
+}
+
+// grantFor returns the request's valid grant for product that paid at
+// least price tokens, from an `Authorization: Bearer` header or the grant
+// cookies, or nil. With price 0 (not known yet, the upstream sets it) it
+// returns the dearest grant for product.
+func (h *Handler) grantFor(r *http.Request, product string, price uint32) *grantClaims {
 	now := time.Now()
+	var best *grantClaims
 	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
-		if c, err := h.grants.check(a[7:], product, now); err == nil {
-			grantsFromBearer.Inc()
-			return c
+		if c, err := h.grants.check(a[7:], product, now); err == nil && c.Price >= price {
+			if price > 0 {
+				grantsFromBearer.Inc()
+				return c
+			}
+			best = c
 		}
 	}
 	// Scan for our cookie by hand: parsing every cookie of the request
 	// costs more than checking the grant.
+	name := grantCookieName(product)
 	n := 0
 	for _, line := range r.Header["Cookie"] {
 		for line != "" && n < maxGrantCookies {
 			var part string
 			part, line, _ = strings.Cut(line, ";")
-			name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-			if !ok || name != grantCookie {
+			k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok || k != name {
 				continue
 			}
 			n++
-			if c, err := h.grants.check(strings.Trim(val, `"`), product, now); err == nil {
+			c, err := h.grants.check(strings.Trim(val, `"`), product, now)
+			if err != nil || c.Price < price {
+				continue
+			}
+			if price > 0 {
 				grantsFromCookie.Inc()
 				return c
 			}
+			if best == nil || c.Price > best.Price {
+				best = c
+			}
 		}
 	}
-	return nil
+	return best
 }

@@ -1,6 +1,7 @@
 package paywall
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,7 @@ func TestGrantsHostile(t *testing.T) {
 	g := newGranter([]byte(testGrantKey), testVendor)
 	now := time.Now()
 	claims := func(mod func(*grantClaims)) *grantClaims {
-		c := &grantClaims{Product: "/articles/a", Scope: "path", User: "u:alice", RegisteredClaims: jwt.RegisteredClaims{
+		c := &grantClaims{Product: "/articles/a", Scope: "path", User: "u:alice", Price: 2, RegisteredClaims: jwt.RegisteredClaims{
 			Issuer: testVendor, Subject: "00", ID: "auth1",
 			IssuedAt: jwt.NewNumericDate(now.Add(-time.Minute)), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
 		}}
@@ -44,6 +45,7 @@ func TestGrantsHostile(t *testing.T) {
 		"other vendor":       sign(testGrantKey, claims(func(c *grantClaims) { c.Issuer = "other-vendor" })),
 		"other product":      sign(testGrantKey, claims(func(c *grantClaims) { c.Product = "/articles/b" })),
 		"signature stripped": parts[0] + "." + parts[1] + ".",
+		"no price":           sign(testGrantKey, claims(func(c *grantClaims) { c.Price = 0 })),
 		"oversized":          valid + strings.Repeat("A", maxGrantLen),
 		"garbage":            "not.a.jwt",
 		"empty":              "",
@@ -59,4 +61,88 @@ func TestGrantsHostile(t *testing.T) {
 	if _, err := g.check(valid, "/articles/a", now.Add(2*time.Hour)); err == nil {
 		t.Error("cached grant accepted after expiry")
 	}
+}
+
+// A grant has one spelling: base64url without padding and with zero
+// trailing bits in each of its three parts. Any other spelling of the same
+// bytes is refused, so a grant cannot be varied (and cached, or counted)
+// under many names.
+func TestGrantNonCanonicalBase64(t *testing.T) {
+	g := newGranter([]byte(testGrantKey), testVendor)
+	now := time.Now()
+	c := &grantClaims{Product: "/articles/a", Scope: "path", User: "u:alice", Price: 2, RegisteredClaims: jwt.RegisteredClaims{
+		Issuer: testVendor, Subject: "00", ID: "auth1", ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+	}}
+	valid, err := g.mint(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.check(valid, "/articles/a", now); err != nil {
+		t.Fatalf("valid grant refused: %v", err)
+	}
+	parts := strings.Split(valid, ".")
+	// setLowBits turns on the unused low bits of a part's last character.
+	setLowBits := func(s string) string {
+		const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+		unused := map[int]int{2: 4, 3: 2}[len(s)%4] // bits of the last character that carry nothing
+		if unused == 0 {
+			return ""
+		}
+		v := strings.IndexByte(alphabet, s[len(s)-1])
+		return s[:len(s)-1] + string(alphabet[v|(1<<unused-1)])
+	}
+	cases := map[string]string{
+		"signature padded":       valid + "=",
+		"signature std alphabet": parts[0] + "." + parts[1] + "." + strings.NewReplacer("-", "+", "_", "/").Replace(parts[2]) + "+",
+		"header padded":          parts[0] + "==." + parts[1] + "." + parts[2],
+		"payload with space":     parts[0] + "." + parts[1] + " ." + parts[2],
+	}
+	for i, name := range []string{"header", "payload", "signature"} {
+		if v := setLowBits(parts[i]); v != "" {
+			p := append([]string(nil), parts...)
+			p[i] = v
+			cases[name+" with trailing bits"] = strings.Join(p, ".")
+		}
+	}
+	if _, ok := cases["signature with trailing bits"]; !ok {
+		t.Fatal("an HS256 signature (32 bytes) always has 2 unused bits")
+	}
+	for name, tok := range cases {
+		if tok == valid {
+			t.Fatalf("%s: the same token", name)
+		}
+		if _, err := g.check(tok, "/articles/a", now); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// FuzzGrantCheck: no input panics the grant parser, and whatever it accepts
+// is a grant in its one canonical spelling.
+func FuzzGrantCheck(f *testing.F) {
+	g := newGranter([]byte(testGrantKey), testVendor)
+	now := time.Now()
+	valid, _ := g.mint(&grantClaims{Product: "/a", Scope: "path", Price: 1, RegisteredClaims: jwt.RegisteredClaims{
+		Issuer: testVendor, ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
+	}})
+	f.Add(valid)
+	f.Add(valid + "=")
+	f.Add("a.b.c")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, tok string) {
+		c, err := g.check(tok, "/a", now)
+		if err != nil {
+			return
+		}
+		parts := strings.Split(tok, ".")
+		if len(parts) != 3 || c.Price < 1 || c.Product != "/a" {
+			t.Fatalf("accepted %q: %+v", tok, c)
+		}
+		for _, p := range parts {
+			raw, err := base64.RawURLEncoding.Strict().DecodeString(p)
+			if err != nil || base64.RawURLEncoding.EncodeToString(raw) != p {
+				t.Fatalf("accepted a non-canonical part %q of %q", p, tok)
+			}
+		}
+	})
 }

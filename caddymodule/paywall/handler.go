@@ -178,6 +178,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		}
 		h.rules[i] = r
 	}
+	go asciiFolding() // the Unicode table of canonicalPath, built once per process (~0.1 s)
 	h.free = make([]string, len(h.Free))
 	for i, f := range h.Free {
 		h.free[i] = asciiLower(f)
@@ -328,11 +329,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)
 	}
-	// A trailing slash names the same resource (a directory): the path is
-	// priced if either form matches, free only if the clean form is.
-	dir := clean != "/" && strings.HasSuffix(r.URL.Path, "/")
+	// A trailing slash names the same resource (a directory): both forms
+	// get one price and one product, and only the forwarded path keeps it.
 	fwd := clean
-	if dir {
+	if clean != "/" && strings.HasSuffix(r.URL.Path, "/") {
 		fwd += "/"
 	}
 	for _, f := range h.free {
@@ -342,7 +342,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return next.ServeHTTP(w, r)
 		}
 	}
-	o, ok := h.price(clean, lower, dir)
+	o, ok := h.price(clean, lower)
 	if !ok && !h.UpstreamPrice {
 		setPlaceholders(r, nil)
 		return next.ServeHTTP(w, r)
@@ -350,11 +350,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// The upstream serves exactly the path that was priced.
 	r.URL.Path, r.URL.RawPath = fwd, ""
 	if isPreflight(r) {
-		// A CORS preflight carries no credentials and only asks whether the
-		// real request may be sent: the site's CORS rules answer it, with
-		// no byte of any body.
+		// Asking the upstream would hand out its header for a page not
+		// paid for: the gateway answers the preflight itself.
 		setPlaceholders(r, nil)
-		return next.ServeHTTP(bodiless(w), r)
+		preflight(w)
+		return nil
 	}
 	if !ok {
 		return h.serveUpstreamPriced(w, r, next, clean)
@@ -362,7 +362,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if o.Product == "" {
 		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("%w: path too long for a product id", errAmbiguousPath))
 	}
-	if g := h.grantFor(r, o.Product); g != nil {
+	if g := h.grantFor(r, o.Product, o.Price); g != nil {
 		setPlaceholders(r, g)
 		return next.ServeHTTP(private(w), r)
 	}
@@ -379,30 +379,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	return h.challenge(w, r, o)
 }
 
-// price returns the offer of the first rule matching the path.
-func (h *Handler) price(clean, lower string, dir bool) (offer, bool) {
-	for _, rule := range h.rules {
-		if !match(rule.Pattern, lower) && !(dir && match(rule.Pattern, lower+"/")) {
-			continue
-		}
-		o := offer{Price: rule.Price, TTL: time.Duration(rule.TTL), Mode: rule.Mode}
-		prod := clean
-		if rule.Scope != "" {
-			c, l := clean, lower
-			if dir {
-				c, l = c+"/", l+"/"
-			}
-			if n := scopePrefix(rule.Scope, l); n > 0 {
-				prod = c[:n]
-			}
-		}
-		o.Product, _ = productID(prod)
-		if !payword.ValidProduct(o.Product) {
-			o.Product = ""
-		}
-		return o, true
+// price returns the offer for a clean path. The path and its trailing-slash
+// form name one resource, so both are matched and the dearer first match
+// wins; a scope is matched against the trailing-slash form, so both forms
+// get one product too.
+func (h *Handler) price(clean, lower string) (offer, bool) {
+	plain, slash := -1, -1
+	lowerSlash := lower
+	if clean != "/" {
+		lowerSlash += "/"
 	}
-	return offer{}, false
+	for i, rule := range h.rules {
+		if plain < 0 && match(rule.Pattern, lower) {
+			plain = i
+		}
+		if slash < 0 && clean != "/" && match(rule.Pattern, lowerSlash) {
+			slash = i
+		}
+		if plain >= 0 && (slash >= 0 || clean == "/") {
+			break
+		}
+	}
+	i := plain
+	if i < 0 || slash >= 0 && h.rules[slash].Price > h.rules[plain].Price {
+		i = slash
+	}
+	if i < 0 {
+		return offer{}, false
+	}
+	rule := h.rules[i]
+	o := offer{Price: rule.Price, TTL: time.Duration(rule.TTL), Mode: rule.Mode}
+	prod := clean
+	if rule.Scope != "" {
+		c := clean
+		if clean != "/" {
+			c += "/"
+		}
+		if n := scopePrefix(rule.Scope, lowerSlash); n > 0 {
+			prod = c[:n]
+		}
+	}
+	o.Product, _ = productID(prod)
+	if !payword.ValidProduct(o.Product) {
+		o.Product = ""
+	}
+	return o, true
 }
 
 // paymentHeader returns the request's PayWord authorization, if any. More
@@ -427,8 +448,15 @@ func paymentHeader(r *http.Request) (string, bool, error) {
 // deliverGrant sets the grant cookie, the receipt header and the
 // placeholders of an accepted payment.
 func (h *Handler) deliverGrant(w http.ResponseWriter, r *http.Request, g *grantClaims, token string, o offer) {
+	// A cookie's path has no query; and without its trailing slash, a
+	// prefix's cookie also comes back for the prefix's own page (`/issues/d`
+	// for `/issues/d/`), which the product covers too.
+	cpath, _, _ := strings.Cut(o.Product, "?")
+	if len(cpath) > 1 {
+		cpath = strings.TrimSuffix(cpath, "/")
+	}
 	http.SetCookie(w, &http.Cookie{
-		Name: grantCookie, Value: token, Path: cookiePath(r, o.Product),
+		Name: grantCookieName(o.Product), Value: token, Path: cookiePath(r, cpath),
 		MaxAge: int(time.Until(g.ExpiresAt.Time) / time.Second), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
 	})
 	w.Header().Set("Payment-Receipt", token)

@@ -97,7 +97,7 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 	if o.Product[len(o.Product)-1] == '/' {
 		scope = "prefix"
 	}
-	g := &grantClaims{Product: o.Product, Scope: scope, User: p.Cert.UserID, RegisteredClaims: jwt.RegisteredClaims{
+	g := &grantClaims{Product: o.Product, Scope: scope, User: p.Cert.UserID, Price: p.Amount, RegisteredClaims: jwt.RegisteredClaims{
 		Issuer: h.Vendor, Subject: p.Cert.Serial.String(), ID: auth,
 		IssuedAt: jwt.NewNumericDate(time.Unix(iat, 0)), ExpiresAt: jwt.NewNumericDate(time.Unix(exp, 0)),
 	}}

@@ -6,9 +6,15 @@ import (
 	"net/url"
 	"path"
 	"strings"
+	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/caddyserver/caddy/v2"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/hashwall/hashwall/payword"
 )
@@ -131,10 +137,12 @@ var errAmbiguousPath = errors.New("ambiguous request path")
 // case for matching. It refuses paths that an upstream could read
 // differently from the gateway: encoded slashes and backslashes, anything
 // still percent-encoded after one decoding (double encoding), path
-// parameters, control characters, and segments with trailing dots or
-// spaces (which some servers strip). `..`, `.`, duplicate and trailing
-// slashes are cleaned; the handler then forwards the cleaned path, so the
-// upstream serves exactly what was priced.
+// parameters, control characters, segments with trailing dots or spaces
+// (which some servers strip), Windows stream names and 8.3 short names, and
+// letters an upstream may normalise into different ASCII (see
+// unicodeAmbiguous). `..`, `.`, duplicate and trailing slashes are cleaned;
+// the handler then forwards the cleaned path, so the upstream serves
+// exactly what was priced.
 func canonicalPath(u *url.URL) (clean, lower string, err error) {
 	p := u.Path
 	if len(p) > maxPathLen || len(u.RawPath) > maxPathLen {
@@ -147,6 +155,7 @@ func canonicalPath(u *url.URL) (clean, lower string, err error) {
 	if strings.Contains(raw, "%2f") || strings.Contains(raw, "%5c") || strings.Contains(raw, "%00") {
 		return "", "", fmt.Errorf("%w: encoded separator", errAmbiguousPath)
 	}
+	ascii := true
 	for i := 0; i < len(p); i++ {
 		switch c := p[i]; {
 		case c < 0x20 || c == 0x7f:
@@ -155,18 +164,147 @@ func canonicalPath(u *url.URL) (clean, lower string, err error) {
 			return "", "", fmt.Errorf("%w: encoded twice", errAmbiguousPath)
 		case c == '\\' || c == ';':
 			return "", "", fmt.Errorf("%w: %q in path", errAmbiguousPath, c)
+		case c >= 0x80:
+			ascii = false
+		}
+	}
+	if !ascii {
+		if err := unicodeAmbiguous(p); err != nil {
+			return "", "", err
 		}
 	}
 	clean = p
 	if !isClean(p) {
 		clean = path.Clean(p)
 	}
+	seg := 1 // start of the current segment
 	for i := 1; i < len(clean); i++ {
 		if (i+1 == len(clean) || clean[i+1] == '/') && (clean[i] == '.' || clean[i] == ' ') {
 			return "", "", fmt.Errorf("%w: segment ends in a dot or space", errAmbiguousPath)
 		}
+		switch clean[i] {
+		case '/':
+			seg = i + 1
+		case ':':
+			// NTFS alternate data streams: `x::$DATA` is served as `x`.
+			if strings.HasPrefix(clean[i:], "::$") || strings.HasPrefix(clean[i:], ":$") {
+				return "", "", fmt.Errorf("%w: stream name", errAmbiguousPath)
+			}
+		case '~':
+			// 8.3 short names: `ARTICL~1` may be served as `articles`.
+			if n := i - seg; n >= 1 && n <= 6 && i+1 < len(clean) && '0' <= clean[i+1] && clean[i+1] <= '9' {
+				return "", "", fmt.Errorf("%w: short file name", errAmbiguousPath)
+			}
+		}
 	}
 	return clean, asciiLower(clean), nil
+}
+
+// unicodeAmbiguous refuses a decoded non-ASCII path an upstream could read
+// as another ASCII spelling: rules match ASCII only, so such a spelling
+// could fall outside the rule that prices the page it is served as. It
+// refuses paths that Unicode NFKC normalisation would change (fullwidth
+// forms such as `／` and `ｋ`, ligatures such as `ﬁ`, the Kelvin sign, `ſ`,
+// and decomposed letters like `e` + U+0301), and letters whose case
+// mappings or case folding contain an ASCII letter (`ı` → `I`, `İ` → `i`,
+// `ß` → `ss`, `ŉ` → `ʼn`), invisible characters (format characters such as
+// U+200B, variation selectors, non-ASCII spaces), and combining marks
+// placed on an ASCII character.
+func unicodeAmbiguous(p string) error {
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("%w: not UTF-8", errAmbiguousPath)
+	}
+	if !norm.NFKC.IsNormalString(p) {
+		return fmt.Errorf("%w: not in Unicode NFKC form", errAmbiguousPath)
+	}
+	folds := asciiFolding()
+	prev := rune('/')
+	for _, r := range p {
+		if _, bad := folds[r]; bad {
+			return fmt.Errorf("%w: %q folds to ASCII", errAmbiguousPath, r)
+		}
+		switch {
+		case r >= 0x80 && unicode.In(r, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point, unicode.White_Space):
+			// Invisible: NFKC_Casefold and IDNA mappings drop them.
+			return fmt.Errorf("%w: invisible character %U", errAmbiguousPath, r)
+		case prev < 0x80 && unicode.In(r, unicode.Mn, unicode.Me):
+			// A mark on an ASCII letter: accent stripping gives the letter.
+			return fmt.Errorf("%w: mark %U on an ASCII character", errAmbiguousPath, r)
+		}
+		prev = r
+	}
+	return nil
+}
+
+var (
+	asciiFoldsOnce sync.Once
+	asciiFolds     map[rune]struct{}
+)
+
+// asciiFolding returns the non-ASCII runes whose simple case folding orbit
+// (unicode.SimpleFold), simple or full case mappings (including the
+// Turkish and Lithuanian ones) or full case folding hold an ASCII
+// character. Computed once, on the first non-ASCII path (a few ms).
+func asciiFolding() map[rune]struct{} {
+	asciiFoldsOnce.Do(func() {
+		asciiFolds = map[rune]struct{}{}
+		hasASCII := func(s string) bool {
+			for i := 0; i < len(s); i++ {
+				if s[i] < 0x80 {
+					return true
+				}
+			}
+			return false
+		}
+		casers := []cases.Caser{
+			cases.Fold(), cases.Upper(language.Und), cases.Lower(language.Und), cases.Title(language.Und),
+			cases.Upper(language.Turkish), cases.Lower(language.Turkish), cases.Lower(language.Lithuanian),
+		}
+		// Every cased letter lies in the first two planes.
+		for r := rune(0x80); r <= 0x1ffff; r++ {
+			bad := false
+			for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+				bad = bad || f < 0x80
+			}
+			bad = bad || unicode.ToUpper(r) < 0x80 || unicode.ToLower(r) < 0x80 || unicode.ToTitle(r) < 0x80
+			if !bad && (unicode.IsUpper(r) || unicode.IsLower(r) || unicode.IsTitle(r) || unicode.SimpleFold(r) != r ||
+				unicode.Is(unicode.Mn, r)) {
+				s := string(r)
+				for _, c := range casers {
+					if hasASCII(c.String(s)) {
+						bad = true
+						break
+					}
+				}
+			}
+			if bad {
+				asciiFolds[r] = struct{}{}
+			}
+		}
+	})
+	return asciiFolds
+}
+
+// canonicalQuery returns the query of an upstream-priced request in one
+// spelling: decoded and re-encoded, parameters sorted by name (the order of
+// a name's values kept). It refuses what servers split differently: `;`
+// separators and malformed escapes.
+func canonicalQuery(raw string) (string, error) {
+	if raw == "" {
+		return "", nil
+	}
+	if len(raw) > maxPathLen {
+		return "", fmt.Errorf("%w: query longer than %d bytes", errAmbiguousPath, maxPathLen)
+	}
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return "", fmt.Errorf("%w: query: %v", errAmbiguousPath, err)
+	}
+	q := v.Encode()
+	if len(q) > maxPathLen { // encoding may triple a raw byte
+		return "", fmt.Errorf("%w: query longer than %d bytes once encoded", errAmbiguousPath, maxPathLen)
+	}
+	return q, nil
 }
 
 // offer is what a priced request costs: the product it buys and its terms.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"golang.org/x/text/unicode/norm"
 )
 
 func TestMatch(t *testing.T) {
@@ -82,6 +83,15 @@ func TestBypassAttempts(t *testing.T) {
 		{"GET", "/articles/index.html/", 200},
 		{"GET", "/articles/", 402},
 		{"GET", "/issues/2026-11-24/", 402},
+		{"GET", "/issues/2026-11-24", 402},
+		{"GET", "/article%C5%BF/x", 400},
+		{"GET", "/%E2%84%AArticles/x", 400},
+		{"GET", "/art%C4%B1cles/x", 400},
+		{"GET", "/%EF%BD%81rticles/x", 400},
+		{"GET", "/articles%EF%BC%8Fx", 400},
+		{"GET", "/articles/x%E2%80%8B", 400},
+		{"GET", "/ARTICL~1/x", 400},
+		{"GET", "/articles/x::$DATA", 400},
 		{"GET", "/about", 200},
 	} {
 		seen = ""
@@ -110,7 +120,8 @@ func TestBypassAttempts(t *testing.T) {
 }
 
 func FuzzCanonicalPath(f *testing.F) {
-	for _, s := range []string{"/articles/../x", "/a%2fb", "/a/%2561", "/A/b/", "/a;b", "/a/b."} {
+	for _, s := range []string{"/articles/../x", "/a%2fb", "/a/%2561", "/A/b/", "/a;b", "/a/b.",
+		"/%C5%BF", "/caf%C3%A9", "/cafe%CC%81", "/ARTICL~1/x", "/x::$DATA", "/%EF%BC%8F"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, target string) {
@@ -125,6 +136,15 @@ func FuzzCanonicalPath(f *testing.F) {
 		if len(clean) != len(lower) || clean[0] != '/' || strings.Contains(clean, "/../") ||
 			strings.HasSuffix(clean, "/..") || strings.Contains(clean, "//") || strings.ContainsAny(clean, "%;\\") {
 			t.Fatalf("canonicalPath(%q) = %q", target, clean)
+		}
+		// Nothing an upstream may fold or normalise to other ASCII is left.
+		if !norm.NFKC.IsNormalString(clean) {
+			t.Fatalf("canonicalPath(%q) = %q, not NFKC", target, clean)
+		}
+		for _, r := range clean {
+			if _, bad := asciiFolding()[r]; bad {
+				t.Fatalf("canonicalPath(%q) = %q keeps %U", target, clean, r)
+			}
 		}
 		// Canonical paths are fixed points.
 		again, _, err := canonicalPath(&url.URL{Path: clean})

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"golang.org/x/net/http/httpguts"
 )
 
 // privateWriter keeps paid content out of shared caches: whatever the
@@ -66,45 +67,37 @@ func isPreflight(r *http.Request) bool {
 		r.Header.Get("Access-Control-Request-Method") != ""
 }
 
-// bodilessWriter passes a response's status and header but none of its
-// body, whatever the handlers after the paywall write.
-type bodilessWriter struct {
-	caddyhttp.ResponseWriterWrapper
-	wrote bool
-}
-
-func bodiless(w http.ResponseWriter) *bodilessWriter {
-	return &bodilessWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-}
-
-func (b *bodilessWriter) WriteHeader(status int) {
-	if status >= 200 && !b.wrote {
-		b.wrote = true
-		h := b.Header()
-		h.Del("Transfer-Encoding")
-		h.Del("Content-Length")
-		if status != http.StatusNoContent && status != http.StatusNotModified {
-			h.Set("Content-Length", "0")
-		}
-	}
-	b.ResponseWriterWrapper.WriteHeader(status)
-}
-
-func (b *bodilessWriter) Write(p []byte) (int, error) {
-	if !b.wrote {
-		b.WriteHeader(http.StatusOK)
-	}
-	return len(p), nil
-}
-
-func (b *bodilessWriter) ReadFrom(r io.Reader) (int64, error) {
-	if !b.wrote {
-		b.WriteHeader(http.StatusOK)
-	}
-	return io.Copy(io.Discard, r)
-}
-
-var (
-	_ http.ResponseWriter = (*privateWriter)(nil)
-	_ http.ResponseWriter = (*bodilessWriter)(nil)
+// Access-Control headers of the gateway's own preflight answer.
+const (
+	corsAllowMethods  = "GET, HEAD, POST"
+	corsAllowHeaders  = "Authorization"
+	corsExposeHeaders = "WWW-Authenticate, Payment-Receipt, Payment-Error"
+	corsMaxAge        = "600"
 )
+
+// preflight answers a CORS preflight to a path the gateway may price, so
+// that nothing of the upstream (header, status or connection) is given out
+// before payment. The answer is fixed: any origin may send GET, HEAD or POST
+// with an Authorization header (a PayWord payment or a Bearer grant), but
+// without credentials, so no other site can spend the reader's grant cookie;
+// a site that needs other CORS rules lists the path under free.
+func preflight(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Access-Control-Allow-Methods", corsAllowMethods)
+	h.Set("Access-Control-Allow-Headers", corsAllowHeaders)
+	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+	h.Set("Access-Control-Max-Age", corsMaxAge)
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// isUpgrade reports whether r asks to switch protocols or open a tunnel: an
+// answer to it is a connection, which cannot be held back until a price is
+// known.
+func isUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodConnect || r.Header.Get("Upgrade") != "" ||
+		httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade")
+}
+
+var _ http.ResponseWriter = (*privateWriter)(nil)

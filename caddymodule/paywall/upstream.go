@@ -2,6 +2,7 @@ package paywall
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/hashwall/hashwall/payword"
 )
 
 // priceHeader is how an upstream prices a response (upstream_price).
@@ -17,25 +20,43 @@ const priceHeader = "Paywall-Price"
 
 // serveUpstreamPriced passes a request no rule prices to the upstream and
 // holds the response's header until it is known whether the upstream priced
-// it: then the client gets the body only with a valid grant or an accepted
-// payment, and a 402 otherwise.
+// it: then the client gets the answer only with a grant that paid at least
+// that price or an accepted payment, and a 402 otherwise. The product is
+// the path and the query: the upstream may price each query differently,
+// and it is sent the query in the one spelling the product names.
 func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler, clean string) error {
+	query, err := canonicalQuery(r.URL.RawQuery)
+	if err != nil {
+		return caddyhttp.Error(http.StatusBadRequest, err)
+	}
+	r.URL.RawQuery, r.URL.ForceQuery = query, false
 	product, ok := productID(clean)
-	if !ok {
-		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("%w: path too long for a product id", errAmbiguousPath))
+	if query != "" {
+		product += "?" + query
+		ok = ok && payword.ValidProduct(product)
 	}
-	if g := h.grantFor(r, product); g != nil {
-		setPlaceholders(r, g)
-		return next.ServeHTTP(&priceWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w},
-			decide: func(int) bool { w.Header().Del(priceHeader); makePrivate(w.Header()); return true }}, r)
+	var g *grantClaims
+	if ok {
+		g = h.grantFor(r, product, 0) // the dearest; the upstream's price decides
 	}
-	setPlaceholders(r, nil) // the upstream is asked before anything is paid
 	hdr, isPayment, hdrErr := paymentHeader(r)
+	if g == nil && !isPayment && isUpgrade(r) {
+		// The answer would be a connection, not a header that can be held
+		// back: a page that may be priced is upgraded only once paid for.
+		w.Header().Set("Payment-Error", "upgrade_unpaid")
+		return caddyhttp.Error(http.StatusForbidden, errUpgradeUnpaid)
+	}
+	// The upstream is told the grant's reader (its price is checked once
+	// the upstream has set one), or no one.
+	setPlaceholders(r, g)
 	pw := &priceWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	pw.decide = func(status int) bool {
 		v := w.Header().Get(priceHeader)
 		w.Header().Del(priceHeader)
 		if v == "" {
+			if g != nil {
+				makePrivate(w.Header())
+			}
 			return true
 		}
 		price, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
@@ -43,6 +64,14 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 			h.logger.Error("upstream price out of range", zapErr(errBadPrice))
 			h.replace(w, http.StatusBadGateway, "bad_upstream_price")
 			return false
+		}
+		if !ok {
+			h.replace(w, http.StatusBadRequest, "malformed") // too long for a product id
+			return false
+		}
+		if g != nil && g.Price >= uint32(price) {
+			makePrivate(w.Header())
+			return true
 		}
 		o := offer{Product: product, Price: uint32(price), TTL: h.ttl, Mode: h.mode}
 		if hdrErr != nil {
@@ -54,17 +83,19 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 			_ = h.challenge(w, r, o)
 			return false
 		}
-		g, token, err := h.pay(r.Context(), hdr, o)
+		paid, token, err := h.pay(r.Context(), hdr, o)
 		if err != nil {
 			h.replaceRejection(w, o, err)
 			return false
 		}
-		h.deliverGrant(w, r, g, token, o)
+		h.deliverGrant(w, r, paid, token, o)
 		makePrivate(w.Header())
 		return true
 	}
 	return next.ServeHTTP(pw, r)
 }
+
+var errUpgradeUnpaid = errors.New("protocol upgrade of a page that may be priced, without a grant or payment")
 
 // replaceRejection answers a refused payment from inside WriteHeader, where
 // returning an error is no longer possible.
@@ -112,7 +143,9 @@ func (pw *priceWriter) WriteHeader(status int) {
 		return
 	}
 	if status >= 100 && status <= 199 && status != http.StatusSwitchingProtocols {
-		pw.ResponseWriterWrapper.WriteHeader(status)
+		// Interim answers (103 Early Hints, 100 Continue) would go out
+		// before the price is known: they are dropped. They are hints only;
+		// the final answer does without them.
 		return
 	}
 	pw.decided = true
