@@ -173,6 +173,7 @@ func TestSameMillisecondClaimsOfBothModesReachLedger(t *testing.T) {
 	mods := func(h *Handler) {
 		h.APIToken = bank.token
 		h.BatchInterval = caddy.Duration(100 * time.Millisecond)
+		h.OfflineSegments = 2 // both payments are taken while the bank is down
 		h.Rules = []Rule{
 			{Pattern: "/articles/*", Price: 2, Mode: ModeAlmostOnline},
 			{Pattern: "/opinion/*", Price: 1, Mode: ModeBatch},
@@ -367,6 +368,7 @@ func TestReportResumesSoonAfterOutage(t *testing.T) {
 	e := newEnv(t)
 	h := provisionAsShipped(e)
 	wal := newWallet(t, 32, payword.GenericScope)
+	waitCRLSynced(t, h)
 	e.agent.setDown(true)
 	if rw, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
 		t.Fatalf("pay: %d", status(rw, es))
@@ -387,6 +389,7 @@ func TestReportResumesSoonAfterOutage(t *testing.T) {
 func TestDeadGatewayClaimsTakenOverSoon(t *testing.T) {
 	e := newEnv(t)
 	h1 := provisionAsShipped(e)
+	waitCRLSynced(t, h1)
 	e.agent.setDown(true)
 	wal := newWallet(t, 33, payword.GenericScope)
 	for i := uint32(1); i <= 3; i++ {
@@ -453,4 +456,11 @@ func TestSlowReportNotTakenOver(t *testing.T) {
 			t.Fatalf("claim %s shipped %d times: a live gateway's claims were taken over", auth, n)
 		}
 	}
+}
+
+// waitCRLSynced waits for a new gateway's first revocation-list sync: until
+// then it refuses payments, and these tests take the agent down next.
+func waitCRLSynced(t *testing.T, h *Handler) {
+	t.Helper()
+	waitFor(t, "the first CRL sync", 2*time.Second, func() bool { return h.be.crl.age(time.Now()) < time.Second })
 }
