@@ -253,9 +253,14 @@ func (k *keyStore) load(ctx context.Context) {
 }
 
 // refresh learns the keys the agent announces under a trusted key's
-// signature and reloads the set; it reports whether the set changed. It
-// asks the agent at most every refetchEvery.
-func (k *keyStore) refresh(ctx context.Context) bool { return k.refreshEvery(ctx, refetchEvery) }
+// signature and reloads the set; it reports whether the trusted set is now
+// another than the one seen was built from (a sync worker may have learnt
+// the new key meanwhile). It asks the agent at most every refetchEvery.
+func (k *keyStore) refresh(ctx context.Context, seen *payword.Verifier) bool {
+	k.refreshEvery(ctx, refetchEvery)
+	s := k.cur.Load()
+	return s != nil && s.v != seen
+}
 
 func (k *keyStore) refreshEvery(ctx context.Context, every time.Duration) bool {
 	k.mu.Lock()

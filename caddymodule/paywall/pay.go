@@ -38,7 +38,7 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 		return nil, "", err
 	}
 	req := payword.Request{Vendor: h.Vendor, Product: o.Product, Price: o.Price, Now: start}
-	if err := v.Check(p, req); errors.Is(err, payword.ErrUnknownKey) && h.be.keys.refresh(ctx) {
+	if err := v.Check(p, req); errors.Is(err, payword.ErrUnknownKey) && h.be.keys.refresh(ctx, v) {
 		// The agent may have rotated its key: pin the new one, then retry.
 		if v, err = h.be.keys.verifier(ctx); err != nil {
 			return nil, "", err
