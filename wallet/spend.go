@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net/url"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashwall/hashwall/payword"
@@ -242,12 +244,16 @@ func (st *State) addGrant(g *Grant, now time.Time) {
 }
 
 // GrantFor returns a live grant covering host and path, if any.
-func (w *Wallet) GrantFor(host, path string) *Grant {
+//
+// query is the request's raw query: a grant for a page the vendor prices
+// by query (its product holds one, `/read?id=1`) opens only that page, so
+// it is not sent to `/read?id=2`, which the vendor may price higher.
+func (w *Wallet) GrantFor(host, path, query string) *Grant {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := w.now()
 	for _, g := range w.st.Grants {
-		if g.Host == host && g.Expires.After(now) && pathWithin(path, g.Path) {
+		if g.Host == host && g.Expires.After(now) && grantOpens(g.Path, path, query) {
 			c := *g
 			return &c
 		}
@@ -267,6 +273,18 @@ func (w *Wallet) DropGrant(host, path string) error {
 		st.Grants = kept
 		return nil
 	})
+}
+
+// grantOpens reports whether a grant for product may open path?query: a
+// product with a query opens that query only, in the vendor's canonical
+// form (parameters sorted by name, as url.Values encodes them).
+func grantOpens(product, path, query string) bool {
+	p, q, ok := strings.Cut(product, "?")
+	if !ok {
+		return pathWithin(path, product)
+	}
+	v, err := url.ParseQuery(query)
+	return err == nil && path == p && v.Encode() == q
 }
 
 // pathWithin reports whether path is scope or below it, as cookie paths match.

@@ -76,7 +76,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.settlePending(req)
 	host, path := req.URL.Host, req.URL.EscapedPath()
 	r := req.Clone(req.Context())
-	grant := t.Wallet.GrantFor(host, path)
+	grant := t.Wallet.GrantFor(host, path, req.URL.RawQuery)
 	if grant != nil {
 		r.Header.Set("Authorization", "Bearer "+grant.Token)
 	}
@@ -243,7 +243,7 @@ func grantOf(resp *http.Response, p *Pending) *Grant {
 	}
 	for _, c := range resp.Cookies() {
 		if c.Value == token {
-			if c.Path != "" {
+			if c.Path != "" && !strings.Contains(g.Path, "?") { // a cookie path has no query
 				g.Path = c.Path
 			}
 			if c.MaxAge > 0 {
