@@ -52,6 +52,7 @@ type vectors struct {
 	Binding     Bytes      `json:"binding_of_segment_2_to_daily_planet"`
 	PaymentJSON string     `json:"payment_json"`
 	Payment     string     `json:"payment_header"`
+	Escapes     string     `json:"payment_json_of_product_with_escapes"`
 	Challenge   string     `json:"challenge_header"`
 	Signed      Signed     `json:"signed_crl"`
 	KeyDoc      []Signed   `json:"signed_keys"`
@@ -77,6 +78,9 @@ func computeVectors(t *testing.T) vectors {
 	v.Binding = p.Binding.Raw()
 	v.PaymentJSON = string(p.Encode())
 	v.Payment = p.Header()
+	q := *p
+	q.Product = escapesProduct
+	v.Escapes = string(q.Encode())
 	v.Challenge = Challenge{Realm: "The Daily Planet", Vendor: "daily-planet", Price: 2,
 		Product: "/articles/moon-landing", Agent: "https://bank.example.com"}.String()
 	crl, _ := json.Marshal(CRL{Type: CRLType, Since: 0, Next: 1, Last: 1, Time: f.now.Unix(),
@@ -85,6 +89,9 @@ func computeVectors(t *testing.T) vectors {
 	v.KeyDoc = AnnounceKeys([]SigningKey{f.agent}, f.now)
 	return v
 }
+
+// escapesProduct holds every visible ASCII character the Go encoder escapes.
+const escapesProduct = `/tags/<b>&"q"\`
 
 func TestVectors(t *testing.T) {
 	v := computeVectors(t)
@@ -123,6 +130,9 @@ func TestVectors(t *testing.T) {
 	st, err := NewVerifier(keys).Verify(p, Request{Vendor: "daily-planet", Product: "/articles/moon-landing", Price: 2, Now: fixtureNow}, nil)
 	if err != nil || st.Token != v.Chain2[3] {
 		t.Fatalf("vector payment: %v", err)
+	}
+	if q, err := DecodePayment([]byte(v.Escapes)); err != nil || q.Product != escapesProduct {
+		t.Fatalf("vector payment with escapes: %v", err)
 	}
 	if !VerifyPath(v.Anchors[2], 2, 5, v.Path2, v.Root) {
 		t.Fatal("vector Merkle path")
