@@ -60,7 +60,7 @@ func (q *purchaseReq) check(maxTokens int) ([]byte, error) {
 // many messages.
 func parsePublicKey(s string) ([]byte, error) {
 	bad := fail(http.StatusBadRequest, "invalid_public_key", "public_key must be a base64url Ed25519 public key")
-	upk, err := b64.DecodeString(s)
+	upk, err := payword.DecodeBase64(s)
 	if err != nil || len(upk) != ed25519.PublicKeySize {
 		return nil, bad
 	}

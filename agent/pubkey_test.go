@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/ed25519"
 	"encoding/hex"
+	"strings"
 	"testing"
 
 	"github.com/oasisprotocol/curve25519-voi/curve"
@@ -43,6 +44,21 @@ func TestPublicKeyMustBeACurvePoint(t *testing.T) {
 	}
 	if _, err := parsePublicKey(b64.EncodeToString(good)); err != nil {
 		t.Fatal(err)
+	}
+	// One key, one encoding: trailing bits, padding and line breaks that a
+	// lenient base64 decoder skips are refused.
+	enc := b64.EncodeToString(good)
+	last := enc[len(enc)-1:]
+	flipped := strings.IndexByte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", last[0]) ^ 1
+	for name, s := range map[string]string{
+		"trailing bits":   enc[:len(enc)-1] + string("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[flipped]),
+		"padding":         enc + "=",
+		"line feed":       enc[:20] + "\n" + enc[20:],
+		"carriage return": enc + "\r",
+	} {
+		if _, err := parsePublicKey(s); err == nil {
+			t.Errorf("%s: a second encoding of a key was accepted", name)
+		}
 	}
 }
 

@@ -181,6 +181,12 @@ func TestParseAuthorizationHostile(t *testing.T) {
 		{"version 2", field("v", 2), ErrMalformed},
 		{"no certificate", field("cert", nil), ErrMalformed},
 		{"certificate not base64", field("cert", "!!"), ErrMalformed},
+		// Go's base64 decoder skips CR and LF even in strict mode: a JSON
+		// escape inside a value must not give it a second encoding.
+		{"line feed inside the certificate", field("cert", func() string { c := paymentJSONOf(t, p)["cert"].(string); return c[:10] + "\n" + c[10:] }()), ErrMalformed},
+		{"carriage return inside the token", field("tok", func() string { c := paymentJSONOf(t, p)["tok"].(string); return c[:5] + "\r" + c[5:] }()), ErrMalformed},
+		{"line break inside the path", field("path", func() string { c := paymentJSONOf(t, p)["path"].(string); return c + "\r\n" }()), ErrMalformed},
+		{"line feed inside the binding", field("bind", func() string { c := paymentJSONOf(t, p)["bind"].(string); return "\n" + c }()), ErrMalformed},
 		{"string where a number goes", field("i", "3"), ErrMalformed},
 		{"fractional index", field("i", 2.5), ErrMalformed},
 		{"huge index", field("i", 1e30), ErrMalformed},

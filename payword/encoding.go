@@ -1,14 +1,39 @@
 package payword
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
+	"strings"
 )
 
 // b64 is the wire encoding of every binary field: base64url without padding,
-// strict (non-zero trailing bits are refused, so each value has one encoding).
-var b64 = base64.RawURLEncoding.Strict()
+// strict (non-zero trailing bits are refused, so each value has one
+// encoding), and without the CR and LF that Go's decoder skips even in
+// strict mode (a JSON "\n" inside a value would be a second encoding).
+var b64 = wireBase64{base64.RawURLEncoding.Strict()}
+
+type wireBase64 struct{ *base64.Encoding }
+
+func (e wireBase64) DecodeString(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, base64.CorruptInputError(strings.IndexAny(s, "\r\n"))
+	}
+	return e.Encoding.DecodeString(s)
+}
+
+func (e wireBase64) Decode(dst, src []byte) (int, error) {
+	if i := bytes.IndexAny(src, "\r\n"); i >= 0 {
+		return 0, base64.CorruptInputError(i)
+	}
+	return e.Encoding.Decode(dst, src)
+}
+
+// DecodeBase64 decodes a binary field of the wire encoding: base64url, no
+// padding, zero trailing bits, no line breaks. Every network input that
+// carries base64url is decoded with it, so each value has one encoding.
+func DecodeBase64(s string) ([]byte, error) { return b64.DecodeString(s) }
 
 // Serial is a certificate's 128-bit serial number.
 type Serial [16]byte
