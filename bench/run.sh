@@ -68,6 +68,7 @@ http://127.0.0.1:$PAID {
 		vendor bench
 		api_token bench-token
 		agent http://127.0.0.1:9
+		crl redis                  # the revocation list from this Redis (empty): no bank in this bench
 		key $KID $PUB
 		redis redis://127.0.0.1:$RPORT/0
 		grant_key bench-grant-key-bench-grant-key-0123
