@@ -308,7 +308,7 @@ func TestReportingAtLeastOnce(t *testing.T) {
 func TestReportingReclaimsAfterCrash(t *testing.T) {
 	e := newEnv(t)
 	h := e.handler()
-	waitFor(t, "the first CRL sync", 2*time.Second, func() bool { return h.be.crl.age(time.Now()) < time.Second })
+	waitCRLSynced(t, h)
 	e.agent.setDown(true)
 	wal := newWallet(t, 9, payword.GenericScope)
 	for i := uint32(1); i <= 3; i++ {
