@@ -89,6 +89,10 @@ func (v *Verifier) Check(p *Payment, req Request) error {
 	if !p.Cert.Generic() && p.Cert.Scope != req.Vendor {
 		return errorf(ErrWrongVendor, "certificate is specific to vendor %q", p.Cert.Scope)
 	}
+	if !p.Cert.Generic() && p.Binding != nil {
+		// Nothing would verify it, yet a vendor would count and report it.
+		return errorf(ErrBadBinding, "a specific certificate takes no binding")
+	}
 	if p.Product != req.Product {
 		return errorf(ErrWrongProduct, "payment is for product %q", p.Product)
 	}

@@ -114,6 +114,11 @@ func TestVerifyHostile(t *testing.T) {
 			pay: func() *Payment { return f.pay(t, 2, 3, 3, "evil-times", product) }},
 		{name: "specific certificate used at a different vendor", want: ErrWrongVendor,
 			pay: func() *Payment { return specific.pay(t, 2, 3, 3, vendor, product) }},
+		{name: "specific certificate with a binding", want: ErrBadBinding, pay: func() *Payment {
+			p := newFixture(t, 8, 16, vendor).pay(t, 2, 3, 3, vendor, product)
+			p.Binding, _ = Bind(f.cert, f.user, 2, vendor, f.now)
+			return p
+		}},
 		{name: "payment for another product", want: ErrWrongProduct,
 			pay: func() *Payment { return f.pay(t, 2, 3, 3, vendor, "/articles/b") }},
 		{name: "binding signed by a key other than the certificate's", want: ErrBadSignature, pay: func() *Payment {
