@@ -57,14 +57,7 @@ const MaxSignedSize = 2 << 20
 
 // DecodeCRL opens a signed CRL page and checks its shape.
 func DecodeCRL(raw []byte, keys KeySet) (*CRL, error) {
-	if len(raw) > MaxSignedSize {
-		return nil, errorf(ErrTooLarge, "CRL of %d bytes", len(raw))
-	}
-	var s Signed
-	if !shallowJSON(raw, 1) || json.Unmarshal(raw, &s) != nil {
-		return nil, errorf(ErrMalformed, "CRL is not a signed document")
-	}
-	body, err := s.Open(keys)
+	body, err := openSigned(raw, MaxSignedSize, "CRL", keys)
 	if err != nil {
 		return nil, err
 	}

@@ -181,14 +181,7 @@ func (d *VendorOrigins) Allows(origin string) bool {
 // form, and Time < Expires. Whether it is fresh is the caller's to check
 // against its clock.
 func DecodeVendorOrigins(raw []byte, keys KeySet) (*VendorOrigins, error) {
-	if len(raw) > MaxOriginsDoc {
-		return nil, errorf(ErrTooLarge, "origins document of %d bytes", len(raw))
-	}
-	var s Signed
-	if !shallowJSON(raw, 1) || json.Unmarshal(raw, &s) != nil {
-		return nil, errorf(ErrMalformed, "origins document is not a signed document")
-	}
-	body, err := s.Open(keys)
+	body, err := openSigned(raw, MaxOriginsDoc, "origins document", keys)
 	if err != nil {
 		return nil, err
 	}

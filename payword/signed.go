@@ -128,3 +128,16 @@ func OpenKeys(docs []Signed, trusted KeySet) (KeySet, error) {
 	}
 	return out, nil
 }
+
+// openSigned decodes raw, at most max bytes, as a signed document and opens
+// it with keys; what names the document in errors.
+func openSigned(raw []byte, max int, what string, keys KeySet) ([]byte, error) {
+	if len(raw) > max {
+		return nil, errorf(ErrTooLarge, "%s of %d bytes", what, len(raw))
+	}
+	var s Signed
+	if !shallowJSON(raw, 1) || json.Unmarshal(raw, &s) != nil {
+		return nil, errorf(ErrMalformed, "%s is not a signed document", what)
+	}
+	return s.Open(keys)
+}

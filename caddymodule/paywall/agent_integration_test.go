@@ -89,7 +89,7 @@ func TestWithRealAgent(t *testing.T) {
 
 	e := &env{t: t, redis: srv, agent: &fakeAgent{Server: bank, key: key}}
 	h := e.handler(func(h *Handler) {
-		h.APIToken, h.Keys, h.CRL = vendor.Token, nil, crlFromRedis // keys pinned on first use; CRL from the shared Redis
+		h.APIToken, h.Keys, h.CRL = vendor.Token, nil, crlFromRedis // keys learnt at start (loopback); CRL from the shared Redis
 	})
 	before := testutilCount(reportsTotal.WithLabelValues("paid"))
 	for i := uint32(1); i <= 3; i++ {

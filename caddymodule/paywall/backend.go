@@ -28,7 +28,7 @@ var backends = caddy.NewUsagePool()
 // backendConfig identifies a backend; handlers with equal configs share one.
 type backendConfig struct {
 	Vendor, Redis, Agent, APIToken, CRL string
-	Keys                                string // pinned keys' fingerprint; "" = pin on first use
+	Keys                                string // pinned keys' fingerprint; "" = learnt at start (https or loopback only)
 	CRLInterval, BatchInterval          time.Duration
 	Ephemeral                           bool // Redis may lose acknowledged writes
 }

@@ -29,7 +29,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    vendor         <id>
 //	    api_token      <token>
 //	    agent          <url>
-//	    key            <kid> <base64url public key>   # repeatable; none: pin on first use
+//	    key            <kid> <base64url public key>   # repeatable; none: learnt at start over https or loopback
 //	    redis          <url>
 //	    grant_key      <secret>
 //	    ttl            <duration>
@@ -45,7 +45,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    template       <file>
 //	    crl            agent|redis [<interval>]
 //	    crl_max_age    <duration>                     # refuse payments on an older CRL
-//	    batch_interval <duration>
+//	    batch_interval <duration>                     # at most 5m
 //	    ephemeral                                     # allow a Redis that may lose payments
 //	    offline_segments <n>                          # new segments per certificate taken without the agent (default 1, -1 none)
 //	}

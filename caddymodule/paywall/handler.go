@@ -40,9 +40,10 @@ type Handler struct {
 	// Agent is the agent's base URL, advertised in challenges.
 	Agent string `json:"agent"`
 	// Keys pins the trusted agent keys: key id → base64url Ed25519 public
-	// key. When empty, the keys are fetched from the agent's /v1/keys and
-	// pinned on first use in the vendor's Redis; a key id, once pinned,
-	// never changes.
+	// key. When empty, the keys are learnt at start from the agent's
+	// /v1/keys, only over https or loopback, and pinned in the vendor's
+	// Redis. Later keys are taken only when announced under the signature
+	// of a key already trusted; a key id, once pinned, never changes.
 	Keys map[string]string `json:"keys,omitempty"`
 	// Redis is the vendor's store: redis://, rediss:// or unix:// for one
 	// server, redis-sentinel://…?master_name= for Sentinel, redis-cluster://

@@ -303,33 +303,6 @@ func TestReportingAtLeastOnce(t *testing.T) {
 	})
 }
 
-// A gateway that read claims and died before the agent's answer leaves
-// them pending; another gateway reclaims and ships them.
-func TestReportingReclaimsAfterCrash(t *testing.T) {
-	e := newEnv(t)
-	h := e.handler()
-	waitCRLSynced(t, h)
-	e.agent.setDown(true)
-	wal := newWallet(t, 9, payword.GenericScope)
-	for i := uint32(1); i <= 3; i++ {
-		if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 1, 2*i, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
-			t.Fatalf("pay: %d", status(w, es))
-		}
-	}
-	stream := h.be.ks.stream(ModeAlmostOnline)
-	waitFor(t, "claims read and pending", 2*time.Second, func() bool {
-		p, err := h.be.rdb.XPending(t.Context(), stream, reportGroup).Result()
-		return err == nil && p.Count >= 1
-	})
-	h.be.cancel() // the gateway dies holding them
-	h.be.wg.Wait()
-	e.agent.setDown(false)
-
-	h2 := e.handler(func(h *Handler) { h.CRLInterval *= 3 })
-	h2.be.reclaimIdle.Store(int64(500 * time.Millisecond))
-	waitFor(t, "reclaimed claims delivered", 5*time.Second, func() bool { return e.agent.claimCount() == 3 })
-}
-
 func TestCRLFromAgent(t *testing.T) {
 	e := newEnv(t)
 	h := e.handler()

@@ -242,22 +242,12 @@ func (e *env) config(mods ...func(*Handler)) *Handler {
 	return h
 }
 
-// handler provisions a handler; it is cleaned up with the test.
+// handler provisions a handler, cleaned up with the test, with the 2 s
+// reclaim delay these tests were written for.
 func (e *env) handler(mods ...func(*Handler)) *Handler {
 	e.t.Helper()
-	h := e.config(mods...)
-	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
-	if err := h.Provision(ctx); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := h.Validate(); err != nil {
-		e.t.Fatal(err)
-	}
+	h := provisionAsShipped(e, mods...)
 	h.be.reclaimIdle.Store(int64(2 * time.Second))
-	e.t.Cleanup(func() {
-		_ = h.Cleanup()
-		cancel()
-	})
 	return h
 }
 

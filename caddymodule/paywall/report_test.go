@@ -124,7 +124,7 @@ func (b *realBank) ledgerClaims(s payword.Serial) map[string]string {
 }
 
 // provisionAsShipped provisions a handler with the backend's defaults
-// (env.handler shortens the reclaim delay; these tests measure it).
+// (env.handler sets the reclaim delay; these tests measure the default).
 func provisionAsShipped(e *env, mods ...func(*Handler)) *Handler {
 	e.t.Helper()
 	h := e.config(mods...)
