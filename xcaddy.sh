@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds Hashwall with xcaddy: Caddy with the standard modules plus the
 # root package github.com/hashwall/hashwall (the paywall and paywall_agent
-# handlers, the agent and demo subcommands), the same binary as cmd/hashwall.
+# handlers, the agent subcommand). With HASHWALL_DEMO=1 it adds the demo
+# subcommand (and the embedded store it links): the same binary as
+# cmd/hashwall.
 #
 #   ./xcaddy.sh [output]                           # this checkout
 #   HASHWALL_VERSION=v0.1.0 ./xcaddy.sh [output]   # a published version
+#   HASHWALL_DEMO=1 ./xcaddy.sh [output]           # with `hashwall demo`
 #   XCADDY_WITH="github.com/x/plugin" ./xcaddy.sh  # more plugins besides
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -22,5 +25,6 @@ else
 	hashwall="github.com/hashwall/hashwall@v0.0.0-00010101000000-000000000000=$(pwd)"
 fi
 extra=()
+[ "${HASHWALL_DEMO:-}" = 1 ] && extra+=(--with github.com/hashwall/hashwall/cmd/hashwall/democmd)
 for m in ${XCADDY_WITH:-}; do extra+=(--with "$m"); done
 exec "$xcaddy" build "$caddy" --output "$out" --with "$hashwall" "${extra[@]}"

@@ -8,8 +8,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/hashwall/hashwall/internal/redistest"
 	"github.com/hashwall/hashwall/internal/redisurl"
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
 )
 
 // TestRefusesEverysec: under appendfsync everysec Redis may answer a write

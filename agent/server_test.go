@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
 )
 
 func TestKeygenAndLoad(t *testing.T) {

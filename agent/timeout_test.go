@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashwall/hashwall/internal/redistest"
 	"github.com/hashwall/hashwall/internal/redisurl"
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
 )
 
 // TestStalledStoreTimesOut: with its Redis stalled (SIGSTOP), the agent

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
 )
 
 // world is a bank and two newspapers on loopback, run from the binaries.

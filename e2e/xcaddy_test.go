@@ -1,22 +1,31 @@
 package e2e
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
-// TestXcaddyBuild builds Hashwall with xcaddy.sh from this checkout and
-// checks it is the same program as cmd/hashwall: the same modules, the
-// agent and demo subcommands, and it adapts Caddyfile.example.
+// TestXcaddyBuild builds Hashwall with xcaddy.sh (and the demo) from this
+// checkout and checks it is the same program as cmd/hashwall: the same
+// modules, the agent and demo subcommands, and it adapts Caddyfile.example.
+// A plug-in build without the demo does not link the embedded store.
 func TestXcaddyBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds Caddy once more; skipped with -short")
 	}
 	hw, _ := binaries(t)
+	if out, err := exec.Command("go", "list", "-deps", "github.com/hashwall/hashwall").CombinedOutput(); err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	} else if strings.Contains(string(out), "miniredis") {
+		t.Fatal("the plug-in package links miniredis; only the demo should")
+	}
 	xc := filepath.Join(t.TempDir(), "hashwall-xcaddy")
-	if out, err := exec.Command("bash", "../xcaddy.sh", xc).CombinedOutput(); err != nil {
+	build := exec.Command("bash", "../xcaddy.sh", xc)
+	build.Env = append(os.Environ(), "HASHWALL_DEMO=1")
+	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("xcaddy.sh: %v\n%s", err, tail(out))
 	}
 	run := func(bin string, args ...string) string {

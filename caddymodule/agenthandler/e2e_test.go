@@ -17,8 +17,8 @@ import (
 
 	"github.com/hashwall/hashwall/agent"
 	_ "github.com/hashwall/hashwall/caddymodule/paywall"
-	"github.com/hashwall/hashwall/internal/caddyload"
-	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/internal/testutil/caddyload"
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
 

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	"github.com/hashwall/hashwall/agent"
-	"github.com/hashwall/hashwall/internal/redistest"
 	"github.com/hashwall/hashwall/internal/redisurl"
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
 

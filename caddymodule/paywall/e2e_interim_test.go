@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/hashwall/hashwall/internal/caddyload"
+	"github.com/hashwall/hashwall/internal/testutil/caddyload"
 	"github.com/hashwall/hashwall/payword"
 )
 

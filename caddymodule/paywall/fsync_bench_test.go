@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
 

@@ -9,6 +9,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	_ "github.com/hashwall/hashwall"
+	_ "github.com/hashwall/hashwall/cmd/hashwall/democmd" // hashwall demo
 )
 
 func main() {

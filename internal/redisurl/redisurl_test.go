@@ -7,7 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
 )
 
 func TestKinds(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashwall/hashwall/internal/redistest"
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
 )
 
 // TestSentinel runs a real Sentinel watching a real master and checks that

@@ -1,4 +1,7 @@
-package commands
+// Package democmd adds `hashwall demo`: a newspaper, a bank and a reader in
+// one process on an embedded store. cmd/hashwall imports it; a plug-in build
+// links it (and miniredis) only when asked (HASHWALL_DEMO=1 ./xcaddy.sh).
+package democmd
 
 import (
 	"context"

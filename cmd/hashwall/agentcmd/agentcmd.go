@@ -1,4 +1,7 @@
-package commands
+// Package agentcmd adds `hashwall agent` (the bank, standalone) and
+// `hashwall agent keygen` to the caddy command line. The root package
+// imports it, so a plug-in build by xcaddy.sh has them too.
+package agentcmd
 
 import (
 	"context"
