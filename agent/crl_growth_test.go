@@ -28,7 +28,7 @@ func (e *env) crlPageAt(since uint64, addr, auth string) (*payword.CRL, *httptes
 	if rec.Code != 200 {
 		return nil, rec
 	}
-	crl, err := payword.DecodeCRL(rec.Body.Bytes(), e.a.Keys())
+	crl, err := payword.OpenCRL(rec.Body.Bytes(), e.a.Keys())
 	if err != nil {
 		e.t.Fatal(err)
 	}

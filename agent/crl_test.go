@@ -28,7 +28,7 @@ func TestCRLIncrementalAndSigned(t *testing.T) {
 	}
 	page := func(since string) *payword.CRL {
 		rec := e.raw("GET", "/v1/crl?since="+since, "")
-		crl, err := payword.DecodeCRL(rec.Body.Bytes(), e.a.Keys())
+		crl, err := payword.OpenCRL(rec.Body.Bytes(), e.a.Keys())
 		if err != nil {
 			t.Fatal(err)
 		}

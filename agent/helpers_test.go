@@ -254,7 +254,7 @@ func (e *env) revoked(s payword.Serial) bool {
 		e.t.Fatal(err)
 	}
 	raw, _ := json.Marshal(page)
-	crl, err := payword.DecodeCRL(raw, e.a.Keys())
+	crl, err := payword.OpenCRL(raw, e.a.Keys())
 	if err != nil {
 		e.t.Fatal(err)
 	}

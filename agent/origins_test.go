@@ -17,7 +17,7 @@ func (e *env) originsDoc(vendor string) (*payword.VendorOrigins, string) {
 	if rec.Code != 200 {
 		e.t.Fatalf("origins of %s: %d %s", vendor, rec.Code, rec.Body.String())
 	}
-	d, err := payword.DecodeVendorOrigins(rec.Body.Bytes(), e.a.Keys())
+	d, err := payword.OpenVendorOrigins(rec.Body.Bytes(), e.a.Keys())
 	if err != nil {
 		e.t.Fatalf("origins of %s: %v", vendor, err)
 	}

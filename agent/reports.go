@@ -91,7 +91,7 @@ func (a *Agent) handleReports(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rep, err := payword.DecodeReport(body)
+	rep, err := payword.ParseReport(body)
 	if errors.Is(err, payword.ErrTooLarge) {
 		return fail(http.StatusRequestEntityTooLarge, "too_large", err.Error())
 	}

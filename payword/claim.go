@@ -34,8 +34,8 @@ const (
 	MaxReportSize   = MaxReportClaims * 1024
 )
 
-// DecodeReport decodes a report and checks each claim's shape.
-func DecodeReport(raw []byte) (*Report, error) {
+// ParseReport decodes a report and checks each claim's shape.
+func ParseReport(raw []byte) (*Report, error) {
 	if len(raw) > MaxReportSize {
 		return nil, errorf(ErrTooLarge, "report of %d bytes", len(raw))
 	}

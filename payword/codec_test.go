@@ -281,7 +281,7 @@ func TestDecodeReport(t *testing.T) {
 		Amount: 3, Product: "/articles/a", Auth: "a1", Time: f.now.Unix()}
 	good := Report{Vendor: "daily-planet", Batch: "b1", Claims: []Claim{claim}}
 	raw, _ := json.Marshal(good)
-	r, err := DecodeReport(raw)
+	r, err := ParseReport(raw)
 	if err != nil || !bytes.Equal(r.Claims[0].Binding, b.Raw()) || r.Claims[0].Token != claim.Token || r.Claims[0].Serial != claim.Serial {
 		t.Fatalf("round trip: %+v %v", r, err)
 	}
@@ -313,8 +313,8 @@ func TestDecodeReport(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if r, err := DecodeReport(tt.raw); !errors.Is(err, tt.want) || r != nil {
-				t.Fatalf("DecodeReport = %v; want %v", err, tt.want)
+			if r, err := ParseReport(tt.raw); !errors.Is(err, tt.want) || r != nil {
+				t.Fatalf("ParseReport = %v; want %v", err, tt.want)
 			}
 		})
 	}
@@ -326,9 +326,9 @@ func TestSignedCRL(t *testing.T) {
 		{Seq: 4, Serial: f.cert.Serial, Time: f.now.Unix(), Exp: f.cert.ExpiresAt, Reason: "double-spend"}, {Seq: 5, Time: f.now.Unix()}}}
 	body, _ := json.Marshal(crl)
 	raw, _ := json.Marshal(Seal(f.agent, body))
-	got, err := DecodeCRL(raw, f.keys)
+	got, err := OpenCRL(raw, f.keys)
 	if err != nil || len(got.Entries) != 2 || got.Entries[0].Serial != f.cert.Serial || got.Entries[0].Exp != f.cert.ExpiresAt || got.Complete() {
-		t.Fatalf("DecodeCRL = %+v, %v", got, err)
+		t.Fatalf("OpenCRL = %+v, %v", got, err)
 	}
 	seal := func(c CRL, k SigningKey) []byte {
 		body, _ := json.Marshal(c)
@@ -373,8 +373,8 @@ func TestSignedCRL(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if c, err := DecodeCRL(tt.raw, f.keys); !errors.Is(err, tt.want) || c != nil {
-				t.Fatalf("DecodeCRL = %v; want %v", err, tt.want)
+			if c, err := OpenCRL(tt.raw, f.keys); !errors.Is(err, tt.want) || c != nil {
+				t.Fatalf("OpenCRL = %v; want %v", err, tt.want)
 			}
 		})
 	}

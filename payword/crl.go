@@ -55,8 +55,8 @@ const MaxCRLEntries = 1000
 // MaxSignedSize bounds a signed document on the wire.
 const MaxSignedSize = 2 << 20
 
-// DecodeCRL opens a signed CRL page and checks its shape.
-func DecodeCRL(raw []byte, keys KeySet) (*CRL, error) {
+// OpenCRL opens a signed CRL page and checks its shape.
+func OpenCRL(raw []byte, keys KeySet) (*CRL, error) {
 	body, err := openSigned(raw, MaxSignedSize, "CRL", keys)
 	if err != nil {
 		return nil, err

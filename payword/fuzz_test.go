@@ -38,7 +38,7 @@ func FuzzParseAuthorization(f *testing.F) {
 			}
 			return
 		}
-		q, err := DecodePayment(p.Encode())
+		q, err := ParsePayment(p.Encode())
 		if err != nil {
 			t.Fatalf("re-decoding an accepted payment: %v", err)
 		}
@@ -118,7 +118,7 @@ func FuzzDecodeReport(f *testing.F) {
 		Amount: 1, Token: TokenAt(fx.k, 0, 2, 4), Product: "/a", Auth: "x", Binding: []byte{1}}}})
 	f.Add(raw)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		r, err := DecodeReport(raw)
+		r, err := ParseReport(raw)
 		if err != nil {
 			if !typed(err) {
 				t.Fatalf("untyped error %v", err)
@@ -126,7 +126,7 @@ func FuzzDecodeReport(f *testing.F) {
 			return
 		}
 		again, _ := json.Marshal(r)
-		r2, err := DecodeReport(again)
+		r2, err := ParseReport(again)
 		if err != nil || !reflect.DeepEqual(r, r2) {
 			t.Fatalf("report changed through JSON: %v", err)
 		}
@@ -139,7 +139,7 @@ func FuzzDecodeCRL(f *testing.F) {
 	raw, _ := json.Marshal(Seal(fx.agent, body))
 	f.Add(raw)
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if _, err := DecodeCRL(raw, fx.keys); err != nil && !typed(err) &&
+		if _, err := OpenCRL(raw, fx.keys); err != nil && !typed(err) &&
 			!errors.Is(err, ErrBadSignature) && !errors.Is(err, ErrUnknownKey) {
 			t.Fatalf("untyped error %v", err)
 		}

@@ -176,11 +176,11 @@ func (d *VendorOrigins) Allows(origin string) bool {
 	return slices.Contains(d.Origins, origin)
 }
 
-// DecodeVendorOrigins opens a signed origins document and checks its shape:
+// OpenVendorOrigins opens a signed origins document and checks its shape:
 // its kind, a valid vendor id, at most MaxOrigins origins each in canonical
 // form, and Time < Expires. Whether it is fresh is the caller's to check
 // against its clock.
-func DecodeVendorOrigins(raw []byte, keys KeySet) (*VendorOrigins, error) {
+func OpenVendorOrigins(raw []byte, keys KeySet) (*VendorOrigins, error) {
 	body, err := openSigned(raw, MaxOriginsDoc, "origins document", keys)
 	if err != nil {
 		return nil, err

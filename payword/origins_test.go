@@ -123,7 +123,7 @@ func TestDecodeVendorOrigins(t *testing.T) {
 	other := SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x02))}
 	keys := KeySet{k.ID: k.Public()}
 	good := VendorOrigins{Kind: OriginsKind, Vendor: "daily-planet", Origins: []string{"https://news.example.com"}, Time: 100, Expires: 200}
-	d, err := DecodeVendorOrigins(sealOrigins(k, good), keys)
+	d, err := OpenVendorOrigins(sealOrigins(k, good), keys)
 	if err != nil || !d.Allows("https://news.example.com") || d.Allows("https://evil.example") || d.Vendor != "daily-planet" {
 		t.Fatalf("good document: %+v %v", d, err)
 	}
@@ -163,7 +163,7 @@ func TestDecodeVendorOrigins(t *testing.T) {
 		{"not JSON", []byte("{"), ErrMalformed},
 	}
 	for _, tt := range cases {
-		_, err := DecodeVendorOrigins(tt.raw, keys)
+		_, err := OpenVendorOrigins(tt.raw, keys)
 		if err == nil || (tt.kind != nil && !errors.Is(err, tt.kind)) {
 			t.Errorf("%s: %v, want %v", tt.name, err, tt.kind)
 		}

@@ -83,13 +83,13 @@ func ParseAuthorization(h string) (*Payment, error) {
 	if err != nil {
 		return nil, errorf(ErrMalformed, "payment is not base64url")
 	}
-	return DecodePayment(raw)
+	return ParsePayment(raw)
 }
 
-// DecodePayment decodes the JSON form of a payment and checks its shape.
+// ParsePayment decodes the JSON form of a payment and checks its shape.
 // Ranges that depend on the certificate (segment < S, index ≤ m) are checked
 // here too; everything that needs keys or state is left to Verify.
-func DecodePayment(raw []byte) (*Payment, error) {
+func ParsePayment(raw []byte) (*Payment, error) {
 	if len(raw) > MaxPaymentHeader {
 		return nil, errorf(ErrTooLarge, "payment of %d bytes", len(raw))
 	}

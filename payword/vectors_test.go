@@ -131,14 +131,14 @@ func TestVectors(t *testing.T) {
 	if err != nil || st.Token != v.Chain2[3] {
 		t.Fatalf("vector payment: %v", err)
 	}
-	if q, err := DecodePayment([]byte(v.Escapes)); err != nil || q.Product != escapesProduct {
+	if q, err := ParsePayment([]byte(v.Escapes)); err != nil || q.Product != escapesProduct {
 		t.Fatalf("vector payment with escapes: %v", err)
 	}
 	if !VerifyPath(v.Anchors[2], 2, 5, v.Path2, v.Root) {
 		t.Fatal("vector Merkle path")
 	}
 	rawCRL, _ := json.Marshal(v.Signed)
-	crl, err := DecodeCRL(rawCRL, keys)
+	crl, err := OpenCRL(rawCRL, keys)
 	if err != nil || !crl.Complete() || crl.Entries[0].Exp != v.CertFields.ExpiresAt {
 		t.Fatalf("vector CRL: %+v %v", crl, err)
 	}

@@ -166,7 +166,7 @@ func (t *Transport) fetchOrigins(ctx context.Context, vendor string, now time.Ti
 	if err != nil {
 		return nil, err
 	}
-	doc, err := payword.DecodeVendorOrigins(raw, keys)
+	doc, err := payword.OpenVendorOrigins(raw, keys)
 	if err != nil {
 		return nil, fmt.Errorf("the bank's origins document of %q does not verify: %w", vendor, err)
 	}

@@ -106,7 +106,7 @@ func (a *agentClient) crl(ctx context.Context, since uint64, keys payword.KeySet
 	if err := a.do(ctx, http.MethodGet, "/v1/crl?since="+strconv.FormatUint(since, 10), nil, &raw); err != nil {
 		return nil, err
 	}
-	return payword.DecodeCRL(raw, keys)
+	return payword.OpenCRL(raw, keys)
 }
 
 // reportResult is the agent's verdict on one claim.

@@ -50,7 +50,7 @@ func (d *deliveryClock) RoundTrip(r *http.Request) (*http.Response, error) {
 	if stall {
 		// Lost on a half-open connection: no answer until the gateway
 		// gives up on it.
-		if rep, err := payword.DecodeReport(body); err == nil {
+		if rep, err := payword.ParseReport(body); err == nil {
 			d.mu.Lock()
 			for _, c := range rep.Claims {
 				d.stalled[c.Auth] = true
@@ -65,7 +65,7 @@ func (d *deliveryClock) RoundTrip(r *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	now := time.Now()
-	rep, derr := payword.DecodeReport(body)
+	rep, derr := payword.ParseReport(body)
 	if derr != nil {
 		return resp, err
 	}

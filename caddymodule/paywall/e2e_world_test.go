@@ -585,7 +585,7 @@ func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.lost++
 	}
 	if report && !down {
-		if rep, err := payword.DecodeReport(body); err == nil {
+		if rep, err := payword.ParseReport(body); err == nil {
 			for _, c := range rep.Claims {
 				p.forwarded[c.Serial.String()+"|"+strconv.Itoa(int(c.Segment))+"|"+strconv.Itoa(int(c.Index))]++
 			}

@@ -159,7 +159,7 @@ func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 		_ = json.NewEncoder(w).Encode(payword.Seal(a.key, body))
 	case r.URL.Path == "/v1/reports" && authed:
 		raw, _ := io.ReadAll(io.LimitReader(r.Body, payword.MaxReportSize+1))
-		rep, err := payword.DecodeReport(raw)
+		rep, err := payword.ParseReport(raw)
 		if err != nil || rep.Vendor != testVendor {
 			http.Error(w, `{"error":"bad report","code":"malformed"}`, http.StatusBadRequest)
 			return

@@ -236,7 +236,7 @@ func stubAgent(t *testing.T, reports func(w http.ResponseWriter, rep *payword.Re
 			return
 		}
 		raw, _ := io.ReadAll(io.LimitReader(r.Body, payword.MaxReportSize+1))
-		rep, err := payword.DecodeReport(raw)
+		rep, err := payword.ParseReport(raw)
 		if err != nil {
 			http.Error(w, `{"error":"bad report","code":"malformed"}`, http.StatusBadRequest)
 			return

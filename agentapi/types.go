@@ -1,0 +1,300 @@
+package agentapi
+
+import "github.com/hashwall/hashwall/payword"
+
+// Header names beyond Authorization.
+const (
+	// SignatureHeader carries a payment provider's webhook signature:
+	// "sha256=" and the hex HMAC-SHA256 of the body under the webhook secret.
+	SignatureHeader = "Hashwall-Signature"
+)
+
+// Token prefixes: a user's session token and a vendor's API token.
+const (
+	SessionTokenPrefix = "hws_"
+	VendorTokenPrefix  = "hwv_"
+)
+
+// Verdict is the agent's judgement of one reported claim.
+type Verdict string
+
+const (
+	VerdictPaid               Verdict = "paid"
+	VerdictDuplicate          Verdict = "duplicate"
+	VerdictVendorFraud        Verdict = "vendor_fraud"
+	VerdictInvalid            Verdict = "invalid"
+	VerdictDoubleSpend        Verdict = "double_spend"
+	VerdictUnknownCertificate Verdict = "unknown_certificate"
+)
+
+// Known tells a verdict of the contract from anything else: a vendor may
+// delete a claim from its queue only on a known verdict.
+func (v Verdict) Known() bool {
+	switch v {
+	case VerdictPaid, VerdictDuplicate, VerdictVendorFraud, VerdictInvalid, VerdictDoubleSpend, VerdictUnknownCertificate:
+		return true
+	}
+	return false
+}
+
+// Vendor kinds.
+const (
+	KindGeneric  = "generic"
+	KindSpecific = "specific"
+)
+
+// RegisterUser is the body of POST /v1/users.
+type RegisterUser struct {
+	Username string            `json:"username"`
+	Password string            `json:"password"`
+	Info     map[string]string `json:"info,omitempty"` // identification data, opaque to the agent
+}
+
+// User is the 201 of POST /v1/users.
+type User struct {
+	User     string `json:"user"` // opaque id, written into certificates
+	Username string `json:"username"`
+}
+
+// Login is the body of POST /v1/sessions.
+type Login struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+}
+
+// Session is the 200 of POST /v1/sessions.
+type Session struct {
+	User      string `json:"user"`
+	Token     string `json:"token"`      // hws_…
+	ExpiresAt int64  `json:"expires_at"` // Unix seconds
+}
+
+// RegisterVendor is the body of POST /v1/vendors.
+type RegisterVendor struct {
+	Vendor  string   `json:"vendor"`
+	Kind    string   `json:"kind,omitempty"`    // KindGeneric (default) or KindSpecific
+	Origins []string `json:"origins,omitempty"` // of the vendor's sites; wallets pay only there
+}
+
+// Vendor is the 201 of POST /v1/vendors; Token is shown only then.
+type Vendor struct {
+	Vendor  string   `json:"vendor"`
+	Token   string   `json:"token"` // hwv_…
+	Kind    string   `json:"kind"`
+	Origins []string `json:"origins"`
+}
+
+// VendorToken is the 200 of POST /v1/token.
+type VendorToken struct {
+	Vendor string `json:"vendor"`
+	Token  string `json:"token"`
+}
+
+// Origins is the body of PUT /v1/vendors/{vendor}/origins.
+type Origins struct {
+	Origins []string `json:"origins"`
+}
+
+// VendorOrigins is the 200 of PUT /v1/vendors/{vendor}/origins.
+type VendorOrigins struct {
+	Vendor  string   `json:"vendor"`
+	Origins []string `json:"origins"` // canonical
+}
+
+// Purchase is the body of POST /v1/certificates.
+type Purchase struct {
+	Tokens    int64  `json:"tokens"`     // rounded up to whole segments
+	PublicKey string `json:"public_key"` // the wallet's Ed25519 key, base64url
+	Scope     string `json:"scope,omitempty"`
+	RequestID string `json:"request_id,omitempty"` // a retry with it returns the first bundle
+}
+
+// Bundle is a certificate sold: the signed certificate and its secret K.
+type Bundle struct {
+	Serial      string `json:"serial"`
+	Certificate string `json:"certificate"` // base64url of the signed encoding
+	Secret      string `json:"secret"`      // K, base64url
+	Segments    int    `json:"segments"`
+	SegmentLen  int    `json:"segment_len"`
+	Tokens      int    `json:"tokens"`
+	Cost        uint64 `json:"cost"` // charged, in minor units of Currency
+	Currency    string `json:"currency"`
+	ExpiresAt   int64  `json:"expires_at"`
+}
+
+// Recover is the body of POST /v1/certificates/recover.
+type Recover struct {
+	PublicKey string `json:"public_key"`
+}
+
+// Recovery is the 200 of POST /v1/certificates/recover: the certificates
+// are revoked at once, RecoveredValue is credited at once (and Bundle bought
+// from it when it covers a segment), PendingCredit at CreditAt, less the
+// claims that arrive until then.
+type Recovery struct {
+	RecoveredValue int64   `json:"recovered_value"`
+	PendingCredit  int64   `json:"pending_credit"`
+	CreditAt       int64   `json:"credit_at,omitempty"`
+	Bundle         *Bundle `json:"bundle,omitempty"`
+}
+
+// Account is the 200 of GET /v1/me.
+type Account struct {
+	User          string   `json:"user"`
+	Balance       int64    `json:"balance"`
+	Currency      string   `json:"currency"`
+	Certificates  []string `json:"certificates"` // serials of the active certificates
+	PendingCredit int64    `json:"pending_credit"`
+	PendingUntil  int64    `json:"pending_until,omitempty"`
+}
+
+// ReportResult is the 200 of POST /v1/reports (whose body is a
+// payword.Report): a result per claim, in claim order.
+type ReportResult struct {
+	Batch   string        `json:"batch"`
+	Results []ClaimResult `json:"results"`
+}
+
+// ClaimResult is the verdict on one claim; Amount is the tokens credited.
+type ClaimResult struct {
+	Auth    string  `json:"auth"`
+	Verdict Verdict `json:"verdict"`
+	Amount  uint64  `json:"amount"`
+}
+
+// Bind is the body of POST /v1/bindings.
+type Bind struct {
+	Bind payword.Bytes `json:"bind"` // a signed binding (protocol.md §5)
+}
+
+// Binding is the 200 of POST /v1/bindings.
+type Binding struct {
+	Owner string `json:"owner"`
+}
+
+// Keys is the 200 of GET /v1/keys.
+type Keys struct {
+	Keys   []Key            `json:"keys"`
+	Signed []payword.Signed `json:"signed"` // the key announcement, signed by each key
+}
+
+// Key is one of the agent's public keys.
+type Key struct {
+	KeyID  string        `json:"kid"`
+	Public payword.Bytes `json:"public"`
+}
+
+// Statement is a vendor's ledger over [From, To).
+type Statement struct {
+	Vendor   string        `json:"vendor"`
+	From     int64         `json:"from"`
+	To       int64         `json:"to"`
+	Currency string        `json:"currency"`
+	Opening  int64         `json:"opening_balance"`
+	Closing  int64         `json:"closing_balance"`
+	Credited int64         `json:"credited"`
+	Entries  []LedgerEntry `json:"entries"`
+}
+
+// LedgerEntry is one line of an account's append-only ledger.
+type LedgerEntry struct {
+	Seq     int64  `json:"seq"`
+	Time    int64  `json:"t"`
+	Amount  int64  `json:"amt"` // minor units, signed
+	Kind    string `json:"kind"`
+	Ref     string `json:"ref"`
+	Balance int64  `json:"bal"` // after this entry
+}
+
+// PaymentEvent is the body of POST /v1/webhooks/payment.
+type PaymentEvent struct {
+	User   string `json:"user"` // username
+	Amount int64  `json:"amount"`
+	Event  string `json:"event"` // the provider's event id: credited once
+}
+
+// PaymentReceived is the 200 of POST /v1/webhooks/payment.
+type PaymentReceived struct {
+	Event     string `json:"event"`
+	Duplicate bool   `json:"duplicate"` // a redelivery, which changed nothing
+}
+
+// Credit is the body of POST /v1/admin/credit.
+type Credit struct {
+	User   string `json:"user"` // username
+	Amount int64  `json:"amount"`
+	Ref    string `json:"ref,omitempty"`
+	Event  string `json:"event,omitempty"` // optional idempotency id
+}
+
+// Credited is the 200 of POST /v1/admin/credit.
+type Credited struct {
+	Credited int64 `json:"credited"`
+}
+
+// Revoke is the body of POST /v1/admin/revoke: exactly one field.
+type Revoke struct {
+	Serial *payword.Serial `json:"serial,omitempty"`
+	User   string          `json:"user,omitempty"` // username
+	Vendor string          `json:"vendor,omitempty"`
+}
+
+// Revoked is the 200 of POST /v1/admin/revoke; Certificates counts the
+// certificates an account revocation put on the CRL.
+type Revoked struct {
+	Revoked      bool `json:"revoked"`
+	Certificates int  `json:"certificates,omitempty"`
+}
+
+// FraudCases is the 200 of GET /v1/admin/fraud.
+type FraudCases struct {
+	Cases []FraudCase `json:"cases"`
+}
+
+// FraudCase is one fraud case; Kind is a Verdict or "double_bind".
+type FraudCase struct {
+	Time   int64  `json:"t"`
+	Kind   string `json:"kind"`
+	Vendor string `json:"vendor"`
+	Serial string `json:"serial"`
+	Seg    uint32 `json:"seg"`
+	User   string `json:"user"`
+}
+
+// Settled is the 200 of POST /v1/admin/settle.
+type Settled struct {
+	Settled  int   `json:"settled"`
+	Refunded int64 `json:"refunded"`
+}
+
+// LedgerCheck is the 200 of GET /v1/admin/ledger/check.
+type LedgerCheck struct {
+	OK bool `json:"ok"`
+}
+
+// Routes is every route of the agent's API, as "METHOD /path" patterns of
+// net/http's ServeMux. The agent registers exactly these.
+var Routes = []string{
+	"GET /v1/keys",
+	"GET /v1/crl",
+	"POST /v1/users",
+	"POST /v1/sessions",
+	"DELETE /v1/sessions",
+	"POST /v1/vendors",
+	"GET /v1/vendors/{vendor}/origins",
+	"GET /v1/me",
+	"POST /v1/certificates",
+	"POST /v1/certificates/recover",
+	"POST /v1/reports",
+	"POST /v1/bindings",
+	"GET /v1/statement",
+	"POST /v1/token",
+	"PUT /v1/vendors/{vendor}/origins",
+	"POST /v1/webhooks/payment",
+	"POST /v1/admin/credit",
+	"POST /v1/admin/revoke",
+	"GET /v1/admin/fraud",
+	"GET /v1/admin/vendors/{vendor}/statement",
+	"POST /v1/admin/settle",
+	"GET /v1/admin/ledger/check",
+}
