@@ -68,14 +68,6 @@ func (v *Verifier) trust(c *Certificate) (*voi.ExpandedPublicKey, error) {
 	return user, nil
 }
 
-// certificate checks c's signature (cached) and validity period.
-func (v *Verifier) certificate(c *Certificate, now time.Time) error {
-	if _, err := v.trust(c); err != nil {
-		return err
-	}
-	return c.validAt(now)
-}
-
 // Check is step 1 of Verify: every check that needs neither the vendor's
 // state nor the segment proof (ranges, vendor, scope, product, price,
 // certificate signature and validity).
@@ -99,7 +91,10 @@ func (v *Verifier) Check(p *Payment, req Request) error {
 	if p.Amount < req.Price {
 		return errorf(ErrUnderpaid, "paid %d of %d tokens", p.Amount, req.Price)
 	}
-	return v.certificate(p.Cert, req.Now)
+	if _, err := v.trust(p.Cert); err != nil {
+		return err
+	}
+	return p.Cert.validAt(req.Now)
 }
 
 // CheckSegment is step 2 of Verify: what a vendor checks once per segment,
