@@ -1,4 +1,4 @@
-package payword
+package payword_test
 
 import (
 	"encoding/json"
@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/hashwall/hashwall/payword"
 )
 
 // allocBound is what decoding one hostile input may allocate at most. Inputs
@@ -28,11 +30,11 @@ func bytesPerCall(f func()) uint64 {
 	return (after.TotalAlloc - before.TotalAlloc) / runs
 }
 
-func TestDecodeAllocationIsBounded(t *testing.T) {
-	fx := newFixture(t, 8, 16, GenericScope)
-	good := paymentJSONOf(t, fx.pay(t, 2, 3, 3, "daily-planet", "/articles/a"))
+func TestParseAllocationIsBounded(t *testing.T) {
+	fx := issue(t, 8, 16, payword.GenericScope)
+	good := paymentJSONOf(t, fx.Pay(t, 2, 3, 3, "daily-planet", "/articles/a"))
 	rng := rand.New(rand.NewPCG(1, 2))
-	random := make([]byte, MaxPaymentHeader)
+	random := make([]byte, payword.MaxPaymentHeader)
 	for i := range random {
 		random[i] = byte(rng.Uint32())
 	}
@@ -43,12 +45,12 @@ func TestDecodeAllocationIsBounded(t *testing.T) {
 			m[k] = v
 		}
 		raw, _ := json.Marshal(m)
-		room := (MaxPaymentHeader-len("PayWord "))*3/4 - len(raw) - 16
+		room := (payword.MaxPaymentHeader-len("PayWord "))*3/4 - len(raw) - 16
 		m["zz"] = filler(room)
 		return header(t, m)
 	}
 	payments := map[string]string{
-		"random base64":        "PayWord " + b64.EncodeToString(random)[:MaxPaymentHeader-8],
+		"random base64":        "PayWord " + b64.EncodeToString(random)[:payword.MaxPaymentHeader-8],
 		"long unknown string":  fit(func(n int) any { return strings.Repeat("a", n) }),
 		"many small numbers":   fit(func(n int) any { return make([]int, n/2) }),
 		"deeply nested arrays": fit(func(n int) any { return json.RawMessage(strings.Repeat("[", n/2) + strings.Repeat("]", n/2)) }),
@@ -56,10 +58,10 @@ func TestDecodeAllocationIsBounded(t *testing.T) {
 		"many escapes":         fit(func(n int) any { return strings.Repeat("\u00e9", n/7) }),
 	}
 	for name, h := range payments {
-		if len(h) > MaxPaymentHeader {
+		if len(h) > payword.MaxPaymentHeader {
 			t.Fatalf("%s: test input of %d bytes is over the limit", name, len(h))
 		}
-		got := bytesPerCall(func() { _, _ = ParseAuthorization(h) })
+		got := bytesPerCall(func() { _, _ = payword.ParseAuthorization(h) })
 		t.Logf("%-22s %6d bytes/op", name, got)
 		if got > paymentAllocBound {
 			t.Errorf("%s: decoding allocated %d bytes, bound %d", name, got, paymentAllocBound)
@@ -67,9 +69,9 @@ func TestDecodeAllocationIsBounded(t *testing.T) {
 	}
 	for name, h := range map[string]string{
 		"many parameters": "PayWord " + strings.Repeat(`realm="`+strings.Repeat("x", 200)+`", `, 15),
-		"long escapes":    `PayWord realm="` + strings.Repeat(`\"`, MaxChallengeHeader/2-16) + `"`,
+		"long escapes":    `PayWord realm="` + strings.Repeat(`\"`, payword.MaxChallengeHeader/2-16) + `"`,
 	} {
-		got := bytesPerCall(func() { _, _ = ParseChallenge(h[:min(len(h), MaxChallengeHeader)]) })
+		got := bytesPerCall(func() { _, _ = payword.ParseChallenge(h[:min(len(h), payword.MaxChallengeHeader)]) })
 		t.Logf("%-22s %6d bytes/op", name, got)
 		if got > challengeAllocBound {
 			t.Errorf("%s: challenge parsing allocated %d bytes, bound %d", name, got, challengeAllocBound)

@@ -1,19 +1,21 @@
-package payword
+package payword_test
 
 import (
 	"crypto/rand"
 	"testing"
+
+	"github.com/hashwall/hashwall/payword"
 )
 
 // BenchmarkVerifyCached is the common payment: certificate signature cached,
 // segment known (state present), p = 1. Target ≤ 2 µs/op.
 func BenchmarkVerifyCached(b *testing.B) {
-	f := newFixture(b, 8, 128, GenericScope)
-	v := NewVerifier(f.keys)
-	req := f.request("/a", 1)
-	pays := make([]*Payment, 128)
+	f := issue(b, 8, 128, payword.GenericScope)
+	v := payword.NewVerifier(f.Bank.Keys)
+	req := request("/a", 1)
+	pays := make([]*payword.Payment, 128)
 	for i := range pays {
-		pays[i] = f.pay(b, 0, uint32(i+1), 1, "daily-planet", "/a")
+		pays[i] = f.Pay(b, 0, uint32(i+1), 1, "daily-planet", "/a")
 	}
 	if _, err := v.Verify(pays[0], req, nil); err != nil {
 		b.Fatal(err)
@@ -22,7 +24,7 @@ func BenchmarkVerifyCached(b *testing.B) {
 	b.ResetTimer()
 	for n := 0; b.Loop(); n++ {
 		i := n%127 + 1
-		last := State{Index: uint32(i), Token: pays[i-1].Token}
+		last := payword.State{Index: uint32(i), Token: pays[i-1].Token}
 		if _, err := v.Verify(pays[i], req, &last); err != nil {
 			b.Fatal(err)
 		}
@@ -33,10 +35,10 @@ func BenchmarkVerifyCached(b *testing.B) {
 // binding signature, Merkle path, and a chain of m = 128 hashes down to the
 // anchor; certificate signature cached. Target ≤ 60 µs/op.
 func BenchmarkVerifyFreshSegment(b *testing.B) {
-	f := newFixture(b, 782, 128, GenericScope)
-	v := NewVerifier(f.keys)
-	req := f.request("/a", 1)
-	p := f.pay(b, 400, 128, 1, "daily-planet", "/a")
+	f := issue(b, 782, 128, payword.GenericScope)
+	v := payword.NewVerifier(f.Bank.Keys)
+	req := request("/a", 1)
+	p := f.Pay(b, 400, 128, 1, "daily-planet", "/a")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := v.Verify(p, req, nil); err != nil {
@@ -47,12 +49,12 @@ func BenchmarkVerifyFreshSegment(b *testing.B) {
 
 // BenchmarkParseAuthorization decodes a payment header as a gateway receives it.
 func BenchmarkParseAuthorization(b *testing.B) {
-	f := newFixture(b, 782, 128, GenericScope)
-	h := f.pay(b, 400, 3, 1, "daily-planet", "/articles/a").Header()
+	f := issue(b, 782, 128, payword.GenericScope)
+	h := f.Pay(b, 400, 3, 1, "daily-planet", "/articles/a").Header()
 	b.SetBytes(int64(len(h)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := ParseAuthorization(h); err != nil {
+		if _, err := payword.ParseAuthorization(h); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -61,14 +63,14 @@ func BenchmarkParseAuthorization(b *testing.B) {
 // BenchmarkIssue generates a certificate of 100,000 tokens (S = 782, m = 128)
 // with its Merkle root and signature. Target ≤ 20 ms.
 func BenchmarkIssue(b *testing.B) {
-	f := newFixture(b, 1, 1, GenericScope)
+	f := issue(b, 1, 1, payword.GenericScope)
 	b.ReportAllocs()
 	for b.Loop() {
-		var k Secret
+		var k payword.Secret
 		rand.Read(k[:])
-		c := *f.cert
+		c := *f.Certificate
 		c.Issue(k, 782, 128)
-		if _, err := c.Sign(f.agent); err != nil {
+		if _, err := c.Sign(f.Bank.Key); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -76,8 +78,8 @@ func BenchmarkIssue(b *testing.B) {
 
 // BenchmarkTokenAt is the agent's per-claim derivation of a token from K.
 func BenchmarkTokenAt(b *testing.B) {
-	var k Secret
+	var k payword.Secret
 	for b.Loop() {
-		TokenAt(k, 7, 64, 128)
+		payword.TokenAt(k, 7, 64, 128)
 	}
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // Certificate is the agent's signed statement that a chain root R is worth
-// S·m tokens of UnitValue each to the holder of UserKey (DESIGN.md §2).
+// S·m tokens of UnitValue each to the holder of UserKey (docs/protocol.md §4).
 type Certificate struct {
 	Serial     Serial
 	IssuedAt   int64 // Unix seconds
@@ -48,14 +48,6 @@ func (c *Certificate) Generic() bool { return c.Scope == GenericScope }
 
 // Raw returns the signed encoding, or nil before Sign.
 func (c *Certificate) Raw() []byte { return c.raw }
-
-// Sig returns the agent's signature, or nil before Sign.
-func (c *Certificate) Sig() []byte {
-	if c.raw == nil {
-		return nil
-	}
-	return c.raw[len(c.raw)-ed25519.SignatureSize:]
-}
 
 func (c *Certificate) check() error {
 	switch {
@@ -151,8 +143,8 @@ func (c *Certificate) Verify(keys KeySet) error {
 	return nil
 }
 
-// ValidAt checks the validity period at now.
-func (c *Certificate) ValidAt(now time.Time) error {
+// validAt checks the validity period at now.
+func (c *Certificate) validAt(now time.Time) error {
 	t := now.Unix()
 	if t >= c.ExpiresAt {
 		return errorf(ErrExpired, "certificate %s expired at %d", c.Serial, c.ExpiresAt)

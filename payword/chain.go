@@ -25,11 +25,8 @@ const (
 
 const segmentLabel = "hashwall/segment"
 
-// Hash is H, SHA-256.
-func Hash(t Token) Token { return sha256.Sum256(t[:]) }
-
-// HashN applies H n times.
-func HashN(t Token, n int) Token {
+// hashN applies H, SHA-256, n times.
+func hashN(t Token, n int) Token {
 	for ; n > 0; n-- {
 		t = sha256.Sum256(t[:])
 	}
@@ -40,22 +37,22 @@ func HashN(t Token, n int) Token {
 // token of the certificate: the agent keeps it encrypted, the wallet too.
 type Secret [32]byte
 
-// SegmentKeyer derives segment tops from K. It reuses one HMAC state, so
+// segmentKeyer derives segment tops from K. It reuses one HMAC state, so
 // deriving many segments allocates nothing per segment.
-type SegmentKeyer struct {
+type segmentKeyer struct {
 	mac hash.Hash
 	msg [len(segmentLabel) + 4]byte
 }
 
-// NewSegmentKeyer returns a keyer for K.
-func NewSegmentKeyer(k Secret) *SegmentKeyer {
-	s := &SegmentKeyer{mac: hmac.New(sha256.New, k[:])}
+// newSegmentKeyer returns a keyer for K.
+func newSegmentKeyer(k Secret) *segmentKeyer {
+	s := &segmentKeyer{mac: hmac.New(sha256.New, k[:])}
 	copy(s.msg[:], segmentLabel)
 	return s
 }
 
-// Top returns w[g][m] = HMAC-SHA256(K, "hashwall/segment" ‖ uint32be(g)).
-func (s *SegmentKeyer) Top(g uint32) Token {
+// top returns w[g][m] = HMAC-SHA256(K, "hashwall/segment" ‖ uint32be(g)).
+func (s *segmentKeyer) top(g uint32) Token {
 	var t Token
 	binary.BigEndian.PutUint32(s.msg[len(segmentLabel):], g)
 	s.mac.Reset()
@@ -67,29 +64,29 @@ func (s *SegmentKeyer) Top(g uint32) Token {
 // TokenAt returns w[g][i] of a chain of segment length m (0 ≤ i ≤ m): the top
 // hashed m-i times. The agent uses it to check claims without storing chains.
 func TokenAt(k Secret, g uint32, i, m int) Token {
-	return HashN(NewSegmentKeyer(k).Top(g), m-i)
+	return hashN(newSegmentKeyer(k).top(g), m-i)
 }
 
 // Segment returns the whole chain of segment g: chain[i] = w[g][i], i = 0..m.
 func Segment(k Secret, g uint32, m int) []Token {
-	return NewSegmentKeyer(k).segment(g, make([]Token, m+1))
+	return newSegmentKeyer(k).segment(g, make([]Token, m+1))
 }
 
-func (s *SegmentKeyer) segment(g uint32, chain []Token) []Token {
+func (s *segmentKeyer) segment(g uint32, chain []Token) []Token {
 	m := len(chain) - 1
-	chain[m] = s.Top(g)
+	chain[m] = s.top(g)
 	for i := m; i > 0; i-- {
-		chain[i-1] = Hash(chain[i])
+		chain[i-1] = sha256.Sum256(chain[i][:])
 	}
 	return chain
 }
 
 // Anchors returns a[g] = w[g][0] for g = 0..S-1.
 func Anchors(k Secret, segments, m int) []Token {
-	s := NewSegmentKeyer(k)
+	s := newSegmentKeyer(k)
 	anchors := make([]Token, segments)
 	for g := range anchors {
-		anchors[g] = HashN(s.Top(uint32(g)), m)
+		anchors[g] = hashN(s.top(uint32(g)), m)
 	}
 	return anchors
 }

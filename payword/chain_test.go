@@ -20,15 +20,15 @@ func TestChainDerivation(t *testing.T) {
 		if TokenAt(k, 5, i, m) != seg[i] {
 			t.Fatalf("TokenAt(%d) differs from the chain", i)
 		}
-		if i > 0 && Hash(seg[i]) != seg[i-1] {
+		if i > 0 && hashN(seg[i], 1) != seg[i-1] {
 			t.Fatalf("w[%d] does not hash to w[%d]", i, i-1)
 		}
 	}
 	if Anchors(k, 8, m)[5] != seg[0] {
 		t.Fatal("anchor differs from w[g][0]")
 	}
-	if HashN(seg[m], m) != seg[0] {
-		t.Fatal("HashN")
+	if hashN(seg[m], m) != seg[0] {
+		t.Fatal("hashN")
 	}
 	if Segment(k, 6, m)[0] == seg[0] {
 		t.Fatal("segments are not independent")

@@ -54,9 +54,6 @@ func (t *Tree) Root() Token { return t.levels[len(t.levels)-1][0] }
 // Anchor returns a[g].
 func (t *Tree) Anchor(g int) Token { return t.anchors[g] }
 
-// Size returns the number of leaves, S.
-func (t *Tree) Size() int { return len(t.anchors) }
-
 // Path returns the inclusion proof of leaf idx, bottom up.
 func (t *Tree) Path(idx int) []Token {
 	var path []Token

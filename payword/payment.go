@@ -44,8 +44,8 @@ type paymentJSON struct {
 	Product string `json:"product"`
 }
 
-// Encode returns the JSON encoding of the payment (fields in a fixed order).
-func (p *Payment) Encode() []byte {
+// encode returns the JSON encoding of the payment (fields in a fixed order).
+func (p *Payment) encode() []byte {
 	path := make([]byte, 0, len(p.Path)*TokenSize)
 	for _, t := range p.Path {
 		path = append(path, t[:]...)
@@ -65,7 +65,7 @@ func (p *Payment) Encode() []byte {
 
 // Header returns the Authorization header value.
 func (p *Payment) Header() string {
-	return Scheme + " " + b64.EncodeToString(p.Encode())
+	return Scheme + " " + b64.EncodeToString(p.encode())
 }
 
 // ParseAuthorization decodes an `Authorization: PayWord …` header value.
@@ -83,13 +83,13 @@ func ParseAuthorization(h string) (*Payment, error) {
 	if err != nil {
 		return nil, errorf(ErrMalformed, "payment is not base64url")
 	}
-	return ParsePayment(raw)
+	return parsePayment(raw)
 }
 
-// ParsePayment decodes the JSON form of a payment and checks its shape.
+// parsePayment decodes the JSON form of a payment and checks its shape.
 // Ranges that depend on the certificate (segment < S, index ≤ m) are checked
 // here too; everything that needs keys or state is left to Verify.
-func ParsePayment(raw []byte) (*Payment, error) {
+func parsePayment(raw []byte) (*Payment, error) {
 	if len(raw) > MaxPaymentHeader {
 		return nil, errorf(ErrTooLarge, "payment of %d bytes", len(raw))
 	}

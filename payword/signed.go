@@ -22,8 +22,8 @@ func Seal(k SigningKey, body []byte) Signed {
 	return Signed{KeyID: k.ID, Body: body, Sig: ed25519.Sign(k.Key, append([]byte(signedPrefix), body...))}
 }
 
-// Open checks the signature against keys and returns the body.
-func (s Signed) Open(keys KeySet) ([]byte, error) {
+// open checks the signature against keys and returns the body.
+func (s Signed) open(keys KeySet) ([]byte, error) {
 	pub, ok := keys[s.KeyID]
 	if !ok {
 		return nil, errorf(ErrUnknownKey, "key id %q", s.KeyID)
@@ -34,23 +34,23 @@ func (s Signed) Open(keys KeySet) ([]byte, error) {
 	return s.Body, nil
 }
 
-// KeysType is the type of a key announcement body.
-const KeysType = "keys"
+// keysType is the type of a key announcement body.
+const keysType = "keys"
 
-// KeyEntry is one announced agent key.
-type KeyEntry struct {
+// keyEntry is one announced agent key.
+type keyEntry struct {
 	KeyID  string `json:"kid"`
 	Public Bytes  `json:"public"`
 }
 
-// KeyDoc is the agent's key announcement: every key it currently uses.
+// keyDoc is the agent's key announcement: every key it currently uses.
 // The agent signs it with each of those keys, so a verifier that trusts any
 // one of them learns the others (a rotation: the new key is announced
 // under the old one's signature).
-type KeyDoc struct {
+type keyDoc struct {
 	Type string     `json:"type"`
 	Time int64      `json:"time"`
-	Keys []KeyEntry `json:"keys"`
+	Keys []keyEntry `json:"keys"`
 }
 
 // Bounds of a key announcement.
@@ -61,9 +61,9 @@ const (
 
 // AnnounceKeys signs the list of keys with each of them.
 func AnnounceKeys(keys []SigningKey, now time.Time) []Signed {
-	doc := KeyDoc{Type: KeysType, Time: now.Unix(), Keys: make([]KeyEntry, 0, len(keys))}
+	doc := keyDoc{Type: keysType, Time: now.Unix(), Keys: make([]keyEntry, 0, len(keys))}
 	for _, k := range keys {
-		doc.Keys = append(doc.Keys, KeyEntry{KeyID: k.ID, Public: Bytes(k.Public())})
+		doc.Keys = append(doc.Keys, keyEntry{KeyID: k.ID, Public: Bytes(k.Public())})
 	}
 	body, _ := json.Marshal(doc)
 	out := make([]Signed, 0, len(keys))
@@ -92,12 +92,12 @@ func OpenKeys(docs []Signed, trusted KeySet) (KeySet, error) {
 			return nil, errorf(ErrTooLarge, "key announcement of %d bytes", len(s.Body))
 		}
 		if len(trusted) > 0 {
-			if _, err := s.Open(trusted); err != nil {
+			if _, err := s.open(trusted); err != nil {
 				continue // someone else's word
 			}
 		}
-		var doc KeyDoc
-		if !shallowJSON(s.Body, 3) || json.Unmarshal(s.Body, &doc) != nil || doc.Type != KeysType ||
+		var doc keyDoc
+		if !shallowJSON(s.Body, 3) || json.Unmarshal(s.Body, &doc) != nil || doc.Type != keysType ||
 			len(doc.Keys) == 0 || len(doc.Keys) > MaxAnnouncedKeys {
 			if len(trusted) > 0 {
 				return nil, errorf(ErrMalformed, "key announcement is not JSON of the right shape")
@@ -115,7 +115,7 @@ func OpenKeys(docs []Signed, trusted KeySet) (KeySet, error) {
 			}
 		}
 		if len(trusted) == 0 {
-			if _, err := s.Open(announced); err != nil {
+			if _, err := s.open(announced); err != nil {
 				continue // not signed by a key it announces
 			}
 		}
@@ -139,5 +139,5 @@ func openSigned(raw []byte, max int, what string, keys KeySet) ([]byte, error) {
 	if !shallowJSON(raw, 1) || json.Unmarshal(raw, &s) != nil {
 		return nil, errorf(ErrMalformed, "%s is not a signed document", what)
 	}
-	return s.Open(keys)
+	return s.open(keys)
 }

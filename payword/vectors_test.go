@@ -1,4 +1,4 @@
-package payword
+package payword_test
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/hashwall/hashwall/payword"
 )
 
 // The test vectors live in docs/protocol.md so that the browser wallet and
@@ -37,56 +39,55 @@ type vectorCert struct {
 }
 
 type vectors struct {
-	AgentSeed   string     `json:"agent_seed_hex"`
-	AgentPublic Bytes      `json:"agent_public"`
-	UserSeed    string     `json:"user_seed_hex"`
-	UserPublic  Bytes      `json:"user_public"`
-	Secret      string     `json:"k_hex"`
-	SegmentTops []Token    `json:"segment_tops"`
-	Chain2      []Token    `json:"chain_of_segment_2"`
-	Anchors     []Token    `json:"anchors"`
-	Root        Token      `json:"merkle_root"`
-	Path2       []Token    `json:"merkle_path_of_segment_2"`
-	CertFields  vectorCert `json:"certificate_fields"`
-	Cert        Bytes      `json:"certificate"`
-	Binding     Bytes      `json:"binding_of_segment_2_to_daily_planet"`
-	PaymentJSON string     `json:"payment_json"`
-	Payment     string     `json:"payment_header"`
-	Escapes     string     `json:"payment_json_of_product_with_escapes"`
-	Challenge   string     `json:"challenge_header"`
-	Signed      Signed     `json:"signed_crl"`
-	KeyDoc      []Signed   `json:"signed_keys"`
+	AgentSeed   string           `json:"agent_seed_hex"`
+	AgentPublic payword.Bytes    `json:"agent_public"`
+	UserSeed    string           `json:"user_seed_hex"`
+	UserPublic  payword.Bytes    `json:"user_public"`
+	Secret      string           `json:"k_hex"`
+	SegmentTops []payword.Token  `json:"segment_tops"`
+	Chain2      []payword.Token  `json:"chain_of_segment_2"`
+	Anchors     []payword.Token  `json:"anchors"`
+	Root        payword.Token    `json:"merkle_root"`
+	Path2       []payword.Token  `json:"merkle_path_of_segment_2"`
+	CertFields  vectorCert       `json:"certificate_fields"`
+	Cert        payword.Bytes    `json:"certificate"`
+	Binding     payword.Bytes    `json:"binding_of_segment_2_to_daily_planet"`
+	PaymentJSON string           `json:"payment_json"`
+	Payment     string           `json:"payment_header"`
+	Escapes     string           `json:"payment_json_of_product_with_escapes"`
+	Challenge   string           `json:"challenge_header"`
+	Signed      payword.Signed   `json:"signed_crl"`
+	KeyDoc      []payword.Signed `json:"signed_keys"`
 }
 
 func computeVectors(t *testing.T) vectors {
-	f := newFixture(t, 5, 8, GenericScope) // five segments: an odd Merkle level
-	c := f.cert
-	s := NewSegmentKeyer(f.k)
+	f := issue(t, 5, 8, payword.GenericScope) // five segments: an odd Merkle level
+	c := f.Certificate
 	v := vectors{
-		AgentSeed: hex.EncodeToString(f.agent.Key.Seed()), AgentPublic: Bytes(f.agent.Public()),
-		UserSeed: hex.EncodeToString(f.user.Seed()), UserPublic: Bytes(c.UserKey[:]),
-		Secret: hex.EncodeToString(f.k[:]), Chain2: Segment(f.k, 2, 8),
-		Anchors: Anchors(f.k, 5, 8), Root: c.Root, Path2: f.tree.Path(2),
+		AgentSeed: hex.EncodeToString(f.Bank.Key.Key.Seed()), AgentPublic: payword.Bytes(f.Bank.Key.Public()),
+		UserSeed: hex.EncodeToString(f.User.Seed()), UserPublic: payword.Bytes(c.UserKey[:]),
+		Secret: hex.EncodeToString(f.K[:]), Chain2: payword.Segment(f.K, 2, 8),
+		Anchors: payword.Anchors(f.K, 5, 8), Root: c.Root, Path2: f.Tree.Path(2),
 		CertFields: vectorCert{c.Serial.String(), c.IssuedAt, c.ExpiresAt, c.Segments, c.SegmentLen,
 			c.UnitValue, c.Currency, c.Scope, c.UserID, c.KeyID},
 		Cert: c.Raw(),
 	}
 	for g := range uint32(5) {
-		v.SegmentTops = append(v.SegmentTops, s.Top(g))
+		v.SegmentTops = append(v.SegmentTops, payword.Segment(f.K, g, 8)[8])
 	}
-	p := f.pay(t, 2, 3, 2, "daily-planet", "/articles/moon-landing")
+	p := f.Pay(t, 2, 3, 2, "daily-planet", "/articles/moon-landing")
 	v.Binding = p.Binding.Raw()
-	v.PaymentJSON = string(p.Encode())
+	v.PaymentJSON = string(paymentJSON(t, p))
 	v.Payment = p.Header()
 	q := *p
 	q.Product = escapesProduct
-	v.Escapes = string(q.Encode())
-	v.Challenge = Challenge{Realm: "The Daily Planet", Vendor: "daily-planet", Price: 2,
+	v.Escapes = string(paymentJSON(t, &q))
+	v.Challenge = payword.Challenge{Realm: "The Daily Planet", Vendor: "daily-planet", Price: 2,
 		Product: "/articles/moon-landing", Agent: "https://bank.example.com"}.String()
-	crl, _ := json.Marshal(CRL{Type: CRLType, Since: 0, Next: 1, Last: 1, Time: f.now.Unix(),
-		Entries: []CRLEntry{{Seq: 1, Serial: c.Serial, Time: f.now.Unix(), Exp: c.ExpiresAt, Reason: "double-spend"}}})
-	v.Signed = Seal(f.agent, crl)
-	v.KeyDoc = AnnounceKeys([]SigningKey{f.agent}, f.now)
+	crl, _ := json.Marshal(payword.CRL{Type: payword.CRLType, Since: 0, Next: 1, Last: 1, Time: f.Now.Unix(),
+		Entries: []payword.CRLEntry{{Seq: 1, Serial: c.Serial, Time: f.Now.Unix(), Exp: c.ExpiresAt, Reason: "double-spend"}}})
+	v.Signed = payword.Seal(f.Bank.Key, crl)
+	v.KeyDoc = payword.AnnounceKeys([]payword.SigningKey{f.Bank.Key}, f.Now)
 	return v
 }
 
@@ -122,30 +123,30 @@ func TestVectors(t *testing.T) {
 	}
 
 	// The vectors also decode and verify as documented.
-	p, err := ParseAuthorization(v.Payment)
+	p, err := payword.ParseAuthorization(v.Payment)
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := KeySet{"agent-2026": []byte(v.AgentPublic)}
-	st, err := NewVerifier(keys).Verify(p, Request{Vendor: "daily-planet", Product: "/articles/moon-landing", Price: 2, Now: fixtureNow}, nil)
+	keys := payword.KeySet{"agent-2026": []byte(v.AgentPublic)}
+	st, err := payword.NewVerifier(keys).Verify(p, payword.Request{Vendor: "daily-planet", Product: "/articles/moon-landing", Price: 2, Now: vectorNow}, nil)
 	if err != nil || st.Token != v.Chain2[3] {
 		t.Fatalf("vector payment: %v", err)
 	}
-	if q, err := ParsePayment([]byte(v.Escapes)); err != nil || q.Product != escapesProduct {
+	if q, err := payword.ParseAuthorization(payword.Scheme + " " + b64.EncodeToString([]byte(v.Escapes))); err != nil || q.Product != escapesProduct {
 		t.Fatalf("vector payment with escapes: %v", err)
 	}
-	if !VerifyPath(v.Anchors[2], 2, 5, v.Path2, v.Root) {
+	if !payword.VerifyPath(v.Anchors[2], 2, 5, v.Path2, v.Root) {
 		t.Fatal("vector Merkle path")
 	}
 	rawCRL, _ := json.Marshal(v.Signed)
-	crl, err := OpenCRL(rawCRL, keys)
+	crl, err := payword.OpenCRL(rawCRL, keys)
 	if err != nil || !crl.Complete() || crl.Entries[0].Exp != v.CertFields.ExpiresAt {
 		t.Fatalf("vector CRL: %+v %v", crl, err)
 	}
-	if _, err := (CRLCursor{}).Accept(crl, fixtureNow, time.Minute); err != nil {
+	if _, err := (payword.CRLCursor{}).Accept(crl, vectorNow, time.Minute); err != nil {
 		t.Fatalf("vector CRL: %v", err)
 	}
-	if got, err := OpenKeys(v.KeyDoc, KeySet{}); err != nil || !got["agent-2026"].Equal(ed25519.PublicKey(v.AgentPublic)) {
+	if got, err := payword.OpenKeys(v.KeyDoc, payword.KeySet{}); err != nil || !got["agent-2026"].Equal(ed25519.PublicKey(v.AgentPublic)) {
 		t.Fatalf("vector key announcement: %v %v", got, err)
 	}
 }

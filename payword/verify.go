@@ -68,17 +68,9 @@ func (v *Verifier) trust(c *Certificate) (*voi.ExpandedPublicKey, error) {
 	return user, nil
 }
 
-// Certificate checks c's signature (cached) and validity period.
-func (v *Verifier) Certificate(c *Certificate, now time.Time) error {
-	if _, err := v.trust(c); err != nil {
-		return err
-	}
-	return c.ValidAt(now)
-}
-
-// Check performs every check that needs neither the vendor's state nor the
-// segment proof: vendor, scope, product, price, certificate signature and
-// validity.
+// Check is step 1 of Verify: every check that needs neither the vendor's
+// state nor the segment proof (ranges, vendor, scope, product, price,
+// certificate signature and validity).
 func (v *Verifier) Check(p *Payment, req Request) error {
 	if err := p.checkRanges(); err != nil {
 		return err
@@ -99,27 +91,30 @@ func (v *Verifier) Check(p *Payment, req Request) error {
 	if p.Amount < req.Price {
 		return errorf(ErrUnderpaid, "paid %d of %d tokens", p.Amount, req.Price)
 	}
-	return v.Certificate(p.Cert, req.Now)
+	if _, err := v.trust(p.Cert); err != nil {
+		return err
+	}
+	return p.Cert.validAt(req.Now)
 }
 
-// CheckSegment verifies what a vendor checks once per segment: the user's
-// binding of the segment to this vendor (generic certificates only) and the
-// anchor's Merkle path to the certificate root.
+// CheckSegment is step 2 of Verify: what a vendor checks once per segment,
+// the user's binding of the segment to this vendor (generic certificates
+// only) and the anchor's Merkle path to the certificate root.
 func CheckSegment(p *Payment) error {
-	return checkSegment(p, func(b *Binding) error { return b.Verify(p.Cert) })
+	return verifySegment(p, func(b *Binding) error { return b.Verify(p.Cert) })
 }
 
-// CheckSegment is CheckSegment with the certificate's user key kept expanded
+// checkSegment is CheckSegment with the certificate's user key kept expanded
 // across calls; the certificate must be trusted (Check) or it is verified now.
-func (v *Verifier) CheckSegment(p *Payment) error {
+func (v *Verifier) checkSegment(p *Payment) error {
 	user, err := v.trust(p.Cert)
 	if err != nil {
 		return err
 	}
-	return checkSegment(p, func(b *Binding) error { return b.verifyExpanded(user) })
+	return verifySegment(p, func(b *Binding) error { return b.verifyExpanded(user) })
 }
 
-func checkSegment(p *Payment, verifyBinding func(*Binding) error) error {
+func verifySegment(p *Payment, verifyBinding func(*Binding) error) error {
 	c := p.Cert
 	if c.Generic() {
 		b := p.Binding
@@ -143,15 +138,16 @@ func checkSegment(p *Payment, verifyBinding func(*Binding) error) error {
 	return nil
 }
 
-// Advance checks the payment's tokens against the last-seen state and returns
-// the new state. The caller must have checked the segment (CheckSegment)
-// before it trusts last, which for a fresh segment is Genesis(p).
+// Advance is step 3 of Verify: it checks the payment's tokens against the
+// last-seen state and returns the new state. The caller must have checked
+// the segment (CheckSegment) before it trusts last, which for a fresh
+// segment is Genesis(p).
 func Advance(p *Payment, last State) (State, error) {
 	if p.Index <= last.Index || p.Index-p.Amount < last.Index {
 		return State{}, errorf(ErrReplay, "tokens up to %d already spent, payment covers %d..%d",
 			last.Index, p.Index-p.Amount+1, p.Index)
 	}
-	if HashN(p.Token, int(p.Index-last.Index)) != last.Token {
+	if hashN(p.Token, int(p.Index-last.Index)) != last.Token {
 		return State{}, errorf(ErrBadToken, "token %d of segment %d", p.Index, p.Segment)
 	}
 	return State{Index: p.Index, Token: p.Token}, nil
@@ -164,19 +160,19 @@ func Genesis(p *Payment) State { return State{Token: p.Anchor} }
 // Expected returns the state an honest, contiguous payment follows:
 // (i-p, H^p(w)). A gateway can compare-and-set it in one store round trip.
 func Expected(p *Payment) State {
-	return State{Index: p.Index - p.Amount, Token: HashN(p.Token, int(p.Amount))}
+	return State{Index: p.Index - p.Amount, Token: hashN(p.Token, int(p.Amount))}
 }
 
-// Verify is the whole vendor-side check of a payment. last is the vendor's
-// state for (serial, segment), or nil if the vendor has not seen the segment:
-// then the binding and the Merkle path are verified and the chain is checked
-// down to the anchor. It returns the state to store.
+// Verify is the whole vendor-side check of a payment: Check, then, if last
+// is nil (the vendor has not seen the segment), CheckSegment, then Advance
+// from last or from Genesis. last is the vendor's state for (serial,
+// segment). It returns the state to store; a refusal changes nothing.
 func (v *Verifier) Verify(p *Payment, req Request, last *State) (State, error) {
 	if err := v.Check(p, req); err != nil {
 		return State{}, err
 	}
 	if last == nil {
-		if err := v.CheckSegment(p); err != nil {
+		if err := v.checkSegment(p); err != nil {
 			return State{}, err
 		}
 		return Advance(p, Genesis(p))

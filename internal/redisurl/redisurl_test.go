@@ -47,6 +47,7 @@ func TestKinds(t *testing.T) {
 }
 
 func TestSingleServer(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	cl, err := New(srv.URL())
 	if err != nil {

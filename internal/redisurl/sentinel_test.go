@@ -16,6 +16,7 @@ import (
 // TestSentinel runs a real Sentinel watching a real master and checks that
 // a redis-sentinel:// URL reaches the master through it.
 func TestSentinel(t *testing.T) {
+	t.Parallel()
 	master := redistest.Start(t)
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {

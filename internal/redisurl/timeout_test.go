@@ -17,6 +17,7 @@ import (
 // read_timeout when the URL sets it; a blocking read on a live server may
 // wait past Timeout.
 func TestStalledServerTimesOut(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	cl, err := New(srv.URL())

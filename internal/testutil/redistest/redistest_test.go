@@ -52,6 +52,7 @@ func do(t *testing.T, addr string, args ...string) string {
 }
 
 func TestStartPingStop(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	if !strings.HasPrefix(s.Addr(), "127.0.0.1:") {
 		t.Fatalf("Addr() = %q, want 127.0.0.1:port", s.Addr())
@@ -76,6 +77,7 @@ func TestStartPingStop(t *testing.T) {
 }
 
 func TestAOFSurvivesKill(t *testing.T) {
+	t.Parallel()
 	s := Start(t, WithAOF())
 	if got := do(t, s.Addr(), "SET", "chain:42", "tip-value"); got != "+OK" {
 		t.Fatalf("SET = %q", got)
@@ -95,6 +97,7 @@ func TestAOFSurvivesKill(t *testing.T) {
 }
 
 func TestWithoutAOFDataIsLost(t *testing.T) {
+	t.Parallel()
 	s := Start(t, WithoutAOF(), WithArgs("--maxmemory", "16mb"))
 	if got := do(t, s.Addr(), "CONFIG", "GET", "maxmemory"); got != "*2" {
 		// Array reply; just make sure the command was accepted.
@@ -155,6 +158,7 @@ func TestMissingBinaryFailsInCI(t *testing.T) {
 }
 
 func TestBadArgsFailTheTest(t *testing.T) {
+	t.Parallel()
 	r := &recordTB{TB: t}
 	done := make(chan struct{})
 	go func() {
