@@ -26,6 +26,7 @@ import (
 // them first); the reader buys a new certificate with them. The old
 // certificate is refused by gateways within a second.
 func TestRecoverLostWallet(t *testing.T) {
+	t.Parallel() // its own Redis, agent, gateway and ports
 	w := newWorld(t)
 	alice := w.reader("alice", 100000)
 	planet, globe := w.sites["planet"], w.sites["globe"]

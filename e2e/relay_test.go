@@ -68,6 +68,7 @@ func freshVendorSite(t *testing.T, price uint32) (*httptest.Server, *atomic.Int3
 // spent, refusals use up the site's daily limit, and once planet registers
 // the relay's origin through the agent API the wallet pays it there.
 func TestRelayThroughFakeSite(t *testing.T) {
+	t.Parallel() // its own Redis, agent, gateway and ports
 	w := newWorld(t)
 	alice := w.reader("alice", 100000)
 	planet := w.sites["planet"]
@@ -127,6 +128,7 @@ func TestRelayThroughFakeSite(t *testing.T) {
 // the bank (open registration) with that site as their origin get at most
 // 3 segments bound, one per vendor, a day.
 func TestFreshVendorIdsBurnNoSegment(t *testing.T) {
+	t.Parallel() // its own Redis, agent, gateway and ports
 	w := newWorld(t)
 	alice := w.reader("alice", 100000)
 	alice.must(t, "buy", "1280") // 10 segments of 128

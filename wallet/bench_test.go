@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// BenchmarkUnlock opens a wallet with the production kdfParams. Target ≤ 500 ms.
+// BenchmarkUnlock opens a wallet with the production KDF. Target ≤ 500 ms.
 func BenchmarkUnlock(b *testing.B) {
 	saved := defaultKDF
 	defaultKDF = kdfParams{Time: 1, Memory: 64 << 10, Threads: 2}

@@ -28,8 +28,9 @@ const (
 	maxFileSize = 64 << 20
 )
 
-// kdfParams parameters. 64 MiB, one pass and two lanes keep unlocking well under half a
-// second on a laptop while making each password guess expensive.
+// kdfParams are the argon2id parameters. 64 MiB, one pass and two lanes keep
+// unlocking well under half a second on a laptop while making each password
+// guess expensive.
 type kdfParams struct {
 	Time    uint32
 	Memory  uint32 // KiB
@@ -48,7 +49,7 @@ var (
 )
 
 // sealer holds the cipher keyed by an open wallet's password, so saving does
-// not pay the kdfParams again.
+// not pay the KDF again.
 type sealer struct {
 	salt [saltLen]byte
 	kdf  kdfParams
@@ -100,7 +101,7 @@ func (s *sealer) open(data []byte) ([]byte, error) {
 	return plain, nil
 }
 
-// unseal decrypts a wallet file with password. The kdfParams parameters come from
+// unseal decrypts a wallet file with password. The KDF parameters come from
 // the file, within bounds, so a hostile file cannot make us allocate or spin
 // without limit.
 func unseal(data, password []byte) (*sealer, []byte, error) {

@@ -59,8 +59,8 @@ func (w *Wallet) addCertificate(raw, k []byte, revokeHeld bool) error {
 	})
 }
 
-// Reserve journals a payment of price tokens to vendor for product and
-// returns it; the journal record is on disk before Reserve returns, so the
+// reserve journals a payment of price tokens to vendor for product and
+// returns it; the journal record is on disk before reserve returns, so the
 // payment can be sent. It refuses while a payment to the same vendor is
 // pending: that one must be settled first, or tokens of its segment could be
 // handed out twice. Pending payments elsewhere do not block it, since their
@@ -189,7 +189,7 @@ const (
 	spentWithoutGrant
 )
 
-// Settle records the outcome of pending payment id.
+// settle records the outcome of pending payment id.
 func (w *Wallet) settle(id uint64, o outcome, g *heldGrant, note string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -48,7 +48,7 @@ type heldCert struct {
 	Revoked   bool                 `json:"revoked,omitempty"`
 }
 
-// Seg is a segment bound to one vendor. Spent counts tokens handed out,
+// segState is a segment bound to one vendor. Spent counts tokens handed out,
 // accepted or pending; it only goes back when a vendor definitively refuses
 // the latest payment from it.
 type segState struct {
@@ -60,7 +60,7 @@ type segState struct {
 	Path   []payword.Token `json:"path,omitempty"`
 }
 
-// Pending is a payment journaled before it was sent and not yet settled.
+// pendingPay is a payment journaled before it was sent and not yet settled.
 // Until it is, it is retried as is, at the same vendor, before anything else
 // is spent: the vendor answers a repeated payment with the same grant.
 type pendingPay struct {
@@ -76,8 +76,8 @@ type pendingPay struct {
 	Created time.Time `json:"created"`
 }
 
-// Grant is an access grant a vendor returned: sent as a Bearer token on later
-// requests under Path at Host until it expires.
+// heldGrant is an access grant a vendor returned: sent as a Bearer token
+// on later requests under Path at Host until it expires.
 type heldGrant struct {
 	Host    string    `json:"host"`
 	Path    string    `json:"path"`

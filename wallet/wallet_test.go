@@ -13,7 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// Tests use a cheap kdfParams; BenchmarkUnlock measures the real one.
+	// Tests use a cheap KDF; BenchmarkUnlock measures the real one.
 	defaultKDF = kdfParams{Time: 1, Memory: 8 << 10, Threads: 1}
 	bank = newFakeBank()
 	code := m.Run()
@@ -104,8 +104,8 @@ func TestHostileWalletFiles(t *testing.T) {
 	}{
 		{"wrong password", good, []byte("wrong"), ErrWrongPassword},
 		{"flipped byte", flip, password, ErrWrongPassword},
-		{"changed kdfParams parameter", param, password, ErrWrongPassword},
-		{"absurd kdfParams memory", huge, password, ErrNotWallet},
+		{"changed KDF parameter", param, password, ErrWrongPassword},
+		{"absurd KDF memory", huge, password, ErrNotWallet},
 		{"truncated", good[:len(good)/2], password, ErrWrongPassword},
 		{"truncated header", good[:10], password, ErrNotWallet},
 		{"empty", nil, password, ErrNotWallet},
@@ -340,7 +340,7 @@ func TestDroppedConnectionsAtEachStep(t *testing.T) {
 			if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); !errors.As(err, &pe) {
 				t.Fatalf("dropped connection: %v", err)
 			}
-			// refused elsewhere meanwhile: nothing else is spent at this vendor.
+			// Refused elsewhere meanwhile: nothing else is spent at this vendor.
 			if _, err := w.reserve("planet", "/b", v.URL+"/b", 3); !errors.Is(err, ErrPending) {
 				t.Fatalf("reserving while a payment is pending: %v", err)
 			}
