@@ -124,6 +124,8 @@ func (c *Client) call(ctx context.Context, method, path string, in, out any, lim
 	case nil:
 	case *[]byte:
 		*o = got
+	case *cacheable:
+		o.body, o.maxAge = got, maxAge(resp.Header.Get("Cache-Control"))
 	default:
 		if err := json.Unmarshal(got, out); err != nil {
 			return fmt.Errorf("the agent's answer to %s %s is not the expected JSON: %w", method, path, err)
@@ -200,6 +202,32 @@ func (c *Client) VendorOrigins(ctx context.Context, vendor string) ([]byte, erro
 	var raw []byte
 	err := c.call(ctx, http.MethodGet, "/v1/vendors/"+url.PathEscape(vendor)+"/origins", nil, &raw, payword.MaxOriginsDoc, nil)
 	return raw, err
+}
+
+// VendorOriginsMaxAge is VendorOrigins with how long the agent lets the
+// document be cached: its Cache-Control max-age, or -1 when it gives none.
+func (c *Client) VendorOriginsMaxAge(ctx context.Context, vendor string) ([]byte, time.Duration, error) {
+	var out cacheable
+	err := c.call(ctx, http.MethodGet, "/v1/vendors/"+url.PathEscape(vendor)+"/origins", nil, &out, payword.MaxOriginsDoc, nil)
+	return out.body, out.maxAge, err
+}
+
+// cacheable is a raw answer and its Cache-Control max-age.
+type cacheable struct {
+	body   []byte
+	maxAge time.Duration
+}
+
+// maxAge reads max-age from a Cache-Control value; -1 when there is none.
+func maxAge(cc string) time.Duration {
+	for _, d := range strings.Split(cc, ",") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(strings.ToLower(d)), "max-age="); ok {
+			if n, err := strconv.ParseUint(v, 10, 31); err == nil {
+				return time.Duration(n) * time.Second
+			}
+		}
+	}
+	return -1
 }
 
 // --- Users (session token or password) ---------------------------------------

@@ -14,6 +14,7 @@ import (
 // next run sends the journaled payment again, gets the same grant, and
 // nothing is lost or paid twice: the agent credits the vendor exactly once.
 func TestKilledMidPayment(t *testing.T) {
+	t.Parallel() // its own Redis, agent, gateway and ports
 	w := newWorld(t)
 	alice := w.reader("alice", 100000)
 	planet := w.sites["planet"]

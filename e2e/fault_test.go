@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/wallet"
 )
 
@@ -292,7 +293,7 @@ type faultReader struct {
 	pages     int            // pages read (paid, or opened with a grant)
 	abandoned int            // pages given up after their retries
 	errs      map[string]int // failed attempts by kind
-	leftover  []wallet.Pending
+	leftover  []wallet.PendingPayment
 	settleErr error
 }
 
@@ -318,12 +319,12 @@ func newFaultReaders(t *testing.T, w *faultWorld, ctx context.Context) []*faultR
 
 func newFaultReader(ctx context.Context, w *faultWorld, i int) (*faultReader, error) {
 	r := &faultReader{name: fmt.Sprintf("reader-%02d", i), password: "pw-" + randomB64(12), funded: faultFunds, errs: map[string]int{}}
-	agent := &wallet.AgentClient{Base: w.agentURL, HTTP: &http.Client{Timeout: 30 * time.Second}}
-	if err := agent.Register(ctx, r.name, r.password, nil); err != nil {
+	hc := &http.Client{Timeout: 30 * time.Second}
+	if _, err := agentapi.NewClient(w.agentURL, hc).RegisterUser(ctx, agentapi.RegisterUser{Username: r.name, Password: r.password}); err != nil {
 		return nil, fmt.Errorf("%s: register: %w", r.name, err)
 	}
-	if code, body, err := w.admin(ctx, "POST", "/v1/admin/credit", map[string]any{"user": r.name, "amount": r.funded}); err != nil || code != 200 {
-		return nil, fmt.Errorf("%s: credit: %d %v %s", r.name, code, err, body)
+	if _, err := w.admin().Credit(ctx, agentapi.Credit{User: r.name, Amount: r.funded}); err != nil {
+		return nil, fmt.Errorf("%s: credit: %w", r.name, err)
 	}
 	wal, err := wallet.Create(filepath.Join(w.dir, r.name+".hw"), []byte(r.password), w.agentURL, r.name)
 	if err != nil {
@@ -334,12 +335,8 @@ func newFaultReader(ctx context.Context, w *faultWorld, i int) (*faultReader, er
 	if err := wal.SetLimits(wallet.Limits{PerRequest: 10}); err != nil {
 		return r, err
 	}
-	b, err := agent.Buy(ctx, r.name, r.password, faultTokens, wal.PublicKey(), "")
-	if err != nil {
+	if _, err := wal.Buy(ctx, wal.Bank(hc).WithPassword(r.name, r.password), faultTokens, ""); err != nil {
 		return r, fmt.Errorf("%s: buy: %w", r.name, err)
-	}
-	if err := wal.AddBundle(b); err != nil {
-		return r, err
 	}
 	base := &http.Transport{
 		DialContext:           (&net.Dialer{Timeout: time.Second}).DialContext,
@@ -680,7 +677,7 @@ func (w *faultWorld) audit(ctx context.Context, readers []*faultReader) *faultRe
 
 	// Vendors: credited exactly what their gateways accepted.
 	var vendorMoney int64
-	to := strconv.FormatInt(time.Now().Unix()+3600, 10)
+	to := time.Now().Add(time.Hour)
 	for _, v := range w.vendors {
 		vt := res.perVendor[v]
 		bal, err := w.adb.HGet(ctx, "hw:a:v:"+v, "bal").Int64()
@@ -689,10 +686,10 @@ func (w *faultWorld) audit(ctx context.Context, readers []*faultReader) *faultRe
 		}
 		vt.credited = bal
 		vendorMoney += bal
-		code, body, err := w.admin(ctx, "GET", "/v1/admin/vendors/"+v+"/statement?to="+to, nil)
-		var st struct{ Credited int64 }
-		if err != nil || code != 200 || json.Unmarshal(body, &st) != nil {
-			res.fail("audit", "statement of %s: %d %v", v, code, err)
+		st, err := w.admin().VendorStatement(ctx, v, time.Time{}, to)
+		if err != nil {
+			res.fail("audit", "statement of %s: %v", v, err)
+			st = &agentapi.Statement{}
 		}
 		vt.statement = st.Credited
 		if bal != vt.acceptedTokens || st.Credited != vt.acceptedTokens {
@@ -722,8 +719,7 @@ func (w *faultWorld) audit(ctx context.Context, readers []*faultReader) *faultRe
 					r.name, spent, b.Serial[:8], recBy[b.Serial], agentClaimed[b.Serial])
 			}
 		}
-		st := r.wal.Snapshot()
-		for _, e := range st.History {
+		for _, e := range r.wal.History() {
 			switch e.Kind {
 			case "spent-without-grant":
 				res.fail("wallet spending agrees with the agent", "%s: %s %d token(s) at %s (%s)", r.name, e.Kind, e.Amount, e.Vendor, e.Note)
@@ -749,20 +745,17 @@ func (w *faultWorld) audit(ctx context.Context, readers []*faultReader) *faultRe
 
 	// The ledgers: every balance is the sum of its entries, and money is
 	// conserved across readers, vendors and certificates.
-	if code, body, err := w.admin(ctx, "GET", "/v1/admin/ledger/check", nil); err != nil || code != 200 {
-		res.fail("ledger sums to zero", "ledger check: %d %v %s", code, err, body)
+	if _, err := w.admin().CheckLedger(ctx); err != nil {
+		res.fail("ledger sums to zero", "ledger check: %v", err)
 	}
 	if held := userMoney + vendorMoney + certMoney; held != paidIn {
 		res.fail("ledger sums to zero", "%d paid in, but readers hold %d, vendors %d and certificates %d unclaimed: %+d",
 			paidIn, userMoney, vendorMoney, certMoney, held-paidIn)
 	}
-	if code, body, err := w.admin(ctx, "GET", "/v1/admin/fraud?limit=20", nil); err != nil || code != 200 {
-		res.fail("audit", "fraud cases: %d %v", code, err)
-	} else {
-		var fr struct{ Cases []json.RawMessage }
-		if json.Unmarshal(body, &fr) == nil && len(fr.Cases) > 0 {
-			res.fail("no token accepted twice", "the agent opened %d fraud case(s) against honest wallets: %s", len(fr.Cases), body)
-		}
+	if fr, err := w.admin().Fraud(ctx, 20); err != nil {
+		res.fail("audit", "fraud cases: %v", err)
+	} else if len(fr.Cases) > 0 {
+		res.fail("no token accepted twice", "the agent opened %d fraud case(s) against honest wallets: %+v", len(fr.Cases), fr.Cases)
 	}
 	// Not a failure by itself: the per-claim records above decide. It says
 	// whether the stored report results name every authorization.

@@ -2,9 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 )
 
@@ -74,12 +74,11 @@ func newFaultWorld(t *testing.T) *faultWorld {
 	}
 	// The gateways trust the agent key they are configured with, not one
 	// learnt from a payment.
-	var keys struct {
-		Keys []struct{ Kid, Public string }
+	keys, err := agentapi.NewClient(w.agentURL, nil).Keys(t.Context())
+	if err != nil || len(keys.Keys) == 0 {
+		t.Fatalf("agent keys: %v %v", err, keys)
 	}
-	if code := call(t, "GET", w.agentURL+"/v1/keys", "", nil, &keys); code != 200 || len(keys.Keys) == 0 {
-		t.Fatalf("agent keys: %d %v", code, keys)
-	}
+	agentKey, _ := keys.Keys[0].Public.MarshalText()
 
 	const nGateways = 2
 	ports := make([]map[string]int, nGateways)
@@ -96,13 +95,12 @@ func newFaultWorld(t *testing.T) *faultWorld {
 		// The vendor tells the bank the origins of its sites, where wallets
 		// may pay it. An agent without origins refuses the field (unknown
 		// fields are malformed): then it is registered without.
-		var reg struct{ Token string }
-		code := call(t, "POST", w.agentURL+"/v1/vendors", w.adminToken, map[string]any{"vendor": vendor, "origins": w.sites[vendor]}, &reg)
-		if code == http.StatusBadRequest {
-			code = call(t, "POST", w.agentURL+"/v1/vendors", w.adminToken, map[string]any{"vendor": vendor}, &reg)
+		reg, err := w.admin().RegisterVendor(t.Context(), agentapi.RegisterVendor{Vendor: vendor, Origins: w.sites[vendor]})
+		if ae, ok := errors.AsType[*agentapi.Error](err); ok && ae.Status == http.StatusBadRequest {
+			reg, err = w.admin().RegisterVendor(t.Context(), agentapi.RegisterVendor{Vendor: vendor})
 		}
-		if code != 201 {
-			t.Fatalf("registering vendor %s: %d", vendor, code)
+		if err != nil {
+			t.Fatalf("registering vendor %s: %v", vendor, err)
 		}
 		grantKey := randomB64(32) // shared by the vendor's gateways
 		for i := range nGateways {
@@ -131,7 +129,7 @@ http://127.0.0.1:%d {
 	respond /index.html "front page"
 	respond "page {path}"
 }
-`, p, vendor, reg.Token, w.agentURL, keys.Keys[0].Kid, keys.Keys[0].Public, w.vendRedis.URL(), grantKey,
+`, p, vendor, reg.Token, w.agentURL, keys.Keys[0].KeyID, agentKey, w.vendRedis.URL(), grantKey,
 				priceArticle, priceBatch, priceOnline)
 		}
 	}
@@ -163,26 +161,9 @@ func (w *faultWorld) gatewayReady(ctx context.Context, i int, d time.Duration) e
 	return nil
 }
 
-// admin makes an admin request to the agent; it returns the status and body.
-func (w *faultWorld) admin(ctx context.Context, method, path string, in any) (int, []byte, error) {
-	var body io.Reader
-	if in != nil {
-		raw, _ := json.Marshal(in)
-		body = strings.NewReader(string(raw))
-	}
-	req, err := http.NewRequestWithContext(ctx, method, w.agentURL+path, body)
-	if err != nil {
-		return 0, nil, err
-	}
-	req.Header.Set("Authorization", "Bearer "+w.adminToken)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	return resp.StatusCode, raw, err
+// admin is a client of the agent with the admin token.
+func (w *faultWorld) admin() *agentapi.Client {
+	return agentapi.NewClient(w.agentURL, &http.Client{Timeout: 10 * time.Second}).WithToken(w.adminToken)
 }
 
 // backlog counts the claims of the vendors' report streams that the agent

@@ -5,12 +5,9 @@ package e2e
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -138,33 +135,6 @@ func waitFor(t *testing.T, url string, want int) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("%s did not answer %d in time", url, want)
-}
-
-// call makes a JSON request and decodes the answer into out.
-func call(t *testing.T, method, url, bearer string, in, out any) int {
-	t.Helper()
-	var body io.Reader
-	if in != nil {
-		raw, _ := json.Marshal(in)
-		body = bytes.NewReader(raw)
-	}
-	req, _ := http.NewRequestWithContext(context.Background(), method, url, body)
-	req.Header.Set("Content-Type", "application/json")
-	if bearer != "" {
-		req.Header.Set("Authorization", "Bearer "+bearer)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if out != nil && resp.StatusCode < 300 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %v: %s", method, url, err, raw)
-		}
-	}
-	return resp.StatusCode
 }
 
 func randomB64(n int) string {

@@ -6,6 +6,7 @@ import (
 )
 
 func TestReaderJourney(t *testing.T) {
+	t.Parallel() // its own Redis, agent, gateway and ports
 	w := newWorld(t)
 	alice := w.reader("alice", 100000)
 	planet, globe := w.sites["planet"], w.sites["globe"]

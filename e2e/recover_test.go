@@ -2,7 +2,7 @@ package e2e
 
 import (
 	"crypto/ed25519"
-	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/payword"
 	"github.com/hashwall/hashwall/wallet"
 )
@@ -24,6 +26,7 @@ import (
 // them first); the reader buys a new certificate with them. The old
 // certificate is refused by gateways within a second.
 func TestRecoverLostWallet(t *testing.T) {
+	t.Parallel() // its own Redis, agent, gateway and ports
 	w := newWorld(t)
 	alice := w.reader("alice", 100000)
 	planet, globe := w.sites["planet"], w.sites["globe"]
@@ -40,21 +43,11 @@ func TestRecoverLostWallet(t *testing.T) {
 		t.Fatalf("recover: %s", out)
 	}
 	me := func() (bal, pending int64) {
-		var m struct {
-			Balance int64 `json:"balance"`
-			Pending int64 `json:"pending_credit"`
-		}
-		req, _ := http.NewRequest("GET", w.agentURL+"/v1/me", nil)
-		req.SetBasicAuth("alice", alice.password)
-		resp, err := http.DefaultClient.Do(req)
+		a, err := w.agent().WithPassword("alice", alice.password).Me(t.Context())
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("/v1/me: %v", err)
 		}
-		defer resp.Body.Close()
-		if err := json.NewDecoder(resp.Body).Decode(&m); err != nil || resp.StatusCode != 200 {
-			t.Fatalf("/v1/me: %d %v", resp.StatusCode, err)
-		}
-		return m.Balance, m.Pending
+		return a.Balance, a.PendingCredit
 	}
 	if bal, pending := me(); bal != 100000-384 || pending != 382 {
 		t.Fatalf("right after the recovery: balance %d, pending %d; want 99616 and 382", bal, pending)
@@ -142,16 +135,15 @@ func TestHostileWalletUse(t *testing.T) {
 	}
 }
 
-// throwawayKey signs the certificates and documents of tests without an agent.
-var throwawayKey = payword.SigningKey{ID: "throwaway", Key: ed25519.NewKeyFromSeed(make([]byte, 32))}
-
-// fakeBank publishes throwawayKey and the given vendors' origins, signed,
-// as the agent does; nothing else.
+// fakeBank is a bank without an agent: it publishes paytest's bank key and
+// the given vendors' origins, signed, as the agent does, and sells a
+// certificate of 2 segments of 16 tokens to any key; nothing else.
 func fakeBank(t *testing.T, origins map[string][]string) string {
 	t.Helper()
+	bank := paytest.NewBank(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/keys", func(rw http.ResponseWriter, r *http.Request) {
-		json.NewEncoder(rw).Encode(map[string]any{"keys": []map[string]any{{"kid": throwawayKey.ID, "public": payword.Bytes(throwawayKey.Public())}}})
+		json.NewEncoder(rw).Encode(agentapi.Keys{Keys: []agentapi.Key{{KeyID: bank.Key.ID, Public: payword.Bytes(bank.Key.Public())}}})
 	})
 	mux.HandleFunc("GET /v1/vendors/{vendor}/origins", func(rw http.ResponseWriter, r *http.Request) {
 		list, ok := origins[r.PathValue("vendor")]
@@ -161,15 +153,28 @@ func fakeBank(t *testing.T, origins map[string][]string) string {
 		}
 		now := time.Now().Unix()
 		body, _ := json.Marshal(payword.VendorOrigins{Kind: payword.OriginsKind, Vendor: r.PathValue("vendor"), Origins: list, Time: now, Expires: now + 3600})
-		json.NewEncoder(rw).Encode(payword.Seal(throwawayKey, body))
+		json.NewEncoder(rw).Encode(payword.Seal(bank.Key, body))
+	})
+	mux.HandleFunc("POST /v1/certificates", func(rw http.ResponseWriter, r *http.Request) {
+		var q agentapi.Purchase
+		json.NewDecoder(r.Body).Decode(&q)
+		pub, err := base64.RawURLEncoding.DecodeString(q.PublicKey)
+		if err != nil || len(pub) != ed25519.PublicKeySize {
+			http.Error(rw, `{"error":"bad key","code":"invalid_public_key"}`, http.StatusBadRequest)
+			return
+		}
+		c := bank.Issue(t, paytest.Options{Segments: 2, SegmentLen: 16, Lifetime: time.Hour, UserKey: pub})
+		json.NewEncoder(rw).Encode(agentapi.Bundle{Serial: c.Serial.String(),
+			Certificate: base64.RawURLEncoding.EncodeToString(c.Raw()), Secret: base64.RawURLEncoding.EncodeToString(c.K[:]),
+			Segments: 2, SegmentLen: 16, Tokens: c.Tokens(), Currency: c.Currency, ExpiresAt: c.ExpiresAt})
 	})
 	s := httptest.NewServer(mux)
 	t.Cleanup(s.Close)
 	return s.URL
 }
 
-// makeWalletWithCertificate creates cli's wallet file holding a certificate
-// signed by a throwaway agent key, for tests that need no agent.
+// makeWalletWithCertificate creates cli's wallet file at bank (a fakeBank)
+// and buys a certificate there.
 func makeWalletWithCertificate(t *testing.T, cli *walletCLI, bank string) {
 	t.Helper()
 	wal, err := wallet.Create(cli.path, []byte(cli.password), bank, "tester")
@@ -177,18 +182,7 @@ func makeWalletWithCertificate(t *testing.T, cli *walletCLI, bank string) {
 		t.Fatal(err)
 	}
 	defer wal.Close()
-	var k payword.Secret
-	rand.Read(k[:])
-	c := &payword.Certificate{IssuedAt: time.Now().Unix() - 60, ExpiresAt: time.Now().Unix() + 3600,
-		UnitValue: 1, Currency: "EUR", Scope: payword.GenericScope, UserID: "u-test"}
-	rand.Read(c.Serial[:])
-	copy(c.UserKey[:], wal.PublicKey())
-	c.Issue(k, 2, 16)
-	raw, err := c.Sign(throwawayKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := wal.AddCertificate(raw, k[:]); err != nil {
+	if _, err := wal.Buy(t.Context(), wal.Bank(nil).WithPassword("tester", cli.password), 32, ""); err != nil {
 		t.Fatal(err)
 	}
 }

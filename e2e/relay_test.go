@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 	"github.com/hashwall/hashwall/wallet"
 )
@@ -67,6 +68,7 @@ func freshVendorSite(t *testing.T, price uint32) (*httptest.Server, *atomic.Int3
 // spent, refusals use up the site's daily limit, and once planet registers
 // the relay's origin through the agent API the wallet pays it there.
 func TestRelayThroughFakeSite(t *testing.T) {
+	t.Parallel() // its own Redis, agent, gateway and ports
 	w := newWorld(t)
 	alice := w.reader("alice", 100000)
 	planet := w.sites["planet"]
@@ -106,10 +108,9 @@ func TestRelayThroughFakeSite(t *testing.T) {
 	perTwo := w.firstCredit("planet")
 	// Planet registers the relay as one of its sites (a mirror): from then
 	// on the wallet pays there.
-	var set struct{ Origins []string }
-	if code := call(t, "PUT", w.agentURL+"/v1/vendors/planet/origins", w.tokens["planet"],
-		map[string]any{"origins": []string{planet, site.URL}}, &set); code != 200 || len(set.Origins) != 2 {
-		t.Fatalf("planet adding an origin: %d %v", code, set.Origins)
+	set, err := w.agent().WithToken(w.tokens["planet"]).SetOrigins(t.Context(), "planet", []string{planet, site.URL})
+	if err != nil || len(set.Origins) != 2 {
+		t.Fatalf("planet adding an origin: %v %v", err, set)
 	}
 	if out := alice.must(t, "get", site.URL+"/articles/sun"); !strings.Contains(out, "paid 2 token(s) to planet") || !strings.Contains(out, "article /articles/sun") {
 		t.Fatalf("the registered mirror: %s", out)
@@ -127,6 +128,7 @@ func TestRelayThroughFakeSite(t *testing.T) {
 // the bank (open registration) with that site as their origin get at most
 // 3 segments bound, one per vendor, a day.
 func TestFreshVendorIdsBurnNoSegment(t *testing.T) {
+	t.Parallel() // its own Redis, agent, gateway and ports
 	w := newWorld(t)
 	alice := w.reader("alice", 100000)
 	alice.must(t, "buy", "1280") // 10 segments of 128
@@ -135,9 +137,9 @@ func TestFreshVendorIdsBurnNoSegment(t *testing.T) {
 	unknown, paidUnknown := freshVendorSite(t, 1)
 	listed, paidListed := freshVendorSite(t, 1)
 	for i := 1; i <= 20; i++ {
-		if code := call(t, "POST", w.agentURL+"/v1/vendors", "", map[string]any{"vendor": fmt.Sprintf("fresh-%d", i),
-			"origins": []string{listed.URL}}, nil); code != 201 {
-			t.Fatalf("registering fresh-%d: %d", i, code)
+		q := agentapi.RegisterVendor{Vendor: fmt.Sprintf("fresh-%d", i), Origins: []string{listed.URL}}
+		if _, err := w.agent().RegisterVendor(t.Context(), q); err != nil {
+			t.Fatalf("registering fresh-%d: %v", i, err)
 		}
 	}
 	// The visits go through alice's wallet in this process (a browser

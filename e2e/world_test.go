@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 )
 
@@ -69,9 +70,9 @@ func newWorld(t *testing.T) *world {
 		site := freePort(t)
 		w.sites[vendor] = fmt.Sprintf("http://127.0.0.1:%d", site)
 		// Wallets pay a vendor only on the origins it registered.
-		var reg struct{ Token string }
-		if code := call(t, "POST", w.agentURL+"/v1/vendors", "", map[string]any{"vendor": vendor, "origins": []string{w.sites[vendor]}}, &reg); code != 201 {
-			t.Fatalf("registering vendor %s: %d", vendor, code)
+		reg, err := w.agent().RegisterVendor(t.Context(), agentapi.RegisterVendor{Vendor: vendor, Origins: []string{w.sites[vendor]}})
+		if err != nil {
+			t.Fatalf("registering vendor %s: %v", vendor, err)
 		}
 		w.tokens[vendor] = reg.Token
 		fmt.Fprintf(&sites, `
@@ -113,20 +114,24 @@ func (w *world) reader(name string, funds int64) *walletCLI {
 	cli := &walletCLI{bin: w.wallet, path: filepath.Join(w.dir, name+".hw"), password: "pw-" + name + "-12345"}
 	cli.must(t, "register", "--agent", w.agentURL, name)
 	if funds > 0 {
-		if code := call(t, "POST", w.agentURL+"/v1/admin/credit", w.adminToken,
-			map[string]any{"user": name, "amount": funds}, nil); code != 200 {
-			t.Fatalf("crediting %s: %d", name, code)
+		if _, err := w.admin().Credit(t.Context(), agentapi.Credit{User: name, Amount: funds}); err != nil {
+			t.Fatalf("crediting %s: %v", name, err)
 		}
 	}
 	return cli
 }
 
+// agent is a client of the agent, without credentials.
+func (w *world) agent() *agentapi.Client { return agentapi.NewClient(w.agentURL, nil) }
+
+// admin is a client of the agent with the admin token.
+func (w *world) admin() *agentapi.Client { return w.agent().WithToken(w.adminToken) }
+
 // credited returns what the agent has credited vendor so far, in minor units.
 func (w *world) credited(vendor string) int64 {
-	var st struct{ Credited int64 }
-	to := fmt.Sprint(time.Now().Unix() + 3600)
-	if code := call(w.t, "GET", w.agentURL+"/v1/admin/vendors/"+vendor+"/statement?to="+to, w.adminToken, nil, &st); code != 200 {
-		w.t.Fatalf("statement of %s: %d", vendor, code)
+	st, err := w.admin().VendorStatement(w.t.Context(), vendor, time.Time{}, time.Now().Add(time.Hour))
+	if err != nil {
+		w.t.Fatalf("statement of %s: %v", vendor, err)
 	}
 	return st.Credited
 }

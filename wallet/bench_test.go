@@ -8,9 +8,9 @@ import (
 
 // BenchmarkUnlock opens a wallet with the production KDF. Target ≤ 500 ms.
 func BenchmarkUnlock(b *testing.B) {
-	saved := DefaultKDF
-	DefaultKDF = KDF{Time: 1, Memory: 64 << 10, Threads: 2}
-	defer func() { DefaultKDF = saved }()
+	saved := defaultKDF
+	defaultKDF = kdfParams{Time: 1, Memory: 64 << 10, Threads: 2}
+	defer func() { defaultKDF = saved }()
 	path := filepath.Join(b.TempDir(), "w")
 	w, err := Create(path, password, "", "u")
 	if err != nil {

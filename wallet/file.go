@@ -28,16 +28,17 @@ const (
 	maxFileSize = 64 << 20
 )
 
-// KDF parameters. 64 MiB, one pass and two lanes keep unlocking well under half a
-// second on a laptop while making each password guess expensive.
-type KDF struct {
+// kdfParams are the argon2id parameters. 64 MiB, one pass and two lanes keep
+// unlocking well under half a second on a laptop while making each password
+// guess expensive.
+type kdfParams struct {
 	Time    uint32
 	Memory  uint32 // KiB
 	Threads uint8
 }
 
-// DefaultKDF is used for new wallets.
-var DefaultKDF = KDF{Time: 1, Memory: 64 << 10, Threads: 2}
+// defaultKDF is used for new wallets.
+var defaultKDF = kdfParams{Time: 1, Memory: 64 << 10, Threads: 2}
 
 // Errors a reader sees. Neither ever leads to the file being overwritten.
 var (
@@ -51,11 +52,11 @@ var (
 // not pay the KDF again.
 type sealer struct {
 	salt [saltLen]byte
-	kdf  KDF
+	kdf  kdfParams
 	aead cipher.AEAD
 }
 
-func newSealer(password []byte, kdf KDF) (*sealer, error) {
+func newSealer(password []byte, kdf kdfParams) (*sealer, error) {
 	s := &sealer{kdf: kdf}
 	if _, err := rand.Read(s.salt[:]); err != nil {
 		return nil, err
@@ -111,7 +112,7 @@ func unseal(data, password []byte) (*sealer, []byte, error) {
 	p := data[len(fileMagic):]
 	copy(s.salt[:], p)
 	p = p[saltLen:]
-	s.kdf = KDF{Time: binary.BigEndian.Uint32(p), Memory: binary.BigEndian.Uint32(p[4:]), Threads: p[8]}
+	s.kdf = kdfParams{Time: binary.BigEndian.Uint32(p), Memory: binary.BigEndian.Uint32(p[4:]), Threads: p[8]}
 	if s.kdf.Time < 1 || s.kdf.Time > 16 || s.kdf.Memory < 8<<10 || s.kdf.Memory > 1<<20 || s.kdf.Threads < 1 {
 		return nil, nil, ErrNotWallet
 	}

@@ -53,20 +53,20 @@ type op struct {
 }
 
 type reserveOp struct {
-	Pending   *Pending `json:"pending"`
-	Seg       Seg      `json:"seg"` // the segment's state after the reservation
-	NextFresh uint32   `json:"next_fresh"`
+	Pending   *pendingPay `json:"pending"`
+	Seg       segState    `json:"seg"` // the segment's state after the reservation
+	NextFresh uint32      `json:"next_fresh"`
 }
 
 type settleOp struct {
-	ID      uint64    `json:"id"`
-	Outcome Outcome   `json:"outcome"`
-	Grant   *Grant    `json:"grant,omitempty"`
-	Note    string    `json:"note,omitempty"`
-	Time    time.Time `json:"time"`
+	ID      uint64     `json:"id"`
+	Outcome outcome    `json:"outcome"`
+	Grant   *heldGrant `json:"grant,omitempty"`
+	Note    string     `json:"note,omitempty"`
+	Time    time.Time  `json:"time"`
 }
 
-func (st *State) apply(o *op) error {
+func (st *fileState) apply(o *op) error {
 	switch {
 	case o.Reserve != nil:
 		r := o.Reserve
@@ -141,7 +141,7 @@ func (j *journal) readSlot(s *sealer, k int) (o *op, seq uint64, ok bool) {
 }
 
 // replay applies the records newer than st.Checkpoint, in order.
-func (j *journal) replay(s *sealer, st *State) error {
+func (j *journal) replay(s *sealer, st *fileState) error {
 	j.seq, j.slot = st.Checkpoint, 0
 	for ; j.slot < journalSlots; j.slot++ {
 		o, seq, ok := j.readSlot(s, j.slot)

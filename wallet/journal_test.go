@@ -18,7 +18,7 @@ func crash(w *Wallet) {
 func TestJournalSurvivesCrashAfterReserve(t *testing.T) {
 	w, path := testWallet(t)
 	issue(t, w, 4, 8, "*")
-	p, err := w.Reserve("planet", "/a", "http://x/a", 3)
+	p, err := w.reserve("planet", "/a", "http://x/a", 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestJournalSurvivesCrashAfterReserve(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w2.Close()
-	got := w2.PendingPayments()
+	got := w2.unsettled()
 	if len(got) != 1 || got[0].Header != p.Header || got[0].Index != 3 {
 		t.Fatalf("pending after crash: %+v", got)
 	}
@@ -39,10 +39,10 @@ func TestJournalSurvivesCrashAfterReserve(t *testing.T) {
 		t.Fatalf("balance after crash: %+v", b)
 	}
 	// The replayed state goes on: settle, then the next payment follows on.
-	if err := w2.Settle(p.ID, Accepted, nil, ""); err != nil {
+	if err := w2.settle(p.ID, accepted, nil, ""); err != nil {
 		t.Fatal(err)
 	}
-	if q, err := w2.Reserve("planet", "/b", "http://x/b", 2); err != nil || q.Index != 5 || q.Segment != p.Segment {
+	if q, err := w2.reserve("planet", "/b", "http://x/b", 2); err != nil || q.Index != 5 || q.Segment != p.Segment {
 		t.Fatalf("next reservation: %+v %v", q, err)
 	}
 }
@@ -50,7 +50,7 @@ func TestJournalSurvivesCrashAfterReserve(t *testing.T) {
 func TestJournalTornTailIsIgnored(t *testing.T) {
 	w, path := testWallet(t)
 	issue(t, w, 4, 8, "*")
-	if _, err := w.Reserve("planet", "/a", "http://x/a", 1); err != nil {
+	if _, err := w.reserve("planet", "/a", "http://x/a", 1); err != nil {
 		t.Fatal(err)
 	}
 	slot := w.j.slot
@@ -64,7 +64,7 @@ func TestJournalTornTailIsIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w2.Close()
-	if len(w2.PendingPayments()) != 1 {
+	if len(w2.unsettled()) != 1 {
 		t.Fatal("the complete record before the torn one was lost")
 	}
 }
@@ -72,8 +72,8 @@ func TestJournalTornTailIsIgnored(t *testing.T) {
 func TestJournalHoleIsAnError(t *testing.T) {
 	w, path := testWallet(t)
 	issue(t, w, 4, 8, "*")
-	p, _ := w.Reserve("planet", "/a", "http://x/a", 1)
-	w.Settle(p.ID, Accepted, nil, "")
+	p, _ := w.reserve("planet", "/a", "http://x/a", 1)
+	w.settle(p.ID, accepted, nil, "")
 	crash(w)
 	f, _ := os.OpenFile(path+journalSuffix, os.O_RDWR, 0)
 	f.WriteAt([]byte{0xff}, 100) // inside the first record
@@ -92,11 +92,11 @@ func TestJournalCheckpointsWhenFull(t *testing.T) {
 	issue(t, w, 200, 8, "*")
 	for i := range journalSlots + 5 {
 		vendor := "v" + string(rune('a'+i%26)) + string(rune('a'+i/26))
-		p, err := w.Reserve(vendor, "/a", "http://x/a", 1)
+		p, err := w.reserve(vendor, "/a", "http://x/a", 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := w.Settle(p.ID, Accepted, nil, ""); err != nil {
+		if err := w.settle(p.ID, accepted, nil, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -134,7 +134,7 @@ func TestUnflushedSettlementLostToAMachineCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w2.Close()
-	if len(w2.PendingPayments()) != 1 {
+	if len(w2.unsettled()) != 1 {
 		t.Fatal("the payment whose settlement was lost is not pending")
 	}
 	if _, err := get(t, &Transport{Wallet: w2}, v.URL+"/b"); err != nil {
@@ -154,7 +154,7 @@ func TestUnflushedSettlementLostToAMachineCrash(t *testing.T) {
 func TestProofsAreKept(t *testing.T) {
 	w, path := testWallet(t)
 	c := issue(t, w, 300, 8, "*")
-	if got := w.Snapshot().Certs[0].Anchors; len(got) != 300 {
+	if got := w.snapshot().Certs[0].Anchors; len(got) != 300 {
 		t.Fatalf("%d anchors stored, want 300", len(got))
 	}
 	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 1, "/b": 1})
@@ -168,13 +168,13 @@ func TestProofsAreKept(t *testing.T) {
 	if len(w2.trees) != 0 {
 		t.Fatal("a payment from a bound segment rebuilt the certificate's tree")
 	}
-	seg := w2.Snapshot().Certs[0].Segs[0]
+	seg := w2.snapshot().Certs[0].Segs[0]
 	if seg.Anchor == nil || !payword.VerifyPath(*seg.Anchor, 0, 300, seg.Path, c.Root) {
 		t.Fatalf("the kept proof does not verify: %+v", seg)
 	}
 	// Stored anchors that do not give the root are not trusted.
 	w2.st.Certs[0].Anchors[7][0] ^= 1
-	if _, err := w2.Reserve("globe", "/c", "http://x/c", 1); err != nil {
+	if _, err := w2.reserve("globe", "/c", "http://x/c", 1); err != nil {
 		t.Fatal(err)
 	}
 	if tr := w2.trees[c.Serial.String()]; tr == nil || tr.Root() != c.Root {

@@ -6,14 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -134,35 +132,33 @@ func (b *originBook) put(vendor string, e *originEntry, now time.Time) {
 	b.entries[vendor] = e
 }
 
-func (t *Transport) bank() *http.Client {
-	if t.Bank != nil {
-		return t.Bank
+func (t *Transport) bank() *agentapi.Client {
+	hc := t.Bank
+	if hc == nil {
+		hc = &http.Client{Timeout: bankTimeout}
 	}
-	return &http.Client{Timeout: bankTimeout}
+	return t.Wallet.Bank(hc)
 }
 
 // fetchOrigins gets and verifies vendor's origins document from the bank
 // that issued the wallet's certificates.
 func (t *Transport) fetchOrigins(ctx context.Context, vendor string, now time.Time) (*originEntry, error) {
-	base := t.Wallet.agentURL()
-	if base == "" {
+	if t.Wallet.agentURL() == "" {
 		return nil, errors.New("the wallet knows no bank")
 	}
-	resp, raw, err := bankGet(ctx, t.bank(), base+"/v1/vendors/"+url.PathEscape(vendor)+"/origins", payword.MaxOriginsDoc)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode == http.StatusNotFound {
+	bank := t.bank()
+	raw, age, err := bank.VendorOriginsMaxAge(ctx, vendor)
+	if ae, ok := errors.AsType[*agentapi.Error](err); ok && ae.Status == http.StatusNotFound {
 		return &originEntry{until: now.Add(originNegTTL)}, nil
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("the bank answered %s", resp.Status)
+	if err != nil {
+		return nil, err
 	}
 	var s payword.Signed
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("the bank's origins document is malformed")
 	}
-	keys, err := t.Wallet.bankKeys(ctx, t.bank(), s.KeyID)
+	keys, err := t.Wallet.bankKeys(ctx, bank, s.KeyID)
 	if err != nil {
 		return nil, err
 	}
@@ -179,42 +175,10 @@ func (t *Transport) fetchOrigins(ctx context.Context, vendor string, now time.Ti
 		return nil, errors.New("the bank's origins document is signed in the future (is this machine's clock right?)")
 	}
 	ttl := originCacheTTL
-	if age, ok := maxAge(resp.Header.Get("Cache-Control")); ok && age < ttl {
+	if age >= 0 && age < ttl {
 		ttl = age
 	}
 	return &originEntry{doc: doc, until: now.Add(ttl)}, nil
-}
-
-// maxAge reads max-age from a Cache-Control value.
-func maxAge(cc string) (time.Duration, bool) {
-	for _, d := range strings.Split(cc, ",") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(strings.ToLower(d)), "max-age="); ok {
-			if n, err := strconv.ParseUint(v, 10, 31); err == nil {
-				return time.Duration(n) * time.Second, true
-			}
-		}
-	}
-	return 0, false
-}
-
-func bankGet(ctx context.Context, hc *http.Client, u string, limit int64) (*http.Response, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cannot reach the bank: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
-	if err != nil {
-		return nil, nil, err
-	}
-	if int64(len(raw)) > limit {
-		return nil, nil, errors.New("the bank's answer is too large")
-	}
-	return resp, raw, nil
 }
 
 // bankKeys returns the bank keys the wallet trusts. They are pinned in the
@@ -223,7 +187,7 @@ func bankGet(ctx context.Context, hc *http.Client, u string, limit int64) (*http
 // wallet ask the bank's /v1/keys again, at most once per keyRefetch, and
 // pin the new keys (a bank rotating its keys). A pinned key id never
 // changes its key.
-func (w *Wallet) bankKeys(ctx context.Context, hc *http.Client, kid string) (payword.KeySet, error) {
+func (w *Wallet) bankKeys(ctx context.Context, bank *agentapi.Client, kid string) (payword.KeySet, error) {
 	keys := w.pinnedKeys()
 	if _, ok := keys[kid]; ok {
 		return keys, nil
@@ -237,7 +201,7 @@ func (w *Wallet) bankKeys(ctx context.Context, hc *http.Client, kid string) (pay
 	if recent {
 		return keys, nil // Open fails on the unknown key id
 	}
-	if err := w.PinBankKeys(ctx, hc); err != nil {
+	if err := w.PinBankKeys(ctx, bank); err != nil {
 		return nil, err
 	}
 	return w.pinnedKeys(), nil
@@ -259,37 +223,23 @@ func (w *Wallet) agentURL() string {
 	return strings.TrimRight(w.st.Agent, "/")
 }
 
-// PinBankKeys fetches the bank's public keys (/v1/keys) and pins those not
-// pinned yet in the wallet file. hc nil: a client with a 10 s timeout.
-func (w *Wallet) PinBankKeys(ctx context.Context, hc *http.Client) error {
-	base := w.agentURL()
-	if base == "" {
+// PinBankKeys fetches the bank's public keys from bank (a client of the
+// wallet's bank: see Bank) and pins those not pinned yet in the wallet file.
+// They verify the origins documents that say which sites may be paid; a
+// wallet without them pins them at its first payment.
+func (w *Wallet) PinBankKeys(ctx context.Context, bank *agentapi.Client) error {
+	if w.agentURL() == "" {
 		return errors.New("the wallet knows no bank")
 	}
-	if hc == nil {
-		hc = &http.Client{Timeout: bankTimeout}
-	}
-	resp, raw, err := bankGet(ctx, hc, base+"/v1/keys", 64<<10)
+	keys, err := bank.Keys(ctx)
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("the bank's keys: %s", resp.Status)
-	}
-	var out struct {
-		Keys []struct {
-			KeyID  string        `json:"kid"`
-			Public payword.Bytes `json:"public"`
-		} `json:"keys"`
-	}
-	if err := json.Unmarshal(raw, &out); err != nil {
-		return errors.New("the bank's keys are malformed")
-	}
-	return w.update(func(st *State) error {
+	return w.update(func(st *fileState) error {
 		if st.AgentKeys == nil {
 			st.AgentKeys = map[string]payword.Bytes{}
 		}
-		for _, k := range out.Keys {
+		for _, k := range keys.Keys {
 			if _, pinned := st.AgentKeys[k.KeyID]; pinned || len(st.AgentKeys) >= maxBankKeys ||
 				!payword.ValidID(k.KeyID) || len(k.Public) != ed25519.PublicKeySize {
 				continue
@@ -303,7 +253,7 @@ func (w *Wallet) PinBankKeys(ctx context.Context, hc *http.Client) error {
 // recordRefusal writes a refused payment to the history: it counts toward
 // the site's daily limit like a payment.
 func (w *Wallet) recordRefusal(vendor, product, url string, price uint32, note string) error {
-	return w.update(func(st *State) error {
+	return w.update(func(st *fileState) error {
 		st.record(&Event{Time: w.now(), Kind: "refused-origin", Vendor: vendor, Product: product, URL: url, Amount: int(price), Note: note})
 		return nil
 	})

@@ -32,7 +32,7 @@ func relaySite(t *testing.T, vendor *fakeVendor) (*httptest.Server, *atomic.Int3
 			return
 		}
 		defer resp.Body.Close()
-		for _, h := range []string{"WWW-Authenticate", ReceiptHeader, ErrorHeader} {
+		for _, h := range []string{"WWW-Authenticate", payword.ReceiptHeader, payword.ErrorHeader} {
 			if v := resp.Header.Get(h); v != "" {
 				w.Header().Set(h, v)
 			}
@@ -59,10 +59,10 @@ func TestRelayIsRefused(t *testing.T) {
 		t.Fatalf("relay: %v", err)
 	}
 	b := w.Balance()[0]
-	if payments.Load() != 0 || planet.accepted != 0 || b.Spent != 0 || b.Pending != 0 || len(w.Snapshot().Certs[0].Segs) != 0 {
+	if payments.Load() != 0 || planet.accepted != 0 || b.Spent != 0 || b.Pending != 0 || len(w.snapshot().Certs[0].Segs) != 0 {
 		t.Fatalf("the relay got something: %d payments, planet accepted %d, balance %+v", payments.Load(), planet.accepted, b)
 	}
-	st := w.Snapshot()
+	st := w.snapshot()
 	if last := st.History[len(st.History)-1]; last.Kind != "refused-origin" || last.Vendor != "planet" || last.Amount != 2 {
 		t.Fatalf("history %+v", last)
 	}
@@ -117,7 +117,7 @@ func TestFreshVendorsBurnNoSegment(t *testing.T) {
 					t.Fatal("a refusing site served the page")
 				}
 			}
-			bound := len(w.Snapshot().Certs[0].Segs)
+			bound := len(w.snapshot().Certs[0].Segs)
 			want := 0
 			if listed {
 				want = MaxVendorsPerSiteDay
@@ -214,7 +214,7 @@ func TestOriginsDocumentTrust(t *testing.T) {
 	if n := bank.served("planet") - before; n != 1 {
 		t.Fatalf("the origins document was fetched %d times for 3 payments", n)
 	}
-	if k := w.Snapshot().AgentKeys[agentKey.ID]; string(k) != string(agentKey.Public()) {
+	if k := w.snapshot().AgentKeys[agentKey.ID]; string(k) != string(agentKey.Public()) {
 		t.Fatal("the bank's key is not pinned in the wallet")
 	}
 
@@ -247,7 +247,7 @@ func TestOriginsDocumentTrust(t *testing.T) {
 	if _, err := get(t, &Transport{Wallet: w2}, evil.URL+"/x"); !errors.As(err, &be) {
 		t.Fatalf("bank down: %v", err)
 	}
-	if evil.accepted != 0 || len(w2.Snapshot().Certs[0].Segs) != 1 {
+	if evil.accepted != 0 || len(w2.snapshot().Certs[0].Segs) != 1 {
 		t.Fatal("something was paid or bound")
 	}
 }

@@ -25,14 +25,16 @@ var ErrPending = errors.New("an earlier payment is still unsettled")
 // while the payment travels.
 const expiryMargin = time.Minute
 
-// AddCertificate stores a bundle bought from the agent, after checking that
-// it is made out to this wallet's key and that K really generates its root.
-func (w *Wallet) AddCertificate(raw, k []byte) error {
+// addCertificate stores a certificate bought from the agent, after checking
+// that it is made out to this wallet's key and that K really generates its
+// root. revokeHeld stops spending every certificate held before, in the same
+// save: after a recovery the agent has revoked them.
+func (w *Wallet) addCertificate(raw, k []byte, revokeHeld bool) error {
 	c, err := payword.ParseCertificate(raw)
 	if err != nil {
 		return fmt.Errorf("the agent sent a bad certificate: %w", err)
 	}
-	entry := &Cert{Raw: raw, K: k, Segs: map[uint32]*Seg{}}
+	entry := &heldCert{Raw: raw, K: k, Segs: map[uint32]*segState{}}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if string(c.UserKey[:]) != string(w.userKey().Public().(ed25519.PublicKey)) {
@@ -47,20 +49,23 @@ func (w *Wallet) AddCertificate(raw, k []byte) error {
 	if _, err := w.tree(entry, c); err != nil {
 		return errors.New("the certificate secret does not match the certificate")
 	}
-	return w.updateLocked(func(st *State) error {
+	return w.updateLocked(func(st *fileState) error {
+		if revokeHeld {
+			st.revokeAll()
+		}
 		st.Certs = append(st.Certs, entry)
 		st.record(&Event{Time: w.now(), Kind: "bought", Amount: c.Tokens(), Note: c.Serial.String()})
 		return nil
 	})
 }
 
-// Reserve journals a payment of price tokens to vendor for product and
-// returns it; the journal record is on disk before Reserve returns, so the
+// reserve journals a payment of price tokens to vendor for product and
+// returns it; the journal record is on disk before reserve returns, so the
 // payment can be sent. It refuses while a payment to the same vendor is
 // pending: that one must be settled first, or tokens of its segment could be
 // handed out twice. Pending payments elsewhere do not block it, since their
 // segments are bound to other vendors.
-func (w *Wallet) Reserve(vendor, product, url string, price uint32) (*Pending, error) {
+func (w *Wallet) reserve(vendor, product, url string, price uint32) (*pendingPay, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, p := range w.st.Pending {
@@ -92,7 +97,7 @@ func (w *Wallet) Reserve(vendor, product, url string, price uint32) (*Pending, e
 	pay := &payword.Payment{Cert: cert, Segment: g, Anchor: *seg.Anchor, Path: seg.Path, Binding: bind,
 		Index: seg.Spent, Token: payword.TokenAt(payword.Secret(c.K), g, int(seg.Spent), int(cert.SegmentLen)),
 		Amount: price, Vendor: vendor, Product: product}
-	p := &Pending{ID: w.st.Seq + 1, Serial: cert.Serial.String(), Segment: g, Index: seg.Spent, Amount: price,
+	p := &pendingPay{ID: w.st.Seq + 1, Serial: cert.Serial.String(), Segment: g, Index: seg.Spent, Amount: price,
 		Vendor: vendor, Product: product, URL: url, Header: pay.Header(), Created: now}
 	o := &op{Reserve: &reserveOp{Pending: p, Seg: seg, NextFresh: max(c.NextFresh, g+1)}}
 	if err := w.logOp(o); err != nil {
@@ -106,9 +111,9 @@ func (w *Wallet) Reserve(vendor, product, url string, price uint32) (*Pending, e
 // for price, in the certificate that expires first; else the next fresh
 // segment, with a new binding. It changes nothing: the caller journals the
 // choice. A segment is never bound to two vendors.
-func (w *Wallet) choose(vendor string, price uint32, now time.Time) (*Cert, *payword.Certificate, uint32, Seg, error) {
+func (w *Wallet) choose(vendor string, price uint32, now time.Time) (*heldCert, *payword.Certificate, uint32, segState, error) {
 	type usable struct {
-		c    *Cert
+		c    *heldCert
 		cert *payword.Certificate
 	}
 	var certs []usable
@@ -133,23 +138,23 @@ func (w *Wallet) choose(vendor string, price uint32, now time.Time) (*Cert, *pay
 			continue
 		}
 		g := u.c.NextFresh
-		seg := Seg{Vendor: vendor}
+		seg := segState{Vendor: vendor}
 		if u.cert.Generic() {
 			b, err := payword.Bind(u.cert, w.userKey(), g, vendor, now)
 			if err != nil {
-				return nil, nil, 0, Seg{}, err
+				return nil, nil, 0, segState{}, err
 			}
 			seg.Binding = b.Raw()
 		}
 		return u.c, u.cert, g, seg, nil
 	}
-	return nil, nil, 0, Seg{}, ErrNoTokens
+	return nil, nil, 0, segState{}, ErrNoTokens
 }
 
 // tree returns the Merkle tree of c's segment anchors, built once per
 // process from the stored anchors, or from K when they are missing or do
 // not give the certificate's root.
-func (w *Wallet) tree(c *Cert, cert *payword.Certificate) (*payword.Tree, error) {
+func (w *Wallet) tree(c *heldCert, cert *payword.Certificate) (*payword.Tree, error) {
 	if t, ok := w.trees[cert.Serial.String()]; ok {
 		return t, nil
 	}
@@ -170,29 +175,29 @@ func (w *Wallet) tree(c *Cert, cert *payword.Certificate) (*payword.Tree, error)
 	return t, nil
 }
 
-// Outcome is how a vendor answered a payment.
-type Outcome int
+// outcome is how a vendor answered a payment.
+type outcome int
 
 const (
-	// Accepted: the vendor took the tokens and returned a grant.
-	Accepted Outcome = iota
-	// Refused: a definitive refusal; the vendor spent nothing, so the tokens
+	// accepted: the vendor took the tokens and returned a grant.
+	accepted outcome = iota
+	// refused: a definitive refusal; the vendor spent nothing, so the tokens
 	// come back (the segment stays bound to that vendor).
-	Refused
-	// SpentWithoutGrant: the vendor kept the tokens but gave no grant (or
+	refused
+	// spentWithoutGrant: the vendor kept the tokens but gave no grant (or
 	// said they were spent already): they are gone, and the history says so.
-	SpentWithoutGrant
+	spentWithoutGrant
 )
 
-// Settle records the outcome of pending payment id.
-func (w *Wallet) Settle(id uint64, outcome Outcome, grant *Grant, note string) error {
+// settle records the outcome of pending payment id.
+func (w *Wallet) settle(id uint64, o outcome, g *heldGrant, note string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.logOp(&op{Settle: &settleOp{ID: id, Outcome: outcome, Grant: grant, Note: note, Time: w.now()}})
+	return w.logOp(&op{Settle: &settleOp{ID: id, Outcome: o, Grant: g, Note: note, Time: w.now()}})
 }
 
-func (st *State) settle(s *settleOp) error {
-	i := slices.IndexFunc(st.Pending, func(p *Pending) bool { return p.ID == s.ID })
+func (st *fileState) settle(s *settleOp) error {
+	i := slices.IndexFunc(st.Pending, func(p *pendingPay) bool { return p.ID == s.ID })
 	if i < 0 {
 		return errNoSuchPayment
 	}
@@ -200,24 +205,24 @@ func (st *State) settle(s *settleOp) error {
 	st.Pending = slices.Delete(st.Pending, i, i+1)
 	e := &Event{Time: s.Time, Vendor: p.Vendor, Product: p.Product, URL: p.URL, Amount: int(p.Amount), Note: s.Note}
 	switch s.Outcome {
-	case Accepted:
+	case accepted:
 		e.Kind = "paid"
 		if s.Grant != nil {
 			st.addGrant(s.Grant, s.Time)
 		}
-	case Refused:
+	case refused:
 		e.Kind = "refused"
 		if seg := st.segment(p.Serial, p.Segment); seg != nil && seg.Spent == p.Index {
 			seg.Spent -= p.Amount
 		}
-	case SpentWithoutGrant:
+	case spentWithoutGrant:
 		e.Kind = "spent-without-grant"
 	}
 	st.record(e)
 	return nil
 }
 
-func (st *State) cert(serial string) *Cert {
+func (st *fileState) cert(serial string) *heldCert {
 	for _, c := range st.Certs {
 		if cert, err := payword.ParseCertificate(c.Raw); err == nil && cert.Serial.String() == serial {
 			return c
@@ -226,14 +231,14 @@ func (st *State) cert(serial string) *Cert {
 	return nil
 }
 
-func (st *State) segment(serial string, g uint32) *Seg {
+func (st *fileState) segment(serial string, g uint32) *segState {
 	if c := st.cert(serial); c != nil {
 		return c.Segs[g]
 	}
 	return nil
 }
 
-func (st *State) addGrant(g *Grant, now time.Time) {
+func (st *fileState) addGrant(g *heldGrant, now time.Time) {
 	kept := st.Grants[:0]
 	for _, old := range st.Grants {
 		if old.Expires.After(now) && !(old.Host == g.Host && old.Path == g.Path) {
@@ -243,12 +248,12 @@ func (st *State) addGrant(g *Grant, now time.Time) {
 	st.Grants = append(kept, g)
 }
 
-// GrantFor returns a live grant covering host and path, if any.
+// grantFor returns a live grant covering host and path, if any.
 //
 // query is the request's raw query: a grant for a page the vendor prices
 // by query (its product holds one, `/read?id=1`) opens only that page, so
 // it is not sent to `/read?id=2`, which the vendor may price higher.
-func (w *Wallet) GrantFor(host, path, query string) *Grant {
+func (w *Wallet) grantFor(host, path, query string) *heldGrant {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := w.now()
@@ -261,9 +266,9 @@ func (w *Wallet) GrantFor(host, path, query string) *Grant {
 	return nil
 }
 
-// DropGrant forgets a grant the vendor no longer honours.
-func (w *Wallet) DropGrant(host, path string) error {
-	return w.update(func(st *State) error {
+// dropGrant forgets a grant the vendor no longer honours.
+func (w *Wallet) dropGrant(host, path string) error {
+	return w.update(func(st *fileState) error {
 		kept := st.Grants[:0]
 		for _, g := range st.Grants {
 			if !(g.Host == host && g.Path == path) {
@@ -298,11 +303,32 @@ func pathWithin(path, scope string) bool {
 	return false
 }
 
+// PendingPayment is a payment sent whose answer was lost: the wallet sends
+// it again, unchanged, before anything else is spent at its vendor.
+type PendingPayment struct {
+	Vendor  string
+	Product string
+	URL     string
+	Amount  uint32
+	Created time.Time
+}
+
 // PendingPayments returns the unsettled payments, oldest first.
-func (w *Wallet) PendingPayments() []Pending {
+func (w *Wallet) PendingPayments() []PendingPayment {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make([]Pending, len(w.st.Pending))
+	out := make([]PendingPayment, len(w.st.Pending))
+	for i, p := range w.st.Pending {
+		out[i] = PendingPayment{Vendor: p.Vendor, Product: p.Product, URL: p.URL, Amount: p.Amount, Created: p.Created}
+	}
+	return out
+}
+
+// unsettled returns copies of the journal's pending payments, oldest first.
+func (w *Wallet) unsettled() []pendingPay {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]pendingPay, len(w.st.Pending))
 	for i, p := range w.st.Pending {
 		out[i] = *p
 	}
@@ -326,13 +352,26 @@ type CertBalance struct {
 	SegLength int
 }
 
+// Spendable is what is left to spend of a certificate that is not revoked:
+// its free tokens and those left in segments bound to vendors.
+func (b CertBalance) Spendable() int {
+	if b.Revoked {
+		return 0
+	}
+	n := b.Free
+	for _, left := range b.Bound {
+		n += left
+	}
+	return n
+}
+
 // Balance reports every certificate's tokens.
 func (w *Wallet) Balance() []CertBalance {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	pending := map[string]int{}
+	unsettled := map[string]int{}
 	for _, p := range w.st.Pending {
-		pending[p.Serial] += int(p.Amount)
+		unsettled[p.Serial] += int(p.Amount)
 	}
 	var out []CertBalance
 	for _, c := range w.st.Certs {
@@ -343,7 +382,7 @@ func (w *Wallet) Balance() []CertBalance {
 		s := cert.Serial.String()
 		b := CertBalance{Serial: s, Scope: cert.Scope, Expires: time.Unix(cert.ExpiresAt, 0), Revoked: c.Revoked,
 			Total: cert.Tokens(), Free: int(cert.Segments-c.NextFresh) * int(cert.SegmentLen), Bound: map[string]int{},
-			Pending: pending[s], Unit: cert.UnitValue, Currency: cert.Currency,
+			Pending: unsettled[s], Unit: cert.UnitValue, Currency: cert.Currency,
 			Segments: int(cert.Segments), SegLength: int(cert.SegmentLen)}
 		for _, seg := range c.Segs {
 			b.Bound[seg.Vendor] += int(cert.SegmentLen - seg.Spent)
@@ -385,9 +424,16 @@ func (w *Wallet) spentAt(host string, since time.Time) (Limits, uint32, map[stri
 	return w.st.Limits, spent, vendors
 }
 
+// Limits returns the caps on automatic payments.
+func (w *Wallet) Limits() Limits {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.st.Limits
+}
+
 // SetLimits changes the caps on automatic payments.
 func (w *Wallet) SetLimits(l Limits) error {
-	return w.update(func(st *State) error {
+	return w.update(func(st *fileState) error {
 		st.Limits = l
 		return nil
 	})

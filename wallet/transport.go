@@ -13,9 +13,6 @@ import (
 	"github.com/hashwall/hashwall/payword"
 )
 
-// ReceiptHeader carries the grant a vendor issues for an accepted payment.
-const ReceiptHeader = "Payment-Receipt"
-
 // OverLimitError is returned instead of paying a price above the reader's
 // limits. Nothing is spent.
 type OverLimitError struct {
@@ -76,7 +73,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	t.settlePending(req)
 	host, path := req.URL.Host, req.URL.EscapedPath()
 	r := req.Clone(req.Context())
-	grant := t.Wallet.GrantFor(host, path, req.URL.RawQuery)
+	grant := t.Wallet.grantFor(host, path, req.URL.RawQuery)
 	if grant != nil {
 		r.Header.Set("Authorization", "Bearer "+grant.Token)
 	}
@@ -85,7 +82,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return resp, err
 	}
 	if grant != nil {
-		_ = t.Wallet.DropGrant(grant.Host, grant.Path) // expired or revoked at the vendor
+		_ = t.Wallet.dropGrant(grant.Host, grant.Path) // expired or revoked at the vendor
 	}
 	ch, ok := challengeOf(resp)
 	if !ok {
@@ -102,12 +99,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	start := time.Now()
-	p, err := t.Wallet.Reserve(ch.Vendor, ch.Product, req.URL.String(), ch.Price)
+	p, err := t.Wallet.reserve(ch.Vendor, ch.Product, req.URL.String(), ch.Price)
 	if err != nil {
 		return nil, err
 	}
 	resp, err = t.send(req, p)
-	if err == nil && t.Paid != nil && resp.Header.Get(ReceiptHeader) != "" {
+	if err == nil && t.Paid != nil && resp.Header.Get(payword.ReceiptHeader) != "" {
 		t.Paid(ch.Vendor, ch.Product, ch.Price, time.Since(start))
 	}
 	return resp, err
@@ -115,7 +112,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // send delivers a journaled payment and records the vendor's verdict. Like
 // any RoundTripper it returns a response or an error, never both.
-func (t *Transport) send(req *http.Request, p *Pending) (*http.Response, error) {
+func (t *Transport) send(req *http.Request, p *pendingPay) (*http.Response, error) {
 	var lastErr error
 	for range sendAttempts {
 		r := req.Clone(req.Context())
@@ -128,7 +125,7 @@ func (t *Transport) send(req *http.Request, p *Pending) (*http.Response, error) 
 			}
 			continue
 		}
-		if resp.StatusCode >= 500 && resp.Header.Get(ReceiptHeader) == "" {
+		if resp.StatusCode >= 500 && resp.Header.Get(payword.ReceiptHeader) == "" {
 			// Not a verdict: the vendor may or may not have taken it.
 			drain(resp)
 			return nil, &PendingError{Vendor: p.Vendor, Err: fmt.Errorf("status %d", resp.StatusCode)}
@@ -145,28 +142,28 @@ func (t *Transport) send(req *http.Request, p *Pending) (*http.Response, error) 
 // settle turns a vendor's final answer into the journal's outcome. The
 // receipt, not the status, says the payment was taken: the page behind it
 // may still be a 404.
-func (t *Transport) settle(p *Pending, resp *http.Response) error {
+func (t *Transport) settle(p *pendingPay, resp *http.Response) error {
 	switch {
-	case resp.Header.Get(ReceiptHeader) != "":
-		return t.Wallet.Settle(p.ID, Accepted, grantOf(resp, p), "")
+	case resp.Header.Get(payword.ReceiptHeader) != "":
+		return t.Wallet.settle(p.ID, accepted, grantOf(resp, p), "")
 	case resp.StatusCode < 300:
-		return t.Wallet.Settle(p.ID, SpentWithoutGrant, nil, "the vendor answered without a grant")
-	case resp.Header.Get(ErrorHeader) == "replay":
+		return t.Wallet.settle(p.ID, spentWithoutGrant, nil, "the vendor answered without a grant")
+	case payword.ErrorCode(resp.Header.Get(payword.ErrorHeader)) == payword.CodeReplay:
 		// The vendor says these tokens were spent there already, yet gave no
 		// grant: they are gone; the history keeps the case for a complaint.
-		return t.Wallet.Settle(p.ID, SpentWithoutGrant, nil, "the vendor said the tokens were already spent")
+		return t.Wallet.settle(p.ID, spentWithoutGrant, nil, "the vendor said the tokens were already spent")
 	default:
-		return t.Wallet.Settle(p.ID, Refused, nil, fmt.Sprintf("refused with status %d", resp.StatusCode))
+		return t.Wallet.settle(p.ID, refused, nil, fmt.Sprintf("refused with status %d", resp.StatusCode))
 	}
 }
 
 // settlePending sends every journaled payment again, unchanged, so that a
 // lost answer is repaired before anything else is spent.
 func (t *Transport) settlePending(like *http.Request) {
-	for _, p := range t.Wallet.PendingPayments() {
+	for _, p := range t.Wallet.unsettled() {
 		r, err := http.NewRequestWithContext(like.Context(), http.MethodGet, p.URL, nil)
 		if err != nil {
-			_ = t.Wallet.Settle(p.ID, Refused, nil, "unusable URL")
+			_ = t.Wallet.settle(p.ID, refused, nil, "unusable URL")
 			continue
 		}
 		if resp, err := t.send(r, &p); err == nil {
@@ -229,12 +226,12 @@ func challengeOf(resp *http.Response) (payword.Challenge, bool) {
 
 // grantOf reads the grant from the receipt header, scoped and timed by the
 // grant cookie the vendor sets with it, or else by the token's own claims.
-func grantOf(resp *http.Response, p *Pending) *Grant {
-	token := resp.Header.Get(ReceiptHeader)
+func grantOf(resp *http.Response, p *pendingPay) *heldGrant {
+	token := resp.Header.Get(payword.ReceiptHeader)
 	if token == "" {
 		return nil
 	}
-	g := &Grant{Host: hostOf(p.URL), Path: p.Product, Token: token, Expires: time.Now().Add(time.Hour)}
+	g := &heldGrant{Host: hostOf(p.URL), Path: p.Product, Token: token, Expires: time.Now().Add(time.Hour)}
 	if exp, product := jwtClaims(token); !exp.IsZero() {
 		g.Expires = exp
 		if product != "" {
@@ -275,10 +272,6 @@ func jwtClaims(token string) (time.Time, string) {
 	}
 	return time.Unix(c.Exp, 0), c.Product
 }
-
-// ErrorHeader carries a gateway's machine-readable reason for refusing a
-// payment (docs/protocol.md §7).
-const ErrorHeader = "Payment-Error"
 
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))

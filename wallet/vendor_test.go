@@ -28,13 +28,13 @@ func issue(t testing.TB, w *Wallet, segments, m int, scope string) *payword.Cert
 	c := &payword.Certificate{IssuedAt: time.Now().Unix() - 60, ExpiresAt: time.Now().Unix() + 86400,
 		UnitValue: 1, Currency: "EUR", Scope: scope, UserID: "u1"}
 	rand.Read(c.Serial[:])
-	copy(c.UserKey[:], w.PublicKey())
+	copy(c.UserKey[:], w.publicKey())
 	c.Issue(k, segments, m)
 	raw, err := c.Sign(agentKey)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.AddCertificate(raw, k[:]); err != nil {
+	if err := w.addCertificate(raw, k[:], false); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -196,7 +196,7 @@ func (f *fakeVendor) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !f.noGrant {
-		w.Header().Set(ReceiptHeader, grant)
+		w.Header().Set(payword.ReceiptHeader, grant)
 		http.SetCookie(w, &http.Cookie{Name: "hw_grant", Value: grant, Path: r.URL.Path, MaxAge: 3600})
 	}
 	if strings.HasPrefix(r.URL.Path, "/gone") {
@@ -207,6 +207,6 @@ func (f *fakeVendor) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 func problem(w http.ResponseWriter, status int, code string) {
-	w.Header().Set(ErrorHeader, code)
+	w.Header().Set(payword.ErrorHeader, code)
 	w.WriteHeader(status)
 }

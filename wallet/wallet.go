@@ -18,18 +18,18 @@ import (
 	"github.com/hashwall/hashwall/payword"
 )
 
-// State is what the wallet file holds, encrypted.
-type State struct {
-	Version int        `json:"version"`
-	Agent   string     `json:"agent"` // the agent's base URL
-	User    string     `json:"user"`
-	UserKey []byte     `json:"user_key"` // Ed25519 seed; the agent never sees it
-	Certs   []*Cert    `json:"certs"`
-	Pending []*Pending `json:"pending"`
-	Grants  []*Grant   `json:"grants"`
-	History []*Event   `json:"history"`
-	Limits  Limits     `json:"limits"`
-	Seq     uint64     `json:"seq"` // last payment id handed out
+// fileState is what the wallet file holds, encrypted.
+type fileState struct {
+	Version int           `json:"version"`
+	Agent   string        `json:"agent"` // the agent's base URL
+	User    string        `json:"user"`
+	UserKey []byte        `json:"user_key"` // Ed25519 seed; the agent never sees it
+	Certs   []*heldCert   `json:"certs"`
+	Pending []*pendingPay `json:"pending"`
+	Grants  []*heldGrant  `json:"grants"`
+	History []*Event      `json:"history"`
+	Limits  Limits        `json:"limits"`
+	Seq     uint64        `json:"seq"` // last payment id handed out
 	// AgentKeys are the bank's public keys (kid → Ed25519 key), pinned
 	// the first time they are needed; they verify its origins documents.
 	AgentKeys map[string]payword.Bytes `json:"agent_keys,omitempty"`
@@ -38,20 +38,20 @@ type State struct {
 	Checkpoint uint64 `json:"checkpoint"`
 }
 
-// Cert is one certificate bundle and how much of it is spent.
-type Cert struct {
-	Raw       payword.Bytes   `json:"cert"`
-	K         payword.Bytes   `json:"k"`
-	Anchors   []payword.Token `json:"anchors,omitempty"` // a[g] for every segment, derived from K
-	Segs      map[uint32]*Seg `json:"segs"`              // segments in use
-	NextFresh uint32          `json:"next_fresh"`        // segments below this are in Segs
-	Revoked   bool            `json:"revoked,omitempty"`
+// heldCert is one certificate bundle and how much of it is spent.
+type heldCert struct {
+	Raw       payword.Bytes        `json:"cert"`
+	K         payword.Bytes        `json:"k"`
+	Anchors   []payword.Token      `json:"anchors,omitempty"` // a[g] for every segment, derived from K
+	Segs      map[uint32]*segState `json:"segs"`              // segments in use
+	NextFresh uint32               `json:"next_fresh"`        // segments below this are in Segs
+	Revoked   bool                 `json:"revoked,omitempty"`
 }
 
-// Seg is a segment bound to one vendor. Spent counts tokens handed out,
+// segState is a segment bound to one vendor. Spent counts tokens handed out,
 // accepted or pending; it only goes back when a vendor definitively refuses
 // the latest payment from it.
-type Seg struct {
+type segState struct {
 	Vendor  string        `json:"vendor"`
 	Binding payword.Bytes `json:"bind,omitempty"`
 	Spent   uint32        `json:"spent"`
@@ -60,10 +60,10 @@ type Seg struct {
 	Path   []payword.Token `json:"path,omitempty"`
 }
 
-// Pending is a payment journaled before it was sent and not yet settled.
+// pendingPay is a payment journaled before it was sent and not yet settled.
 // Until it is, it is retried as is, at the same vendor, before anything else
 // is spent: the vendor answers a repeated payment with the same grant.
-type Pending struct {
+type pendingPay struct {
 	ID      uint64    `json:"id"`
 	Serial  string    `json:"serial"`
 	Segment uint32    `json:"seg"`
@@ -76,19 +76,20 @@ type Pending struct {
 	Created time.Time `json:"created"`
 }
 
-// Grant is an access grant a vendor returned: sent as a Bearer token on later
-// requests under Path at Host until it expires.
-type Grant struct {
+// heldGrant is an access grant a vendor returned: sent as a Bearer token
+// on later requests under Path at Host until it expires.
+type heldGrant struct {
 	Host    string    `json:"host"`
 	Path    string    `json:"path"`
 	Token   string    `json:"token"`
 	Expires time.Time `json:"expires"`
 }
 
-// Event is a line of the history.
+// Event is a line of the history: a certificate bought, a payment and its
+// outcome, or a payment the wallet refused.
 type Event struct {
 	Time    time.Time `json:"time"`
-	Kind    string    `json:"kind"` // bought, paid, refused, refused-origin, spent-without-grant, recovered
+	Kind    string    `json:"kind"` // bought, paid, refused, refused-origin, spent-without-grant
 	Vendor  string    `json:"vendor,omitempty"`
 	Product string    `json:"product,omitempty"`
 	URL     string    `json:"url,omitempty"`
@@ -102,8 +103,8 @@ type Limits struct {
 	PerSiteDay uint32 `json:"per_site_day"`
 }
 
-// DefaultLimits apply to new wallets.
-var DefaultLimits = Limits{PerRequest: 10, PerSiteDay: 200}
+// defaultLimits apply to new wallets.
+var defaultLimits = Limits{PerRequest: 10, PerSiteDay: 200}
 
 const maxHistory = 1000
 
@@ -116,7 +117,7 @@ type Wallet struct {
 	j    *journal
 
 	mu     sync.Mutex
-	st     State
+	st     fileState
 	broken error // set when memory and file may disagree
 	now    func() time.Time
 	trees  map[string]*payword.Tree // per serial, built on first use
@@ -134,7 +135,7 @@ func Create(path string, password []byte, agent, user string) (*Wallet, error) {
 		lock.Close()
 		return nil, ErrExists
 	}
-	seal, err := newSealer(password, DefaultKDF)
+	seal, err := newSealer(password, defaultKDF)
 	if err != nil {
 		lock.Close()
 		return nil, err
@@ -149,7 +150,7 @@ func Create(path string, password []byte, agent, user string) (*Wallet, error) {
 		lock.Close()
 		return nil, err
 	}
-	w := newWallet(path, lock, seal, j, State{Version: 1, Agent: agent, User: user, UserKey: priv.Seed(), Limits: DefaultLimits})
+	w := newWallet(path, lock, seal, j, fileState{Version: 1, Agent: agent, User: user, UserKey: priv.Seed(), Limits: defaultLimits})
 	if err := w.save(); err != nil {
 		w.Close()
 		return nil, err
@@ -194,22 +195,22 @@ func openLocked(path string, lock *os.File, password []byte) (*Wallet, error) {
 }
 
 // load decodes the main file's state and replays the journal onto it.
-func load(plain []byte, seal *sealer, j *journal) (State, error) {
+func load(plain []byte, seal *sealer, j *journal) (fileState, error) {
 	st, err := decodeState(plain)
 	if err != nil {
-		return State{}, err
+		return fileState{}, err
 	}
 	return st, j.replay(seal, &st)
 }
 
-func decodeState(plain []byte) (State, error) {
-	var st State
+func decodeState(plain []byte) (fileState, error) {
+	var st fileState
 	if err := json.Unmarshal(plain, &st); err != nil || st.Version != 1 || len(st.UserKey) != ed25519.SeedSize {
-		return State{}, ErrNotWallet
+		return fileState{}, ErrNotWallet
 	}
 	for _, c := range st.Certs {
 		if c.Segs == nil {
-			c.Segs = map[uint32]*Seg{}
+			c.Segs = map[uint32]*segState{}
 		}
 	}
 	return st, nil
@@ -235,7 +236,7 @@ func readBounded(path string) ([]byte, error) {
 	return data, nil
 }
 
-func newWallet(path string, lock *os.File, seal *sealer, j *journal, st State) *Wallet {
+func newWallet(path string, lock *os.File, seal *sealer, j *journal, st fileState) *Wallet {
 	return &Wallet{path: path, lock: lock, seal: seal, j: j, st: st, now: time.Now, trees: map[string]*payword.Tree{}}
 }
 
@@ -307,13 +308,13 @@ func (w *Wallet) save() error {
 // update applies f to the state and saves a checkpoint. If f fails or the
 // save does, the state is read back from the files, so memory never runs
 // ahead of disk.
-func (w *Wallet) update(f func(st *State) error) error {
+func (w *Wallet) update(f func(st *fileState) error) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.updateLocked(f)
 }
 
-func (w *Wallet) updateLocked(f func(st *State) error) error {
+func (w *Wallet) updateLocked(f func(st *fileState) error) error {
 	if w.broken != nil {
 		return w.broken
 	}
@@ -345,44 +346,34 @@ func (w *Wallet) reload() error {
 	return nil
 }
 
-// Snapshot returns a copy of the state, for display.
-func (w *Wallet) Snapshot() State {
+// User is the username of the wallet's account at its bank.
+func (w *Wallet) User() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	raw, _ := json.Marshal(&w.st)
-	var st State
-	_ = json.Unmarshal(raw, &st)
-	return st
+	return w.st.User
 }
 
-// ChangePassword re-encrypts the wallet under a new password (fresh salt).
-func (w *Wallet) ChangePassword(password []byte) error {
-	seal, err := newSealer(password, w.seal.kdf)
-	if err != nil {
-		return err
-	}
+// History returns the history, oldest first (at most the last 1000 events).
+func (w *Wallet) History() []Event {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	// Records sealed with the old key are all folded into this checkpoint.
-	old := w.seal
-	w.seal = seal
-	if err := w.save(); err != nil {
-		w.seal = old
-		return err
+	out := make([]Event, len(w.st.History))
+	for i, e := range w.st.History {
+		out[i] = *e
 	}
-	return nil
+	return out
 }
 
 func (w *Wallet) userKey() ed25519.PrivateKey { return ed25519.NewKeyFromSeed(w.st.UserKey) }
 
-// PublicKey is the user's key, which the agent writes into certificates.
-func (w *Wallet) PublicKey() ed25519.PublicKey {
+// publicKey is the user's key, which the agent writes into certificates.
+func (w *Wallet) publicKey() ed25519.PublicKey {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.userKey().Public().(ed25519.PublicKey)
 }
 
-func (st *State) record(e *Event) {
+func (st *fileState) record(e *Event) {
 	st.History = append(st.History, e)
 	if n := len(st.History) - maxHistory; n > 0 {
 		st.History = append([]*Event(nil), st.History[n:]...)

@@ -2,6 +2,7 @@ package wallet
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -13,7 +14,7 @@ import (
 
 func TestMain(m *testing.M) {
 	// Tests use a cheap KDF; BenchmarkUnlock measures the real one.
-	DefaultKDF = KDF{Time: 1, Memory: 8 << 10, Threads: 1}
+	defaultKDF = kdfParams{Time: 1, Memory: 8 << 10, Threads: 1}
 	bank = newFakeBank()
 	code := m.Run()
 	bank.Close()
@@ -42,6 +43,16 @@ func reopen(t *testing.T, w *Wallet, path string) *Wallet {
 	}
 	t.Cleanup(func() { w2.Close() })
 	return w2
+}
+
+// snapshot returns a copy of w's state.
+func (w *Wallet) snapshot() fileState {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	raw, _ := json.Marshal(&w.st)
+	var st fileState
+	_ = json.Unmarshal(raw, &st)
+	return st
 }
 
 func get(t testing.TB, tr *Transport, url string) (string, error) {
@@ -168,7 +179,7 @@ func TestTwoVendorsNeverShareASegment(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	st := w.Snapshot()
+	st := w.snapshot()
 	if len(st.Certs[0].Segs) != 2 || st.Certs[0].Segs[0].Vendor == st.Certs[0].Segs[1].Vendor {
 		t.Fatalf("segments %+v", st.Certs[0].Segs)
 	}
@@ -240,7 +251,7 @@ func TestRefusalReturnsTokens(t *testing.T) {
 	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil || v.accepted != 2 {
 		t.Fatalf("pay after refusal: %v", err)
 	}
-	if len(w.Snapshot().Certs[0].Segs) != 1 {
+	if len(w.snapshot().Certs[0].Segs) != 1 {
 		t.Fatal("a second segment was bound")
 	}
 }
@@ -257,7 +268,7 @@ func TestPriceAboveLimitIsNotPaid(t *testing.T) {
 	if _, err := get(t, &Transport{Wallet: w, MaxPrice: 4}, v.URL+"/ok"); !errors.As(err, &ol) {
 		t.Fatalf("over --max-price: %v", err)
 	}
-	if v.accepted != 0 || w.Balance()[0].Spent != 0 || len(w.Snapshot().Certs[0].Segs) != 0 {
+	if v.accepted != 0 || w.Balance()[0].Spent != 0 || len(w.snapshot().Certs[0].Segs) != 0 {
 		t.Fatal("something was spent or bound")
 	}
 	if _, err := get(t, &Transport{Wallet: w, MaxPrice: 50}, v.URL+"/dear"); err != nil {
@@ -273,7 +284,7 @@ func TestVendorAnsweringWithoutGrant(t *testing.T) {
 	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil {
 		t.Fatal(err)
 	}
-	st := w.Snapshot()
+	st := w.snapshot()
 	if last := st.History[len(st.History)-1]; last.Kind != "spent-without-grant" || len(st.Grants) != 0 {
 		t.Fatalf("history %+v", last)
 	}
@@ -330,7 +341,7 @@ func TestDroppedConnectionsAtEachStep(t *testing.T) {
 				t.Fatalf("dropped connection: %v", err)
 			}
 			// Refused elsewhere meanwhile: nothing else is spent at this vendor.
-			if _, err := w.Reserve("planet", "/b", v.URL+"/b", 3); !errors.Is(err, ErrPending) {
+			if _, err := w.reserve("planet", "/b", v.URL+"/b", 3); !errors.Is(err, ErrPending) {
 				t.Fatalf("reserving while a payment is pending: %v", err)
 			}
 			v.mu.Lock()
@@ -354,7 +365,7 @@ func TestDroppedConnectionsAtEachStep(t *testing.T) {
 func TestExportImport(t *testing.T) {
 	w, _ := testWallet(t)
 	issue(t, w, 2, 8, "*")
-	if _, err := w.Reserve("planet", "/a", "http://x/a", 2); err != nil {
+	if _, err := w.reserve("planet", "/a", "http://x/a", 2); err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
@@ -405,7 +416,7 @@ func TestReplayVerdictMovesOn(t *testing.T) {
 	w, _ := testWallet(t)
 	issue(t, w, 2, 8, "*")
 	v := newFakeVendor(t, "planet", map[string]uint32{"/a": 2, "/b": 2})
-	p, err := w.Reserve("planet", "/a", v.URL+"/a", 2)
+	p, err := w.reserve("planet", "/a", v.URL+"/a", 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,13 +428,13 @@ func TestReplayVerdictMovesOn(t *testing.T) {
 	}
 	resp.Body.Close()
 	// The wallet wrongly believes the vendor refused it: the tokens return.
-	if err := w.Settle(p.ID, Refused, nil, ""); err != nil {
+	if err := w.settle(p.ID, refused, nil, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/b"); err == nil {
 		t.Fatal("a replayed payment was served")
 	}
-	if st := w.Snapshot(); st.History[len(st.History)-1].Kind != "spent-without-grant" {
+	if st := w.snapshot(); st.History[len(st.History)-1].Kind != "spent-without-grant" {
 		t.Fatalf("replay verdict recorded as %q", st.History[len(st.History)-1].Kind)
 	}
 	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/b"); err != nil || v.accepted != 4 {

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/wallet"
 )
 
@@ -72,7 +73,7 @@ func main() {
 
 // explain turns errors into advice a reader can act on.
 func explain(err error) string {
-	var ae *wallet.AgentError
+	ae, _ := errors.AsType[*agentapi.Error](err)
 	var oe *wallet.OriginError
 	switch {
 	case errors.As(err, &oe):
@@ -80,9 +81,9 @@ func explain(err error) string {
 			" really is " + oe.Vendor + "'s site, its publisher must add it: PUT /v1/vendors/" + oe.Vendor + "/origins)"
 	case errors.Is(err, os.ErrNotExist):
 		return "no wallet here yet: create one with `hashwall-wallet register --agent URL USERNAME` (" + err.Error() + ")"
-	case errors.As(err, &ae) && ae.Code == "insufficient_funds":
+	case ae != nil && ae.Code == agentapi.CodeInsufficientFunds:
 		return "your balance at the agent does not cover this purchase: fund your account, then buy again"
-	case errors.As(err, &ae) && ae.Code == "invalid_credentials":
+	case ae != nil && ae.Code == agentapi.CodeInvalidCredentials:
 		return "the agent does not know this username with this password"
 	}
 	return err.Error()
@@ -192,7 +193,8 @@ func cmdRegister(args []string) error {
 	if *name != "" {
 		info = map[string]string{"name": *name}
 	}
-	if err := (&wallet.AgentClient{Base: *agent}).Register(cx, pos[0], string(pw), info); err != nil {
+	q := agentapi.RegisterUser{Username: pos[0], Password: string(pw), Info: info}
+	if _, err := agentapi.NewClient(*agent, nil).RegisterUser(cx, q); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(filepath.Dir(c.walletPath), 0o700); err != nil {
@@ -212,7 +214,7 @@ func cmdRegister(args []string) error {
 // documents that say which sites may be paid. Should it fail, the wallet
 // pins them at its first payment instead.
 func pinKeys(cx context.Context, w *wallet.Wallet) {
-	if err := w.PinBankKeys(cx, nil); err != nil {
+	if err := w.PinBankKeys(cx, w.Bank(nil)); err != nil {
 		fmt.Fprintln(os.Stderr, "hashwall-wallet: the bank's keys could not be fetched now; they will be at the first payment:", err)
 	}
 }
@@ -233,14 +235,10 @@ func cmdBuy(args []string) error {
 		return err
 	}
 	defer w.Close()
-	st := w.Snapshot()
 	cx, cancel := ctx()
 	defer cancel()
-	b, err := (&wallet.AgentClient{Base: st.Agent}).Buy(cx, st.User, string(pw), n, w.PublicKey(), *vendor)
+	b, err := w.Buy(cx, w.Bank(nil).WithPassword(w.User(), string(pw)), n, *vendor)
 	if err != nil {
-		return err
-	}
-	if err := w.AddBundle(b); err != nil {
 		return err
 	}
 	fmt.Printf("bought %d tokens (certificate %s) for %s, valid until %s\n",
@@ -281,12 +279,7 @@ func cmdBalance(args []string) error {
 		for v, n := range b.Bound {
 			fmt.Printf("  left at %s: %d\n", v, n)
 		}
-		if !b.Revoked {
-			total += b.Free
-			for _, n := range b.Bound {
-				total += n
-			}
-		}
+		total += b.Spendable()
 	}
 	fmt.Printf("spendable: %d tokens\n", total)
 	if p := w.PendingPayments(); len(p) > 0 {
@@ -358,7 +351,7 @@ func cmdHistory(args []string) error {
 		return err
 	}
 	defer w.Close()
-	for _, e := range w.Snapshot().History {
+	for _, e := range w.History() {
 		fmt.Printf("%s  %-20s %4d  %s %s %s\n", e.Time.Format(time.DateTime), e.Kind, e.Amount, e.Vendor, e.URL, e.Note)
 	}
 	return nil
@@ -376,7 +369,7 @@ func cmdLimits(args []string) error {
 		return err
 	}
 	defer w.Close()
-	l := w.Snapshot().Limits
+	l := w.Limits()
 	if *perRequest >= 0 || *perSite >= 0 {
 		if *perRequest >= 0 {
 			l.PerRequest = uint32(*perRequest)
@@ -401,6 +394,7 @@ func cmdRecover(args []string) error {
 	}
 	var w *wallet.Wallet
 	var pw []byte
+	created := false
 	if _, err := os.Stat(c.walletPath); err == nil {
 		if w, pw, err = c.open(); err != nil {
 			return err
@@ -418,34 +412,28 @@ func cmdRecover(args []string) error {
 		if w, err = wallet.Create(c.walletPath, pw, *agent, pos[0]); err != nil {
 			return err
 		}
+		created = true
 	}
 	defer w.Close()
-	st := w.Snapshot()
 	cx, cancel := ctx()
 	defer cancel()
-	if len(st.AgentKeys) == 0 {
+	if created {
 		pinKeys(cx, w)
 	}
-	rec, err := (&wallet.AgentClient{Base: st.Agent}).Recover(cx, pos[0], string(pw), w.PublicKey())
+	rec, err := w.Recover(cx, w.Bank(nil).WithPassword(pos[0], string(pw)))
 	if err != nil {
 		return err
 	}
-	if err := w.MarkAllRevoked(); err != nil {
-		return err
-	}
 	fmt.Println("recovered: your old certificates are revoked")
-	if rec.Pending > 0 {
+	if rec.PendingCredit > 0 {
 		fmt.Printf("%d (minor units) go back to your balance at %s, less what vendors claim until then\n",
-			rec.Pending, time.Unix(rec.CreditAt, 0).Local().Format(time.DateTime))
+			rec.PendingCredit, time.Unix(rec.CreditAt, 0).Local().Format(time.DateTime))
 	}
 	if rec.Bundle == nil {
-		if rec.Value > 0 {
-			fmt.Printf("%d (minor units) went back to your balance\n", rec.Value)
+		if rec.RecoveredValue > 0 {
+			fmt.Printf("%d (minor units) went back to your balance\n", rec.RecoveredValue)
 		}
 		return nil
-	}
-	if err := w.AddBundle(rec.Bundle); err != nil {
-		return err
 	}
 	fmt.Printf("new certificate %s of %d tokens\n", rec.Bundle.Serial, rec.Bundle.Tokens)
 	return nil

@@ -28,6 +28,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hashwall/hashwall/agent"
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/payword"
 	"github.com/hashwall/hashwall/wallet"
@@ -126,11 +127,9 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 			return 1, fmt.Errorf("the newspaper's origin: %w (give the address readers use with --origin http://host:port)", err)
 		}
 	}
-	var vendor struct {
-		Token   string
-		Origins []string
-	}
-	if err := demoCall(ctx, agentURL+"/v1/vendors", admin, map[string]any{"vendor": demoVendor, "origins": origins}, &vendor); err != nil {
+	adminClient := agentapi.NewClient(agentURL, nil).WithToken(admin)
+	vendor, err := adminClient.RegisterVendor(ctx, agentapi.RegisterVendor{Vendor: demoVendor, Origins: origins})
+	if err != nil {
 		return 1, fmt.Errorf("registering the demo vendor: %w", err)
 	}
 	if err := caddy.Load(gatewayConfig(site, strings.TrimPrefix(upstream, "http://"), agentURL, redisURL, vendor.Token), true); err != nil {
@@ -147,7 +146,7 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 	}
 	defer os.RemoveAll(dir)
 	walletPath := filepath.Join(dir, "reader.hw")
-	tokens, err := demoReaderWallet(ctx, agentURL, admin, walletPath)
+	tokens, err := demoReaderWallet(ctx, adminClient, walletPath)
 	if err != nil {
 		return 1, err
 	}
@@ -226,27 +225,28 @@ func gatewayConfig(site, upstream, agentURL, redisURL, apiToken string) []byte {
 
 // demoReaderWallet registers the reader, funds the account, and fills a
 // new wallet with a certificate. It returns the tokens bought.
-func demoReaderWallet(ctx context.Context, agentURL, admin, path string) (int, error) {
-	ac := &wallet.AgentClient{Base: agentURL}
-	if err := ac.Register(ctx, demoReader, demoPassword, map[string]string{"name": "Demo Reader"}); err != nil {
+func demoReaderWallet(ctx context.Context, admin *agentapi.Client, path string) (int, error) {
+	q := agentapi.RegisterUser{Username: demoReader, Password: demoPassword, Info: map[string]string{"name": "Demo Reader"}}
+	if _, err := agentapi.NewClient(admin.BaseURL(), nil).RegisterUser(ctx, q); err != nil {
 		return 0, fmt.Errorf("registering the reader: %w", err)
 	}
-	if err := demoCall(ctx, agentURL+"/v1/admin/credit", admin, map[string]any{"user": demoReader, "amount": 10000}, nil); err != nil {
+	if _, err := admin.Credit(ctx, agentapi.Credit{User: demoReader, Amount: 10000}); err != nil {
 		return 0, fmt.Errorf("funding the reader: %w", err)
 	}
-	w, err := wallet.Create(path, []byte(demoPassword), agentURL, demoReader)
+	w, err := wallet.Create(path, []byte(demoPassword), admin.BaseURL(), demoReader)
 	if err != nil {
 		return 0, err
 	}
 	defer w.Close()
-	if err := w.PinBankKeys(ctx, nil); err != nil {
+	bank := w.Bank(nil)
+	if err := w.PinBankKeys(ctx, bank); err != nil {
 		return 0, fmt.Errorf("fetching the bank's keys: %w", err)
 	}
-	b, err := ac.Buy(ctx, demoReader, demoPassword, 500, w.PublicKey(), "")
+	b, err := w.Buy(ctx, bank.WithPassword(demoReader, demoPassword), 500, "")
 	if err != nil {
 		return 0, fmt.Errorf("buying tokens: %w", err)
 	}
-	return b.Tokens, w.AddBundle(b)
+	return b.Tokens, nil
 }
 
 // demoPaidRequest fetches url with the reader's wallet and narrates each hop.
@@ -274,10 +274,7 @@ func demoPaidRequest(ctx context.Context, walletPath, url string, say func(strin
 	}
 	left := 0
 	for _, b := range w.Balance() {
-		left += b.Free
-		for _, n := range b.Bound {
-			left += n
-		}
+		left += b.Spendable()
 	}
 	say("  content: %s", firstLine(string(body)))
 	say("  402 → payment → 200 in %v; tokens left: %d", took.Round(time.Microsecond), left)
@@ -297,7 +294,7 @@ func (n narrator) RoundTrip(r *http.Request) (*http.Response, error) {
 	case resp.StatusCode == http.StatusPaymentRequired:
 		n.say("  %s  WWW-Authenticate: %s", resp.Status, resp.Header.Get("WWW-Authenticate"))
 	case paying:
-		n.say("  sent the payment (Authorization: PayWord …) → %s, grant received: %v", resp.Status, resp.Header.Get(wallet.ReceiptHeader) != "")
+		n.say("  sent the payment (Authorization: PayWord …) → %s, grant received: %v", resp.Status, resp.Header.Get(payword.ReceiptHeader) != "")
 	default:
 		n.say("  %s", resp.Status)
 	}
@@ -312,29 +309,6 @@ func firstLine(s string) string {
 		s = s[:160] + "…"
 	}
 	return s
-}
-
-func demoCall(ctx context.Context, url, bearer string, in, out any) error {
-	raw, _ := json.Marshal(in)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(string(raw)))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode >= 300 {
-		return fmt.Errorf("%s: %s", resp.Status, body)
-	}
-	if out != nil {
-		return json.Unmarshal(body, out)
-	}
-	return nil
 }
 
 func randomHex(n int) string {

@@ -49,6 +49,9 @@ type Options struct {
 	Segments   int    // S, default 64
 	SegmentLen int    // m, default payword.DefaultSegmentLen
 	UserID     string // default "u:alice"
+	// UserKey makes the certificate out to this key (a wallet's) instead
+	// of Seed(0x41+Seed)'s; the Cert then has no User and cannot bind.
+	UserKey ed25519.PublicKey
 	// Now is the time of the bindings (default time.Now()); the certificate
 	// is valid from Now-1h (IssuedAt) to Now+Lifetime (ExpiresAt).
 	Now      time.Time
@@ -103,6 +106,10 @@ func (b *Bank) Issue(tb testing.TB, o Options) *Cert {
 		c.Serial[i] = 0xc0 + o.Seed + byte(i)
 	}
 	copy(c.UserKey[:], c.User.Public().(ed25519.PublicKey))
+	if o.UserKey != nil {
+		copy(c.UserKey[:], o.UserKey)
+		c.User = nil
+	}
 	c.Tree = c.Issue(c.K, o.Segments, o.SegmentLen)
 	if _, err := c.Sign(b.Key); err != nil {
 		tb.Fatal(err)
