@@ -24,7 +24,10 @@ else
 	# module proxy for the latest release of an unpublished module.
 	hashwall="github.com/hashwall/hashwall@v0.0.0-00010101000000-000000000000=$(pwd)"
 fi
+# The root package imports the demo under this build tag (demo.go).
+if [ "${HASHWALL_DEMO:-}" = 1 ]; then
+	export XCADDY_GO_BUILD_FLAGS="${XCADDY_GO_BUILD_FLAGS:-} -tags=hashwall_demo"
+fi
 extra=()
-[ "${HASHWALL_DEMO:-}" = 1 ] && extra+=(--with github.com/hashwall/hashwall/cmd/hashwall/democmd)
 for m in ${XCADDY_WITH:-}; do extra+=(--with "$m"); done
 exec "$xcaddy" build "$caddy" --output "$out" --with "$hashwall" "${extra[@]}"
