@@ -11,33 +11,32 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/payword"
 )
 
-// agentKey signs the test certificates.
-var agentKey = payword.SigningKey{ID: "test-agent", Key: ed25519.NewKeyFromSeed(make([]byte, 32))}
+// agentKey signs the test certificates: paytest's bank key.
+var agentKey = payword.SigningKey{ID: paytest.KeyID, Key: ed25519.NewKeyFromSeed(paytest.Seed(0x01))}
+
+// certSeed tells apart the certificates of one test process.
+var certSeed atomic.Uint32
 
 // issue makes a certificate for w, as the agent would, and adds it.
 func issue(t testing.TB, w *Wallet, segments, m int, scope string) *payword.Certificate {
 	t.Helper()
-	var k payword.Secret
-	rand.Read(k[:])
-	c := &payword.Certificate{IssuedAt: time.Now().Unix() - 60, ExpiresAt: time.Now().Unix() + 86400,
-		UnitValue: 1, Currency: "EUR", Scope: scope, UserID: "u1"}
-	rand.Read(c.Serial[:])
-	copy(c.UserKey[:], w.publicKey())
-	c.Issue(k, segments, m)
-	raw, err := c.Sign(agentKey)
-	if err != nil {
+	c := (&paytest.Bank{Key: agentKey}).Issue(t, paytest.Options{
+		Seed: byte(certSeed.Add(1)), Scope: scope, Segments: segments, SegmentLen: m,
+		UserID: "u1", UserKey: w.publicKey(), Lifetime: 24 * time.Hour,
+	})
+	if err := w.addCertificate(c.Raw(), c.K[:], false); err != nil {
 		t.Fatal(err)
 	}
-	if err := w.addCertificate(raw, k[:], false); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return c.Certificate
 }
 
 // fakeVendor is a minimal gateway with the behaviour the wallet relies on:
@@ -90,7 +89,7 @@ func newFakeBank() *fakeBank {
 		b.mu.Lock()
 		b.keyHits++
 		b.mu.Unlock()
-		json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]any{{"kid": agentKey.ID, "public": payword.Bytes(agentKey.Public())}}})
+		json.NewEncoder(w).Encode(agentapi.Keys{Keys: []agentapi.Key{{KeyID: agentKey.ID, Public: payword.Bytes(agentKey.Public())}}})
 	})
 	mux.HandleFunc("GET /v1/vendors/{vendor}/origins", func(w http.ResponseWriter, r *http.Request) {
 		v := r.PathValue("vendor")
