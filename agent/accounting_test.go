@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -33,7 +34,7 @@ func TestRandomizedAccounting(t *testing.T) {
 	var credited int64
 	var wallets []*wallet
 	var sent []payword.Report
-	seen := map[string]int{}
+	seen := map[agentapi.Verdict]int{}
 	ctx := context.Background()
 
 	conserved := func(step int, op string) {
@@ -117,7 +118,7 @@ func TestRandomizedAccounting(t *testing.T) {
 			u := users[rng.IntN(len(users))]
 			op = "recover " + u
 			_, priv, _ := ed25519.GenerateKey(nil)
-			var out struct{ Bundle *Bundle }
+			var out struct{ Bundle *agentapi.Bundle }
 			code := e.call("POST", "/v1/certificates/recover", uauth[u],
 				map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, &out)
 			if code == 429 { // once per recover_every
@@ -139,7 +140,7 @@ func TestRandomizedAccounting(t *testing.T) {
 		conserved(step, op)
 	}
 	t.Logf("verdicts: %v; %d certificates", seen, len(wallets))
-	for _, v := range []string{"paid", "duplicate", "double_spend", "vendor_fraud", "invalid", "recovered"} {
+	for _, v := range []agentapi.Verdict{"paid", "duplicate", "double_spend", "vendor_fraud", "invalid", "recovered"} {
 		if seen[v] == 0 {
 			t.Errorf("the random walk never produced %s", v)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 )
 
@@ -39,7 +40,7 @@ func TestAdminViews(t *testing.T) {
 	e.must(e.call("GET", "/v1/admin/ledger/check", admin, nil, &ok), 200, "ledger check")
 	// A statement of the second hour opens with the first hour's credit.
 	from := e.clock.Now().Add(-time.Minute).Unix()
-	var st Statement
+	var st agentapi.Statement
 	e.must(e.call("GET", "/v1/admin/vendors/planet/statement?from="+itoa(from), admin, nil, &st), 200, "statement")
 	if st.Opening != 3 || st.Credited != 2 || st.Closing != 5 {
 		t.Fatalf("statement %+v", st)

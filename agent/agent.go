@@ -1,4 +1,5 @@
-// Package agent is Hashwall's bank (DESIGN.md §4): it registers users and
+// Package agent is Hashwall's bank (docs/protocol.md; its API is
+// docs/agent-api.md, its wire types package agentapi): it registers users and
 // vendors, sells certificates, ingests vendors' reports and settles their
 // disputes, publishes the CRL and keeps an append-only ledger, all over Redis
 // and behind one http.Handler.
@@ -16,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -193,7 +195,7 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st := &statusOnly{header: w.Header()}
 	h.ServeHTTP(st, r)
-	writeJSON(w, st.code, fail(st.code, "no_route", http.StatusText(st.code)))
+	writeJSON(w, st.code, fail(st.code, agentapi.CodeNoRoute, http.StatusText(st.code)))
 }
 
 // statusOnly keeps the status and headers of the mux's plain-text errors.

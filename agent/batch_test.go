@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -31,7 +32,7 @@ func TestBatchIDWithOtherClaimsRefused(t *testing.T) {
 		"one field of a claim":  {edited},
 		"same claims reordered": {b, a},
 	} {
-		var res apiError
+		var res agentapi.Error
 		if code := e.call("POST", "/v1/reports", va, payword.Report{Vendor: "planet", Batch: "b1", Claims: claims}, &res); code != 409 || res.Code != "batch_mismatch" {
 			t.Fatalf("%s under a known batch id: %d %+v, want 409 batch_mismatch", what, code, res)
 		}

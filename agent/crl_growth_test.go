@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -222,13 +221,9 @@ func TestKeysAnnouncedForRotation(t *testing.T) {
 	next := payword.SigningKey{ID: "agent-next", Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32))}
 	e.cfg.SigningKeys = []payword.SigningKey{next, testKey}
 	e.restartAgent()
-	var out struct {
-		Keys   []keyJSON        `json:"keys"`
-		Signed []payword.Signed `json:"signed"`
-	}
-	rec := e.raw("GET", "/v1/keys", "")
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.Keys) != 2 || len(out.Signed) != 2 {
-		t.Fatalf("/v1/keys: %s", rec.Body)
+	out, err := e.client().Keys(t.Context())
+	if err != nil || len(out.Keys) != 2 || len(out.Signed) != 2 {
+		t.Fatalf("/v1/keys: %+v, %v", out, err)
 	}
 	learnt, err := payword.OpenKeys(out.Signed, payword.KeySet{testKey.ID: testKey.Public()})
 	if err != nil || !learnt[next.ID].Equal(next.Public()) {

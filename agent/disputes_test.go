@@ -3,6 +3,7 @@ package agent
 import (
 	"testing"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -94,14 +95,14 @@ func TestConcurrentIngestionPaysOnce(t *testing.T) {
 			claims = append(claims, w.claim(g, i, 1, "planet"))
 		}
 	}
-	done := make(chan ReportResult, 2)
+	done := make(chan agentapi.ReportResult, 2)
 	for _, batch := range []string{"x1", "x2"} {
 		go func() {
 			res, _ := e.report(va, "planet", batch, claims...)
 			done <- res
 		}()
 	}
-	paid := 0
+	paid := uint64(0)
 	for range 2 {
 		for _, r := range (<-done).Results {
 			paid += r.Amount
@@ -119,14 +120,14 @@ func TestSpecificCertificate(t *testing.T) {
 	e.must(e.call("POST", "/v1/vendors", "Bearer "+adminToken, map[string]string{"vendor": "planet", "kind": "specific"}, &v), 201, "register")
 	va, vb := "Bearer "+v.Token, e.vendor("globe")
 	alice := e.user("alice", 1000)
-	var b Bundle
+	var b agentapi.Bundle
 	w0, _ := e.tryBuy(alice, 1) // generic, for its key
 	code := e.call("POST", "/v1/certificates", alice, map[string]any{
 		"tokens": 100, "scope": "planet", "public_key": b64.EncodeToString(w0.cert.UserKey[:]),
 	}, &b)
 	e.must(code, 201, "buy specific")
 	w := walletFrom(t, &b, w0.key)
-	var bad apiError
+	var bad agentapi.Error
 	e.call("POST", "/v1/certificates", alice, map[string]any{
 		"tokens": 100, "scope": "globe", "public_key": b64.EncodeToString(w0.cert.UserKey[:]),
 	}, &bad)

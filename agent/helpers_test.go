@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -118,6 +120,26 @@ func (e *env) raw(method, path, auth string, body ...io.Reader) *httptest.Respon
 	return rec
 }
 
+// client is an agentapi.Client of the agent, called in process like raw.
+func (e *env) client() *agentapi.Client {
+	return agentapi.NewClient("http://agent.test", &http.Client{Transport: inProcess{e}})
+}
+
+// inProcess serves a client's requests with the env's current agent.
+type inProcess struct{ e *env }
+
+func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	var body io.Reader
+	if r.Body != nil {
+		body = r.Body
+	}
+	req := httptest.NewRequest(r.Method, r.URL.RequestURI(), body).WithContext(r.Context())
+	req.Header = r.Header.Clone()
+	rec := httptest.NewRecorder()
+	t.e.a.ServeHTTP(rec, req)
+	return rec.Result(), nil
+}
+
 func (e *env) must(code, want int, what string) {
 	e.t.Helper()
 	if code != want {
@@ -160,7 +182,7 @@ func (e *env) buy(auth string, tokens int) *wallet {
 
 func (e *env) tryBuy(auth string, tokens int) (*wallet, int) {
 	_, priv, _ := ed25519.GenerateKey(nil)
-	var b Bundle
+	var b agentapi.Bundle
 	code := e.call("POST", "/v1/certificates", auth, map[string]any{
 		"tokens": tokens, "public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey)),
 	}, &b)
@@ -170,7 +192,7 @@ func (e *env) tryBuy(auth string, tokens int) (*wallet, int) {
 	return walletFrom(e.t, &b, priv), code
 }
 
-func walletFrom(t testing.TB, b *Bundle, priv ed25519.PrivateKey) *wallet {
+func walletFrom(t testing.TB, b *agentapi.Bundle, priv ed25519.PrivateKey) *wallet {
 	raw, _ := b64.DecodeString(b.Certificate)
 	c, err := payword.ParseCertificate(raw)
 	if err != nil {
@@ -200,9 +222,9 @@ func (w *wallet) claim(g, i, p uint32, bindTo string) payword.Claim {
 	return c
 }
 
-func (e *env) report(auth, vendor, batch string, claims ...payword.Claim) (ReportResult, int) {
+func (e *env) report(auth, vendor, batch string, claims ...payword.Claim) (agentapi.ReportResult, int) {
 	e.t.Helper()
-	var res ReportResult
+	var res agentapi.ReportResult
 	code := e.call("POST", "/v1/reports", auth, payword.Report{Vendor: vendor, Batch: batch, Claims: claims}, &res)
 	return res, code
 }
@@ -216,7 +238,7 @@ func (e *env) expectReport(want, auth, vendor, batch string, claims ...payword.C
 	}
 }
 
-func (e *env) verdicts(res ReportResult) string {
+func (e *env) verdicts(res agentapi.ReportResult) string {
 	v := make([]string, len(res.Results))
 	for i, r := range res.Results {
 		v[i] = fmt.Sprintf("%s:%d", r.Verdict, r.Amount)

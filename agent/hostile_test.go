@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -29,7 +30,7 @@ func TestHostileRequests(t *testing.T) {
 		name, method, path, auth string
 		body                     any
 		status                   int
-		code                     string
+		code                     agentapi.Code
 	}{
 		{"wrong password", "POST", "/v1/sessions", "", map[string]string{"username": "alice", "password": "wrong horse"}, 401, "invalid_credentials"},
 		{"unknown user", "POST", "/v1/sessions", "", map[string]string{"username": "mallory", "password": "correct horse"}, 401, "invalid_credentials"},
@@ -66,9 +67,9 @@ func TestHostileRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := e.snapshot()
-			var got apiError
+			var got agentapi.Error
 			if status := e.call(c.method, c.path, c.auth, c.body, &got); status != c.status || got.Code != c.code {
-				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Msg, c.status, c.code)
+				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Message, c.status, c.code)
 			}
 			if e.snapshot() != before {
 				t.Fatal("a refused request changed the store")
@@ -94,7 +95,7 @@ func TestWebhookCreditsOnce(t *testing.T) {
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write(b)
 		req := httptest.NewRequest("POST", "/v1/webhooks/payment", bytes.NewReader(b))
-		req.Header.Set(SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		req.Header.Set(agentapi.SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
 		rec := httptest.NewRecorder()
 		e.a.ServeHTTP(rec, req)
 		return rec.Code

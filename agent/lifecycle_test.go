@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -31,8 +32,8 @@ func TestRecoveryWithLateClaims(t *testing.T) {
 
 	_, priv, _ := ed25519.GenerateKey(nil)
 	var out struct {
-		Value  int64   `json:"recovered_value"`
-		Bundle *Bundle `json:"bundle"`
+		Value  int64            `json:"recovered_value"`
+		Bundle *agentapi.Bundle `json:"bundle"`
 	}
 	e.must(e.call("POST", "/v1/certificates/recover", alice,
 		map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, &out), 200, "recover")
@@ -91,7 +92,7 @@ func TestRedisRestartKeepsAcknowledged(t *testing.T) {
 	w := e.buy(alice, 128)
 	first, _ := e.report(va, "planet", "b1", w.claim(0, 9, 9, "planet"))
 	e.srv.Kill()
-	var down apiError
+	var down agentapi.Error
 	if code := e.call("POST", "/v1/reports", va, payword.Report{Vendor: "planet", Batch: "b9",
 		Claims: []payword.Claim{w.claim(0, 10, 1, "planet")}}, &down); code != 503 || down.Code != "store_unavailable" {
 		t.Fatalf("Redis down: %d %+v, want 503", code, down)
@@ -153,7 +154,7 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 	}
 
 	from := e.clock.Now().Add(-e.a.cfg.CertTTL - e.a.cfg.SettlementWindow - time.Hour - time.Minute).Unix()
-	var st Statement
+	var st agentapi.Statement
 	path := "/v1/admin/vendors/planet/statement?from=" + itoa(from) + "&to=" + itoa(from+1800)
 	e.must(e.call("GET", path, "Bearer "+adminToken, nil, &st), 200, "statement")
 	if st.Opening != 0 || st.Credited != 10 || st.Closing != 10 || len(st.Entries) != 1 {
@@ -177,7 +178,7 @@ func TestOnlineBindings(t *testing.T) {
 		b, _ := payword.Bind(w.cert, w.key, g, vendor, time.Unix(1, 0))
 		return map[string]string{"bind": b64.EncodeToString(b.Raw())}
 	}
-	var out apiError
+	var out agentapi.Error
 	e.must(e.call("POST", "/v1/bindings", va, bindOf(0, "planet"), &out), 200, "first binding")
 	e.must(e.call("POST", "/v1/bindings", va, bindOf(0, "planet"), &out), 200, "same owner again")
 	e.must(e.call("POST", "/v1/bindings", vb, bindOf(1, "planet"), &out), 403, "another vendor's binding")
@@ -230,7 +231,7 @@ func TestRetriedPurchase(t *testing.T) {
 	_, priv, _ := ed25519.GenerateKey(nil)
 	req := map[string]any{"tokens": 200, "request_id": "buy-1",
 		"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}
-	var first, again Bundle
+	var first, again agentapi.Bundle
 	e.must(e.call("POST", "/v1/certificates", alice, req, &first), 201, "buy")
 	e.must(e.call("POST", "/v1/certificates", alice, req, &again), 201, "retry")
 	if first != again {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -66,7 +67,7 @@ func TestVendorOriginsPublished(t *testing.T) {
 	}
 	// A revoked vendor is not published.
 	e.must(e.call("POST", "/v1/admin/revoke", "Bearer "+adminToken, map[string]any{"vendor": "globe"}, nil), 200, "revoke")
-	var ae apiError
+	var ae agentapi.Error
 	if code := e.call("GET", "/v1/vendors/globe/origins", "", nil, &ae); code != 404 || ae.Code != "unknown_vendor" {
 		t.Fatalf("revoked vendor's origins: %d %q", code, ae.Code)
 	}
@@ -90,7 +91,7 @@ func TestHostileOrigins(t *testing.T) {
 		name, method, path, auth string
 		body                     any
 		status                   int
-		code                     string
+		code                     agentapi.Code
 	}{
 		{"ftp scheme", "POST", "/v1/vendors", admin, reg("ftp://evil.example"), 400, "invalid_origins"},
 		{"javascript scheme", "POST", "/v1/vendors", admin, reg("javascript:alert(1)"), 400, "invalid_origins"},
@@ -124,9 +125,9 @@ func TestHostileOrigins(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := e.snapshot()
-			var got apiError
+			var got agentapi.Error
 			if status := e.call(c.method, c.path, c.auth, c.body, &got); status != c.status || got.Code != c.code {
-				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Msg, c.status, c.code)
+				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Message, c.status, c.code)
 			}
 			if e.snapshot() != before {
 				t.Fatal("a refused request changed the store")
@@ -146,7 +147,7 @@ func FuzzOriginsRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var q originsReq
+		var q agentapi.Origins
 		if unmarshalStrict(body, &q) != nil {
 			return
 		}

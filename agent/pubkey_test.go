@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/oasisprotocol/curve25519-voi/curve"
+
+	"github.com/hashwall/hashwall/agentapi"
 )
 
 // TestPublicKeyMustBeACurvePoint: a wallet key that is not a canonical
@@ -29,7 +31,7 @@ func TestPublicKeyMustBeACurvePoint(t *testing.T) {
 	before := e.snapshot()
 	for name, h := range hostile {
 		k, _ := hex.DecodeString(h)
-		var out apiError
+		var out agentapi.Error
 		code := e.call("POST", "/v1/certificates", alice, map[string]any{"tokens": 128, "public_key": b64.EncodeToString(k)}, &out)
 		if code != 400 || out.Code != "invalid_public_key" {
 			t.Errorf("%s: %d %+v", name, code, out)

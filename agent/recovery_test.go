@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -23,11 +24,11 @@ func (e *env) recoverAs(auth string) (code int, out recoverOut, priv ed25519.Pri
 }
 
 type recoverOut struct {
-	Value    int64   `json:"recovered_value"`
-	Pending  int64   `json:"pending_credit"`
-	CreditAt int64   `json:"credit_at"`
-	Bundle   *Bundle `json:"bundle"`
-	Code     string  `json:"code"`
+	Value    int64            `json:"recovered_value"`
+	Pending  int64            `json:"pending_credit"`
+	CreditAt int64            `json:"credit_at"`
+	Bundle   *agentapi.Bundle `json:"bundle"`
+	Code     string           `json:"code"`
 }
 
 // spendAll builds the claims of every token of w at vendor, as a batch-mode

@@ -16,6 +16,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/hashwall/hashwall/agent"
+	"github.com/hashwall/hashwall/agentapi"
 	_ "github.com/hashwall/hashwall/caddymodule/paywall"
 	"github.com/hashwall/hashwall/internal/testutil/caddyload"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
@@ -86,7 +87,7 @@ func TestEndToEndWithGateway(t *testing.T) {
 	bank.do("POST", "/v1/sessions", "", map[string]string{"username": "alice", "password": "correct horse"}, &s)
 	_, user, _ := ed25519.GenerateKey(nil)
 	buy := func() (*payword.Certificate, payword.Secret, *payword.Tree) {
-		var b agent.Bundle
+		var b agentapi.Bundle
 		if code := bank.do("POST", "/v1/certificates", "Bearer "+s.Token, map[string]any{
 			"tokens": 256, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey)),
 		}, &b); code != 201 {
@@ -160,7 +161,7 @@ http://127.0.0.1:%d {
 	vendor := "Bearer " + v.Token
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		var st agent.Statement
+		var st agentapi.Statement
 		bank.do("GET", "/v1/statement", vendor, nil, &st)
 		if st.Closing == 2 {
 			break

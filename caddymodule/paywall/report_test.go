@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hashwall/hashwall/agent"
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
@@ -97,7 +98,7 @@ func (b *realBank) call(method, path, auth string, in, out any) {
 func (b *realBank) buy(tokens int) *wallet {
 	b.t.Helper()
 	user := ed25519.NewKeyFromSeed(seed(0x41))
-	var bundle agent.Bundle
+	var bundle agentapi.Bundle
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:correct horse battery"))
 	b.call("POST", "/v1/certificates", basic, map[string]any{
 		"tokens": tokens, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey))}, &bundle)
