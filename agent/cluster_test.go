@@ -100,7 +100,7 @@ func TestCluster(t *testing.T) {
 	e.must(e.call("POST", "/v1/certificates/recover", alice,
 		map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, nil), 200, "recover")
 	e.expectReport("paid:5", va, "planet", "b2", w2.claim(0, 5, 5, "planet"))
-	e.clock.Add(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow + time.Hour)
+	e.clock.Add(time.Duration(e.a.cfg.CertTTL+e.a.cfg.SettlementWindow) + time.Hour)
 	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, nil), 200, "settle")
 	var b struct{ Revoked bool }
 	e.must(e.call("POST", "/v1/admin/revoke", "Bearer "+adminToken, map[string]any{"serial": payword.Serial{}}, &b), 200, "revoke")

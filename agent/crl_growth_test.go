@@ -102,7 +102,7 @@ func TestCRLEntriesExpire(t *testing.T) {
 		_, priv, _ := ed25519.GenerateKey(nil)
 		e.must(e.call("POST", "/v1/certificates/recover", alice,
 			map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, nil), 200, "recover")
-		e.clock.Add(e.a.cfg.RecoverEvery) // an account recovers once per RecoverEvery
+		e.clock.Add(time.Duration(e.a.cfg.RecoverEvery)) // an account recovers once per RecoverEvery
 	}
 	n, _ := e.rdb.ZCard(t.Context(), "hw:crl").Result()
 	if n < 20 {
@@ -116,7 +116,7 @@ func TestCRLEntriesExpire(t *testing.T) {
 	}
 
 	// Past expiry + CRLKeep: two new revocations drop four old entries.
-	e.clock.Add(e.a.cfg.CertTTL + payword.CRLKeep + time.Minute)
+	e.clock.Add(time.Duration(e.a.cfg.CertTTL) + payword.CRLKeep + time.Minute)
 	fresh := e.fakeCerts(2, e.clock.Now().Add(time.Hour).Unix(), 0xb0)
 	for _, s := range fresh {
 		if ok, err := e.a.Revoke(t.Context(), s, "admin"); !ok || err != nil {

@@ -7,7 +7,8 @@ import (
 	"github.com/hashwall/hashwall/payword"
 )
 
-// TestDisputeTable walks every row of DESIGN.md §2's dispute table.
+// TestDisputeTable walks every row of the verdict table of POST /v1/reports
+// (docs/agent-api.md): each verdict and who is paid or revoked.
 func TestDisputeTable(t *testing.T) {
 	e := newEnv(t)
 	va, vb := e.vendor("planet"), e.vendor("globe")

@@ -47,7 +47,7 @@ type env struct {
 func testConfig(rdb redis.UniversalClient, c *clock) Config {
 	return Config{
 		Redis: rdb, SigningKeys: []payword.SigningKey{testKey}, MasterKey: bytes.Repeat([]byte{9}, 32),
-		AdminToken: adminToken, WebhookSecret: []byte("whsec"), Ephemeral: true,
+		AdminToken: adminToken, WebhookSecret: []byte("whsec"), Settings: Settings{Ephemeral: true},
 		Argon: ArgonParams{Time: 1, Memory: 64, Threads: 1}, Now: c.Now,
 	}
 }

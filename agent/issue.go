@@ -88,7 +88,7 @@ func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte,
 	m := a.cfg.SegmentLen
 	now := a.now()
 	c := &payword.Certificate{
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(a.cfg.CertTTL).Unix(),
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Duration(a.cfg.CertTTL)).Unix(),
 		UnitValue: a.cfg.UnitValue, Currency: a.cfg.Currency, Scope: scope, UserID: uid,
 	}
 	rand.Read(c.Serial[:])
@@ -160,9 +160,9 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := a.now()
-	due := now.Add(a.cfg.ReportWindow).Unix()
+	due := now.Add(time.Duration(a.cfg.ReportWindow)).Unix()
 	res, err := a.run(r.Context(), recoverCerts, uid, now.Unix(), due, a.cfg.RecoverAdvance,
-		int64(a.cfg.RecoverEvery/time.Second)).Int64Slice()
+		int64(time.Duration(a.cfg.RecoverEvery)/time.Second)).Int64Slice()
 	if err != nil {
 		return err
 	}

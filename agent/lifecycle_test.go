@@ -138,7 +138,7 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 	if n.Settled != 0 {
 		t.Fatal("settled before expiry")
 	}
-	e.clock.Add(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow)
+	e.clock.Add(time.Duration(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow))
 	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, &n), 200, "settle")
 	// 256 tokens, 30 claimed: 226 refunded (unbound segment 1 and the tail of 0).
 	if n.Settled != 1 || n.Refunded != 226 || e.balance("u:"+uid) != 744+226 {
@@ -153,7 +153,7 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 		t.Fatal("idempotency records of a settled certificate kept")
 	}
 
-	from := e.clock.Now().Add(-e.a.cfg.CertTTL - e.a.cfg.SettlementWindow - time.Hour - time.Minute).Unix()
+	from := e.clock.Now().Add(-time.Duration(e.a.cfg.CertTTL+e.a.cfg.SettlementWindow) - time.Hour - time.Minute).Unix()
 	var st agentapi.Statement
 	path := "/v1/admin/vendors/planet/statement?from=" + itoa(from) + "&to=" + itoa(from+1800)
 	e.must(e.call("GET", path, "Bearer "+adminToken, nil, &st), 200, "statement")

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -21,7 +22,7 @@ func TestOnMiniredis(t *testing.T) {
 	if !e.revoked(w.cert.Serial) {
 		t.Fatal("not revoked")
 	}
-	e.clock.Add(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow)
+	e.clock.Add(time.Duration(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow))
 	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, nil), 200, "settle")
 	e.checkLedger()
 }

@@ -152,7 +152,7 @@ func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
 	}
 	e.checkLedger()
 	// Settlement adds nothing: the value was already credited.
-	e.clock.Add(e.cfg.CertTTL + e.cfg.SettlementWindow)
+	e.clock.Add(time.Duration(e.cfg.CertTTL + e.cfg.SettlementWindow))
 	if _, total, err := e.a.SettleExpired(context.Background()); err != nil || total != 0 {
 		t.Fatalf("settle: %d %v", total, err)
 	}

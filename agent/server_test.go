@@ -58,7 +58,7 @@ func TestRunServer(t *testing.T) {
 	master := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	go func() {
 		done <- RunServer(ctx, ServerConfig{Listener: ln, MetricsListener: mln, RedisURL: srv.URL(), KeyFiles: []string{kf},
-			MasterKey: master, Ephemeral: true})
+			MasterKey: master, Settings: Settings{Ephemeral: true}})
 	}()
 	base := "http://" + ln.Addr().String()
 	var body string

@@ -123,7 +123,7 @@ func (a *Agent) SettleExpired(ctx context.Context) (int, int64, error) {
 	if _, err := a.PruneCRL(ctx); err != nil {
 		return 0, 0, err
 	}
-	cutoff := a.now().Add(-a.cfg.SettlementWindow).Unix()
+	cutoff := a.now().Add(-time.Duration(a.cfg.SettlementWindow)).Unix()
 	var n int
 	var total int64
 	for {
@@ -144,6 +144,30 @@ func (a *Agent) SettleExpired(ctx context.Context) (int, int64, error) {
 			}
 		}
 		a.log.Info("certificates settled", zap.Int("count", n), zap.Int64("refunded", total))
+	}
+}
+
+// Run settles expired certificates every SettleInterval and credits the
+// recoveries whose report window ended every RecoverInterval, until ctx
+// ends. Several agents on one store may run it: both runs are idempotent.
+func (a *Agent) Run(ctx context.Context) {
+	settle := time.NewTicker(time.Duration(a.cfg.SettleInterval))
+	defer settle.Stop()
+	credit := time.NewTicker(a.RecoverInterval())
+	defer credit.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-credit.C:
+			if _, _, err := a.CreditRecovered(ctx); err != nil {
+				a.log.Error("recovery credit run failed", zap.Error(err))
+			}
+		case <-settle.C:
+			if _, _, err := a.SettleExpired(ctx); err != nil {
+				a.log.Error("settlement run failed", zap.Error(err))
+			}
+		}
 	}
 }
 

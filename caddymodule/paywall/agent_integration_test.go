@@ -31,7 +31,7 @@ func TestWithRealAgent(t *testing.T) {
 	key := payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))}
 	ag, err := agent.New(t.Context(), agent.Config{
 		Redis: rdb, SigningKeys: []payword.SigningKey{key}, MasterKey: bytes.Repeat([]byte{7}, 32),
-		AdminToken: "admin-token", OpenVendors: true, Ephemeral: true,
+		AdminToken: "admin-token", Settings: agent.Settings{OpenVendors: true, Ephemeral: true},
 		Argon: agent.ArgonParams{Time: 1, Memory: 64, Threads: 1},
 	})
 	if err != nil {

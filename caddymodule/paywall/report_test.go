@@ -48,7 +48,7 @@ func newRealBank(t *testing.T) *realBank {
 	t.Cleanup(func() { _ = b.rdb.Close() })
 	ag, err := agent.New(t.Context(), agent.Config{
 		Redis: b.rdb, SigningKeys: []payword.SigningKey{b.key}, MasterKey: bytes.Repeat([]byte{7}, 32),
-		AdminToken: "admin-token", OpenVendors: true, Ephemeral: true,
+		AdminToken: "admin-token", Settings: agent.Settings{OpenVendors: true, Ephemeral: true},
 		Argon: agent.ArgonParams{Time: 1, Memory: 64, Threads: 1},
 	})
 	if err != nil {
