@@ -124,9 +124,9 @@ func (s Setting) Flag() string { return strings.ReplaceAll(s.Key, "_", "-") }
 // the field's value when it is registered (see WithDefaults).
 func (s *Settings) Table() []Setting {
 	return []Setting{
-		{"segment_len", "tokens per segment", positiveInt{&s.SegmentLen}},
-		{"max_tokens", "largest certificate sold, in tokens", positiveInt{&s.MaxTokens}},
-		{"unit_value", "minor currency units per token", positiveUint{&s.UnitValue}},
+		{"segment_len", "tokens per segment", positive[int]{&s.SegmentLen}},
+		{"max_tokens", "largest certificate sold, in tokens", positive[int]{&s.MaxTokens}},
+		{"unit_value", "minor currency units per token", positive[uint64]{&s.UnitValue}},
 		{"currency", "currency code, 1-8 of A-Z 0-9", stringValue{&s.Currency}},
 		{"cert_ttl", "lifetime of a certificate", positiveDuration{&s.CertTTL}},
 		{"settlement_window", "how long after expiry claims are still accepted", positiveDuration{&s.SettlementWindow}},
@@ -139,29 +139,18 @@ func (s *Settings) Table() []Setting {
 	}
 }
 
-type positiveInt struct{ p *int }
+// positive is a positive integer of at most 31 bits, as the Caddyfile
+// always took.
+type positive[T int | uint64] struct{ p *T }
 
-func (v positiveInt) String() string { return strconv.Itoa(*v.p) }
-func (v positiveInt) Type() string   { return "int" }
-func (v positiveInt) Set(s string) error {
+func (v positive[T]) String() string { return strconv.FormatUint(uint64(*v.p), 10) }
+func (v positive[T]) Type() string   { return "int" }
+func (v positive[T]) Set(s string) error {
 	n, err := strconv.ParseUint(s, 10, 31)
 	if err != nil || n == 0 {
 		return errors.New("must be a positive integer")
 	}
-	*v.p = int(n)
-	return nil
-}
-
-type positiveUint struct{ p *uint64 }
-
-func (v positiveUint) String() string { return strconv.FormatUint(*v.p, 10) }
-func (v positiveUint) Type() string   { return "uint" }
-func (v positiveUint) Set(s string) error {
-	n, err := strconv.ParseUint(s, 10, 31)
-	if err != nil || n == 0 {
-		return errors.New("must be a positive integer")
-	}
-	*v.p = n
+	*v.p = T(n)
 	return nil
 }
 
