@@ -19,6 +19,7 @@ import (
 // conserved: the balances plus the unclaimed value of live certificates
 // equal everything ever credited; and that every ledger sums to its balance.
 func TestRandomizedAccounting(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	vendors := []string{"planet", "globe", "sun"}

@@ -13,6 +13,7 @@ import (
 )
 
 func TestAdminViews(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	alice := e.user("alice", 1000)
@@ -57,6 +58,7 @@ func TestAdminViews(t *testing.T) {
 // agent then reads INFO persistence, which tells whether the AOF is on but
 // not its fsync policy, so it refuses both (the message says which).
 func TestDurabilityWithoutCONFIG(t *testing.T) {
+	t.Parallel()
 	for _, aof := range []bool{true, false} {
 		opts := []redistest.Option{redistest.WithArgs("--rename-command", "CONFIG", "")}
 		want := "appendfsync always cannot be verified"

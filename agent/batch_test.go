@@ -17,6 +17,7 @@ import (
 // nothing, rather than answer them with the stored results of the first
 // (issue 9, item 1: the gateway then deleted claims never ingested).
 func TestBatchIDWithOtherClaimsRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 512)
@@ -57,6 +58,7 @@ func TestBatchIDWithOtherClaimsRefused(t *testing.T) {
 // cannot be checked against the claims: they are ingested one by one
 // (idempotently) instead of answered with it.
 func TestLegacyBatchRecordNotTrusted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 256)
@@ -92,6 +94,7 @@ func (c *cancelOnEOF) Read(p []byte) (int, error) {
 // its retry finds the answer stored rather than redoing the work (a vendor
 // that always gave up first would never be paid).
 func TestReportIngestedAfterSenderLeft(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 256)

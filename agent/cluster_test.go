@@ -78,6 +78,7 @@ func startCluster(t *testing.T) *redis.ClusterClient {
 // reports with a double-spend (a revocation, so hw:crl's slot too),
 // recovery and settlement, with the ledger checked at the end.
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	if slot := redisSlot("hw:crl"); slot != redisSlot(clusterTag) {
 		t.Fatalf("the cluster tag's slot is not hw:crl's (%d)", slot)
 	}

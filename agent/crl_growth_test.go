@@ -53,6 +53,7 @@ func (e *env) fakeCerts(n int, exp int64, tag byte) []payword.Serial {
 // The list is served in pages of at most payword.MaxCRLEntries with a
 // next cursor; each page binds the question, the head and the time.
 func TestCRLPaged(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	exp := e.clock.Now().Add(time.Hour).Unix()
 	serials := e.fakeCerts(payword.MaxCRLEntries+5, exp, 0xa0)
@@ -95,6 +96,7 @@ func TestCRLPaged(t *testing.T) {
 // passed by payword.CRLKeep: new revocations prune a few, the settlement
 // run the rest.
 func TestCRLEntriesExpire(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice := e.user("alice", 100000)
 	for range 20 { // the recovery loop of issue 9
@@ -143,6 +145,7 @@ func TestCRLEntriesExpire(t *testing.T) {
 // vendor for requests with a vendor's token; an invalid token counts as
 // anonymous.
 func TestCRLRateLimited(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	vendor := e.vendor("planet")
 	code := func(addr, auth string) int {
@@ -193,6 +196,7 @@ func TestCRLRateLimited(t *testing.T) {
 // The bucket map stays bounded whatever the number of addresses, and a
 // flood of new addresses never refills a limited one.
 func TestRateLimiterBounded(t *testing.T) {
+	t.Parallel()
 	l := newRateLimiter(1, 2, 100)
 	now := time.Unix(1000, 0)
 	for range 2 {
@@ -217,6 +221,7 @@ func TestRateLimiterBounded(t *testing.T) {
 // /v1/keys announces every key signed by each of them: a gateway trusting
 // the old key learns the new one; nothing else can be learnt.
 func TestKeysAnnouncedForRotation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	next := payword.SigningKey{ID: "agent-next", Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32))}
 	e.cfg.SigningKeys = []payword.SigningKey{next, testKey}
@@ -233,6 +238,7 @@ func TestKeysAnnouncedForRotation(t *testing.T) {
 
 // The Lua prelude prunes with the same margin as payword.CRLKeep.
 func TestCRLKeepInLua(t *testing.T) {
+	t.Parallel()
 	if !strings.Contains(luaPrelude, fmt.Sprintf("pruneCRL(t - %d, 2)", int(payword.CRLKeep/time.Second))) {
 		t.Fatal("the prelude's pruning margin is not payword.CRLKeep")
 	}

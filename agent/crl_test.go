@@ -11,6 +11,7 @@ import (
 )
 
 func TestCRLIncrementalAndSigned(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice := e.user("alice", 10000)
 	var serials []payword.Serial
@@ -66,6 +67,7 @@ func TestCRLIncrementalAndSigned(t *testing.T) {
 // TestRevocationVisibleToSubscriber measures the time from an admin
 // revocation to a gateway-style subscriber receiving it (≤ 1 s required).
 func TestRevocationVisibleToSubscriber(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	w := e.buy(e.user("alice", 1000), 128)
 	sub := e.rdb.Subscribe(t.Context(), "hw:crl")

@@ -10,6 +10,7 @@ import (
 // TestDisputeTable walks every row of the verdict table of POST /v1/reports
 // (docs/agent-api.md): each verdict and who is paid or revoked.
 func TestDisputeTable(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va, vb := e.vendor("planet"), e.vendor("globe")
 	alice := e.user("alice", 1000)
@@ -64,6 +65,7 @@ func TestDisputeTable(t *testing.T) {
 }
 
 func TestRedeliveredBatchChangesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 128)
@@ -87,6 +89,7 @@ func TestRedeliveredBatchChangesNothing(t *testing.T) {
 }
 
 func TestConcurrentIngestionPaysOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 10000), 1280)
@@ -116,6 +119,7 @@ func TestConcurrentIngestionPaysOnce(t *testing.T) {
 }
 
 func TestSpecificCertificate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var v struct{ Token string }
 	e.must(e.call("POST", "/v1/vendors", "Bearer "+adminToken, map[string]string{"vendor": "planet", "kind": "specific"}, &v), 201, "register")
@@ -143,6 +147,7 @@ func TestSpecificCertificate(t *testing.T) {
 // TestCertificateGoneFromStore: a certificate the agent still caches but
 // the store lost is unknown, not a script error.
 func TestCertificateGoneFromStore(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 128)

@@ -16,6 +16,7 @@ import (
 
 // TestHostileRequests: each is refused with a precise 4xx and changes nothing.
 func TestHostileRequests(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	e.vendor("globe")
@@ -88,6 +89,7 @@ func TestHostileRequests(t *testing.T) {
 func b64std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func TestWebhookCreditsOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.user("alice", 0)
 	body := []byte(`{"user":"alice","amount":500,"event":"evt_1"}`)
@@ -111,6 +113,7 @@ func TestWebhookCreditsOnce(t *testing.T) {
 }
 
 func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.user("alice", 0)
 	login := func(pw string) int {
@@ -126,6 +129,7 @@ func TestLoginThrottle(t *testing.T) {
 }
 
 func TestTokenRotationAndLogout(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	var out struct{ Token string }

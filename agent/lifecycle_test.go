@@ -21,6 +21,7 @@ import (
 // negative balance then blocks purchases. (By default the value waits for
 // the report window: TestRecoveryCreditWaitsForTheWindow.)
 func TestRecoveryWithLateClaims(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.cfg.RecoverAdvance = 1 << 40
 	e.restartAgent()
@@ -69,6 +70,7 @@ func TestRecoveryWithLateClaims(t *testing.T) {
 }
 
 func TestAgentRestartBetweenPurchaseAndReport(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 128)
@@ -84,6 +86,7 @@ func TestAgentRestartBetweenPurchaseAndReport(t *testing.T) {
 // TestRedisRestartKeepsAcknowledged kills Redis (AOF, fsync always) after
 // acknowledged writes and checks that all of them survive.
 func TestRedisRestartKeepsAcknowledged(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, redistest.WithAOF())
 	e.cfg.Ephemeral = false
 	e.restartAgent() // durable store accepted without Ephemeral
@@ -113,6 +116,7 @@ func TestRedisRestartKeepsAcknowledged(t *testing.T) {
 }
 
 func TestRefusesRedisWithoutAOF(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.WithoutAOF())
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
@@ -124,6 +128,7 @@ func TestRefusesRedisWithoutAOF(t *testing.T) {
 }
 
 func TestSettlementRefundsAndStatements(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	alice := e.user("alice", 1000)
@@ -171,6 +176,7 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 }
 
 func TestOnlineBindings(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va, vb := e.vendor("planet"), e.vendor("globe")
 	w := e.buy(e.user("alice", 1000), 256)
@@ -206,6 +212,7 @@ func TestOnlineBindings(t *testing.T) {
 }
 
 func TestMasterKeyRotation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 128)
@@ -226,6 +233,7 @@ func TestMasterKeyRotation(t *testing.T) {
 // TestRetriedPurchase: a purchase retried with the same request id (its
 // answer was lost) returns the same certificate and charges once.
 func TestRetriedPurchase(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice := e.user("alice", 1000)
 	_, priv, _ := ed25519.GenerateKey(nil)

@@ -10,6 +10,7 @@ import (
 
 // TestOnMiniredis: the embedded demo store runs the agent's scripts too.
 func TestOnMiniredis(t *testing.T) {
+	t.Parallel()
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer rdb.Close()

@@ -26,6 +26,7 @@ func (e *env) originsDoc(vendor string) (*payword.VendorOrigins, string) {
 }
 
 func TestVendorOriginsPublished(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	var reg struct {
 		Token   string
@@ -76,6 +77,7 @@ func TestVendorOriginsPublished(t *testing.T) {
 // TestHostileOrigins: every bad origins request is refused with a precise
 // 4xx and changes nothing.
 func TestHostileOrigins(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	e.vendor("globe")

@@ -15,6 +15,7 @@ import (
 // encoding of a point of the prime-order subgroup is refused at purchase
 // and recovery (issue 9 item 14); nothing is charged.
 func TestPublicKeyMustBeACurvePoint(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice := e.user("alice", 1000)
 	good, _, _ := ed25519.GenerateKey(nil)

@@ -47,6 +47,7 @@ func spendAll(w *wallet, vendor string) []payword.Claim {
 // consumed (what vendors were paid) never exceeds what the reader paid in
 // plus the configured advance, and the ledger holds.
 func TestRecoveryCannotLaunderSpentTokens(t *testing.T) {
+	t.Parallel()
 	for _, advance := range []int64{0, 128} {
 		t.Run(map[int64]string{0: "no advance", 128: "advance 128"}[advance], func(t *testing.T) {
 			e := newEnv(t)
@@ -98,6 +99,7 @@ func TestRecoveryCannotLaunderSpentTokens(t *testing.T) {
 // inside it reduce it; it is credited once, by a read, a purchase or the
 // agent's loop, whichever comes first.
 func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	alice := e.user("alice", 512)
@@ -162,6 +164,7 @@ func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
 // TestRecoveryRateLimit: an account recovers at most once per recover_every,
 // so a loop of recoveries cannot grow the revocation list (issue 9 item 11).
 func TestRecoveryRateLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice := e.user("alice", 100000)
 	e.buy(alice, 128)

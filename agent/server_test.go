@@ -17,6 +17,7 @@ import (
 )
 
 func TestKeygenAndLoad(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "agent.key")
 	k, err := Keygen(path, "agent-2026")
 	if err != nil {
@@ -39,6 +40,7 @@ func TestKeygenAndLoad(t *testing.T) {
 }
 
 func TestRunServer(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.WithoutAOF()) // the last check wants a Redis without AOF
 	dir := t.TempDir()
 	kf := filepath.Join(dir, "agent.key")
