@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -76,7 +75,8 @@ func TestRandomizedAccounting(t *testing.T) {
 		case r < 15:
 			u, amt := users[rng.IntN(len(users))], int64(rng.IntN(600)+1)
 			op = fmt.Sprintf("credit %s %d", u, amt)
-			e.must(e.call("POST", "/v1/admin/credit", "Bearer "+adminToken, map[string]any{"user": u, "amount": amt}, nil), 200, op)
+			_, err := e.as("Bearer "+adminToken).Credit(ctx, agentapi.Credit{User: u, Amount: amt})
+			e.mustOK(err, op)
 			credited += amt
 		case r < 30:
 			u := users[rng.IntN(len(users))]
@@ -118,10 +118,7 @@ func TestRandomizedAccounting(t *testing.T) {
 		case r < 88:
 			u := users[rng.IntN(len(users))]
 			op = "recover " + u
-			_, priv, _ := ed25519.GenerateKey(nil)
-			var out struct{ Bundle *agentapi.Bundle }
-			code := e.call("POST", "/v1/certificates/recover", uauth[u],
-				map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, &out)
+			code, out, priv := e.recoverAs(uauth[u])
 			if code == 429 { // once per recover_every
 				seen["recover_too_often"]++
 				break
@@ -136,7 +133,7 @@ func TestRandomizedAccounting(t *testing.T) {
 		default:
 			op = "time passes, settle"
 			e.clock.Add(time.Duration(rng.IntN(20)) * 24 * time.Hour)
-			e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, nil), 200, op)
+			e.settle()
 		}
 		conserved(step, op)
 	}

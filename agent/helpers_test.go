@@ -176,6 +176,14 @@ func (e *env) mustOK(err error, what string) {
 	}
 }
 
+// settle runs the admin's settlement.
+func (e *env) settle() *agentapi.Settled {
+	e.t.Helper()
+	n, err := e.as("Bearer " + adminToken).Settle(context.Background())
+	e.mustOK(err, "settle")
+	return n
+}
+
 func (e *env) vendor(id string) string {
 	e.t.Helper()
 	v, err := e.as("Bearer "+adminToken).RegisterVendor(context.Background(), agentapi.RegisterVendor{Vendor: id})

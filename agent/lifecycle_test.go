@@ -31,16 +31,11 @@ func TestRecoveryWithLateClaims(t *testing.T) {
 	old := e.buy(alice, 384) // 3 segments; balance 128
 	e.report(va, "planet", "r1", old.claim(0, 10, 10, "planet"))
 
-	_, priv, _ := ed25519.GenerateKey(nil)
-	var out struct {
-		Value  int64            `json:"recovered_value"`
-		Bundle *agentapi.Bundle `json:"bundle"`
-	}
-	e.must(e.call("POST", "/v1/certificates/recover", alice,
-		map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, &out), 200, "recover")
+	code, out, priv := e.recoverAs(alice)
+	e.must(code, 200, "recover")
 	// 374 unclaimed tokens buy 2 whole segments; the rest stays on the balance.
-	if out.Value != 374 || out.Bundle == nil || out.Bundle.Tokens != 256 {
-		t.Fatalf("recovered %d, bundle %+v; want 374 and a 256-token certificate", out.Value, out.Bundle)
+	if out.RecoveredValue != 374 || out.Bundle == nil || out.Bundle.Tokens != 256 {
+		t.Fatalf("recovered %d, bundle %+v; want 374 and a 256-token certificate", out.RecoveredValue, out.Bundle)
 	}
 	if !e.revoked(old.cert.Serial) {
 		t.Fatal("lost certificate not revoked")
@@ -138,19 +133,17 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 	e.clock.Add(time.Hour)
 	e.report(va, "planet", "b2", w.claim(0, 30, 20, "planet"))
 
-	var n struct{ Settled, Refunded int64 }
-	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, &n), 200, "settle")
+	n := e.settle()
 	if n.Settled != 0 {
 		t.Fatal("settled before expiry")
 	}
 	e.clock.Add(time.Duration(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow))
-	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, &n), 200, "settle")
+	n = e.settle()
 	// 256 tokens, 30 claimed: 226 refunded (unbound segment 1 and the tail of 0).
 	if n.Settled != 1 || n.Refunded != 226 || e.balance("u:"+uid) != 744+226 {
 		t.Fatalf("settled %+v, balance %d", n, e.balance("u:"+uid))
 	}
-	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, &n), 200, "settle again")
-	if n.Settled != 0 {
+	if n = e.settle(); n.Settled != 0 {
 		t.Fatal("settled twice")
 	}
 	e.expectReport("invalid:0", va, "planet", "b3", w.claim(0, 40, 10, "planet"))
@@ -159,9 +152,8 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 	}
 
 	from := e.clock.Now().Add(-time.Duration(e.a.cfg.CertTTL+e.a.cfg.SettlementWindow) - time.Hour - time.Minute).Unix()
-	var st agentapi.Statement
-	path := "/v1/admin/vendors/planet/statement?from=" + itoa(from) + "&to=" + itoa(from+1800)
-	e.must(e.call("GET", path, "Bearer "+adminToken, nil, &st), 200, "statement")
+	st, err := e.as("Bearer "+adminToken).VendorStatement(t.Context(), "planet", time.Unix(from, 0), time.Unix(from+1800, 0))
+	e.mustOK(err, "statement")
 	if st.Opening != 0 || st.Credited != 10 || st.Closing != 10 || len(st.Entries) != 1 {
 		t.Fatalf("statement %+v", st)
 	}

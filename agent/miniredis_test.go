@@ -24,6 +24,6 @@ func TestOnMiniredis(t *testing.T) {
 		t.Fatal("not revoked")
 	}
 	e.clock.Add(time.Duration(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow))
-	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, nil), 200, "settle")
+	e.settle()
 	e.checkLedger()
 }

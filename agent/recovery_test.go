@@ -14,21 +14,24 @@ import (
 	"github.com/hashwall/hashwall/payword"
 )
 
-// recoverAs calls POST /v1/certificates/recover with a fresh wallet key.
-func (e *env) recoverAs(auth string) (code int, out recoverOut, priv ed25519.PrivateKey) {
+// recoverAs recovers the certificates of the user of auth to a fresh
+// wallet key.
+func (e *env) recoverAs(auth string) (code int, out agentapi.Recovery, priv ed25519.PrivateKey) {
 	e.t.Helper()
 	_, priv, _ = ed25519.GenerateKey(nil)
-	code = e.call("POST", "/v1/certificates/recover", auth,
-		map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, &out)
-	return code, out, priv
+	res, err := e.as(auth).Recover(context.Background(), priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return status(err, 200), out, priv
+	}
+	return 200, *res, priv
 }
 
-type recoverOut struct {
-	Value    int64            `json:"recovered_value"`
-	Pending  int64            `json:"pending_credit"`
-	CreditAt int64            `json:"credit_at"`
-	Bundle   *agentapi.Bundle `json:"bundle"`
-	Code     string           `json:"code"`
+// me is the account of the user of auth.
+func (e *env) me(auth string) *agentapi.Account {
+	e.t.Helper()
+	me, err := e.as(auth).Me(context.Background())
+	e.mustOK(err, "me")
+	return me
 }
 
 // spendAll builds the claims of every token of w at vendor, as a batch-mode
@@ -79,7 +82,7 @@ func TestRecoveryCannotLaunderSpentTokens(t *testing.T) {
 					}
 				}
 				e.clock.Add(time.Hour) // past the window and the recovery limit
-				e.must(e.call("GET", "/v1/me", alice, nil, nil), 200, "me")
+				e.me(alice)
 				if w == nil {
 					break
 				}
@@ -109,19 +112,14 @@ func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
 
 	code, out, _ := e.recoverAs(alice)
 	e.must(code, 200, "recover")
-	if out.Value != 0 || out.Pending != 374 || out.Bundle != nil || out.CreditAt != e.clock.Now().Add(10*time.Minute).Unix() {
+	if out.RecoveredValue != 0 || out.PendingCredit != 374 || out.Bundle != nil || out.CreditAt != e.clock.Now().Add(10*time.Minute).Unix() {
 		t.Fatalf("recover: %+v; want 374 pending for 10 minutes, nothing at once", out)
 	}
 	if !e.revoked(old.cert.Serial) {
 		t.Fatal("not revoked at once")
 	}
-	var me struct {
-		Balance int64 `json:"balance"`
-		Pending int64 `json:"pending_credit"`
-		Until   int64 `json:"pending_until"`
-	}
-	e.must(e.call("GET", "/v1/me", alice, nil, &me), 200, "me")
-	if me.Balance != 128 || me.Pending != 374 || me.Until != out.CreditAt {
+	me := e.me(alice)
+	if me.Balance != 128 || me.PendingCredit != 374 || me.PendingUntil != out.CreditAt {
 		t.Fatalf("me before the window: %+v", me)
 	}
 	// A claim inside the window is paid from the certificate's value.
@@ -130,8 +128,7 @@ func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
 	if got := e.balance("u:" + uid); got != 128 {
 		t.Fatalf("claim inside the window charged the balance: %d", got)
 	}
-	e.must(e.call("GET", "/v1/me", alice, nil, &me), 200, "me")
-	if me.Pending != 354 {
+	if me = e.me(alice); me.PendingCredit != 354 {
 		t.Fatalf("pending after a claim in the window: %+v", me)
 	}
 	// The window ends: the agent's loop credits 354, once.
@@ -143,8 +140,7 @@ func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
 	if n, v, _ := e.a.CreditRecovered(context.Background()); n != 0 || v != 0 {
 		t.Fatalf("credited twice: %d %d", n, v)
 	}
-	e.must(e.call("GET", "/v1/me", alice, nil, &me), 200, "me")
-	if me.Balance != 128+354 || me.Pending != 0 {
+	if me = e.me(alice); me.Balance != 128+354 || me.PendingCredit != 0 {
 		t.Fatalf("me after the window: %+v", me)
 	}
 	// A claim after the window is still paid and charged to the user.
