@@ -20,6 +20,7 @@ import (
 )
 
 func TestCaddyfile(t *testing.T) {
+	t.Parallel()
 	good := `paywall_agent {
 		redis redis://127.0.0.1:6380/0
 		signing_keys /etc/a.key /etc/b.key
