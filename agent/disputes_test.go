@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/hashwall/hashwall/agentapi"
@@ -121,23 +122,18 @@ func TestConcurrentIngestionPaysOnce(t *testing.T) {
 func TestSpecificCertificate(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	var v struct{ Token string }
-	e.must(e.call("POST", "/v1/vendors", "Bearer "+adminToken, map[string]string{"vendor": "planet", "kind": "specific"}, &v), 201, "register")
+	ctx := t.Context()
+	v, err := e.as("Bearer "+adminToken).RegisterVendor(ctx, agentapi.RegisterVendor{Vendor: "planet", Kind: agentapi.KindSpecific})
+	e.mustOK(err, "register")
 	va, vb := "Bearer "+v.Token, e.vendor("globe")
 	alice := e.user("alice", 1000)
-	var b agentapi.Bundle
 	w0, _ := e.tryBuy(alice, 1) // generic, for its key
-	code := e.call("POST", "/v1/certificates", alice, map[string]any{
-		"tokens": 100, "scope": "planet", "public_key": b64.EncodeToString(w0.cert.UserKey[:]),
-	}, &b)
-	e.must(code, 201, "buy specific")
-	w := walletFrom(t, &b, w0.key)
-	var bad agentapi.Error
-	e.call("POST", "/v1/certificates", alice, map[string]any{
-		"tokens": 100, "scope": "globe", "public_key": b64.EncodeToString(w0.cert.UserKey[:]),
-	}, &bad)
-	if bad.Code != "generic_vendor" {
-		t.Fatalf("specific certificate of a generic vendor: %+v", bad)
+	b, err := e.as(alice).Buy(ctx, 100, w0.cert.UserKey[:], "planet")
+	e.mustOK(err, "buy specific")
+	w := walletFrom(t, b, w0.key)
+	_, err = e.as(alice).Buy(ctx, 100, w0.cert.UserKey[:], "globe")
+	if bad, _ := errors.AsType[*agentapi.Error](err); bad == nil || bad.Code != agentapi.CodeGenericVendor {
+		t.Fatalf("specific certificate of a generic vendor: %v", err)
 	}
 	e.expectReport("paid:3", va, "planet", "s1", w.claim(0, 3, 3, ""))
 	e.expectReport("vendor_fraud:0", vb, "globe", "s1", w.claim(0, 4, 1, "globe"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -172,32 +173,40 @@ func TestOnlineBindings(t *testing.T) {
 	e := newEnv(t)
 	va, vb := e.vendor("planet"), e.vendor("globe")
 	w := e.buy(e.user("alice", 1000), 256)
-	bindOf := func(g uint32, vendor string) map[string]string {
+	bindOf := func(g uint32, vendor string) []byte {
 		b, _ := payword.Bind(w.cert, w.key, g, vendor, time.Unix(1, 0))
-		return map[string]string{"bind": b64.EncodeToString(b.Raw())}
+		return b.Raw()
 	}
-	var out agentapi.Error
-	e.must(e.call("POST", "/v1/bindings", va, bindOf(0, "planet"), &out), 200, "first binding")
-	e.must(e.call("POST", "/v1/bindings", va, bindOf(0, "planet"), &out), 200, "same owner again")
-	e.must(e.call("POST", "/v1/bindings", vb, bindOf(1, "planet"), &out), 403, "another vendor's binding")
+	bind := func(auth string, raw []byte) (int, error) {
+		_, err := e.as(auth).Bind(t.Context(), raw)
+		return status(err, 200), err
+	}
+	code, _ := bind(va, bindOf(0, "planet"))
+	e.must(code, 200, "first binding")
+	code, _ = bind(va, bindOf(0, "planet"))
+	e.must(code, 200, "same owner again")
+	code, _ = bind(vb, bindOf(1, "planet"))
+	e.must(code, 403, "another vendor's binding")
 	if e.revoked(w.cert.Serial) {
 		t.Fatal("revoked too early")
 	}
-	e.must(e.call("POST", "/v1/bindings", vb, bindOf(0, "globe"), &out), 409, "second vendor")
-	if out.Owner != "planet" || out.Code != "segment_owned" {
-		t.Fatalf("409 body %+v", out)
+	code, err := bind(vb, bindOf(0, "globe"))
+	e.must(code, 409, "second vendor")
+	if ae, _ := errors.AsType[*agentapi.Error](err); ae.Owner != "planet" || ae.Code != agentapi.CodeSegmentOwned {
+		t.Fatalf("409 body %+v", ae)
 	}
 	if !e.revoked(w.cert.Serial) {
 		t.Fatal("double binding did not revoke")
 	}
 	forged := bindOf(1, "globe")
-	raw, _ := b64.DecodeString(forged["bind"])
-	raw[len(raw)-1] ^= 1
-	e.must(e.call("POST", "/v1/bindings", vb, map[string]string{"bind": b64.EncodeToString(raw)}, nil), 400, "forged")
+	forged[len(forged)-1] ^= 1
+	code, _ = bind(vb, forged)
+	e.must(code, 400, "forged")
 	unknown := *w.cert
 	unknown.Serial[0] ^= 1
 	b, _ := payword.Bind(&unknown, w.key, 0, "globe", time.Unix(1, 0))
-	e.must(e.call("POST", "/v1/bindings", vb, map[string]string{"bind": b64.EncodeToString(b.Raw())}, nil), 404, "unknown")
+	code, _ = bind(vb, b.Raw())
+	e.must(code, 404, "unknown")
 	// A report by the registered owner is paid; the other is a double-spend.
 	e.expectReport("paid:3", va, "planet", "b1", w.claim(0, 3, 3, "planet"))
 	e.checkLedger()

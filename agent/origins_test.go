@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -28,12 +29,10 @@ func (e *env) originsDoc(vendor string) (*payword.VendorOrigins, string) {
 func TestVendorOriginsPublished(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	var reg struct {
-		Token   string
-		Origins []string
-	}
-	e.must(e.call("POST", "/v1/vendors", "Bearer "+adminToken, map[string]any{"vendor": "planet",
-		"origins": []string{"HTTPS://News.Example.com:443/", "http://127.0.0.1:8480"}}, &reg), 201, "register with origins")
+	ctx, admin := t.Context(), e.as("Bearer "+adminToken)
+	reg, err := admin.RegisterVendor(ctx, agentapi.RegisterVendor{Vendor: "planet",
+		Origins: []string{"HTTPS://News.Example.com:443/", "http://127.0.0.1:8480"}})
+	e.mustOK(err, "register with origins")
 	if strings.Join(reg.Origins, " ") != "http://127.0.0.1:8480 https://news.example.com" {
 		t.Fatalf("registration answered origins %q", reg.Origins)
 	}
@@ -50,14 +49,15 @@ func TestVendorOriginsPublished(t *testing.T) {
 	}
 
 	// The vendor changes them with its API token.
-	va := "Bearer " + reg.Token
-	var set struct{ Origins []string }
-	e.must(e.call("PUT", "/v1/vendors/planet/origins", va, map[string]any{"origins": []string{"https://planet.example"}}, &set), 200, "update")
+	planet := e.client().WithToken(reg.Token)
+	set, err := planet.SetOrigins(ctx, "planet", []string{"https://planet.example"})
+	e.mustOK(err, "update")
 	if d, _ := e.originsDoc("planet"); strings.Join(d.Origins, " ") != "https://planet.example" || strings.Join(set.Origins, " ") != "https://planet.example" {
 		t.Fatalf("after the update: %+v, answered %q", d, set.Origins)
 	}
 	// An empty list is allowed: no wallet pays the vendor then.
-	e.must(e.call("PUT", "/v1/vendors/planet/origins", va, map[string]any{"origins": []string{}}, nil), 200, "clear")
+	_, err = planet.SetOrigins(ctx, "planet", nil)
+	e.mustOK(err, "clear")
 	if d, _ := e.originsDoc("planet"); len(d.Origins) != 0 {
 		t.Fatalf("after clearing: %+v", d)
 	}
@@ -67,10 +67,11 @@ func TestVendorOriginsPublished(t *testing.T) {
 		t.Fatalf("vendor without origins: %+v", d)
 	}
 	// A revoked vendor is not published.
-	e.must(e.call("POST", "/v1/admin/revoke", "Bearer "+adminToken, map[string]any{"vendor": "globe"}, nil), 200, "revoke")
-	var ae agentapi.Error
-	if code := e.call("GET", "/v1/vendors/globe/origins", "", nil, &ae); code != 404 || ae.Code != "unknown_vendor" {
-		t.Fatalf("revoked vendor's origins: %d %q", code, ae.Code)
+	_, err = admin.Revoke(ctx, agentapi.Revoke{Vendor: "globe"})
+	e.mustOK(err, "revoke")
+	_, err = e.client().VendorOrigins(ctx, "globe")
+	if ae, ok := errors.AsType[*agentapi.Error](err); !ok || ae.Status != 404 || ae.Code != agentapi.CodeUnknownVendor {
+		t.Fatalf("revoked vendor's origins: %v", err)
 	}
 }
 
