@@ -2,13 +2,13 @@ package agent
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -18,6 +18,7 @@ import (
 // conserved: the balances plus the unclaimed value of live certificates
 // equal everything ever credited; and that every ledger sums to its balance.
 func TestRandomizedAccounting(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	vendors := []string{"planet", "globe", "sun"}
@@ -33,7 +34,7 @@ func TestRandomizedAccounting(t *testing.T) {
 	var credited int64
 	var wallets []*wallet
 	var sent []payword.Report
-	seen := map[string]int{}
+	seen := map[agentapi.Verdict]int{}
 	ctx := context.Background()
 
 	conserved := func(step int, op string) {
@@ -74,7 +75,8 @@ func TestRandomizedAccounting(t *testing.T) {
 		case r < 15:
 			u, amt := users[rng.IntN(len(users))], int64(rng.IntN(600)+1)
 			op = fmt.Sprintf("credit %s %d", u, amt)
-			e.must(e.call("POST", "/v1/admin/credit", "Bearer "+adminToken, map[string]any{"user": u, "amount": amt}, nil), 200, op)
+			_, err := e.as("Bearer "+adminToken).Credit(ctx, agentapi.Credit{User: u, Amount: amt})
+			e.mustOK(err, op)
 			credited += amt
 		case r < 30:
 			u := users[rng.IntN(len(users))]
@@ -116,10 +118,7 @@ func TestRandomizedAccounting(t *testing.T) {
 		case r < 88:
 			u := users[rng.IntN(len(users))]
 			op = "recover " + u
-			_, priv, _ := ed25519.GenerateKey(nil)
-			var out struct{ Bundle *Bundle }
-			code := e.call("POST", "/v1/certificates/recover", uauth[u],
-				map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, &out)
+			code, out, priv := e.recoverAs(uauth[u])
 			if code == 429 { // once per recover_every
 				seen["recover_too_often"]++
 				break
@@ -134,12 +133,12 @@ func TestRandomizedAccounting(t *testing.T) {
 		default:
 			op = "time passes, settle"
 			e.clock.Add(time.Duration(rng.IntN(20)) * 24 * time.Hour)
-			e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, nil), 200, op)
+			e.settle()
 		}
 		conserved(step, op)
 	}
 	t.Logf("verdicts: %v; %d certificates", seen, len(wallets))
-	for _, v := range []string{"paid", "duplicate", "double_spend", "vendor_fraud", "invalid", "recovered"} {
+	for _, v := range []agentapi.Verdict{"paid", "duplicate", "double_spend", "vendor_fraud", "invalid", "recovered"} {
 		if seen[v] == 0 {
 			t.Errorf("the random walk never produced %s", v)
 		}

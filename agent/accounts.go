@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -22,36 +23,30 @@ const (
 	maxInfoLen  = 256
 )
 
-type registerUserReq struct {
-	Username string            `json:"username"`
-	Password string            `json:"password"`
-	Info     map[string]string `json:"info,omitempty"` // identification data, opaque to the agent
-}
-
-func (q *registerUserReq) check() error {
+func checkUser(q *agentapi.RegisterUser) error {
 	if !payword.ValidID(q.Username) {
-		return fail(http.StatusBadRequest, "invalid_username", "username must be 1-64 characters of A-Z a-z 0-9 . _ - : @")
+		return fail(http.StatusBadRequest, agentapi.CodeInvalidUsername, "username must be 1-64 characters of A-Z a-z 0-9 . _ - : @")
 	}
 	if len(q.Password) < minPassword || len(q.Password) > maxPassword {
-		return fail(http.StatusBadRequest, "invalid_password", "password must be 8 to 1024 bytes")
+		return fail(http.StatusBadRequest, agentapi.CodeInvalidPassword, "password must be 8 to 1024 bytes")
 	}
 	if len(q.Info) > maxInfoKeys {
-		return fail(http.StatusBadRequest, "invalid_info", "at most 16 identification fields")
+		return fail(http.StatusBadRequest, agentapi.CodeInvalidInfo, "at most 16 identification fields")
 	}
 	for k, v := range q.Info {
 		if !payword.ValidID(k) || len(v) > maxInfoLen || !utf8.ValidString(v) {
-			return fail(http.StatusBadRequest, "invalid_info", "identification fields are id: text of at most 256 bytes")
+			return fail(http.StatusBadRequest, agentapi.CodeInvalidInfo, "identification fields are id: text of at most 256 bytes")
 		}
 	}
 	return nil
 }
 
 func (a *Agent) handleRegisterUser(w http.ResponseWriter, r *http.Request) error {
-	var q registerUserReq
+	var q agentapi.RegisterUser
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
-	if err := q.check(); err != nil {
+	if err := checkUser(&q); err != nil {
 		return err
 	}
 	uid := "u-" + randomHex(12) // opaque: certificates do not reveal the username
@@ -65,17 +60,11 @@ func (a *Agent) handleRegisterUser(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	if res == "taken" {
-		return fail(http.StatusConflict, "username_taken", "username already registered")
+		return fail(http.StatusConflict, agentapi.CodeUsernameTaken, "username already registered")
 	}
 	a.log.Info("user registered", zap.String("user", uid))
-	writeJSON(w, http.StatusCreated, map[string]string{"user": uid, "username": q.Username})
+	writeJSON(w, http.StatusCreated, agentapi.User{User: uid, Username: q.Username})
 	return nil
-}
-
-type registerVendorReq struct {
-	Vendor  string   `json:"vendor"`
-	Kind    string   `json:"kind"`              // "generic" (default) or "specific"
-	Origins []string `json:"origins,omitempty"` // of the vendor's sites; wallets pay only there (origins.go)
 }
 
 func (a *Agent) handleRegisterVendor(w http.ResponseWriter, r *http.Request) error {
@@ -84,30 +73,30 @@ func (a *Agent) handleRegisterVendor(w http.ResponseWriter, r *http.Request) err
 			return err
 		}
 	}
-	var q registerVendorReq
+	var q agentapi.RegisterVendor
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
 	if q.Kind == "" {
-		q.Kind = "generic"
+		q.Kind = agentapi.KindGeneric
 	}
-	if !payword.ValidID(q.Vendor) || (q.Kind != "generic" && q.Kind != "specific") {
-		return fail(http.StatusBadRequest, "invalid_vendor", "vendor must be an id and kind generic or specific")
+	if !payword.ValidID(q.Vendor) || (q.Kind != agentapi.KindGeneric && q.Kind != agentapi.KindSpecific) {
+		return fail(http.StatusBadRequest, agentapi.CodeInvalidVendor, "vendor must be an id and kind generic or specific")
 	}
 	origins, err := canonicalOrigins(q.Origins)
 	if err != nil {
 		return err
 	}
-	token, hash := newToken("hwv_")
+	token, hash := newToken(agentapi.VendorTokenPrefix)
 	res, err := a.run(r.Context(), registerVendor, q.Vendor, q.Kind, hash, a.now().Unix(), originsJSON(origins)).Text()
 	if err != nil {
 		return err
 	}
 	if res == "taken" {
-		return fail(http.StatusConflict, "vendor_taken", "vendor already registered")
+		return fail(http.StatusConflict, agentapi.CodeVendorTaken, "vendor already registered")
 	}
 	a.log.Info("vendor registered", zap.String("vendor", q.Vendor), zap.String("kind", q.Kind), zap.Strings("origins", origins))
-	writeJSON(w, http.StatusCreated, map[string]any{"vendor": q.Vendor, "token": token, "kind": q.Kind, "origins": origins})
+	writeJSON(w, http.StatusCreated, agentapi.Vendor{Vendor: q.Vendor, Token: token, Kind: q.Kind, Origins: origins})
 	return nil
 }
 
@@ -119,19 +108,19 @@ func (a *Agent) handleRotateToken(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	token, hash := newToken("hwv_")
+	token, hash := newToken(agentapi.VendorTokenPrefix)
 	if err := a.run(r.Context(), rotateToken, vendor, hash).Err(); err != nil {
 		return err
 	}
 	a.log.Info("vendor token rotated", zap.String("vendor", vendor))
-	writeJSON(w, http.StatusOK, map[string]string{"vendor": vendor, "token": token})
+	writeJSON(w, http.StatusOK, agentapi.VendorToken{Vendor: vendor, Token: token})
 	return nil
 }
 
 // handleLogout ends the session it is called with.
 func (a *Agent) handleLogout(w http.ResponseWriter, r *http.Request) error {
 	tok, ok := bearer(r)
-	if !ok || !strings.HasPrefix(tok, "hws_") {
+	if !ok || !strings.HasPrefix(tok, agentapi.SessionTokenPrefix) {
 		return errUnauthorized
 	}
 	n, err := a.rdb.Del(r.Context(), a.prefix+"sess:"+tokenHash(tok)).Result()
@@ -145,13 +134,8 @@ func (a *Agent) handleLogout(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type loginReq struct {
-	Username string `json:"username"`
-	Password string `json:"password"`
-}
-
 func (a *Agent) handleLogin(w http.ResponseWriter, r *http.Request) error {
-	var q loginReq
+	var q agentapi.Login
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
@@ -159,17 +143,15 @@ func (a *Agent) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token, hash := newToken("hws_")
+	token, hash := newToken(agentapi.SessionTokenPrefix)
 	if err := a.rdb.Set(r.Context(), a.prefix+"sess:"+hash, uid, a.cfg.SessionTTL).Err(); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"user": uid, "token": token, "expires_at": a.now().Add(a.cfg.SessionTTL).Unix(),
-	})
+	writeJSON(w, http.StatusOK, agentapi.Session{User: uid, Token: token, ExpiresAt: a.now().Add(a.cfg.SessionTTL).Unix()})
 	return nil
 }
 
-var errCredentials = fail(http.StatusUnauthorized, "invalid_credentials", "unknown user or wrong password")
+var errCredentials = fail(http.StatusUnauthorized, agentapi.CodeInvalidCredentials, "unknown user or wrong password")
 
 // login checks a password. An unknown user costs the same argon2 work as a
 // known one, so timing does not reveal which usernames exist. Every check
@@ -214,7 +196,7 @@ func (a *Agent) login(ctx context.Context, r *http.Request, username, password s
 		return "", errCredentials
 	}
 	if stored[1] != "active" {
-		return "", fail(http.StatusForbidden, "user_revoked", "user account is revoked")
+		return "", fail(http.StatusForbidden, agentapi.CodeUserRevoked, "user account is revoked")
 	}
 	return uid, nil
 }
@@ -226,7 +208,7 @@ func (a *Agent) userAuth(r *http.Request) (string, error) {
 		return a.login(r.Context(), r, name, pw)
 	}
 	tok, ok := bearer(r)
-	if !ok || !strings.HasPrefix(tok, "hws_") {
+	if !ok || !strings.HasPrefix(tok, agentapi.SessionTokenPrefix) {
 		return "", errUnauthorized
 	}
 	uid, err := a.rdb.Get(r.Context(), a.prefix+"sess:"+tokenHash(tok)).Result()
@@ -239,7 +221,7 @@ func (a *Agent) userAuth(r *http.Request) (string, error) {
 // vendorAuth authenticates a vendor by its API token.
 func (a *Agent) vendorAuth(r *http.Request) (string, error) {
 	tok, ok := bearer(r)
-	if !ok || !strings.HasPrefix(tok, "hwv_") {
+	if !ok || !strings.HasPrefix(tok, agentapi.VendorTokenPrefix) {
 		return "", errUnauthorized
 	}
 	vid, err := a.rdb.Get(r.Context(), a.prefix+"vtok:"+tokenHash(tok)).Result()
@@ -254,7 +236,7 @@ func (a *Agent) vendorAuth(r *http.Request) (string, error) {
 		return "", err
 	}
 	if status != "active" {
-		return "", fail(http.StatusForbidden, "vendor_revoked", "vendor is revoked")
+		return "", fail(http.StatusForbidden, agentapi.CodeVendorRevoked, "vendor is revoked")
 	}
 	return vid, nil
 }

@@ -1,4 +1,5 @@
-// Package agent is Hashwall's bank (DESIGN.md §4): it registers users and
+// Package agent is Hashwall's bank (docs/protocol.md; its API is
+// docs/agent-api.md, its wire types package agentapi): it registers users and
 // vendors, sells certificates, ingests vendors' reports and settles their
 // disputes, publishes the CRL and keeps an append-only ledger, all over Redis
 // and behind one http.Handler.
@@ -16,12 +17,15 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
 // Config is everything the agent needs. Redis, SigningKeys and MasterKey are
 // required; the rest has defaults.
 type Config struct {
+	Settings // the tunables shared with `hashwall agent` and paywall_agent
+
 	Redis         redis.UniversalClient
 	SigningKeys   []payword.SigningKey // the first one signs; all are published
 	MasterKey     []byte               // 32 bytes; encrypts certificate secrets at rest, never stored in Redis
@@ -29,30 +33,13 @@ type Config struct {
 
 	AdminToken    string // Bearer token of the admin endpoints; empty disables them
 	WebhookSecret []byte // HMAC key of the payment-provider webhook; empty disables it
-	OpenVendors   bool   // anyone may register a vendor, not only the admin
 
-	SegmentLen       int           // m, default payword.DefaultSegmentLen
-	MaxTokens        int           // largest certificate sold, default 1,000,000
-	UnitValue        uint64        // minor currency units per token, default 1
-	Currency         string        // default "EUR"
-	CertTTL          time.Duration // default 30 days
-	SettlementWindow time.Duration // reports accepted after expiry, default 7 days
-	SessionTTL       time.Duration // default 24 hours
-	Argon            ArgonParams   // password hashing cost, default DefaultArgon
+	SessionTTL time.Duration // default 24 hours
+	Argon      ArgonParams   // password hashing cost, default DefaultArgon
 
-	// Recovery (see recovery.go): the unclaimed value of recovered
-	// certificates is credited ReportWindow (default 10m) after the
-	// recovery, less the claims that arrived meanwhile; RecoverAdvance
-	// (default 0) of it at once; an account recovers at most once per
-	// RecoverEvery (default 1h).
-	ReportWindow   time.Duration
-	RecoverAdvance int64 // minor units
-	RecoverEvery   time.Duration
 	// ClientIP returns a request's client address for the login throttle
 	// (default: the connection's remote address).
 	ClientIP func(*http.Request) string
-
-	Ephemeral bool // allow a Redis that may lose acknowledged writes
 
 	Now     func() time.Time      // default time.Now
 	Logger  *zap.Logger           // default no-op
@@ -128,41 +115,15 @@ func (c *Config) fill() error {
 	case len(c.MasterKey) != 32:
 		return errors.New("agent: master key must be 32 bytes")
 	}
-	if c.SegmentLen == 0 {
-		c.SegmentLen = payword.DefaultSegmentLen
+	if err := c.Settings.Validate(); err != nil && !errors.Is(err, ErrShortReportWindow) {
+		return err
 	}
-	if c.SegmentLen < 1 || c.SegmentLen > payword.MaxSegmentLen {
-		return fmt.Errorf("agent: segment length %d out of 1..%d", c.SegmentLen, payword.MaxSegmentLen)
-	}
-	if c.MaxTokens == 0 {
-		c.MaxTokens = 1_000_000
-	}
-	if c.MaxTokens < c.SegmentLen || c.MaxTokens/c.SegmentLen > payword.MaxSegments {
-		return fmt.Errorf("agent: max tokens %d out of range", c.MaxTokens)
-	}
-	if c.UnitValue == 0 {
-		c.UnitValue = 1
-	}
-	if c.Currency == "" {
-		c.Currency = "EUR"
-	}
-	if !validCurrency(c.Currency) {
-		return fmt.Errorf("agent: currency %q must be 1-8 characters of A-Z 0-9", c.Currency)
-	}
-	if c.CertTTL == 0 {
-		c.CertTTL = 30 * 24 * time.Hour
-	}
-	if c.SettlementWindow == 0 {
-		c.SettlementWindow = 7 * 24 * time.Hour
-	}
+	c.Settings = c.Settings.WithDefaults()
 	if c.SessionTTL == 0 {
 		c.SessionTTL = 24 * time.Hour
 	}
 	if c.Argon == (ArgonParams{}) {
 		c.Argon = DefaultArgon
-	}
-	if err := c.fillAccounts(); err != nil {
-		return err
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -193,7 +154,7 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	st := &statusOnly{header: w.Header()}
 	h.ServeHTTP(st, r)
-	writeJSON(w, st.code, fail(st.code, "no_route", http.StatusText(st.code)))
+	writeJSON(w, st.code, fail(st.code, agentapi.CodeNoRoute, http.StatusText(st.code)))
 }
 
 // statusOnly keeps the status and headers of the mux's plain-text errors.

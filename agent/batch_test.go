@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -16,6 +17,7 @@ import (
 // nothing, rather than answer them with the stored results of the first
 // (issue 9, item 1: the gateway then deleted claims never ingested).
 func TestBatchIDWithOtherClaimsRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 512)
@@ -31,7 +33,7 @@ func TestBatchIDWithOtherClaimsRefused(t *testing.T) {
 		"one field of a claim":  {edited},
 		"same claims reordered": {b, a},
 	} {
-		var res apiError
+		var res agentapi.Error
 		if code := e.call("POST", "/v1/reports", va, payword.Report{Vendor: "planet", Batch: "b1", Claims: claims}, &res); code != 409 || res.Code != "batch_mismatch" {
 			t.Fatalf("%s under a known batch id: %d %+v, want 409 batch_mismatch", what, code, res)
 		}
@@ -56,6 +58,7 @@ func TestBatchIDWithOtherClaimsRefused(t *testing.T) {
 // cannot be checked against the claims: they are ingested one by one
 // (idempotently) instead of answered with it.
 func TestLegacyBatchRecordNotTrusted(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 256)
@@ -91,6 +94,7 @@ func (c *cancelOnEOF) Read(p []byte) (int, error) {
 // its retry finds the answer stored rather than redoing the work (a vendor
 // that always gave up first would never be paid).
 func TestReportIngestedAfterSenderLeft(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 256)

@@ -5,12 +5,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
-
-type bindReq struct {
-	Bind payword.Bytes `json:"bind"`
-}
 
 // handleBind registers a segment binding (online mode): the first vendor to
 // register a segment owns it; another vendor's registration proves that the
@@ -20,16 +17,16 @@ func (a *Agent) handleBind(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var q bindReq
+	var q agentapi.Bind
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
 	b, err := payword.ParseBinding(q.Bind)
 	if err != nil {
-		return fail(http.StatusBadRequest, "bad_binding", err.Error())
+		return fail(http.StatusBadRequest, agentapi.CodeBadBinding, err.Error())
 	}
 	if b.Vendor != vendor {
-		return fail(http.StatusForbidden, "wrong_vendor", "binding is for another vendor")
+		return fail(http.StatusForbidden, agentapi.CodeWrongVendor, "binding is for another vendor")
 	}
 	certs, err := a.certs.load(r.Context(), []payword.Serial{b.Serial})
 	if err != nil {
@@ -37,10 +34,10 @@ func (a *Agent) handleBind(w http.ResponseWriter, r *http.Request) error {
 	}
 	ci := certs[b.Serial]
 	if ci == nil {
-		return fail(http.StatusNotFound, "unknown_certificate", "no such certificate")
+		return fail(http.StatusNotFound, agentapi.CodeUnknownCertificate, "no such certificate")
 	}
 	if b.Segment >= ci.segments || !a.binds.verified(b, ci) {
-		return fail(http.StatusBadRequest, "bad_binding", "binding is not signed by the certificate's user or names no segment of it")
+		return fail(http.StatusBadRequest, agentapi.CodeBadBinding, "binding is not signed by the certificate's user or names no segment of it")
 	}
 	res, err := a.run(r.Context(), bind, b.Serial.String(), b.Segment, vendor, a.now().Unix()).Slice()
 	if err != nil {
@@ -53,10 +50,10 @@ func (a *Agent) handleBind(w http.ResponseWriter, r *http.Request) error {
 		a.metrics.disputes.Inc()
 		a.log.Warn("segment bound twice", zap.String("serial", b.Serial.String()),
 			zap.Uint32("segment", b.Segment), zap.String("vendor", vendor), zap.String("owner", owner))
-		e := fail(http.StatusConflict, "segment_owned", "segment is bound to another vendor")
+		e := fail(http.StatusConflict, agentapi.CodeSegmentOwned, "segment is bound to another vendor")
 		e.Owner = owner
 		return e
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"owner": owner})
+	writeJSON(w, http.StatusOK, agentapi.Binding{Owner: owner})
 	return nil
 }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"crypto/ed25519"
 	"net"
 	"strconv"
 	"strings"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -78,6 +78,7 @@ func startCluster(t *testing.T) *redis.ClusterClient {
 // reports with a double-spend (a revocation, so hw:crl's slot too),
 // recovery and settlement, with the ledger checked at the end.
 func TestCluster(t *testing.T) {
+	t.Parallel()
 	if slot := redisSlot("hw:crl"); slot != redisSlot(clusterTag) {
 		t.Fatalf("the cluster tag's slot is not hw:crl's (%d)", slot)
 	}
@@ -96,14 +97,13 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("hw:crl holds %d (%v)", n, err)
 	}
 	w2 := e.buy(alice, 128)
-	_, priv, _ := ed25519.GenerateKey(nil)
-	e.must(e.call("POST", "/v1/certificates/recover", alice,
-		map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, nil), 200, "recover")
+	code, _, _ := e.recoverAs(alice)
+	e.must(code, 200, "recover")
 	e.expectReport("paid:5", va, "planet", "b2", w2.claim(0, 5, 5, "planet"))
-	e.clock.Add(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow + time.Hour)
-	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, nil), 200, "settle")
-	var b struct{ Revoked bool }
-	e.must(e.call("POST", "/v1/admin/revoke", "Bearer "+adminToken, map[string]any{"serial": payword.Serial{}}, &b), 200, "revoke")
+	e.clock.Add(time.Duration(e.a.cfg.CertTTL+e.a.cfg.SettlementWindow) + time.Hour)
+	e.settle()
+	_, err := e.as("Bearer "+adminToken).Revoke(context.Background(), agentapi.Revoke{Serial: &payword.Serial{}})
+	e.mustOK(err, "revoke")
 	e.checkLedger()
 }
 

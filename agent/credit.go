@@ -11,22 +11,17 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
 const maxCredit = 1 << 40
 
-type creditReq struct {
-	User   string `json:"user"` // username
-	Amount int64  `json:"amount"`
-	Ref    string `json:"ref,omitempty"`
-	Event  string `json:"event,omitempty"` // webhook only: the provider's event id
-}
-
-func (q *creditReq) check() error {
+// checkCredit validates a credit of the admin (q) or of the webhook.
+func checkCredit(q agentapi.Credit) error {
 	if q.Amount < 1 || q.Amount > maxCredit || !payword.ValidID(q.User) ||
 		(q.Ref != "" && !payword.ValidID(q.Ref)) || (q.Event != "" && !payword.ValidID(q.Event)) {
-		return fail(http.StatusBadRequest, "invalid_credit", "credit needs a username, an amount in 1..2^40 and id-shaped ref/event")
+		return fail(http.StatusBadRequest, agentapi.CodeInvalidCredit, "credit needs a username, an amount in 1..2^40 and id-shaped ref/event")
 	}
 	return nil
 }
@@ -49,18 +44,18 @@ func (a *Agent) Credit(ctx context.Context, username string, amount int64, kind,
 	case "duplicate":
 		return false, nil
 	}
-	return false, fail(http.StatusNotFound, "unknown_user", "no such user")
+	return false, fail(http.StatusNotFound, agentapi.CodeUnknownUser, "no such user")
 }
 
 func (a *Agent) handleAdminCredit(w http.ResponseWriter, r *http.Request) error {
 	if err := a.requireAdmin(r); err != nil {
 		return err
 	}
-	var q creditReq
+	var q agentapi.Credit
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
-	if err := q.check(); err != nil {
+	if err := checkCredit(q); err != nil {
 		return err
 	}
 	if q.Ref == "" {
@@ -69,55 +64,52 @@ func (a *Agent) handleAdminCredit(w http.ResponseWriter, r *http.Request) error 
 	if _, err := a.Credit(r.Context(), q.User, q.Amount, "admin_credit", q.Ref, q.Event); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"credited": q.Amount})
+	writeJSON(w, http.StatusOK, agentapi.Credited{Credited: q.Amount})
 	return nil
 }
-
-// SignatureHeader carries the webhook's "sha256=<hex HMAC-SHA256 of the body>".
-const SignatureHeader = "Hashwall-Signature"
 
 // handleWebhook is where a payment processor reports a completed payment:
 // the body is signed with the shared secret and credited once per event id.
 func (a *Agent) handleWebhook(w http.ResponseWriter, r *http.Request) error {
 	if len(a.cfg.WebhookSecret) == 0 {
-		return fail(http.StatusNotFound, "disabled", "webhook not configured")
+		return fail(http.StatusNotFound, agentapi.CodeDisabled, "webhook not configured")
 	}
 	body, err := readBody(w, r, maxBody)
 	if err != nil {
 		return err
 	}
-	sig, ok := strings.CutPrefix(r.Header.Get(SignatureHeader), "sha256=")
+	sig, ok := strings.CutPrefix(r.Header.Get(agentapi.SignatureHeader), "sha256=")
 	got, err := hex.DecodeString(sig)
 	mac := hmac.New(sha256.New, a.cfg.WebhookSecret)
 	mac.Write(body)
 	if !ok || err != nil || !hmac.Equal(got, mac.Sum(nil)) {
-		return fail(http.StatusUnauthorized, "bad_signature", "webhook signature does not match")
+		return fail(http.StatusUnauthorized, agentapi.CodeBadSignature, "webhook signature does not match")
 	}
-	var q creditReq
+	var q agentapi.PaymentEvent
 	if err := unmarshalStrict(body, &q); err != nil {
 		return err
 	}
-	if err := q.check(); err != nil {
+	if err := checkCredit(agentapi.Credit{User: q.User, Amount: q.Amount, Event: q.Event}); err != nil {
 		return err
 	}
 	if q.Event == "" {
-		return fail(http.StatusBadRequest, "invalid_credit", "webhook needs an event id")
+		return fail(http.StatusBadRequest, agentapi.CodeInvalidCredit, "webhook needs an event id")
 	}
 	fresh, err := a.Credit(r.Context(), q.User, q.Amount, "payment", q.Event, q.Event)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"event": q.Event, "duplicate": !fresh})
+	writeJSON(w, http.StatusOK, agentapi.PaymentReceived{Event: q.Event, Duplicate: !fresh})
 	return nil
 }
 
 func (a *Agent) userID(ctx context.Context, username string) (string, error) {
 	if !payword.ValidID(username) {
-		return "", fail(http.StatusBadRequest, "invalid_username", "invalid username")
+		return "", fail(http.StatusBadRequest, agentapi.CodeInvalidUsername, "invalid username")
 	}
 	uid, err := a.rdb.Get(ctx, a.prefix+"uname:"+username).Result()
 	if err == redis.Nil {
-		return "", fail(http.StatusNotFound, "unknown_user", "no such user")
+		return "", fail(http.StatusNotFound, agentapi.CodeUnknownUser, "no such user")
 	}
 	return uid, err
 }

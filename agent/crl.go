@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -88,7 +88,7 @@ func (a *Agent) handleCRL(w http.ResponseWriter, r *http.Request) error {
 	if s := r.URL.Query().Get("since"); s != "" {
 		var err error
 		if since, err = strconv.ParseUint(s, 10, 63); err != nil {
-			return fail(http.StatusBadRequest, "invalid_since", "since must be a sequence number")
+			return fail(http.StatusBadRequest, agentapi.CodeInvalidSince, "since must be a sequence number")
 		}
 	}
 	if err := a.limitCRL(w, r); err != nil {
@@ -119,7 +119,7 @@ type crlLimits struct {
 	anon, vendor *rateLimiter
 }
 
-var errRateLimited = fail(http.StatusTooManyRequests, "rate_limited", "too many revocation list pages; slow down")
+var errRateLimited = fail(http.StatusTooManyRequests, agentapi.CodeRateLimited, "too many revocation list pages; slow down")
 
 func (a *Agent) limitCRL(w http.ResponseWriter, r *http.Request) error {
 	a.crlRate.once.Do(func() {
@@ -133,8 +133,7 @@ func (a *Agent) limitCRL(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if ok, wait := l.allow(key, a.now()); !ok {
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		return errRateLimited
+		return retryLater(errRateLimited, wait)
 	}
 	return nil
 }
@@ -214,21 +213,16 @@ func (l *rateLimiter) level(b *bucket, now time.Time) float64 {
 	return min(l.burst, b.tokens+now.Sub(b.at).Seconds()*l.rate)
 }
 
-type keyJSON struct {
-	KeyID  string        `json:"kid"`
-	Public payword.Bytes `json:"public"`
-}
-
 // handleKeys lists the agent's keys, and announces them in a document
 // signed by each of them: a verifier learns a new key only through a
 // signature of a key it already trusts.
 func (a *Agent) handleKeys(w http.ResponseWriter, r *http.Request) error {
-	keys := make([]keyJSON, 0, len(a.cfg.SigningKeys))
+	out := agentapi.Keys{Keys: make([]agentapi.Key, 0, len(a.cfg.SigningKeys)), Signed: payword.AnnounceKeys(a.cfg.SigningKeys, a.now())}
 	for _, k := range a.cfg.SigningKeys {
-		keys = append(keys, keyJSON{KeyID: k.ID, Public: payword.Bytes(k.Public())})
+		out.Keys = append(out.Keys, agentapi.Key{KeyID: k.ID, Public: payword.Bytes(k.Public())})
 	}
 	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, map[string]any{"keys": keys, "signed": payword.AnnounceKeys(a.cfg.SigningKeys, a.now())})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -243,17 +237,11 @@ func (a *Agent) Revoke(ctx context.Context, s payword.Serial, reason string) (bo
 	return true, nil
 }
 
-type revokeReq struct {
-	Serial *payword.Serial `json:"serial,omitempty"`
-	User   string          `json:"user,omitempty"` // username
-	Vendor string          `json:"vendor,omitempty"`
-}
-
 func (a *Agent) handleAdminRevoke(w http.ResponseWriter, r *http.Request) error {
 	if err := a.requireAdmin(r); err != nil {
 		return err
 	}
-	var q revokeReq
+	var q agentapi.Revoke
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
@@ -264,7 +252,7 @@ func (a *Agent) handleAdminRevoke(w http.ResponseWriter, r *http.Request) error 
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"revoked": ok})
+		writeJSON(w, http.StatusOK, agentapi.Revoked{Revoked: ok})
 		return nil
 	case q.Serial == nil && (q.User == "") != (q.Vendor == ""):
 		acct := "v:" + q.Vendor
@@ -280,12 +268,12 @@ func (a *Agent) handleAdminRevoke(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 		if n < 0 {
-			return fail(http.StatusNotFound, "unknown_account", "no such user or vendor")
+			return fail(http.StatusNotFound, agentapi.CodeUnknownAccount, "no such user or vendor")
 		}
 		a.metrics.revocations.WithLabelValues("admin").Add(float64(n))
 		a.log.Info("account revoked", zap.String("account", acct), zap.Int64("certificates", n))
-		writeJSON(w, http.StatusOK, map[string]any{"revoked": true, "certificates": n})
+		writeJSON(w, http.StatusOK, agentapi.Revoked{Revoked: true, Certificates: int(n)})
 		return nil
 	}
-	return fail(http.StatusBadRequest, "malformed", "give exactly one of serial, user, vendor")
+	return fail(http.StatusBadRequest, agentapi.CodeMalformed, "give exactly one of serial, user, vendor")
 }

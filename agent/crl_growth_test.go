@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -54,6 +53,7 @@ func (e *env) fakeCerts(n int, exp int64, tag byte) []payword.Serial {
 // The list is served in pages of at most payword.MaxCRLEntries with a
 // next cursor; each page binds the question, the head and the time.
 func TestCRLPaged(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	exp := e.clock.Now().Add(time.Hour).Unix()
 	serials := e.fakeCerts(payword.MaxCRLEntries+5, exp, 0xa0)
@@ -96,14 +96,14 @@ func TestCRLPaged(t *testing.T) {
 // passed by payword.CRLKeep: new revocations prune a few, the settlement
 // run the rest.
 func TestCRLEntriesExpire(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice := e.user("alice", 100000)
 	for range 20 { // the recovery loop of issue 9
 		e.buy(alice, 128)
-		_, priv, _ := ed25519.GenerateKey(nil)
-		e.must(e.call("POST", "/v1/certificates/recover", alice,
-			map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, nil), 200, "recover")
-		e.clock.Add(e.a.cfg.RecoverEvery) // an account recovers once per RecoverEvery
+		code, _, _ := e.recoverAs(alice)
+		e.must(code, 200, "recover")
+		e.clock.Add(time.Duration(e.a.cfg.RecoverEvery)) // an account recovers once per RecoverEvery
 	}
 	n, _ := e.rdb.ZCard(t.Context(), "hw:crl").Result()
 	if n < 20 {
@@ -117,7 +117,7 @@ func TestCRLEntriesExpire(t *testing.T) {
 	}
 
 	// Past expiry + CRLKeep: two new revocations drop four old entries.
-	e.clock.Add(e.a.cfg.CertTTL + payword.CRLKeep + time.Minute)
+	e.clock.Add(time.Duration(e.a.cfg.CertTTL) + payword.CRLKeep + time.Minute)
 	fresh := e.fakeCerts(2, e.clock.Now().Add(time.Hour).Unix(), 0xb0)
 	for _, s := range fresh {
 		if ok, err := e.a.Revoke(t.Context(), s, "admin"); !ok || err != nil {
@@ -144,6 +144,7 @@ func TestCRLEntriesExpire(t *testing.T) {
 // vendor for requests with a vendor's token; an invalid token counts as
 // anonymous.
 func TestCRLRateLimited(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	vendor := e.vendor("planet")
 	code := func(addr, auth string) int {
@@ -194,6 +195,7 @@ func TestCRLRateLimited(t *testing.T) {
 // The bucket map stays bounded whatever the number of addresses, and a
 // flood of new addresses never refills a limited one.
 func TestRateLimiterBounded(t *testing.T) {
+	t.Parallel()
 	l := newRateLimiter(1, 2, 100)
 	now := time.Unix(1000, 0)
 	for range 2 {
@@ -218,17 +220,14 @@ func TestRateLimiterBounded(t *testing.T) {
 // /v1/keys announces every key signed by each of them: a gateway trusting
 // the old key learns the new one; nothing else can be learnt.
 func TestKeysAnnouncedForRotation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	next := payword.SigningKey{ID: "agent-next", Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{8}, 32))}
 	e.cfg.SigningKeys = []payword.SigningKey{next, testKey}
 	e.restartAgent()
-	var out struct {
-		Keys   []keyJSON        `json:"keys"`
-		Signed []payword.Signed `json:"signed"`
-	}
-	rec := e.raw("GET", "/v1/keys", "")
-	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil || len(out.Keys) != 2 || len(out.Signed) != 2 {
-		t.Fatalf("/v1/keys: %s", rec.Body)
+	out, err := e.client().Keys(t.Context())
+	if err != nil || len(out.Keys) != 2 || len(out.Signed) != 2 {
+		t.Fatalf("/v1/keys: %+v, %v", out, err)
 	}
 	learnt, err := payword.OpenKeys(out.Signed, payword.KeySet{testKey.ID: testKey.Public()})
 	if err != nil || !learnt[next.ID].Equal(next.Public()) {
@@ -238,6 +237,7 @@ func TestKeysAnnouncedForRotation(t *testing.T) {
 
 // The Lua prelude prunes with the same margin as payword.CRLKeep.
 func TestCRLKeepInLua(t *testing.T) {
+	t.Parallel()
 	if !strings.Contains(luaPrelude, fmt.Sprintf("pruneCRL(t - %d, 2)", int(payword.CRLKeep/time.Second))) {
 		t.Fatal("the prelude's pruning margin is not payword.CRLKeep")
 	}

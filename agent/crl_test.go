@@ -7,10 +7,12 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
 func TestCRLIncrementalAndSigned(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice := e.user("alice", 10000)
 	var serials []payword.Serial
@@ -18,12 +20,19 @@ func TestCRLIncrementalAndSigned(t *testing.T) {
 		w := e.buy(alice, 128)
 		serials = append(serials, w.cert.Serial)
 	}
-	admin := "Bearer " + adminToken
-	e.must(e.call("POST", "/v1/admin/revoke", admin, map[string]any{"serial": serials[0]}, nil), 200, "revoke cert")
-	e.must(e.call("POST", "/v1/admin/revoke", admin, map[string]any{"user": "alice"}, nil), 200, "revoke user")
-	var again struct{ Revoked bool }
-	e.must(e.call("POST", "/v1/admin/revoke", admin, map[string]any{"serial": serials[0]}, &again), 200, "revoke twice")
-	if again.Revoked {
+	admin := e.as("Bearer " + adminToken)
+	revoke := func(q agentapi.Revoke, what string) *agentapi.Revoked {
+		r, err := admin.Revoke(t.Context(), q)
+		e.mustOK(err, what)
+		return r
+	}
+	if !revoke(agentapi.Revoke{Serial: &serials[0]}, "revoke cert").Revoked {
+		t.Fatal("active certificate not revoked")
+	}
+	if r := revoke(agentapi.Revoke{User: "alice"}, "revoke user"); !r.Revoked || r.Certificates != 2 {
+		t.Fatalf("revoke user: %+v", r)
+	}
+	if revoke(agentapi.Revoke{Serial: &serials[0]}, "revoke twice").Revoked {
 		t.Fatal("revoked twice")
 	}
 	page := func(since string) *payword.CRL {
@@ -52,7 +61,7 @@ func TestCRLIncrementalAndSigned(t *testing.T) {
 	}
 	// A revoked vendor can no longer report.
 	va := e.vendor("planet")
-	e.must(e.call("POST", "/v1/admin/revoke", admin, map[string]any{"vendor": "planet"}, nil), 200, "revoke vendor")
+	revoke(agentapi.Revoke{Vendor: "planet"}, "revoke vendor")
 	if _, code := e.report(va, "planet", "b1", payword.Claim{}); code != 403 {
 		t.Fatalf("revoked vendor reported: %d", code)
 	}
@@ -66,6 +75,7 @@ func TestCRLIncrementalAndSigned(t *testing.T) {
 // TestRevocationVisibleToSubscriber measures the time from an admin
 // revocation to a gateway-style subscriber receiving it (≤ 1 s required).
 func TestRevocationVisibleToSubscriber(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	w := e.buy(e.user("alice", 1000), 128)
 	sub := e.rdb.Subscribe(t.Context(), "hw:crl")

@@ -1,13 +1,17 @@
 package agent
 
 import (
+	"errors"
 	"testing"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
-// TestDisputeTable walks every row of DESIGN.md §2's dispute table.
+// TestDisputeTable walks every row of the verdict table of POST /v1/reports
+// (docs/agent-api.md): each verdict and who is paid or revoked.
 func TestDisputeTable(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va, vb := e.vendor("planet"), e.vendor("globe")
 	alice := e.user("alice", 1000)
@@ -62,6 +66,7 @@ func TestDisputeTable(t *testing.T) {
 }
 
 func TestRedeliveredBatchChangesNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 128)
@@ -85,6 +90,7 @@ func TestRedeliveredBatchChangesNothing(t *testing.T) {
 }
 
 func TestConcurrentIngestionPaysOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 10000), 1280)
@@ -94,14 +100,14 @@ func TestConcurrentIngestionPaysOnce(t *testing.T) {
 			claims = append(claims, w.claim(g, i, 1, "planet"))
 		}
 	}
-	done := make(chan ReportResult, 2)
+	done := make(chan agentapi.ReportResult, 2)
 	for _, batch := range []string{"x1", "x2"} {
 		go func() {
 			res, _ := e.report(va, "planet", batch, claims...)
 			done <- res
 		}()
 	}
-	paid := 0
+	paid := uint64(0)
 	for range 2 {
 		for _, r := range (<-done).Results {
 			paid += r.Amount
@@ -114,24 +120,20 @@ func TestConcurrentIngestionPaysOnce(t *testing.T) {
 }
 
 func TestSpecificCertificate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	var v struct{ Token string }
-	e.must(e.call("POST", "/v1/vendors", "Bearer "+adminToken, map[string]string{"vendor": "planet", "kind": "specific"}, &v), 201, "register")
+	ctx := t.Context()
+	v, err := e.as("Bearer "+adminToken).RegisterVendor(ctx, agentapi.RegisterVendor{Vendor: "planet", Kind: agentapi.KindSpecific})
+	e.mustOK(err, "register")
 	va, vb := "Bearer "+v.Token, e.vendor("globe")
 	alice := e.user("alice", 1000)
-	var b Bundle
 	w0, _ := e.tryBuy(alice, 1) // generic, for its key
-	code := e.call("POST", "/v1/certificates", alice, map[string]any{
-		"tokens": 100, "scope": "planet", "public_key": b64.EncodeToString(w0.cert.UserKey[:]),
-	}, &b)
-	e.must(code, 201, "buy specific")
-	w := walletFrom(t, &b, w0.key)
-	var bad apiError
-	e.call("POST", "/v1/certificates", alice, map[string]any{
-		"tokens": 100, "scope": "globe", "public_key": b64.EncodeToString(w0.cert.UserKey[:]),
-	}, &bad)
-	if bad.Code != "generic_vendor" {
-		t.Fatalf("specific certificate of a generic vendor: %+v", bad)
+	b, err := e.as(alice).Buy(ctx, 100, w0.cert.UserKey[:], "planet")
+	e.mustOK(err, "buy specific")
+	w := walletFrom(t, b, w0.key)
+	_, err = e.as(alice).Buy(ctx, 100, w0.cert.UserKey[:], "globe")
+	if bad, _ := errors.AsType[*agentapi.Error](err); bad == nil || bad.Code != agentapi.CodeGenericVendor {
+		t.Fatalf("specific certificate of a generic vendor: %v", err)
 	}
 	e.expectReport("paid:3", va, "planet", "s1", w.claim(0, 3, 3, ""))
 	e.expectReport("vendor_fraud:0", vb, "globe", "s1", w.claim(0, 4, 1, "globe"))
@@ -141,6 +143,7 @@ func TestSpecificCertificate(t *testing.T) {
 // TestCertificateGoneFromStore: a certificate the agent still caches but
 // the store lost is unknown, not a script error.
 func TestCertificateGoneFromStore(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 128)

@@ -17,6 +17,7 @@ import (
 // runs), so a report answered 200 could vanish in a crash. The agent
 // refuses such a store unless Ephemeral, and starts on `always`.
 func TestRefusesEverysec(t *testing.T) {
+	t.Parallel()
 	for _, policy := range []string{"everysec", "no", "always"} {
 		srv := redistest.Start(t, redistest.WithArgs("--appendfsync", policy))
 		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})

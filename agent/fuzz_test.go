@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -20,25 +21,30 @@ func FuzzRequestParsers(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var p purchaseReq
+		var p agentapi.Purchase
 		if unmarshalStrict(body, &p) == nil {
-			if upk, err := p.check(1_000_000); err == nil && (p.Tokens < 1 || p.Tokens > 1_000_000 || len(upk) != 32) {
+			if upk, err := checkPurchase(&p, 1_000_000); err == nil && (p.Tokens < 1 || p.Tokens > 1_000_000 || len(upk) != 32) {
 				t.Fatalf("accepted %+v", p)
 			}
 		}
-		var u registerUserReq
-		if unmarshalStrict(body, &u) == nil && u.check() == nil {
+		var u agentapi.RegisterUser
+		if unmarshalStrict(body, &u) == nil && checkUser(&u) == nil {
 			if !payword.ValidID(u.Username) || len(u.Password) < minPassword || len(u.Info) > maxInfoKeys {
 				t.Fatalf("accepted %+v", u)
 			}
 		}
-		var c creditReq
-		if unmarshalStrict(body, &c) == nil && c.check() == nil && (c.Amount < 1 || c.Amount > maxCredit) {
+		var c agentapi.Credit
+		if unmarshalStrict(body, &c) == nil && checkCredit(c) == nil && (c.Amount < 1 || c.Amount > maxCredit) {
 			t.Fatalf("accepted %+v", c)
 		}
-		var r revokeReq
+		var ev agentapi.PaymentEvent
+		if unmarshalStrict(body, &ev) == nil && checkCredit(agentapi.Credit{User: ev.User, Amount: ev.Amount, Event: ev.Event}) == nil &&
+			(ev.Amount < 1 || ev.Amount > maxCredit) {
+			t.Fatalf("accepted %+v", ev)
+		}
+		var r agentapi.Revoke
 		_ = unmarshalStrict(body, &r)
-		var b bindReq
+		var b agentapi.Bind
 		if unmarshalStrict(body, &b) == nil {
 			_, _ = payword.ParseBinding(b.Bind)
 		}

@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"sort"
 	"strings"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -45,7 +48,7 @@ type env struct {
 func testConfig(rdb redis.UniversalClient, c *clock) Config {
 	return Config{
 		Redis: rdb, SigningKeys: []payword.SigningKey{testKey}, MasterKey: bytes.Repeat([]byte{9}, 32),
-		AdminToken: adminToken, WebhookSecret: []byte("whsec"), Ephemeral: true,
+		AdminToken: adminToken, WebhookSecret: []byte("whsec"), Settings: Settings{Ephemeral: true},
 		Argon: ArgonParams{Time: 1, Memory: 64, Threads: 1}, Now: c.Now,
 	}
 }
@@ -118,6 +121,26 @@ func (e *env) raw(method, path, auth string, body ...io.Reader) *httptest.Respon
 	return rec
 }
 
+// client is an agentapi.Client of the agent, called in process like raw.
+func (e *env) client() *agentapi.Client {
+	return agentapi.NewClient("http://agent.test", &http.Client{Transport: inProcess{e}})
+}
+
+// inProcess serves a client's requests with the env's current agent.
+type inProcess struct{ e *env }
+
+func (t inProcess) RoundTrip(r *http.Request) (*http.Response, error) {
+	var body io.Reader
+	if r.Body != nil {
+		body = r.Body
+	}
+	req := httptest.NewRequest(r.Method, r.URL.RequestURI(), body).WithContext(r.Context())
+	req.Header = r.Header.Clone()
+	rec := httptest.NewRecorder()
+	t.e.a.ServeHTTP(rec, req)
+	return rec.Result(), nil
+}
+
 func (e *env) must(code, want int, what string) {
 	e.t.Helper()
 	if code != want {
@@ -125,22 +148,61 @@ func (e *env) must(code, want int, what string) {
 	}
 }
 
+// as is the client that sends the Authorization value auth ("Bearer …"
+// or "").
+func (e *env) as(auth string) *agentapi.Client {
+	if tok, ok := strings.CutPrefix(auth, "Bearer "); ok {
+		return e.client().WithToken(tok)
+	}
+	return e.client()
+}
+
+// status is the HTTP status of a client call that answered (2xx: ok).
+func status(err error, ok int) int {
+	if err == nil {
+		return ok
+	}
+	if e, refused := errors.AsType[*agentapi.Error](err); refused {
+		return e.Status
+	}
+	return 0
+}
+
+// mustOK fails the test on a client call's error.
+func (e *env) mustOK(err error, what string) {
+	e.t.Helper()
+	if err != nil {
+		e.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// settle runs the admin's settlement.
+func (e *env) settle() *agentapi.Settled {
+	e.t.Helper()
+	n, err := e.as("Bearer " + adminToken).Settle(context.Background())
+	e.mustOK(err, "settle")
+	return n
+}
+
 func (e *env) vendor(id string) string {
 	e.t.Helper()
-	var out struct{ Token string }
-	e.must(e.call("POST", "/v1/vendors", "Bearer "+adminToken, map[string]string{"vendor": id}, &out), 201, "register vendor")
-	return "Bearer " + out.Token
+	v, err := e.as("Bearer "+adminToken).RegisterVendor(context.Background(), agentapi.RegisterVendor{Vendor: id})
+	e.mustOK(err, "register vendor")
+	return "Bearer " + v.Token
 }
 
 // user registers a user with credit and returns a session Authorization value.
 func (e *env) user(name string, credit int64) string {
 	e.t.Helper()
-	e.must(e.call("POST", "/v1/users", "", map[string]string{"username": name, "password": "correct horse"}, nil), 201, "register user")
+	ctx := context.Background()
+	_, err := e.client().RegisterUser(ctx, agentapi.RegisterUser{Username: name, Password: "correct horse"})
+	e.mustOK(err, "register user")
 	if credit > 0 {
-		e.must(e.call("POST", "/v1/admin/credit", "Bearer "+adminToken, map[string]any{"user": name, "amount": credit}, nil), 200, "credit")
+		_, err := e.as("Bearer "+adminToken).Credit(ctx, agentapi.Credit{User: name, Amount: credit})
+		e.mustOK(err, "credit")
 	}
-	var s struct{ Token string }
-	e.must(e.call("POST", "/v1/sessions", "", map[string]string{"username": name, "password": "correct horse"}, &s), 200, "login")
+	s, err := e.client().Login(ctx, name, "correct horse")
+	e.mustOK(err, "login")
 	return "Bearer " + s.Token
 }
 
@@ -160,17 +222,14 @@ func (e *env) buy(auth string, tokens int) *wallet {
 
 func (e *env) tryBuy(auth string, tokens int) (*wallet, int) {
 	_, priv, _ := ed25519.GenerateKey(nil)
-	var b Bundle
-	code := e.call("POST", "/v1/certificates", auth, map[string]any{
-		"tokens": tokens, "public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey)),
-	}, &b)
-	if code != 201 {
-		return nil, code
+	b, err := e.as(auth).Buy(context.Background(), int64(tokens), priv.Public().(ed25519.PublicKey), "")
+	if err != nil {
+		return nil, status(err, 201)
 	}
-	return walletFrom(e.t, &b, priv), code
+	return walletFrom(e.t, b, priv), 201
 }
 
-func walletFrom(t testing.TB, b *Bundle, priv ed25519.PrivateKey) *wallet {
+func walletFrom(t testing.TB, b *agentapi.Bundle, priv ed25519.PrivateKey) *wallet {
 	raw, _ := b64.DecodeString(b.Certificate)
 	c, err := payword.ParseCertificate(raw)
 	if err != nil {
@@ -200,11 +259,13 @@ func (w *wallet) claim(g, i, p uint32, bindTo string) payword.Claim {
 	return c
 }
 
-func (e *env) report(auth, vendor, batch string, claims ...payword.Claim) (ReportResult, int) {
+func (e *env) report(auth, vendor, batch string, claims ...payword.Claim) (agentapi.ReportResult, int) {
 	e.t.Helper()
-	var res ReportResult
-	code := e.call("POST", "/v1/reports", auth, payword.Report{Vendor: vendor, Batch: batch, Claims: claims}, &res)
-	return res, code
+	res, err := e.as(auth).Report(context.Background(), &payword.Report{Vendor: vendor, Batch: batch, Claims: claims})
+	if err != nil {
+		return agentapi.ReportResult{}, status(err, 200)
+	}
+	return *res, 200
 }
 
 // expectReport posts a report and checks its verdicts ("paid:3 duplicate:0").
@@ -216,7 +277,7 @@ func (e *env) expectReport(want, auth, vendor, batch string, claims ...payword.C
 	}
 }
 
-func (e *env) verdicts(res ReportResult) string {
+func (e *env) verdicts(res agentapi.ReportResult) string {
 	v := make([]string, len(res.Results))
 	for i, r := range res.Results {
 		v[i] = fmt.Sprintf("%s:%d", r.Verdict, r.Amount)

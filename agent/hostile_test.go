@@ -10,11 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
 // TestHostileRequests: each is refused with a precise 4xx and changes nothing.
 func TestHostileRequests(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	e.vendor("globe")
@@ -29,7 +31,7 @@ func TestHostileRequests(t *testing.T) {
 		name, method, path, auth string
 		body                     any
 		status                   int
-		code                     string
+		code                     agentapi.Code
 	}{
 		{"wrong password", "POST", "/v1/sessions", "", map[string]string{"username": "alice", "password": "wrong horse"}, 401, "invalid_credentials"},
 		{"unknown user", "POST", "/v1/sessions", "", map[string]string{"username": "mallory", "password": "correct horse"}, 401, "invalid_credentials"},
@@ -66,9 +68,9 @@ func TestHostileRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := e.snapshot()
-			var got apiError
+			var got agentapi.Error
 			if status := e.call(c.method, c.path, c.auth, c.body, &got); status != c.status || got.Code != c.code {
-				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Msg, c.status, c.code)
+				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Message, c.status, c.code)
 			}
 			if e.snapshot() != before {
 				t.Fatal("a refused request changed the store")
@@ -87,6 +89,7 @@ func TestHostileRequests(t *testing.T) {
 func b64std(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
 func TestWebhookCreditsOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.user("alice", 0)
 	body := []byte(`{"user":"alice","amount":500,"event":"evt_1"}`)
@@ -94,7 +97,7 @@ func TestWebhookCreditsOnce(t *testing.T) {
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write(b)
 		req := httptest.NewRequest("POST", "/v1/webhooks/payment", bytes.NewReader(b))
-		req.Header.Set(SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		req.Header.Set(agentapi.SignatureHeader, "sha256="+hex.EncodeToString(mac.Sum(nil)))
 		rec := httptest.NewRecorder()
 		e.a.ServeHTTP(rec, req)
 		return rec.Code
@@ -110,6 +113,7 @@ func TestWebhookCreditsOnce(t *testing.T) {
 }
 
 func TestLoginThrottle(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.user("alice", 0)
 	login := func(pw string) int {
@@ -125,6 +129,7 @@ func TestLoginThrottle(t *testing.T) {
 }
 
 func TestTokenRotationAndLogout(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	var out struct{ Token string }

@@ -7,32 +7,33 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
+
+	"github.com/hashwall/hashwall/agentapi"
 )
 
-// apiError is the JSON error body: {"error": human message, "code": machine code}.
-type apiError struct {
-	Status int    `json:"-"`
-	Msg    string `json:"error"`
-	Code   string `json:"code"`
-	Owner  string `json:"owner,omitempty"` // 409 of /v1/bindings
+// fail is a refusal: the JSON error body of agentapi.Error with its status.
+func fail(status int, code agentapi.Code, msg string) *agentapi.Error {
+	return &agentapi.Error{Status: status, Code: code, Message: msg}
 }
 
-func (e *apiError) Error() string { return e.Msg }
-
-func fail(status int, code, msg string) *apiError {
-	return &apiError{Status: status, Code: code, Msg: msg}
+// retryLater is e (a shared 429) with the Retry-After of this refusal.
+func retryLater(e *agentapi.Error, after time.Duration) *agentapi.Error {
+	c := *e
+	c.RetryAfter = after
+	return &c
 }
 
 var (
-	errUnauthorized = fail(http.StatusUnauthorized, "unauthorized", "missing or invalid credentials")
-	errInternal     = fail(http.StatusInternalServerError, "internal", "internal error")
-	errUnavailable  = fail(http.StatusServiceUnavailable, "store_unavailable", "the agent's store is unavailable")
+	errUnauthorized = fail(http.StatusUnauthorized, agentapi.CodeUnauthorized, "missing or invalid credentials")
+	errInternal     = fail(http.StatusInternalServerError, agentapi.CodeInternal, "internal error")
+	errUnavailable  = fail(http.StatusServiceUnavailable, agentapi.CodeStoreUnavailable, "the agent's store is unavailable")
 )
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -53,9 +54,9 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, fail(http.StatusRequestEntityTooLarge, "too_large", "request body too large")
+		return nil, fail(http.StatusRequestEntityTooLarge, agentapi.CodeTooLarge, "request body too large")
 	case err != nil:
-		return nil, fail(http.StatusBadRequest, "bad_request", "cannot read request body")
+		return nil, fail(http.StatusBadRequest, agentapi.CodeBadRequest, "cannot read request body")
 	}
 	return body, nil
 }
@@ -74,7 +75,7 @@ func unmarshalStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil || dec.More() {
-		return fail(http.StatusBadRequest, "malformed", "request body is not JSON of the expected shape")
+		return fail(http.StatusBadRequest, agentapi.CodeMalformed, "request body is not JSON of the expected shape")
 	}
 	return nil
 }
@@ -89,17 +90,16 @@ func (a *Agent) wrap(route string, h handler) http.Handler {
 		start := time.Now()
 		err := h(w, r)
 		if err != nil {
-			var e *apiError
-			if !errors.As(err, &e) {
+			e, ok := errors.AsType[*agentapi.Error](err)
+			if !ok {
 				a.log.Error("request failed", zap.String("route", route), zap.Error(err))
 				e = errInternal
 				if isRedisDown(err) {
 					e = errUnavailable
 				}
 			}
-			var ra interface{ retryAfter() string }
-			if errors.As(err, &ra) {
-				w.Header().Set("Retry-After", ra.retryAfter())
+			if e.RetryAfter > 0 { // whole seconds, rounded up
+				w.Header().Set("Retry-After", strconv.FormatInt(int64((e.RetryAfter+time.Second-1)/time.Second), 10))
 			}
 			writeJSON(w, e.Status, e)
 		}

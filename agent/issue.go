@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -13,42 +14,24 @@ import (
 	"github.com/oasisprotocol/curve25519-voi/curve"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
-type purchaseReq struct {
-	Tokens    int64  `json:"tokens"`     // N; rounded up to whole segments
-	PublicKey string `json:"public_key"` // the wallet's Ed25519 key, base64url
-	Scope     string `json:"scope,omitempty"`
-	RequestID string `json:"request_id,omitempty"` // makes a retried purchase return the first one's bundle
-}
-
-// Bundle is what the wallet receives: the signed certificate and its secret K.
-type Bundle struct {
-	Serial      string `json:"serial"`
-	Certificate string `json:"certificate"` // base64url of the signed encoding
-	Secret      string `json:"secret"`      // K, base64url
-	Segments    int    `json:"segments"`
-	SegmentLen  int    `json:"segment_len"`
-	Tokens      int    `json:"tokens"`
-	Cost        uint64 `json:"cost"` // charged, in minor units of Currency
-	Currency    string `json:"currency"`
-	ExpiresAt   int64  `json:"expires_at"`
-}
-
-// check validates a purchase and returns the wallet's public key.
-func (q *purchaseReq) check(maxTokens int) ([]byte, error) {
+// checkPurchase validates a purchase, fills its default scope and returns
+// the wallet's public key.
+func checkPurchase(q *agentapi.Purchase, maxTokens int) ([]byte, error) {
 	if q.Tokens < 1 || q.Tokens > int64(maxTokens) {
-		return nil, fail(http.StatusBadRequest, "invalid_tokens", fmt.Sprintf("tokens must be in 1..%d", maxTokens))
+		return nil, fail(http.StatusBadRequest, agentapi.CodeInvalidTokens, fmt.Sprintf("tokens must be in 1..%d", maxTokens))
 	}
 	if q.Scope == "" {
 		q.Scope = payword.GenericScope
 	}
 	if q.Scope != payword.GenericScope && !payword.ValidID(q.Scope) {
-		return nil, fail(http.StatusBadRequest, "invalid_scope", `scope must be "*" or a vendor id`)
+		return nil, fail(http.StatusBadRequest, agentapi.CodeInvalidScope, `scope must be "*" or a vendor id`)
 	}
 	if q.RequestID != "" && !payword.ValidID(q.RequestID) {
-		return nil, fail(http.StatusBadRequest, "invalid_request_id", "request_id must be an id")
+		return nil, fail(http.StatusBadRequest, agentapi.CodeInvalidRequestID, "request_id must be an id")
 	}
 	return parsePublicKey(q.PublicKey)
 }
@@ -59,7 +42,7 @@ func (q *purchaseReq) check(maxTokens int) ([]byte, error) {
 // key is one, and a small-order key admits signatures that verify for
 // many messages.
 func parsePublicKey(s string) ([]byte, error) {
-	bad := fail(http.StatusBadRequest, "invalid_public_key", "public_key must be a base64url Ed25519 public key")
+	bad := fail(http.StatusBadRequest, agentapi.CodeInvalidPublicKey, "public_key must be a base64url Ed25519 public key")
 	upk, err := payword.DecodeBase64(s)
 	if err != nil || len(upk) != ed25519.PublicKeySize {
 		return nil, bad
@@ -80,11 +63,11 @@ func (a *Agent) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var q purchaseReq
+	var q agentapi.Purchase
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
-	upk, err := q.check(a.cfg.MaxTokens)
+	upk, err := checkPurchase(&q, a.cfg.MaxTokens)
 	if err != nil {
 		return err
 	}
@@ -101,11 +84,11 @@ func (a *Agent) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 // issue runs steps B–D: generate K, sign the certificate, then charge the
 // balance and record the certificate in one script. If the balance does not
 // cover it the certificate is simply dropped: it was never stored or sent.
-func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte, scope, requestID string) (*Bundle, error) {
+func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte, scope, requestID string) (*agentapi.Bundle, error) {
 	m := a.cfg.SegmentLen
 	now := a.now()
 	c := &payword.Certificate{
-		IssuedAt: now.Unix(), ExpiresAt: now.Add(a.cfg.CertTTL).Unix(),
+		IssuedAt: now.Unix(), ExpiresAt: now.Add(time.Duration(a.cfg.CertTTL)).Unix(),
 		UnitValue: a.cfg.UnitValue, Currency: a.cfg.Currency, Scope: scope, UserID: uid,
 	}
 	rand.Read(c.Serial[:])
@@ -135,20 +118,20 @@ func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte,
 	switch res {
 	case "ok":
 	case "insufficient_funds":
-		return nil, fail(http.StatusPaymentRequired, "insufficient_funds", "balance does not cover the certificate")
+		return nil, fail(http.StatusPaymentRequired, agentapi.CodeInsufficientFunds, "balance does not cover the certificate")
 	case "user_inactive":
-		return nil, fail(http.StatusForbidden, "user_revoked", "user account is revoked")
+		return nil, fail(http.StatusForbidden, agentapi.CodeUserRevoked, "user account is revoked")
 	case "vendor_unknown":
-		return nil, fail(http.StatusBadRequest, "unknown_vendor", "scope names no active vendor")
+		return nil, fail(http.StatusBadRequest, agentapi.CodeUnknownVendor, "scope names no active vendor")
 	case "vendor_generic":
-		return nil, fail(http.StatusBadRequest, "generic_vendor", "scope names a vendor of the generic system; buy a generic certificate")
+		return nil, fail(http.StatusBadRequest, agentapi.CodeGenericVendor, "scope names a vendor of the generic system; buy a generic certificate")
 	default:
 		return nil, fmt.Errorf("purchase script: %q", res)
 	}
 	a.metrics.issued.Inc()
 	a.metrics.tokens.Add(float64(tokens))
 	a.log.Info("certificate issued", zap.String("serial", serial), zap.String("user", uid), zap.Int("tokens", tokens))
-	return &Bundle{
+	return &agentapi.Bundle{
 		Serial: serial, Certificate: b64.EncodeToString(raw), Secret: b64.EncodeToString(k[:]),
 		Segments: segments, SegmentLen: m, Tokens: tokens, Cost: cost, Currency: a.cfg.Currency,
 		ExpiresAt: c.ExpiresAt,
@@ -165,7 +148,7 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var q purchaseReq // tokens and scope are ignored: the value decides
+	var q agentapi.Recover
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
@@ -177,9 +160,9 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	now := a.now()
-	due := now.Add(a.cfg.ReportWindow).Unix()
+	due := now.Add(time.Duration(a.cfg.ReportWindow)).Unix()
 	res, err := a.run(r.Context(), recoverCerts, uid, now.Unix(), due, a.cfg.RecoverAdvance,
-		int64(a.cfg.RecoverEvery/time.Second)).Int64Slice()
+		int64(time.Duration(a.cfg.RecoverEvery)/time.Second)).Int64Slice()
 	if err != nil {
 		return err
 	}
@@ -187,31 +170,29 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	a.metrics.revocations.WithLabelValues("recovered").Add(float64(res[1]))
 	switch value {
 	case -1:
-		return fail(http.StatusForbidden, "user_revoked", "user account is revoked")
+		return fail(http.StatusForbidden, agentapi.CodeUserRevoked, "user account is revoked")
 	case -2:
-		return &throttledError{after: time.Duration(res[3]) * time.Second, apiError: fail(http.StatusTooManyRequests,
-			"recover_too_often", fmt.Sprintf("an account may recover once every %v", a.cfg.RecoverEvery))}
+		return retryLater(fail(http.StatusTooManyRequests, agentapi.CodeRecoverTooOften,
+			fmt.Sprintf("an account may recover once every %v", a.cfg.RecoverEvery)), time.Duration(res[3])*time.Second)
 	}
 	a.metrics.recoveries.Inc()
 	a.log.Info("certificates recovered", zap.String("user", uid), zap.Int64("value", value), zap.Int64("pending", pending))
-	out := map[string]any{"recovered_value": value, "pending_credit": pending}
+	out := agentapi.Recovery{RecoveredValue: value, PendingCredit: pending}
 	if pending > 0 {
-		out["credit_at"] = due
+		out.CreditAt = due
 	}
 	// Buy as many whole segments of what was credited at once as the
 	// balance allows (late claims may already have eaten some).
 	segments := min(int(uint64(value)/(a.cfg.UnitValue*uint64(a.cfg.SegmentLen))), a.cfg.MaxTokens/a.cfg.SegmentLen)
 	if segments > 0 {
 		b, err := a.issue(r.Context(), uid, segments, upk, payword.GenericScope, "")
-		if e, ok := err.(*apiError); ok && e.Code == "insufficient_funds" {
+		if e, ok := errors.AsType[*agentapi.Error](err); ok && e.Code == agentapi.CodeInsufficientFunds {
 			err = nil // the value stays on the balance
 		}
 		if err != nil {
 			return err
 		}
-		if b != nil {
-			out["bundle"] = b
-		}
+		out.Bundle = b
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -219,7 +200,7 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 
 // storedBundle rebuilds the bundle of an issued certificate, for a retried
 // purchase whose first answer was lost.
-func (a *Agent) storedBundle(ctx context.Context, serial string) (*Bundle, error) {
+func (a *Agent) storedBundle(ctx context.Context, serial string) (*agentapi.Bundle, error) {
 	s, err := payword.ParseSerial(serial)
 	if err != nil {
 		return nil, err
@@ -237,7 +218,7 @@ func (a *Agent) storedBundle(ctx context.Context, serial string) (*Bundle, error
 		return nil, err
 	}
 	n := func(s string) int64 { x, _ := strconv.ParseInt(s, 10, 64); return x }
-	return &Bundle{
+	return &agentapi.Bundle{
 		Serial: serial, Certificate: f[0], Secret: b64.EncodeToString(k[:]),
 		Segments: int(n(f[2])), SegmentLen: int(n(f[3])), Tokens: int(n(f[4])),
 		Cost: uint64(n(f[4]) * n(f[5])), Currency: a.cfg.Currency, ExpiresAt: n(f[6]),

@@ -10,21 +10,13 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// LedgerEntry is one line of an account's append-only ledger.
-type LedgerEntry struct {
-	Seq     int64  `json:"seq"`
-	Time    int64  `json:"t"`
-	Amount  int64  `json:"amt"` // minor units, signed
-	Kind    string `json:"kind"`
-	Ref     string `json:"ref"`
-	Balance int64  `json:"bal"` // after this entry
-}
+	"github.com/hashwall/hashwall/agentapi"
+)
 
 // Ledger returns an account's entries ("u:<uid>" or "v:<vid>") dated in
 // [from, to), in order.
-func (a *Agent) Ledger(ctx context.Context, acct string, from, to int64) ([]LedgerEntry, error) {
+func (a *Agent) Ledger(ctx context.Context, acct string, from, to int64) ([]agentapi.LedgerEntry, error) {
 	raw, err := a.rdb.ZRangeByScore(ctx, a.prefix+"led:"+acct, &redis.ZRangeBy{
 		Min: strconv.FormatInt(from, 10), Max: "(" + strconv.FormatInt(to, 10),
 	}).Result()
@@ -55,14 +47,14 @@ const maxSameSecond = 1000
 
 // decodeEntries decodes ledger members, ordered by sequence number (entries
 // of the same second sort by their text otherwise).
-func decodeEntries(acct string, raw []string) ([]LedgerEntry, error) {
-	out := make([]LedgerEntry, len(raw))
+func decodeEntries(acct string, raw []string) ([]agentapi.LedgerEntry, error) {
+	out := make([]agentapi.LedgerEntry, len(raw))
 	for i, s := range raw {
 		if err := json.Unmarshal([]byte(s), &out[i]); err != nil {
 			return nil, fmt.Errorf("ledger %s entry %d: %w", acct, i, err)
 		}
 	}
-	slices.SortFunc(out, func(x, y LedgerEntry) int { return cmp.Compare(x.Seq, y.Seq) })
+	slices.SortFunc(out, func(x, y agentapi.LedgerEntry) int { return cmp.Compare(x.Seq, y.Seq) })
 	return out, nil
 }
 
@@ -97,8 +89,8 @@ func (a *Agent) handleLedgerCheck(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	if err := a.CheckLedger(r.Context()); err != nil {
-		return fail(http.StatusInternalServerError, "ledger_mismatch", err.Error())
+		return fail(http.StatusInternalServerError, agentapi.CodeLedgerMismatch, err.Error())
 	}
-	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+	writeJSON(w, http.StatusOK, agentapi.LedgerCheck{OK: true})
 	return nil
 }

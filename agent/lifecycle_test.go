@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -20,6 +22,7 @@ import (
 // negative balance then blocks purchases. (By default the value waits for
 // the report window: TestRecoveryCreditWaitsForTheWindow.)
 func TestRecoveryWithLateClaims(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.cfg.RecoverAdvance = 1 << 40
 	e.restartAgent()
@@ -29,16 +32,11 @@ func TestRecoveryWithLateClaims(t *testing.T) {
 	old := e.buy(alice, 384) // 3 segments; balance 128
 	e.report(va, "planet", "r1", old.claim(0, 10, 10, "planet"))
 
-	_, priv, _ := ed25519.GenerateKey(nil)
-	var out struct {
-		Value  int64   `json:"recovered_value"`
-		Bundle *Bundle `json:"bundle"`
-	}
-	e.must(e.call("POST", "/v1/certificates/recover", alice,
-		map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, &out), 200, "recover")
+	code, out, priv := e.recoverAs(alice)
+	e.must(code, 200, "recover")
 	// 374 unclaimed tokens buy 2 whole segments; the rest stays on the balance.
-	if out.Value != 374 || out.Bundle == nil || out.Bundle.Tokens != 256 {
-		t.Fatalf("recovered %d, bundle %+v; want 374 and a 256-token certificate", out.Value, out.Bundle)
+	if out.RecoveredValue != 374 || out.Bundle == nil || out.Bundle.Tokens != 256 {
+		t.Fatalf("recovered %d, bundle %+v; want 374 and a 256-token certificate", out.RecoveredValue, out.Bundle)
 	}
 	if !e.revoked(old.cert.Serial) {
 		t.Fatal("lost certificate not revoked")
@@ -68,6 +66,7 @@ func TestRecoveryWithLateClaims(t *testing.T) {
 }
 
 func TestAgentRestartBetweenPurchaseAndReport(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 128)
@@ -83,6 +82,7 @@ func TestAgentRestartBetweenPurchaseAndReport(t *testing.T) {
 // TestRedisRestartKeepsAcknowledged kills Redis (AOF, fsync always) after
 // acknowledged writes and checks that all of them survive.
 func TestRedisRestartKeepsAcknowledged(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, redistest.WithAOF())
 	e.cfg.Ephemeral = false
 	e.restartAgent() // durable store accepted without Ephemeral
@@ -91,7 +91,7 @@ func TestRedisRestartKeepsAcknowledged(t *testing.T) {
 	w := e.buy(alice, 128)
 	first, _ := e.report(va, "planet", "b1", w.claim(0, 9, 9, "planet"))
 	e.srv.Kill()
-	var down apiError
+	var down agentapi.Error
 	if code := e.call("POST", "/v1/reports", va, payword.Report{Vendor: "planet", Batch: "b9",
 		Claims: []payword.Claim{w.claim(0, 10, 1, "planet")}}, &down); code != 503 || down.Code != "store_unavailable" {
 		t.Fatalf("Redis down: %d %+v, want 503", code, down)
@@ -112,6 +112,7 @@ func TestRedisRestartKeepsAcknowledged(t *testing.T) {
 }
 
 func TestRefusesRedisWithoutAOF(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.WithoutAOF())
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
@@ -123,6 +124,7 @@ func TestRefusesRedisWithoutAOF(t *testing.T) {
 }
 
 func TestSettlementRefundsAndStatements(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	alice := e.user("alice", 1000)
@@ -132,19 +134,17 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 	e.clock.Add(time.Hour)
 	e.report(va, "planet", "b2", w.claim(0, 30, 20, "planet"))
 
-	var n struct{ Settled, Refunded int64 }
-	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, &n), 200, "settle")
+	n := e.settle()
 	if n.Settled != 0 {
 		t.Fatal("settled before expiry")
 	}
-	e.clock.Add(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow)
-	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, &n), 200, "settle")
+	e.clock.Add(time.Duration(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow))
+	n = e.settle()
 	// 256 tokens, 30 claimed: 226 refunded (unbound segment 1 and the tail of 0).
 	if n.Settled != 1 || n.Refunded != 226 || e.balance("u:"+uid) != 744+226 {
 		t.Fatalf("settled %+v, balance %d", n, e.balance("u:"+uid))
 	}
-	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, &n), 200, "settle again")
-	if n.Settled != 0 {
+	if n = e.settle(); n.Settled != 0 {
 		t.Fatal("settled twice")
 	}
 	e.expectReport("invalid:0", va, "planet", "b3", w.claim(0, 40, 10, "planet"))
@@ -152,10 +152,9 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 		t.Fatal("idempotency records of a settled certificate kept")
 	}
 
-	from := e.clock.Now().Add(-e.a.cfg.CertTTL - e.a.cfg.SettlementWindow - time.Hour - time.Minute).Unix()
-	var st Statement
-	path := "/v1/admin/vendors/planet/statement?from=" + itoa(from) + "&to=" + itoa(from+1800)
-	e.must(e.call("GET", path, "Bearer "+adminToken, nil, &st), 200, "statement")
+	from := e.clock.Now().Add(-time.Duration(e.a.cfg.CertTTL+e.a.cfg.SettlementWindow) - time.Hour - time.Minute).Unix()
+	st, err := e.as("Bearer "+adminToken).VendorStatement(t.Context(), "planet", time.Unix(from, 0), time.Unix(from+1800, 0))
+	e.mustOK(err, "statement")
 	if st.Opening != 0 || st.Credited != 10 || st.Closing != 10 || len(st.Entries) != 1 {
 		t.Fatalf("statement %+v", st)
 	}
@@ -170,41 +169,51 @@ func TestSettlementRefundsAndStatements(t *testing.T) {
 }
 
 func TestOnlineBindings(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va, vb := e.vendor("planet"), e.vendor("globe")
 	w := e.buy(e.user("alice", 1000), 256)
-	bindOf := func(g uint32, vendor string) map[string]string {
+	bindOf := func(g uint32, vendor string) []byte {
 		b, _ := payword.Bind(w.cert, w.key, g, vendor, time.Unix(1, 0))
-		return map[string]string{"bind": b64.EncodeToString(b.Raw())}
+		return b.Raw()
 	}
-	var out apiError
-	e.must(e.call("POST", "/v1/bindings", va, bindOf(0, "planet"), &out), 200, "first binding")
-	e.must(e.call("POST", "/v1/bindings", va, bindOf(0, "planet"), &out), 200, "same owner again")
-	e.must(e.call("POST", "/v1/bindings", vb, bindOf(1, "planet"), &out), 403, "another vendor's binding")
+	bind := func(auth string, raw []byte) (int, error) {
+		_, err := e.as(auth).Bind(t.Context(), raw)
+		return status(err, 200), err
+	}
+	code, _ := bind(va, bindOf(0, "planet"))
+	e.must(code, 200, "first binding")
+	code, _ = bind(va, bindOf(0, "planet"))
+	e.must(code, 200, "same owner again")
+	code, _ = bind(vb, bindOf(1, "planet"))
+	e.must(code, 403, "another vendor's binding")
 	if e.revoked(w.cert.Serial) {
 		t.Fatal("revoked too early")
 	}
-	e.must(e.call("POST", "/v1/bindings", vb, bindOf(0, "globe"), &out), 409, "second vendor")
-	if out.Owner != "planet" || out.Code != "segment_owned" {
-		t.Fatalf("409 body %+v", out)
+	code, err := bind(vb, bindOf(0, "globe"))
+	e.must(code, 409, "second vendor")
+	if ae, _ := errors.AsType[*agentapi.Error](err); ae.Owner != "planet" || ae.Code != agentapi.CodeSegmentOwned {
+		t.Fatalf("409 body %+v", ae)
 	}
 	if !e.revoked(w.cert.Serial) {
 		t.Fatal("double binding did not revoke")
 	}
 	forged := bindOf(1, "globe")
-	raw, _ := b64.DecodeString(forged["bind"])
-	raw[len(raw)-1] ^= 1
-	e.must(e.call("POST", "/v1/bindings", vb, map[string]string{"bind": b64.EncodeToString(raw)}, nil), 400, "forged")
+	forged[len(forged)-1] ^= 1
+	code, _ = bind(vb, forged)
+	e.must(code, 400, "forged")
 	unknown := *w.cert
 	unknown.Serial[0] ^= 1
 	b, _ := payword.Bind(&unknown, w.key, 0, "globe", time.Unix(1, 0))
-	e.must(e.call("POST", "/v1/bindings", vb, map[string]string{"bind": b64.EncodeToString(b.Raw())}, nil), 404, "unknown")
+	code, _ = bind(vb, b.Raw())
+	e.must(code, 404, "unknown")
 	// A report by the registered owner is paid; the other is a double-spend.
 	e.expectReport("paid:3", va, "planet", "b1", w.claim(0, 3, 3, "planet"))
 	e.checkLedger()
 }
 
 func TestMasterKeyRotation(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	w := e.buy(e.user("alice", 1000), 128)
@@ -225,12 +234,13 @@ func TestMasterKeyRotation(t *testing.T) {
 // TestRetriedPurchase: a purchase retried with the same request id (its
 // answer was lost) returns the same certificate and charges once.
 func TestRetriedPurchase(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice := e.user("alice", 1000)
 	_, priv, _ := ed25519.GenerateKey(nil)
 	req := map[string]any{"tokens": 200, "request_id": "buy-1",
 		"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}
-	var first, again Bundle
+	var first, again agentapi.Bundle
 	e.must(e.call("POST", "/v1/certificates", alice, req, &first), 201, "buy")
 	e.must(e.call("POST", "/v1/certificates", alice, req, &again), 201, "retry")
 	if first != again {

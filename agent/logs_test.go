@@ -12,6 +12,7 @@ import (
 // TestLogsHoldNoSecrets runs a whole scenario, fraud included, and checks
 // that no password, token, key or certificate secret reaches the logs.
 func TestLogsHoldNoSecrets(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	core, logs := observer.New(zap.DebugLevel)
 	e.cfg.Logger = zap.New(core)

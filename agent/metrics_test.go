@@ -35,6 +35,7 @@ func metric(t *testing.T, reg *prometheus.Registry, name, lv string) float64 {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	reg := prometheus.NewRegistry()
 	e.cfg.Metrics = reg

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -9,6 +10,7 @@ import (
 
 // TestOnMiniredis: the embedded demo store runs the agent's scripts too.
 func TestOnMiniredis(t *testing.T) {
+	t.Parallel()
 	m := miniredis.RunT(t)
 	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
 	defer rdb.Close()
@@ -21,7 +23,7 @@ func TestOnMiniredis(t *testing.T) {
 	if !e.revoked(w.cert.Serial) {
 		t.Fatal("not revoked")
 	}
-	e.clock.Add(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow)
-	e.must(e.call("POST", "/v1/admin/settle", "Bearer "+adminToken, nil, nil), 200, "settle")
+	e.clock.Add(time.Duration(e.a.cfg.CertTTL + e.a.cfg.SettlementWindow))
+	e.settle()
 	e.checkLedger()
 }

@@ -11,10 +11,11 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
-// Vendor origins (DESIGN.md §8): a vendor tells the bank the origins of its
+// Vendor origins (docs/protocol.md; the endpoints in docs/agent-api.md): a vendor tells the bank the origins of its
 // sites; the bank publishes them per vendor in a signed document, and a
 // wallet pays a challenge only on an origin its vendor published.
 
@@ -31,7 +32,7 @@ const (
 func canonicalOrigins(list []string) ([]string, error) {
 	out, err := payword.CanonicalOrigins(list)
 	if err != nil {
-		return nil, fail(http.StatusBadRequest, "invalid_origins",
+		return nil, fail(http.StatusBadRequest, agentapi.CodeInvalidOrigins,
 			"origins must be at most 16 scheme://host[:port] of http or https, ASCII hosts (xn-- for IDNs), no path, query or userinfo: "+err.Error())
 	}
 	return out, nil
@@ -49,14 +50,14 @@ func originsJSON(list []string) string {
 // a 404 for an unknown or revoked one.
 func (a *Agent) VendorOrigins(ctx context.Context, vendor string) (payword.Signed, error) {
 	if !payword.ValidID(vendor) {
-		return payword.Signed{}, fail(http.StatusBadRequest, "invalid_vendor", "vendor must be an id")
+		return payword.Signed{}, fail(http.StatusBadRequest, agentapi.CodeInvalidVendor, "vendor must be an id")
 	}
 	v, err := a.rdb.HMGet(ctx, a.prefix+"v:"+vendor, "status", "origins").Result()
 	if err != nil {
 		return payword.Signed{}, err
 	}
 	if s, _ := v[0].(string); s != "active" {
-		return payword.Signed{}, fail(http.StatusNotFound, "unknown_vendor", "no active vendor of that id")
+		return payword.Signed{}, fail(http.StatusNotFound, agentapi.CodeUnknownVendor, "no active vendor of that id")
 	}
 	var origins []string
 	if s, _ := v[1].(string); s != "" {
@@ -84,10 +85,6 @@ func (a *Agent) handleOrigins(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type originsReq struct {
-	Origins []string `json:"origins"`
-}
-
 // handleSetOrigins replaces the origins of the vendor whose API token
 // authenticates the request. An empty list is allowed: no wallet pays the
 // vendor then.
@@ -97,14 +94,14 @@ func (a *Agent) handleSetOrigins(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if r.PathValue("vendor") != vendor {
-		return fail(http.StatusForbidden, "wrong_vendor", "a vendor sets only its own origins")
+		return fail(http.StatusForbidden, agentapi.CodeWrongVendor, "a vendor sets only its own origins")
 	}
-	var q originsReq
+	var q agentapi.Origins
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
 	if q.Origins == nil {
-		return fail(http.StatusBadRequest, "invalid_origins", `give "origins": a list, possibly empty`)
+		return fail(http.StatusBadRequest, agentapi.CodeInvalidOrigins, `give "origins": a list, possibly empty`)
 	}
 	origins, err := canonicalOrigins(q.Origins)
 	if err != nil {
@@ -116,7 +113,7 @@ func (a *Agent) handleSetOrigins(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a.log.Info("vendor origins set", zap.String("vendor", vendor), zap.Strings("origins", origins))
-	writeJSON(w, http.StatusOK, map[string]any{"vendor": vendor, "origins": origins})
+	writeJSON(w, http.StatusOK, agentapi.VendorOrigins{Vendor: vendor, Origins: origins})
 	return nil
 }
 

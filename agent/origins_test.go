@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -25,13 +27,12 @@ func (e *env) originsDoc(vendor string) (*payword.VendorOrigins, string) {
 }
 
 func TestVendorOriginsPublished(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	var reg struct {
-		Token   string
-		Origins []string
-	}
-	e.must(e.call("POST", "/v1/vendors", "Bearer "+adminToken, map[string]any{"vendor": "planet",
-		"origins": []string{"HTTPS://News.Example.com:443/", "http://127.0.0.1:8480"}}, &reg), 201, "register with origins")
+	ctx, admin := t.Context(), e.as("Bearer "+adminToken)
+	reg, err := admin.RegisterVendor(ctx, agentapi.RegisterVendor{Vendor: "planet",
+		Origins: []string{"HTTPS://News.Example.com:443/", "http://127.0.0.1:8480"}})
+	e.mustOK(err, "register with origins")
 	if strings.Join(reg.Origins, " ") != "http://127.0.0.1:8480 https://news.example.com" {
 		t.Fatalf("registration answered origins %q", reg.Origins)
 	}
@@ -48,14 +49,15 @@ func TestVendorOriginsPublished(t *testing.T) {
 	}
 
 	// The vendor changes them with its API token.
-	va := "Bearer " + reg.Token
-	var set struct{ Origins []string }
-	e.must(e.call("PUT", "/v1/vendors/planet/origins", va, map[string]any{"origins": []string{"https://planet.example"}}, &set), 200, "update")
+	planet := e.client().WithToken(reg.Token)
+	set, err := planet.SetOrigins(ctx, "planet", []string{"https://planet.example"})
+	e.mustOK(err, "update")
 	if d, _ := e.originsDoc("planet"); strings.Join(d.Origins, " ") != "https://planet.example" || strings.Join(set.Origins, " ") != "https://planet.example" {
 		t.Fatalf("after the update: %+v, answered %q", d, set.Origins)
 	}
 	// An empty list is allowed: no wallet pays the vendor then.
-	e.must(e.call("PUT", "/v1/vendors/planet/origins", va, map[string]any{"origins": []string{}}, nil), 200, "clear")
+	_, err = planet.SetOrigins(ctx, "planet", nil)
+	e.mustOK(err, "clear")
 	if d, _ := e.originsDoc("planet"); len(d.Origins) != 0 {
 		t.Fatalf("after clearing: %+v", d)
 	}
@@ -65,16 +67,18 @@ func TestVendorOriginsPublished(t *testing.T) {
 		t.Fatalf("vendor without origins: %+v", d)
 	}
 	// A revoked vendor is not published.
-	e.must(e.call("POST", "/v1/admin/revoke", "Bearer "+adminToken, map[string]any{"vendor": "globe"}, nil), 200, "revoke")
-	var ae apiError
-	if code := e.call("GET", "/v1/vendors/globe/origins", "", nil, &ae); code != 404 || ae.Code != "unknown_vendor" {
-		t.Fatalf("revoked vendor's origins: %d %q", code, ae.Code)
+	_, err = admin.Revoke(ctx, agentapi.Revoke{Vendor: "globe"})
+	e.mustOK(err, "revoke")
+	_, err = e.client().VendorOrigins(ctx, "globe")
+	if ae, ok := errors.AsType[*agentapi.Error](err); !ok || ae.Status != 404 || ae.Code != agentapi.CodeUnknownVendor {
+		t.Fatalf("revoked vendor's origins: %v", err)
 	}
 }
 
 // TestHostileOrigins: every bad origins request is refused with a precise
 // 4xx and changes nothing.
 func TestHostileOrigins(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	e.vendor("globe")
@@ -90,7 +94,7 @@ func TestHostileOrigins(t *testing.T) {
 		name, method, path, auth string
 		body                     any
 		status                   int
-		code                     string
+		code                     agentapi.Code
 	}{
 		{"ftp scheme", "POST", "/v1/vendors", admin, reg("ftp://evil.example"), 400, "invalid_origins"},
 		{"javascript scheme", "POST", "/v1/vendors", admin, reg("javascript:alert(1)"), 400, "invalid_origins"},
@@ -124,9 +128,9 @@ func TestHostileOrigins(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			before := e.snapshot()
-			var got apiError
+			var got agentapi.Error
 			if status := e.call(c.method, c.path, c.auth, c.body, &got); status != c.status || got.Code != c.code {
-				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Msg, c.status, c.code)
+				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Message, c.status, c.code)
 			}
 			if e.snapshot() != before {
 				t.Fatal("a refused request changed the store")
@@ -146,7 +150,7 @@ func FuzzOriginsRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var q originsReq
+		var q agentapi.Origins
 		if unmarshalStrict(body, &q) != nil {
 			return
 		}

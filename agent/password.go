@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/hashwall/hashwall/agentapi"
 )
 
 // ArgonParams is the argon2id cost of password hashes.
@@ -79,6 +81,6 @@ func (a *Agent) acquireArgon(ctx context.Context) error {
 	case a.argon <- struct{}{}:
 		return nil
 	case <-ctx.Done():
-		return fail(http.StatusServiceUnavailable, "busy", "too many concurrent logins")
+		return fail(http.StatusServiceUnavailable, agentapi.CodeBusy, "too many concurrent logins")
 	}
 }

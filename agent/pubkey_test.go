@@ -7,12 +7,15 @@ import (
 	"testing"
 
 	"github.com/oasisprotocol/curve25519-voi/curve"
+
+	"github.com/hashwall/hashwall/agentapi"
 )
 
 // TestPublicKeyMustBeACurvePoint: a wallet key that is not a canonical
 // encoding of a point of the prime-order subgroup is refused at purchase
 // and recovery (issue 9 item 14); nothing is charged.
 func TestPublicKeyMustBeACurvePoint(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice := e.user("alice", 1000)
 	good, _, _ := ed25519.GenerateKey(nil)
@@ -29,7 +32,7 @@ func TestPublicKeyMustBeACurvePoint(t *testing.T) {
 	before := e.snapshot()
 	for name, h := range hostile {
 		k, _ := hex.DecodeString(h)
-		var out apiError
+		var out agentapi.Error
 		code := e.call("POST", "/v1/certificates", alice, map[string]any{"tokens": 128, "public_key": b64.EncodeToString(k)}, &out)
 		if code != 400 || out.Code != "invalid_public_key" {
 			t.Errorf("%s: %d %+v", name, code, out)

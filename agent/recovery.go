@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -20,19 +19,6 @@ const (
 	// agent's ReportWindow must be longer (it should be twice as long).
 	MaxBatchInterval = 5 * time.Minute
 )
-
-func (c *Config) fillAccounts() error {
-	if c.ReportWindow == 0 {
-		c.ReportWindow = DefaultReportWindow
-	}
-	if c.RecoverEvery == 0 {
-		c.RecoverEvery = DefaultRecoverEvery
-	}
-	if c.ReportWindow < time.Second || c.RecoverEvery < 0 || c.RecoverAdvance < 0 {
-		return fmt.Errorf("agent: report window %v must be at least 1s, recover_every and recover_advance not negative", c.ReportWindow)
-	}
-	return nil
-}
 
 // applyRecoveredFor credits the user's recovery credit that is due and
 // returns what is still pending and when it is next due (Unix seconds, 0 if
@@ -78,5 +64,5 @@ func (a *Agent) CreditRecovered(ctx context.Context) (int, int64, error) {
 // RecoverInterval is how often a loop should run CreditRecovered: a tenth
 // of the window, between 1s and 1m.
 func (a *Agent) RecoverInterval() time.Duration {
-	return min(max(a.cfg.ReportWindow/10, time.Second), time.Minute)
+	return min(max(time.Duration(a.cfg.ReportWindow)/10, time.Second), time.Minute)
 }

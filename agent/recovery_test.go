@@ -10,24 +10,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
-// recoverAs calls POST /v1/certificates/recover with a fresh wallet key.
-func (e *env) recoverAs(auth string) (code int, out recoverOut, priv ed25519.PrivateKey) {
+// recoverAs recovers the certificates of the user of auth to a fresh
+// wallet key.
+func (e *env) recoverAs(auth string) (code int, out agentapi.Recovery, priv ed25519.PrivateKey) {
 	e.t.Helper()
 	_, priv, _ = ed25519.GenerateKey(nil)
-	code = e.call("POST", "/v1/certificates/recover", auth,
-		map[string]string{"public_key": b64.EncodeToString(priv.Public().(ed25519.PublicKey))}, &out)
-	return code, out, priv
+	res, err := e.as(auth).Recover(context.Background(), priv.Public().(ed25519.PublicKey))
+	if err != nil {
+		return status(err, 200), out, priv
+	}
+	return 200, *res, priv
 }
 
-type recoverOut struct {
-	Value    int64   `json:"recovered_value"`
-	Pending  int64   `json:"pending_credit"`
-	CreditAt int64   `json:"credit_at"`
-	Bundle   *Bundle `json:"bundle"`
-	Code     string  `json:"code"`
+// me is the account of the user of auth.
+func (e *env) me(auth string) *agentapi.Account {
+	e.t.Helper()
+	me, err := e.as(auth).Me(context.Background())
+	e.mustOK(err, "me")
+	return me
 }
 
 // spendAll builds the claims of every token of w at vendor, as a batch-mode
@@ -46,6 +50,7 @@ func spendAll(w *wallet, vendor string) []payword.Claim {
 // consumed (what vendors were paid) never exceeds what the reader paid in
 // plus the configured advance, and the ledger holds.
 func TestRecoveryCannotLaunderSpentTokens(t *testing.T) {
+	t.Parallel()
 	for _, advance := range []int64{0, 128} {
 		t.Run(map[int64]string{0: "no advance", 128: "advance 128"}[advance], func(t *testing.T) {
 			e := newEnv(t)
@@ -77,7 +82,7 @@ func TestRecoveryCannotLaunderSpentTokens(t *testing.T) {
 					}
 				}
 				e.clock.Add(time.Hour) // past the window and the recovery limit
-				e.must(e.call("GET", "/v1/me", alice, nil, nil), 200, "me")
+				e.me(alice)
 				if w == nil {
 					break
 				}
@@ -97,6 +102,7 @@ func TestRecoveryCannotLaunderSpentTokens(t *testing.T) {
 // inside it reduce it; it is credited once, by a read, a purchase or the
 // agent's loop, whichever comes first.
 func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	va := e.vendor("planet")
 	alice := e.user("alice", 512)
@@ -106,19 +112,14 @@ func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
 
 	code, out, _ := e.recoverAs(alice)
 	e.must(code, 200, "recover")
-	if out.Value != 0 || out.Pending != 374 || out.Bundle != nil || out.CreditAt != e.clock.Now().Add(10*time.Minute).Unix() {
+	if out.RecoveredValue != 0 || out.PendingCredit != 374 || out.Bundle != nil || out.CreditAt != e.clock.Now().Add(10*time.Minute).Unix() {
 		t.Fatalf("recover: %+v; want 374 pending for 10 minutes, nothing at once", out)
 	}
 	if !e.revoked(old.cert.Serial) {
 		t.Fatal("not revoked at once")
 	}
-	var me struct {
-		Balance int64 `json:"balance"`
-		Pending int64 `json:"pending_credit"`
-		Until   int64 `json:"pending_until"`
-	}
-	e.must(e.call("GET", "/v1/me", alice, nil, &me), 200, "me")
-	if me.Balance != 128 || me.Pending != 374 || me.Until != out.CreditAt {
+	me := e.me(alice)
+	if me.Balance != 128 || me.PendingCredit != 374 || me.PendingUntil != out.CreditAt {
 		t.Fatalf("me before the window: %+v", me)
 	}
 	// A claim inside the window is paid from the certificate's value.
@@ -127,8 +128,7 @@ func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
 	if got := e.balance("u:" + uid); got != 128 {
 		t.Fatalf("claim inside the window charged the balance: %d", got)
 	}
-	e.must(e.call("GET", "/v1/me", alice, nil, &me), 200, "me")
-	if me.Pending != 354 {
+	if me = e.me(alice); me.PendingCredit != 354 {
 		t.Fatalf("pending after a claim in the window: %+v", me)
 	}
 	// The window ends: the agent's loop credits 354, once.
@@ -140,8 +140,7 @@ func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
 	if n, v, _ := e.a.CreditRecovered(context.Background()); n != 0 || v != 0 {
 		t.Fatalf("credited twice: %d %d", n, v)
 	}
-	e.must(e.call("GET", "/v1/me", alice, nil, &me), 200, "me")
-	if me.Balance != 128+354 || me.Pending != 0 {
+	if me = e.me(alice); me.Balance != 128+354 || me.PendingCredit != 0 {
 		t.Fatalf("me after the window: %+v", me)
 	}
 	// A claim after the window is still paid and charged to the user.
@@ -151,7 +150,7 @@ func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
 	}
 	e.checkLedger()
 	// Settlement adds nothing: the value was already credited.
-	e.clock.Add(e.cfg.CertTTL + e.cfg.SettlementWindow)
+	e.clock.Add(time.Duration(e.cfg.CertTTL + e.cfg.SettlementWindow))
 	if _, total, err := e.a.SettleExpired(context.Background()); err != nil || total != 0 {
 		t.Fatalf("settle: %d %v", total, err)
 	}
@@ -161,6 +160,7 @@ func TestRecoveryCreditWaitsForTheWindow(t *testing.T) {
 // TestRecoveryRateLimit: an account recovers at most once per recover_every,
 // so a loop of recoveries cannot grow the revocation list (issue 9 item 11).
 func TestRecoveryRateLimit(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	alice := e.user("alice", 100000)
 	e.buy(alice, 128)

@@ -14,21 +14,18 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
-// Verdicts of a claim (the contract's names).
-const (
-	verdictOK          = "ok" // passed Go's checks; the script decides paid / double_spend / duplicate
-	verdictInvalid     = "invalid"
-	verdictVendorFraud = "vendor_fraud"
-	verdictUnknown     = "unknown_certificate"
-)
+// verdictOK is Go's verdict on a claim that passed its checks: the ingest
+// script decides paid, double_spend or duplicate. It never reaches a vendor.
+const verdictOK agentapi.Verdict = "ok"
 
 // errBatchMismatch refuses a known batch id that comes with other claims:
 // answering them with the stored results of the first would let the
 // gateway drop claims the ledger never saw.
-var errBatchMismatch = fail(http.StatusConflict, "batch_mismatch",
+var errBatchMismatch = fail(http.StatusConflict, agentapi.CodeBatchMismatch,
 	"this batch id was reported before with other claims; report these under a new id")
 
 // claimsDigest is the hex SHA-256 of every field of every claim, in order,
@@ -69,19 +66,6 @@ const ingestTimeout = 30 * time.Second
 // per-claim idempotency still holds.
 const batchTTL = 90 * 24 * time.Hour
 
-// ReportResult is the response to a report.
-type ReportResult struct {
-	Batch   string        `json:"batch"`
-	Results []ClaimResult `json:"results"`
-}
-
-// ClaimResult is the verdict of one claim; Amount is the tokens credited.
-type ClaimResult struct {
-	Auth    string `json:"auth"`
-	Verdict string `json:"verdict"`
-	Amount  int    `json:"amount"`
-}
-
 func (a *Agent) handleReports(w http.ResponseWriter, r *http.Request) error {
 	vendor, err := a.vendorAuth(r)
 	if err != nil {
@@ -93,13 +77,13 @@ func (a *Agent) handleReports(w http.ResponseWriter, r *http.Request) error {
 	}
 	rep, err := payword.ParseReport(body)
 	if errors.Is(err, payword.ErrTooLarge) {
-		return fail(http.StatusRequestEntityTooLarge, "too_large", err.Error())
+		return fail(http.StatusRequestEntityTooLarge, agentapi.CodeTooLarge, err.Error())
 	}
 	if err != nil {
-		return fail(http.StatusBadRequest, "malformed", err.Error())
+		return fail(http.StatusBadRequest, agentapi.CodeMalformed, err.Error())
 	}
 	if rep.Vendor != vendor {
-		return fail(http.StatusForbidden, "wrong_vendor", "report is for another vendor")
+		return fail(http.StatusForbidden, agentapi.CodeWrongVendor, "report is for another vendor")
 	}
 	// Finished even if the vendor stops waiting (its attempt timed out): its
 	// retry then finds the answer stored instead of redoing the work.
@@ -117,7 +101,8 @@ func (a *Agent) handleReports(w http.ResponseWriter, r *http.Request) error {
 
 // Ingest verifies a report's claims against the certificate secrets and the
 // users' bindings, then applies the verdicts in one Lua script. It returns
-// the response body. The caller has authenticated rep.Vendor.
+// the response body, an agentapi.ReportResult (the script writes it). The
+// caller has authenticated rep.Vendor.
 func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error) {
 	serials := make([]payword.Serial, len(rep.Claims))
 	for i := range rep.Claims {
@@ -132,7 +117,7 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 	args = append(args, rep.Vendor, rep.Batch, a.now().Unix(), len(rep.Claims), int64(batchTTL/time.Second))
 	for i := range rep.Claims {
 		c := &rep.Claims[i]
-		args = append(args, c.Serial.String(), c.Segment, c.Index, pre[i], c.Auth)
+		args = append(args, c.Serial.String(), c.Segment, c.Index, string(pre[i]), c.Auth)
 	}
 	args = append(args, claimsDigest(rep.Claims))
 	res, err := a.run(ctx, ingest, args...).Slice()
@@ -152,7 +137,7 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 // precheck gives each claim Go's verdict. Claims of one segment are checked
 // by one worker, which derives the segment's chain once when it has several;
 // binding signatures not seen before are then batch-verified together.
-func (a *Agent) precheck(rep *payword.Report, certs map[payword.Serial]*certInfo) []string {
+func (a *Agent) precheck(rep *payword.Report, certs map[payword.Serial]*certInfo) []agentapi.Verdict {
 	type segKey struct {
 		s payword.Serial
 		g uint32
@@ -166,7 +151,7 @@ func (a *Agent) precheck(rep *payword.Report, certs map[payword.Serial]*certInfo
 		}
 		groups[k] = append(groups[k], i)
 	}
-	pre := make([]string, len(rep.Claims))
+	pre := make([]agentapi.Verdict, len(rep.Claims))
 	unverified := make([]*payword.Binding, len(rep.Claims))
 	workers := min(runtime.GOMAXPROCS(0), len(order))
 	var wg sync.WaitGroup
@@ -200,7 +185,7 @@ func (a *Agent) precheck(rep *payword.Report, certs map[payword.Serial]*certInfo
 	a.binds.verifyAll(pending)
 	for i, b := range unverified {
 		if b != nil && !byRaw[string(b.Raw())].ok {
-			pre[i] = verdictVendorFraud
+			pre[i] = agentapi.VerdictVendorFraud
 		}
 	}
 	return pre
@@ -208,12 +193,12 @@ func (a *Agent) precheck(rep *payword.Report, certs map[payword.Serial]*certInfo
 
 // checkClaim applies the secret-and-binding rows of the dispute table. A
 // verdict of ok may come with a binding whose signature is still to check.
-func (a *Agent) checkClaim(vendor string, c *payword.Claim, ci *certInfo, chain []payword.Token) (string, *payword.Binding) {
+func (a *Agent) checkClaim(vendor string, c *payword.Claim, ci *certInfo, chain []payword.Token) (agentapi.Verdict, *payword.Binding) {
 	if ci == nil {
-		return verdictUnknown, nil
+		return agentapi.VerdictUnknownCertificate, nil
 	}
 	if c.Segment >= ci.segments || c.Index > ci.m {
-		return verdictInvalid, nil
+		return agentapi.VerdictInvalid, nil
 	}
 	var want payword.Token
 	if chain != nil {
@@ -222,17 +207,17 @@ func (a *Agent) checkClaim(vendor string, c *payword.Claim, ci *certInfo, chain 
 		want = payword.TokenAt(ci.k, c.Segment, int(c.Index), int(ci.m))
 	}
 	if want != c.Token {
-		return verdictInvalid, nil
+		return agentapi.VerdictInvalid, nil
 	}
 	if ci.scope != payword.GenericScope {
 		if ci.scope != vendor {
-			return verdictVendorFraud, nil
+			return agentapi.VerdictVendorFraud, nil
 		}
 		return verdictOK, nil
 	}
 	b, err := payword.ParseBinding(c.Binding)
 	if err != nil || b.Serial != c.Serial || b.Segment != c.Segment || b.Vendor != vendor {
-		return verdictVendorFraud, nil
+		return agentapi.VerdictVendorFraud, nil
 	}
 	if a.binds.known(b.Raw()) {
 		return verdictOK, nil
@@ -243,17 +228,18 @@ func (a *Agent) checkClaim(vendor string, c *payword.Claim, ci *certInfo, chain 
 // countVerdicts counts the script's verdicts in its output: cheaper than
 // decoding a body the agent wrote itself.
 func (a *Agent) countVerdicts(vendor, batch string, body []byte) {
-	counts := map[string]int{}
-	for _, v := range []string{"paid", "duplicate", "vendor_fraud", "invalid", "double_spend", "unknown_certificate"} {
+	counts := map[agentapi.Verdict]int{}
+	for _, v := range []agentapi.Verdict{agentapi.VerdictPaid, agentapi.VerdictDuplicate, agentapi.VerdictVendorFraud,
+		agentapi.VerdictInvalid, agentapi.VerdictDoubleSpend, agentapi.VerdictUnknownCertificate} {
 		if n := bytes.Count(body, []byte(`"verdict":"`+v+`"`)); n > 0 {
 			counts[v] = n
-			a.metrics.claims.WithLabelValues(v).Add(float64(n))
+			a.metrics.claims.WithLabelValues(string(v)).Add(float64(n))
 		}
 	}
-	if n := counts["vendor_fraud"] + counts["invalid"] + counts["double_spend"]; n > 0 {
+	fraud, invalid, double := counts[agentapi.VerdictVendorFraud], counts[agentapi.VerdictInvalid], counts[agentapi.VerdictDoubleSpend]
+	if n := fraud + invalid + double; n > 0 {
 		a.metrics.disputes.Add(float64(n))
 		a.log.Warn("disputed claims", zap.String("vendor", vendor), zap.String("batch", batch),
-			zap.Int("vendor_fraud", counts["vendor_fraud"]), zap.Int("invalid", counts["invalid"]),
-			zap.Int("double_spend", counts["double_spend"]))
+			zap.Int("vendor_fraud", fraud), zap.Int("invalid", invalid), zap.Int("double_spend", double))
 	}
 }

@@ -1,36 +1,56 @@
 package agent
 
-import "net/http"
+import (
+	"net/http"
 
+	"github.com/hashwall/hashwall/agentapi"
+)
+
+// handlers maps every route of agentapi.Routes to its handler.
+func (a *Agent) handlers() map[string]handler {
+	return map[string]handler{
+		// Public.
+		"GET /v1/keys":                     a.handleKeys,
+		"GET /v1/crl":                      a.handleCRL,
+		"POST /v1/users":                   a.handleRegisterUser,
+		"POST /v1/sessions":                a.handleLogin,
+		"DELETE /v1/sessions":              a.handleLogout,
+		"POST /v1/vendors":                 a.handleRegisterVendor,
+		"GET /v1/vendors/{vendor}/origins": a.handleOrigins,
+		// Users (session token or Basic auth).
+		"GET /v1/me":                    a.handleMe,
+		"POST /v1/certificates":         a.handlePurchase,
+		"POST /v1/certificates/recover": a.handleRecover,
+		// Vendors (API token).
+		"POST /v1/reports":                 a.handleReports,
+		"POST /v1/bindings":                a.handleBind,
+		"GET /v1/statement":                a.handleVendorStatement,
+		"POST /v1/token":                   a.handleRotateToken,
+		"PUT /v1/vendors/{vendor}/origins": a.handleSetOrigins,
+		// Payment provider (HMAC-signed body).
+		"POST /v1/webhooks/payment": a.handleWebhook,
+		// Admin (admin token).
+		"POST /v1/admin/credit":                    a.handleAdminCredit,
+		"POST /v1/admin/revoke":                    a.handleAdminRevoke,
+		"GET /v1/admin/fraud":                      a.handleFraud,
+		"GET /v1/admin/vendors/{vendor}/statement": a.handleAdminStatement,
+		"POST /v1/admin/settle":                    a.handleSettle,
+		"GET /v1/admin/ledger/check":               a.handleLedgerCheck,
+	}
+}
+
+// routes registers exactly agentapi.Routes: a route of the contract without
+// a handler is a bug caught at start (and by TestRoutesAreTheContract, as is
+// a handler of no route).
 func (a *Agent) routes() *http.ServeMux {
 	m := http.NewServeMux()
-	h := func(pattern string, f handler) { m.Handle(pattern, a.wrap(pattern, f)) }
-	// Public.
-	h("GET /v1/keys", a.handleKeys)
-	h("GET /v1/crl", a.handleCRL)
-	h("POST /v1/users", a.handleRegisterUser)
-	h("POST /v1/sessions", a.handleLogin)
-	h("DELETE /v1/sessions", a.handleLogout)
-	h("POST /v1/vendors", a.handleRegisterVendor)
-	h("GET /v1/vendors/{vendor}/origins", a.handleOrigins)
-	// Users (session token or Basic auth).
-	h("GET /v1/me", a.handleMe)
-	h("POST /v1/certificates", a.handlePurchase)
-	h("POST /v1/certificates/recover", a.handleRecover)
-	// Vendors (API token).
-	h("POST /v1/reports", a.handleReports)
-	h("POST /v1/bindings", a.handleBind)
-	h("GET /v1/statement", a.handleVendorStatement)
-	h("POST /v1/token", a.handleRotateToken)
-	h("PUT /v1/vendors/{vendor}/origins", a.handleSetOrigins)
-	// Payment provider (HMAC-signed body).
-	h("POST /v1/webhooks/payment", a.handleWebhook)
-	// Admin (admin token).
-	h("POST /v1/admin/credit", a.handleAdminCredit)
-	h("POST /v1/admin/revoke", a.handleAdminRevoke)
-	h("GET /v1/admin/fraud", a.handleFraud)
-	h("GET /v1/admin/vendors/{vendor}/statement", a.handleAdminStatement)
-	h("POST /v1/admin/settle", a.handleSettle)
-	h("GET /v1/admin/ledger/check", a.handleLedgerCheck)
+	hs := a.handlers()
+	for _, p := range agentapi.Routes {
+		f, ok := hs[p]
+		if !ok {
+			panic("agent: no handler of " + p)
+		}
+		m.Handle(p, a.wrap(p, f))
+	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 
 // ServerConfig configures the standalone agent (`hashwall agent`).
 type ServerConfig struct {
+	Settings
 	Listen        string       // e.g. "127.0.0.1:8480"; ignored if Listener is set
 	Listener      net.Listener // optional, for tests
 	RedisURL      string       // single, Sentinel or Cluster (see internal/redisurl)
@@ -28,16 +29,10 @@ type ServerConfig struct {
 	OldMasterKeys []string     // previous master keys, kept until their certificates are settled
 	AdminToken    string
 	WebhookSecret string
-	OpenVendors   bool
-	Ephemeral     bool
-	SettleEvery   time.Duration // refund run interval, default 1 hour
 	// MetricsListen is where /metrics is served, apart from the API (which
 	// anyone may reach): e.g. "127.0.0.1:9480". Empty: no metrics.
 	MetricsListen   string
-	MetricsListener net.Listener  // optional, for tests
-	ReportWindow    time.Duration // see Config; 0: the default
-	RecoverAdvance  int64
-	RecoverEvery    time.Duration
+	MetricsListener net.Listener // optional, for tests
 	Logger          *zap.Logger
 }
 
@@ -70,12 +65,16 @@ func ParseMasterKeys(keys []string) ([][]byte, error) {
 }
 
 // RunServer serves the agent API (and /metrics on its own listener) until
-// ctx ends, settles expired certificates periodically, and credits
-// recoveries whose report window has ended.
+// ctx ends, with Run's settlement and recovery credits.
 func RunServer(ctx context.Context, sc ServerConfig) error {
 	log := sc.Logger
 	if log == nil {
 		log = zap.NewNop()
+	}
+	if err := sc.Settings.Validate(); errors.Is(err, ErrShortReportWindow) {
+		log.Warn("a recovery may be credited before its claims arrive", zap.Error(err))
+	} else if err != nil {
+		return err
 	}
 	var keys []payword.SigningKey
 	for _, f := range sc.KeyFiles {
@@ -100,17 +99,11 @@ func RunServer(ctx context.Context, sc ServerConfig) error {
 	defer rdb.Close()
 	reg := prometheus.NewRegistry()
 	a, err := New(ctx, Config{
-		Redis: rdb, SigningKeys: keys, MasterKey: master, OldMasterKeys: old, AdminToken: sc.AdminToken,
-		WebhookSecret: []byte(sc.WebhookSecret), OpenVendors: sc.OpenVendors,
-		Ephemeral: sc.Ephemeral, Logger: log, Metrics: reg,
-		ReportWindow: sc.ReportWindow, RecoverAdvance: sc.RecoverAdvance, RecoverEvery: sc.RecoverEvery,
+		Settings: sc.Settings, Redis: rdb, SigningKeys: keys, MasterKey: master, OldMasterKeys: old,
+		AdminToken: sc.AdminToken, WebhookSecret: []byte(sc.WebhookSecret), Logger: log, Metrics: reg,
 	})
 	if err != nil {
 		return err
-	}
-	if sc.ReportWindow != 0 && sc.ReportWindow <= MaxBatchInterval {
-		log.Warn("report window not longer than a gateway's longest batch interval: a recovery may be credited before its claims arrive",
-			zap.Duration("report_window", sc.ReportWindow), zap.Duration("max_batch_interval", MaxBatchInterval))
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", a)
@@ -144,31 +137,16 @@ func RunServer(ctx context.Context, sc ServerConfig) error {
 		defer msrv.Close()
 		log.Info("metrics listening", zap.String("addr", mln.Addr().String()))
 	}
-	credit := time.NewTicker(a.RecoverInterval())
-	defer credit.Stop()
-
-	every := sc.SettleEvery
-	if every <= 0 {
-		every = time.Hour
-	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case err := <-errc:
-			return fmt.Errorf("agent: serve: %w", err)
-		case <-credit.C:
-			if _, _, err := a.CreditRecovered(ctx); err != nil {
-				log.Error("recovery credit run failed", zap.Error(err))
-			}
-		case <-tick.C:
-			if _, _, err := a.SettleExpired(ctx); err != nil {
-				log.Error("settlement run failed", zap.Error(err))
-			}
-		case <-ctx.Done():
-			shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			return srv.Shutdown(shut)
-		}
+	runCtx, stop := context.WithCancel(ctx)
+	ran := make(chan struct{})
+	go func() { defer close(ran); a.Run(runCtx) }()
+	defer func() { stop(); <-ran }() // before Redis closes
+	select {
+	case err := <-errc:
+		return fmt.Errorf("agent: serve: %w", err)
+	case <-ctx.Done():
+		shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.Shutdown(shut)
 	}
 }

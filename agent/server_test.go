@@ -17,6 +17,7 @@ import (
 )
 
 func TestKeygenAndLoad(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join(t.TempDir(), "agent.key")
 	k, err := Keygen(path, "agent-2026")
 	if err != nil {
@@ -39,6 +40,7 @@ func TestKeygenAndLoad(t *testing.T) {
 }
 
 func TestRunServer(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t, redistest.WithoutAOF()) // the last check wants a Redis without AOF
 	dir := t.TempDir()
 	kf := filepath.Join(dir, "agent.key")
@@ -58,7 +60,7 @@ func TestRunServer(t *testing.T) {
 	master := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	go func() {
 		done <- RunServer(ctx, ServerConfig{Listener: ln, MetricsListener: mln, RedisURL: srv.URL(), KeyFiles: []string{kf},
-			MasterKey: master, Ephemeral: true})
+			MasterKey: master, Settings: Settings{Ephemeral: true}})
 	}()
 	base := "http://" + ln.Addr().String()
 	var body string

@@ -10,23 +10,12 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
-// Statement is a vendor's ledger over [From, To).
-type Statement struct {
-	Vendor   string        `json:"vendor"`
-	From     int64         `json:"from"`
-	To       int64         `json:"to"`
-	Currency string        `json:"currency"`
-	Opening  int64         `json:"opening_balance"`
-	Closing  int64         `json:"closing_balance"`
-	Credited int64         `json:"credited"`
-	Entries  []LedgerEntry `json:"entries"`
-}
-
 // VendorStatement builds the settlement statement of vendor for [from, to).
-func (a *Agent) VendorStatement(ctx context.Context, vendor string, from, to time.Time) (*Statement, error) {
+func (a *Agent) VendorStatement(ctx context.Context, vendor string, from, to time.Time) (*agentapi.Statement, error) {
 	acct := "v:" + vendor
 	opening, err := a.balanceAt(ctx, acct, from.Unix())
 	if err != nil {
@@ -36,7 +25,7 @@ func (a *Agent) VendorStatement(ctx context.Context, vendor string, from, to tim
 	if err != nil {
 		return nil, err
 	}
-	st := &Statement{Vendor: vendor, From: from.Unix(), To: to.Unix(), Currency: a.cfg.Currency,
+	st := &agentapi.Statement{Vendor: vendor, From: from.Unix(), To: to.Unix(), Currency: a.cfg.Currency,
 		Opening: opening, Entries: entries}
 	for _, e := range entries {
 		st.Credited += e.Amount
@@ -59,14 +48,14 @@ func (a *Agent) handleAdminStatement(w http.ResponseWriter, r *http.Request) err
 	}
 	vendor := r.PathValue("vendor")
 	if !payword.ValidID(vendor) {
-		return fail(http.StatusBadRequest, "invalid_vendor", "invalid vendor id")
+		return fail(http.StatusBadRequest, agentapi.CodeInvalidVendor, "invalid vendor id")
 	}
 	n, err := a.rdb.Exists(r.Context(), a.prefix+"v:"+vendor).Result()
 	if err != nil {
 		return err
 	}
 	if n == 0 {
-		return fail(http.StatusNotFound, "unknown_vendor", "no such vendor")
+		return fail(http.StatusNotFound, agentapi.CodeUnknownVendor, "no such vendor")
 	}
 	return a.serveStatement(w, r, vendor)
 }
@@ -84,7 +73,7 @@ func (a *Agent) serveStatement(w http.ResponseWriter, r *http.Request, vendor st
 		return err
 	}
 	if !from.Before(to) {
-		return fail(http.StatusBadRequest, "invalid_period", "from must be before to")
+		return fail(http.StatusBadRequest, agentapi.CodeInvalidPeriod, "from must be before to")
 	}
 	st, err := a.VendorStatement(r.Context(), vendor, from, to)
 	if err != nil {
@@ -120,7 +109,7 @@ func parseTime(s string, def time.Time) (time.Time, error) {
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		return t, fail(http.StatusBadRequest, "invalid_period", "from/to must be Unix seconds or RFC 3339")
+		return t, fail(http.StatusBadRequest, agentapi.CodeInvalidPeriod, "from/to must be Unix seconds or RFC 3339")
 	}
 	return t, nil
 }
@@ -134,7 +123,7 @@ func (a *Agent) SettleExpired(ctx context.Context) (int, int64, error) {
 	if _, err := a.PruneCRL(ctx); err != nil {
 		return 0, 0, err
 	}
-	cutoff := a.now().Add(-a.cfg.SettlementWindow).Unix()
+	cutoff := a.now().Add(-time.Duration(a.cfg.SettlementWindow)).Unix()
 	var n int
 	var total int64
 	for {
@@ -158,6 +147,30 @@ func (a *Agent) SettleExpired(ctx context.Context) (int, int64, error) {
 	}
 }
 
+// Run settles expired certificates every SettleInterval and credits the
+// recoveries whose report window ended every RecoverInterval, until ctx
+// ends. Several agents on one store may run it: both runs are idempotent.
+func (a *Agent) Run(ctx context.Context) {
+	settle := time.NewTicker(time.Duration(a.cfg.SettleInterval))
+	defer settle.Stop()
+	credit := time.NewTicker(a.RecoverInterval())
+	defer credit.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-credit.C:
+			if _, _, err := a.CreditRecovered(ctx); err != nil {
+				a.log.Error("recovery credit run failed", zap.Error(err))
+			}
+		case <-settle.C:
+			if _, _, err := a.SettleExpired(ctx); err != nil {
+				a.log.Error("settlement run failed", zap.Error(err))
+			}
+		}
+	}
+}
+
 func (a *Agent) handleSettle(w http.ResponseWriter, r *http.Request) error {
 	if err := a.requireAdmin(r); err != nil {
 		return err
@@ -166,6 +179,6 @@ func (a *Agent) handleSettle(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"settled": n, "refunded": total})
+	writeJSON(w, http.StatusOK, agentapi.Settled{Settled: n, Refunded: total})
 	return nil
 }

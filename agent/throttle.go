@@ -5,8 +5,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"time"
+
+	"github.com/hashwall/hashwall/agentapi"
 )
 
 // The login throttle slows password guessing, per account and per client
@@ -24,7 +25,7 @@ const (
 	failureWindow   = 15 * time.Minute
 )
 
-var errThrottled = fail(http.StatusTooManyRequests, "too_many_attempts", "too many failed logins; try again later")
+var errThrottled = fail(http.StatusTooManyRequests, agentapi.CodeTooManyAttempts, "too many failed logins; try again later")
 
 // Keys: P lf:u:<username> and P lf:a:<address>, hashes {n, since (ms)}.
 // Time comes from the agent's clock, so that every instance agrees on the
@@ -69,7 +70,7 @@ func (a *Agent) reserveLogin(ctx context.Context, username, addr string) error {
 		return err
 	}
 	if wait > 0 {
-		return &throttledError{apiError: errThrottled, after: time.Duration(wait) * time.Millisecond}
+		return retryLater(errThrottled, time.Duration(wait)*time.Millisecond)
 	}
 	return nil
 }
@@ -83,16 +84,6 @@ func (a *Agent) releaseLogin(username, addr string) {
 
 func (a *Agent) throttleArgs(username, addr string) []any {
 	return []any{username, addr, a.now().UnixMilli(), failureWindow.Milliseconds(), maxFailures, maxAddrFailures}
-}
-
-// throttledError is a 429 that carries its Retry-After.
-type throttledError struct {
-	*apiError
-	after time.Duration
-}
-
-func (e *throttledError) retryAfter() string {
-	return strconv.FormatInt(int64((e.after+time.Second-1)/time.Second), 10)
 }
 
 // clientAddr is the throttle's key of a client: its IP address, an IPv6
@@ -117,5 +108,3 @@ func (a *Agent) clientAddr(r *http.Request) string {
 	}
 	return ip.String()
 }
-
-func (e *throttledError) Unwrap() error { return e.apiError }

@@ -83,6 +83,7 @@ func TestLoginThrottleConcurrent(t *testing.T) {
 // usernames is stopped too, and the state lives in Redis with expiries
 // (no process map that a flood of names could clear).
 func TestLoginThrottlePerAddress(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	e.user("alice", 0)
 	try := func(name, pw, addr string) int {

@@ -2,8 +2,11 @@ package agent
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/hashwall/hashwall/agentapi"
 )
 
 // handleMe shows a user its balance and active certificates.
@@ -25,10 +28,8 @@ func (a *Agent) handleMe(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := map[string]any{"user": uid, "balance": bal, "currency": a.cfg.Currency, "certificates": certs, "pending_credit": pending}
-	if next > 0 {
-		out["pending_until"] = next
-	}
+	out := agentapi.Account{User: uid, Balance: bal, Currency: a.cfg.Currency, Certificates: certs,
+		PendingCredit: pending, PendingUntil: next}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
@@ -46,10 +47,12 @@ func (a *Agent) handleFraud(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	cases := make([]json.RawMessage, len(raw))
+	out := agentapi.FraudCases{Cases: make([]agentapi.FraudCase, len(raw))}
 	for i, s := range raw {
-		cases[i] = json.RawMessage(s)
+		if err := json.Unmarshal([]byte(s), &out.Cases[i]); err != nil {
+			return fmt.Errorf("fraud case %q: %w", s, err)
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"cases": cases})
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -3,11 +3,12 @@
 package agenthandler
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -26,32 +27,21 @@ func init() {
 // Handler serves the agent's API under /v1/ and passes other requests on.
 // Secret fields accept placeholders such as {env.HASHWALL_MASTER_KEY}.
 type Handler struct {
-	Redis            string         `json:"redis,omitempty"`
-	SigningKeys      []string       `json:"signing_keys,omitempty"` // key files; the first signs
-	MasterKey        string         `json:"master_key,omitempty"`   // base64 of 32 bytes
-	OldMasterKeys    []string       `json:"old_master_keys,omitempty"`
-	AdminToken       string         `json:"admin_token,omitempty"`
-	WebhookSecret    string         `json:"webhook_secret,omitempty"`
-	OpenVendors      bool           `json:"open_vendors,omitempty"`
-	Ephemeral        bool           `json:"ephemeral,omitempty"`
-	SegmentLen       int            `json:"segment_len,omitempty"`
-	MaxTokens        int            `json:"max_tokens,omitempty"`
-	UnitValue        uint64         `json:"unit_value,omitempty"`
-	Currency         string         `json:"currency,omitempty"`
-	CertTTL          caddy.Duration `json:"cert_ttl,omitempty"`
-	SettlementWindow caddy.Duration `json:"settlement_window,omitempty"`
-	SettleInterval   caddy.Duration `json:"settle_interval,omitempty"`
-	// ReportWindow is how long a recovery's credit waits for the claims
-	// gateways may still hold (default 10m; gateways ship batch claims at
-	// most every 5m). RecoverAdvance (minor units, default 0) of it is
-	// credited at once; an account recovers at most once per RecoverEvery
-	// (default 1h).
-	ReportWindow   caddy.Duration `json:"report_window,omitempty"`
-	RecoverAdvance int64          `json:"recover_advance,omitempty"`
-	RecoverEvery   caddy.Duration `json:"recover_every,omitempty"`
+	Redis         string   `json:"redis,omitempty"`
+	SigningKeys   []string `json:"signing_keys,omitempty"` // key files; the first signs
+	MasterKey     string   `json:"master_key,omitempty"`   // base64 of 32 bytes
+	OldMasterKeys []string `json:"old_master_keys,omitempty"`
+	AdminToken    string   `json:"admin_token,omitempty"`
+	WebhookSecret string   `json:"webhook_secret,omitempty"`
+	// The tunables, shared with `hashwall agent` (its flags), inline:
+	// segment_len, cert_ttl, report_window, … (docs/agent-api.md).
+	agent.Settings
 
-	agent *agent.Agent
-	log   *zap.Logger
+	agent    *agent.Agent
+	log      *zap.Logger
+	redisURL string             // of the pooled client held, released by Cleanup
+	stop     context.CancelFunc // of the agent's Run
+	ran      chan struct{}      // closed when Run has returned
 }
 
 // CaddyModule returns the Caddy module information.
@@ -70,8 +60,12 @@ type pooledClient struct{ redis.UniversalClient }
 
 func (c pooledClient) Destruct() error { return c.Close() }
 
-// Provision loads the keys, connects Redis and builds the agent.
+// Provision validates the configuration, loads the keys, connects Redis
+// and builds the agent; nothing is shared or started before the checks.
 func (h *Handler) Provision(ctx caddy.Context) error {
+	if err := h.Validate(); err != nil {
+		return err
+	}
 	h.log = ctx.Logger()
 	repl := caddy.NewReplacer()
 	master, err := agent.ParseMasterKey(repl.ReplaceKnown(h.MasterKey, ""))
@@ -102,21 +96,37 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx.OnCancel(func() { redisPool.Delete(url) })
+	h.redisURL = url // Cleanup releases it, also when the rest fails
 	h.agent, err = agent.New(ctx, agent.Config{
-		Redis: val.(pooledClient).UniversalClient, SigningKeys: keys, MasterKey: master, OldMasterKeys: old,
-		AdminToken: repl.ReplaceKnown(h.AdminToken, ""), WebhookSecret: []byte(repl.ReplaceKnown(h.WebhookSecret, "")),
-		OpenVendors: h.OpenVendors, Ephemeral: h.Ephemeral, SegmentLen: h.SegmentLen, MaxTokens: h.MaxTokens,
-		UnitValue: h.UnitValue, Currency: h.Currency, CertTTL: time.Duration(h.CertTTL),
-		SettlementWindow: time.Duration(h.SettlementWindow), Logger: h.log, Metrics: ctx.GetMetricsRegistry(),
-		ReportWindow: time.Duration(h.ReportWindow), RecoverAdvance: h.RecoverAdvance, RecoverEvery: time.Duration(h.RecoverEvery),
-		ClientIP: clientIP,
+		Settings: h.Settings, Redis: val.(pooledClient).UniversalClient, SigningKeys: keys, MasterKey: master,
+		OldMasterKeys: old, AdminToken: repl.ReplaceKnown(h.AdminToken, ""),
+		WebhookSecret: []byte(repl.ReplaceKnown(h.WebhookSecret, "")), Logger: h.log,
+		Metrics: ctx.GetMetricsRegistry(), ClientIP: clientIP,
 	})
 	if err != nil {
 		return err
 	}
-	go h.settleLoop(ctx)
+	run, stop := context.WithCancel(ctx)
+	h.stop, h.ran = stop, make(chan struct{})
+	go func() { defer close(h.ran); h.agent.Run(run) }()
 	return nil
+}
+
+// Cleanup stops the agent's Run and releases the pooled Redis client; the
+// last user of a client closes it.
+func (h *Handler) Cleanup() error {
+	if h.stop != nil {
+		h.stop()
+		<-h.ran
+		h.stop = nil
+	}
+	if h.redisURL == "" {
+		return nil
+	}
+	url := h.redisURL
+	h.redisURL = ""
+	_, err := redisPool.Delete(url)
+	return err
 }
 
 // clientIP is the login throttle's client address: Caddy's, which honours
@@ -131,47 +141,19 @@ func clientIP(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// settleLoop refunds expired certificates and credits recoveries whose
-// report window ended, until the config is unloaded. Several instances may
-// run it: both are idempotent.
-func (h *Handler) settleLoop(ctx caddy.Context) {
-	every := time.Duration(h.SettleInterval)
-	if every <= 0 {
-		every = time.Hour
-	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	credit := time.NewTicker(h.agent.RecoverInterval())
-	defer credit.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-credit.C:
-			if _, _, err := h.agent.CreditRecovered(ctx); err != nil {
-				h.log.Error("recovery credit run failed", zap.Error(err))
-			}
-		case <-t.C:
-			if _, _, err := h.agent.SettleExpired(ctx); err != nil {
-				h.log.Error("settlement run failed", zap.Error(err))
-			}
-		}
-	}
-}
-
-// Validate checks the required settings.
+// Validate checks the configuration, without side effects (Provision calls
+// it first).
 func (h *Handler) Validate() error {
 	switch {
 	case h.Redis == "":
-		return fmt.Errorf("paywall_agent: redis is required")
+		return errors.New("paywall_agent: redis is required")
 	case len(h.SigningKeys) == 0:
-		return fmt.Errorf("paywall_agent: at least one signing key file is required")
+		return errors.New("paywall_agent: at least one signing key file is required")
 	case h.MasterKey == "":
-		return fmt.Errorf("paywall_agent: master_key is required")
-	case h.RecoverAdvance < 0 || h.ReportWindow < 0 || h.RecoverEvery < 0:
-		return fmt.Errorf("paywall_agent: report_window, recover_advance and recover_every must not be negative")
-	case h.ReportWindow != 0 && time.Duration(h.ReportWindow) <= agent.MaxBatchInterval:
-		return fmt.Errorf("paywall_agent: report_window must be longer than the gateways' longest batch_interval (%v)", agent.MaxBatchInterval)
+		return errors.New("paywall_agent: master_key is required")
+	}
+	if err := h.Settings.Validate(); err != nil {
+		return fmt.Errorf("paywall_agent: %w", err)
 	}
 	return nil
 }
@@ -189,5 +171,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddy.Validator             = (*Handler)(nil)
+	_ caddy.CleanerUpper          = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 )
 
 func TestCaddyfile(t *testing.T) {
+	t.Parallel()
 	good := `paywall_agent {
 		redis redis://127.0.0.1:6380/0
 		signing_keys /etc/a.key /etc/b.key
@@ -87,15 +89,25 @@ func TestProvisionAndServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("TEST_MASTER_KEY", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32)))
-	h := &Handler{Redis: srv.URL(), SigningKeys: []string{kf}, MasterKey: "{env.TEST_MASTER_KEY}", Ephemeral: true}
+	h := &Handler{Redis: srv.URL(), SigningKeys: []string{kf}, MasterKey: "{env.TEST_MASTER_KEY}", Settings: agent.Settings{Ephemeral: true}}
 	if err := h.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	// A report window no longer than a gateway's longest batch interval
 	// could credit a recovery before its claims arrive.
-	short := &Handler{Redis: srv.URL(), SigningKeys: []string{kf}, MasterKey: "x", ReportWindow: caddy.Duration(agent.MaxBatchInterval)}
+	short := &Handler{Redis: srv.URL(), SigningKeys: []string{kf}, MasterKey: "x",
+		Settings: agent.Settings{ReportWindow: agent.Duration(agent.MaxBatchInterval)}}
 	if err := short.Validate(); err == nil || !strings.Contains(err.Error(), "report_window") {
 		t.Fatalf("short report window: %v", err)
+	}
+	// Provision refuses it before it takes a pooled client.
+	ctx0, cancel0 := caddy.NewContext(caddy.Context{Context: context.Background()})
+	defer cancel0()
+	if err := short.Provision(ctx0); err == nil {
+		t.Fatal("provisioned a short report window")
+	}
+	if n, _ := redisPool.References(srv.URL()); n != 0 {
+		t.Fatalf("a refused configuration holds %d pooled clients", n)
 	}
 	ctx, cancel := caddy.NewContext(caddy.Context{Context: context.Background()})
 	defer cancel()
@@ -103,7 +115,7 @@ func TestProvisionAndServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A second instance (a reload) shares the pooled client and the metrics.
-	h2 := &Handler{Redis: srv.URL(), SigningKeys: []string{kf}, MasterKey: "{env.TEST_MASTER_KEY}", Ephemeral: true}
+	h2 := &Handler{Redis: srv.URL(), SigningKeys: []string{kf}, MasterKey: "{env.TEST_MASTER_KEY}", Settings: agent.Settings{Ephemeral: true}}
 	if err := h2.Provision(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -124,6 +136,32 @@ func TestProvisionAndServe(t *testing.T) {
 	h3 := &Handler{Redis: srv.URL(), SigningKeys: []string{kf}, MasterKey: "{env.TEST_MASTER_KEY}"}
 	if err := h3.Provision(ctx); err == nil {
 		t.Fatal("provisioned on a non-durable Redis")
+	}
+	// Cleanup releases the pooled client: the last one closes it.
+	for _, x := range []*Handler{h3, h, h2} {
+		if err := x.Cleanup(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := redisPool.References(srv.URL()); n != 0 {
+		t.Fatalf("%d pooled clients left after Cleanup", n)
+	}
+}
+
+// TestJSONKeys: the settings are inline in the handler's JSON, under the
+// keys Caddy's JSON used before, and durations read as caddy.Duration does.
+func TestJSONKeys(t *testing.T) {
+	t.Parallel()
+	var h Handler
+	err := json.Unmarshal([]byte(`{"redis": "redis://x", "segment_len": 256, "max_tokens": 50000, "unit_value": 2,
+		"currency": "USD", "cert_ttl": "30d", "settlement_window": 604800000000000, "settle_interval": "1h",
+		"report_window": "15m", "recover_advance": 64, "recover_every": "2h", "open_vendors": true, "ephemeral": true}`), &h)
+	want := agent.Settings{SegmentLen: 256, MaxTokens: 50000, UnitValue: 2, Currency: "USD",
+		CertTTL: agent.Duration(720 * time.Hour), SettlementWindow: agent.Duration(7 * 24 * time.Hour),
+		SettleInterval: agent.Duration(time.Hour), ReportWindow: agent.Duration(15 * time.Minute), RecoverAdvance: 64,
+		RecoverEvery: agent.Duration(2 * time.Hour), OpenVendors: true, Ephemeral: true}
+	if err != nil || h.Settings != want || h.Redis != "redis://x" {
+		t.Fatalf("%+v, %v", h, err)
 	}
 }
 

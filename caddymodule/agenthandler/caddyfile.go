@@ -1,12 +1,11 @@
 package agenthandler
 
 import (
-	"strconv"
-
-	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/hashwall/hashwall/agent"
 )
 
 func init() {
@@ -47,6 +46,10 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	settings := map[string]agent.Value{}
+	for _, s := range h.Settings.Table() {
+		settings[s.Key] = s.Value
+	}
 	for d.NextBlock(0) {
 		opt := d.Val()
 		args := d.RemainingArgs()
@@ -66,8 +69,6 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.AdminToken, err = one()
 		case "webhook_secret":
 			h.WebhookSecret, err = one()
-		case "currency":
-			h.Currency, err = one()
 		case "signing_keys", "old_master_keys":
 			if len(args) == 0 {
 				return d.ArgErr()
@@ -77,56 +78,24 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			} else {
 				h.OldMasterKeys = append(h.OldMasterKeys, args...)
 			}
-		case "open_vendors", "ephemeral":
-			if len(args) != 0 {
-				return d.ArgErr()
-			}
-			if opt == "ephemeral" {
-				h.Ephemeral = true
-			} else {
-				h.OpenVendors = true
-			}
-		case "recover_advance":
-			var s string
-			if s, err = one(); err != nil {
-				return err
-			}
-			n, perr := strconv.ParseInt(s, 10, 63)
-			if perr != nil || n < 0 {
-				return d.Errf("recover_advance must be a whole number of minor units")
-			}
-			h.RecoverAdvance = n
-		case "segment_len", "max_tokens", "unit_value":
-			var s string
-			if s, err = one(); err != nil {
-				return err
-			}
-			n, perr := strconv.ParseUint(s, 10, 31)
-			if perr != nil || n == 0 {
-				return d.Errf("%s must be a positive integer", opt)
-			}
-			switch opt {
-			case "segment_len":
-				h.SegmentLen = int(n)
-			case "max_tokens":
-				h.MaxTokens = int(n)
-			default:
-				h.UnitValue = n
-			}
-		case "cert_ttl", "settlement_window", "settle_interval", "report_window", "recover_every":
-			var s string
-			if s, err = one(); err != nil {
-				return err
-			}
-			dur, perr := caddy.ParseDuration(s)
-			if perr != nil || dur <= 0 {
-				return d.Errf("%s: invalid duration %q", opt, s)
-			}
-			*map[string]*caddy.Duration{"cert_ttl": &h.CertTTL, "settlement_window": &h.SettlementWindow,
-				"settle_interval": &h.SettleInterval, "report_window": &h.ReportWindow,
-				"recover_every": &h.RecoverEvery}[opt] = caddy.Duration(dur)
 		default:
-			return d.Errf("unknown paywall_agent option %q", opt)
+			v, ok := settings[opt]
+			if !ok {
+				return d.Errf("unknown paywall_agent option %q", opt)
+			}
+			if b, ok := v.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() { // a flag: no argument
+				if len(args) != 0 {
+					return d.ArgErr()
+				}
+				args = []string{"true"}
+			}
+			var s string
+			if s, err = one(); err != nil {
+				return err
+			}
+			if err := v.Set(s); err != nil {
+				return d.Errf("%s: %v", opt, err)
+			}
 		}
 		if err != nil {
 			return err

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -16,38 +15,12 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
 	"github.com/hashwall/hashwall/agent"
+	"github.com/hashwall/hashwall/agentapi"
 	_ "github.com/hashwall/hashwall/caddymodule/paywall"
 	"github.com/hashwall/hashwall/internal/testutil/caddyload"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
-
-type client struct {
-	t    *testing.T
-	base string
-}
-
-func (c client) do(method, path, auth string, body, out any) int {
-	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		j, _ := json.Marshal(body)
-		rd = bytes.NewReader(j)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if out != nil {
-		json.NewDecoder(resp.Body).Decode(out)
-	}
-	return resp.StatusCode
-}
 
 // TestEndToEndWithGateway runs the bank (paywall_agent) and a newspaper
 // (the paywall gateway) in one real Caddy: a reader buys a certificate, pays
@@ -73,24 +46,33 @@ func TestEndToEndWithGateway(t *testing.T) {
 	global := "{\n\tlog {\n\t\tlevel ERROR\n\t}\n}\n"
 	caddyload.Start(t, global+bankSite)
 
-	bank := client{t, fmt.Sprintf("http://127.0.0.1:%d", bankPort)}
-	admin := "Bearer e2e-admin"
-	var v, v2 struct{ Token string }
-	if bank.do("POST", "/v1/vendors", admin, map[string]string{"vendor": "planet"}, &v) != 201 ||
-		bank.do("POST", "/v1/vendors", admin, map[string]string{"vendor": "globe"}, &v2) != 201 {
-		t.Fatal("register vendors")
+	ctx := t.Context()
+	bank := agentapi.NewClient(fmt.Sprintf("http://127.0.0.1:%d", bankPort), nil)
+	admin := bank.WithToken("e2e-admin")
+	v, err := admin.RegisterVendor(ctx, agentapi.RegisterVendor{Vendor: "planet"})
+	if err != nil {
+		t.Fatal(err)
 	}
-	bank.do("POST", "/v1/users", "", map[string]string{"username": "alice", "password": "correct horse"}, nil)
-	bank.do("POST", "/v1/admin/credit", admin, map[string]any{"user": "alice", "amount": 1000}, nil)
-	var s struct{ Token string }
-	bank.do("POST", "/v1/sessions", "", map[string]string{"username": "alice", "password": "correct horse"}, &s)
+	v2, err := admin.RegisterVendor(ctx, agentapi.RegisterVendor{Vendor: "globe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bank.RegisterUser(ctx, agentapi.RegisterUser{Username: "alice", Password: "correct horse"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Credit(ctx, agentapi.Credit{User: "alice", Amount: 1000}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := bank.Login(ctx, "alice", "correct horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := bank.WithToken(s.Token)
 	_, user, _ := ed25519.GenerateKey(nil)
 	buy := func() (*payword.Certificate, payword.Secret, *payword.Tree) {
-		var b agent.Bundle
-		if code := bank.do("POST", "/v1/certificates", "Bearer "+s.Token, map[string]any{
-			"tokens": 256, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey)),
-		}, &b); code != 201 {
-			t.Fatalf("buy: %d", code)
+		b, err := alice.Buy(ctx, 256, user.Public().(ed25519.PublicKey), "")
+		if err != nil {
+			t.Fatalf("buy: %v", err)
 		}
 		raw, _ := base64.RawURLEncoding.DecodeString(b.Certificate)
 		cert, err := payword.ParseCertificate(raw)
@@ -123,7 +105,7 @@ http://127.0.0.1:%d {
 		}
 		respond "article {path}"
 	}
-}`, port, vendor, token, bank.base, rds.URL(), extra)
+}`, port, vendor, token, bank.BaseURL(), rds.URL(), extra)
 	}
 	caddyload.Start(t, global+bankSite+site(newsPort, "planet", v.Token, "")+site(globePort, "globe", v2.Token, "mode online"))
 	// The old bank server closes kept-alive connections in the background;
@@ -157,22 +139,21 @@ http://127.0.0.1:%d {
 	if code := pay(newsPort, "planet", cert, k, tree, 0, 2, "/articles/moon"); code != 200 {
 		t.Fatalf("payment: %d", code)
 	}
-	vendor := "Bearer " + v.Token
+	planet := bank.WithToken(v.Token)
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		var st agent.Statement
-		bank.do("GET", "/v1/statement", vendor, nil, &st)
-		if st.Closing == 2 {
+		st, err := planet.Statement(ctx, time.Time{}, time.Time{})
+		if err == nil && st.Closing == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the gateway's report did not credit the vendor: %+v", st)
+			t.Fatalf("the gateway's report did not credit the vendor: %+v, %v", st, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 
-	if code := bank.do("POST", "/v1/admin/revoke", admin, map[string]string{"serial": cert.Serial.String()}, nil); code != 200 {
-		t.Fatalf("revoke: %d", code)
+	if _, err := admin.Revoke(ctx, agentapi.Revoke{Serial: &cert.Serial}); err != nil {
+		t.Fatalf("revoke: %v", err)
 	}
 	start := time.Now()
 	i := uint32(4)
@@ -193,16 +174,20 @@ http://127.0.0.1:%d {
 		t.Fatalf("online payment: %d", code)
 	}
 	planetBind, _ := payword.Bind(cert2, user, 1, "planet", time.Now())
-	var owner struct{ Owner string }
-	if code := bank.do("POST", "/v1/bindings", vendor, map[string]string{
-		"bind": base64.RawURLEncoding.EncodeToString(planetBind.Raw())}, &owner); code != 200 || owner.Owner != "planet" {
-		t.Fatalf("planet binds segment 1: %d %+v", code, owner)
+	if owner, err := planet.Bind(ctx, planetBind.Raw()); err != nil || owner.Owner != "planet" {
+		t.Fatalf("planet binds segment 1: %+v, %v", owner, err)
 	}
 	if code := pay(globePort, "globe", cert2, k2, tree2, 1, 2, "/articles/moon"); code == 200 {
 		t.Fatal("the online gateway accepted a segment bound to another vendor")
 	}
+	raw, err := bank.CRL(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var crl payword.Signed
-	bank.do("GET", "/v1/crl?since=1", "", nil, &crl)
+	if err := json.Unmarshal(raw, &crl); err != nil {
+		t.Fatal(err)
+	}
 	if !strings.Contains(string(crl.Body), cert2.Serial.String()) || !strings.Contains(string(crl.Body), "double-spend") {
 		t.Fatalf("double binding not revoked: %s", crl.Body)
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashwall/hashwall/agent"
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
@@ -30,7 +31,7 @@ func TestWithRealAgent(t *testing.T) {
 	key := payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))}
 	ag, err := agent.New(t.Context(), agent.Config{
 		Redis: rdb, SigningKeys: []payword.SigningKey{key}, MasterKey: bytes.Repeat([]byte{7}, 32),
-		AdminToken: "admin-token", OpenVendors: true, Ephemeral: true,
+		AdminToken: "admin-token", Settings: agent.Settings{OpenVendors: true, Ephemeral: true},
 		Argon: agent.ArgonParams{Time: 1, Memory: 64, Threads: 1},
 	})
 	if err != nil {
@@ -73,7 +74,7 @@ func TestWithRealAgent(t *testing.T) {
 	call("POST", "/v1/users", "", map[string]string{"username": "alice", "password": "correct horse battery"}, nil)
 	call("POST", "/v1/admin/credit", "Bearer admin-token", map[string]any{"user": "alice", "amount": 1000}, nil)
 	user := ed25519.NewKeyFromSeed(seed(0x41))
-	var bundle agent.Bundle
+	var bundle agentapi.Bundle
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:correct horse battery"))
 	call("POST", "/v1/certificates", basic, map[string]any{
 		"tokens": 256, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey))}, &bundle)

@@ -27,6 +27,7 @@ import (
 	"golang.org/x/text/unicode/norm"
 
 	"github.com/hashwall/hashwall/agent"
+	"github.com/hashwall/hashwall/agentapi"
 	_ "github.com/hashwall/hashwall/caddymodule/agenthandler"
 	"github.com/hashwall/hashwall/internal/testutil/caddyload"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
@@ -229,7 +230,7 @@ func (w *world) call(method, p, auth string, in any, want int, out any) {
 // buy buys a certificate of at least tokens tokens from the bank.
 func (w *world) buy(tokens int) *wallet {
 	w.t.Helper()
-	var b agent.Bundle
+	var b agentapi.Bundle
 	w.call("POST", "/v1/certificates", "Bearer "+w.session, map[string]any{
 		"tokens": tokens, "public_key": base64.RawURLEncoding.EncodeToString(w.user.Public().(ed25519.PublicKey)),
 	}, 201, &b)
@@ -331,7 +332,7 @@ func (w *world) drained() {
 // credited is the vendor's balance at the agent, from its statement.
 func (w *world) credited() int64 {
 	w.t.Helper()
-	var st agent.Statement
+	var st agentapi.Statement
 	w.call("GET", "/v1/statement", "Bearer "+w.token, nil, 200, &st)
 	return st.Closing
 }

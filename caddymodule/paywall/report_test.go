@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hashwall/hashwall/agent"
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
@@ -47,7 +48,7 @@ func newRealBank(t *testing.T) *realBank {
 	t.Cleanup(func() { _ = b.rdb.Close() })
 	ag, err := agent.New(t.Context(), agent.Config{
 		Redis: b.rdb, SigningKeys: []payword.SigningKey{b.key}, MasterKey: bytes.Repeat([]byte{7}, 32),
-		AdminToken: "admin-token", OpenVendors: true, Ephemeral: true,
+		AdminToken: "admin-token", Settings: agent.Settings{OpenVendors: true, Ephemeral: true},
 		Argon: agent.ArgonParams{Time: 1, Memory: 64, Threads: 1},
 	})
 	if err != nil {
@@ -97,7 +98,7 @@ func (b *realBank) call(method, path, auth string, in, out any) {
 func (b *realBank) buy(tokens int) *wallet {
 	b.t.Helper()
 	user := ed25519.NewKeyFromSeed(seed(0x41))
-	var bundle agent.Bundle
+	var bundle agentapi.Bundle
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:correct horse battery"))
 	b.call("POST", "/v1/certificates", basic, map[string]any{
 		"tokens": tokens, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey))}, &bundle)

@@ -18,13 +18,17 @@ import (
 	"github.com/hashwall/hashwall/agent"
 )
 
+// settings are the tunables of `hashwall agent`, a flag each (agent.Settings'
+// Table, which paywall_agent's Caddyfile options read too).
+var settings = agent.Settings{}.WithDefaults()
+
 // `hashwall agent` serves the bank standalone; `hashwall agent keygen`
 // writes a signing key. Secrets come from the environment, never from
 // flags, which other users can read in the process list.
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "agent",
-		Usage: "--redis <url> --key <file> [--listen <addr>] [--metrics-listen <addr>] [--ephemeral] [--open-vendors] [--report-window <dur>] [--recover-advance <n>] [--recover-every <dur>]",
+		Usage: "--redis <url> --key <file> [--listen <addr>] [--metrics-listen <addr>] [--<setting> <value>...]",
 		Short: "Runs the Hashwall agent (the bank) standalone",
 		Long: `
 Serves the agent's HTTP API (/v1/...), and Prometheus metrics (/metrics)
@@ -37,6 +41,8 @@ Environment:
   HASHWALL_WEBHOOK_SECRET  HMAC key of the payment-provider webhook
 
 --key may be repeated for key rotation: the first key signs, all are published.
+Every other flag is a setting of the paywall_agent directive of the same name
+(with _ for -); durations take Caddy's forms (90s, 10m, 7d).
 The agent refuses a Redis without the append-only file and appendfsync always
 (on every master) unless --ephemeral.
 
@@ -50,12 +56,13 @@ most once per --recover-every.
 			cmd.Flags().String("listen", "127.0.0.1:8480", "address to listen on")
 			cmd.Flags().String("redis", "redis://127.0.0.1:6379/0", "Redis URL: redis://, redis-sentinel://, redis-cluster://")
 			cmd.Flags().StringArray("key", nil, "signing key file (repeatable; the first signs)")
-			cmd.Flags().Bool("ephemeral", false, "allow a Redis that may lose acknowledged writes")
-			cmd.Flags().Bool("open-vendors", false, "let anyone register a vendor")
 			cmd.Flags().String("metrics-listen", "", "address of /metrics, e.g. 127.0.0.1:9480 (empty: off)")
-			cmd.Flags().Duration("report-window", agent.DefaultReportWindow, "how long after a recovery its credit waits for claims")
-			cmd.Flags().Int64("recover-advance", 0, "minor units of a recovery credited at once")
-			cmd.Flags().Duration("recover-every", agent.DefaultRecoverEvery, "least time between two recoveries of an account")
+			for _, s := range settings.Table() {
+				f := cmd.Flags().VarPF(s.Value, s.Flag(), "", s.Usage)
+				if _, ok := s.Value.(interface{ IsBoolFlag() bool }); ok {
+					f.NoOptDefVal = "true"
+				}
+			}
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runAgent)
 
 			keygen := &cobra.Command{
@@ -80,18 +87,6 @@ func runAgent(fl caddycmd.Flags) (int, error) {
 		return 1, err
 	}
 	defer log.Sync()
-	window, err := fl.GetDuration("report-window")
-	if err != nil {
-		return 1, err
-	}
-	every, err := fl.GetDuration("recover-every")
-	if err != nil {
-		return 1, err
-	}
-	advance, err := fl.GetInt64("recover-advance")
-	if err != nil {
-		return 1, err
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = agent.RunServer(ctx, agent.ServerConfig{
@@ -100,9 +95,8 @@ func runAgent(fl caddycmd.Flags) (int, error) {
 		OldMasterKeys: strings.FieldsFunc(os.Getenv("HASHWALL_OLD_MASTER_KEYS"), func(r rune) bool { return r == ',' }),
 		AdminToken:    os.Getenv("HASHWALL_ADMIN_TOKEN"),
 		WebhookSecret: os.Getenv("HASHWALL_WEBHOOK_SECRET"),
-		Ephemeral:     fl.Bool("ephemeral"), OpenVendors: fl.Bool("open-vendors"), Logger: log,
+		Settings:      settings, Logger: log,
 		MetricsListen: fl.String("metrics-listen"),
-		ReportWindow:  window, RecoverAdvance: advance, RecoverEvery: every,
 	})
 	if err != nil {
 		return 1, err

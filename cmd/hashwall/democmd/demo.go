@@ -98,7 +98,7 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 	}
 	defer rdb.Close()
 	bank, err := agent.New(ctx, agent.Config{Redis: rdb, SigningKeys: []payword.SigningKey{{ID: "demo-agent", Key: priv}},
-		MasterKey: master, AdminToken: admin, Ephemeral: true})
+		MasterKey: master, AdminToken: admin, Settings: agent.Settings{Ephemeral: true}})
 	if err != nil {
 		return 1, err
 	}
