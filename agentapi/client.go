@@ -195,18 +195,11 @@ func (c *Client) RegisterVendor(ctx context.Context, q RegisterVendor) (*Vendor,
 	return &out, nil
 }
 
-// VendorOrigins fetches the signed document of a vendor's origins; open it
-// with payword.OpenVendorOrigins. A 404 is an *Error with code
-// unknown_vendor.
-func (c *Client) VendorOrigins(ctx context.Context, vendor string) ([]byte, error) {
-	var raw []byte
-	err := c.call(ctx, http.MethodGet, "/v1/vendors/"+url.PathEscape(vendor)+"/origins", nil, &raw, payword.MaxOriginsDoc, nil)
-	return raw, err
-}
-
-// VendorOriginsMaxAge is VendorOrigins with how long the agent lets the
-// document be cached: its Cache-Control max-age, or -1 when it gives none.
-func (c *Client) VendorOriginsMaxAge(ctx context.Context, vendor string) ([]byte, time.Duration, error) {
+// VendorOrigins fetches the signed document of a vendor's origins, and how
+// long the agent lets it be cached (its Cache-Control max-age, -1 when it
+// gives none); open it with payword.OpenVendorOrigins. A 404 is an *Error
+// with code unknown_vendor.
+func (c *Client) VendorOrigins(ctx context.Context, vendor string) ([]byte, time.Duration, error) {
 	var out cacheable
 	err := c.call(ctx, http.MethodGet, "/v1/vendors/"+url.PathEscape(vendor)+"/origins", nil, &out, payword.MaxOriginsDoc, nil)
 	return out.body, out.maxAge, err

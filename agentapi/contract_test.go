@@ -16,7 +16,7 @@ var clientMethods = map[string][]string{
 	"POST /v1/sessions":                        {"Login"},
 	"DELETE /v1/sessions":                      {"Logout"},
 	"POST /v1/vendors":                         {"RegisterVendor"},
-	"GET /v1/vendors/{vendor}/origins":         {"VendorOrigins", "VendorOriginsMaxAge"},
+	"GET /v1/vendors/{vendor}/origins":         {"VendorOrigins"},
 	"GET /v1/me":                               {"Me"},
 	"POST /v1/certificates":                    {"Buy"},
 	"POST /v1/certificates/recover":            {"Recover"},

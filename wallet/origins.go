@@ -147,7 +147,7 @@ func (t *Transport) fetchOrigins(ctx context.Context, vendor string, now time.Ti
 		return nil, errors.New("the wallet knows no bank")
 	}
 	bank := t.bank()
-	raw, age, err := bank.VendorOriginsMaxAge(ctx, vendor)
+	raw, age, err := bank.VendorOrigins(ctx, vendor)
 	if ae, ok := errors.AsType[*agentapi.Error](err); ok && ae.Status == http.StatusNotFound {
 		return &originEntry{until: now.Add(originNegTTL)}, nil
 	}
