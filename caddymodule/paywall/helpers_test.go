@@ -21,6 +21,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
@@ -89,7 +90,7 @@ func (w *wallet) pay(tb testing.TB, g, index, amount uint32, vendor, product str
 
 func pubB64(k payword.SigningKey) string { return base64.RawURLEncoding.EncodeToString(k.Public()) }
 
-// fakeAgent follows CONTRACT.md: keys, signed CRL pages, idempotent
+// fakeAgent follows docs/agent-api.md: keys, signed CRL pages, idempotent
 // report ingestion and binding ownership.
 type fakeAgent struct {
 	*httptest.Server
@@ -137,15 +138,16 @@ func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.down {
-		http.Error(w, `{"error":"down","code":"down"}`, http.StatusServiceUnavailable)
+		agentFail(w, http.StatusServiceUnavailable, agentapi.Error{Message: "down", Code: agentapi.CodeStoreUnavailable})
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
 	authed := r.Header.Get("Authorization") == "Bearer secret-token"
 	switch {
 	case r.URL.Path == "/v1/keys":
-		signed, _ := json.Marshal(payword.AnnounceKeys([]payword.SigningKey{a.key}, time.Now()))
-		fmt.Fprintf(w, `{"keys":[{"kid":%q,"public":%q}],"signed":%s}`, a.key.ID, pubB64(a.key), signed)
+		agentAnswer(w, agentapi.Keys{
+			Keys:   []agentapi.Key{{KeyID: a.key.ID, Public: payword.Bytes(a.key.Public())}},
+			Signed: payword.AnnounceKeys([]payword.SigningKey{a.key}, time.Now()),
+		})
 	case r.URL.Path == "/v1/crl":
 		since, _ := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
 		last := uint64(len(a.crl))
@@ -156,58 +158,58 @@ func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		body, _ := json.Marshal(page)
-		_ = json.NewEncoder(w).Encode(payword.Seal(a.key, body))
+		agentAnswer(w, payword.Seal(a.key, body))
 	case r.URL.Path == "/v1/reports" && authed:
 		raw, _ := io.ReadAll(io.LimitReader(r.Body, payword.MaxReportSize+1))
 		rep, err := payword.ParseReport(raw)
 		if err != nil || rep.Vendor != testVendor {
-			http.Error(w, `{"error":"bad report","code":"malformed"}`, http.StatusBadRequest)
+			agentFail(w, http.StatusBadRequest, agentapi.Error{Message: "bad report", Code: agentapi.CodeMalformed})
 			return
 		}
 		a.reports++
 		a.batches[rep.Batch]++
-		type result struct {
-			Auth    string `json:"auth"`
-			Verdict string `json:"verdict"`
-			Amount  uint32 `json:"amount"`
-		}
-		out := struct {
-			Batch   string   `json:"batch"`
-			Results []result `json:"results"`
-		}{Batch: rep.Batch}
+		out := agentapi.ReportResult{Batch: rep.Batch}
 		for _, c := range rep.Claims {
 			k := fmt.Sprint(c.Serial, c.Segment, c.Index)
-			v := "paid"
+			v := agentapi.VerdictPaid
 			if _, dup := a.claims[k]; dup {
-				v = "duplicate"
+				v = agentapi.VerdictDuplicate
 			}
 			a.claims[k] = c
-			out.Results = append(out.Results, result{Auth: c.Auth, Verdict: v, Amount: c.Amount})
+			out.Results = append(out.Results, agentapi.ClaimResult{Auth: c.Auth, Verdict: v, Amount: uint64(c.Amount)})
 		}
-		_ = json.NewEncoder(w).Encode(out)
+		agentAnswer(w, out)
 	case r.URL.Path == "/v1/bindings" && authed:
-		var req struct {
-			Bind string `json:"bind"`
-		}
+		var req agentapi.Bind
 		_ = json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req)
-		raw, _ := base64.RawURLEncoding.DecodeString(req.Bind)
-		b, err := payword.ParseBinding(raw)
+		b, err := payword.ParseBinding(req.Bind)
 		if err != nil {
-			http.Error(w, `{"error":"bad binding","code":"malformed"}`, http.StatusBadRequest)
+			agentFail(w, http.StatusBadRequest, agentapi.Error{Message: "bad binding", Code: agentapi.CodeBadBinding})
 			return
 		}
 		a.bindings++
 		k := fmt.Sprint(b.Serial, b.Segment)
 		if o, ok := a.owners[k]; ok && o != b.Vendor {
-			w.WriteHeader(http.StatusConflict)
-			fmt.Fprintf(w, `{"error":"bound elsewhere","code":"double_spend","owner":%q}`, o)
+			agentFail(w, http.StatusConflict, agentapi.Error{Message: "bound elsewhere", Code: agentapi.CodeSegmentOwned, Owner: o})
 			return
 		}
 		a.owners[k] = b.Vendor
-		fmt.Fprintf(w, `{"owner":%q}`, b.Vendor)
+		agentAnswer(w, agentapi.Binding{Owner: b.Vendor})
 	default:
-		http.Error(w, `{"error":"no","code":"forbidden"}`, http.StatusForbidden)
+		agentFail(w, http.StatusUnauthorized, agentapi.Error{Message: "no", Code: agentapi.CodeUnauthorized})
 	}
+}
+
+// agentAnswer and agentFail write the fake agent's JSON as the agent does.
+func agentAnswer(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func agentFail(w http.ResponseWriter, status int, e agentapi.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(e)
 }
 
 // env is a handler under test with a real Redis and a fake agent.
