@@ -91,7 +91,7 @@ func TestWithRealAgent(t *testing.T) {
 	h := e.handler(func(h *Handler) {
 		h.APIToken, h.Keys, h.CRL = vendor.Token, nil, crlFromRedis // keys learnt at start (loopback); CRL from the shared Redis
 	})
-	before := testutilCount(reportsTotal.WithLabelValues("paid"))
+	before := testutilCount(h.metrics.reports.WithLabelValues("paid"))
 	for i := uint32(1); i <= 3; i++ {
 		if i == 2 {
 			down.Store(true)
@@ -103,7 +103,7 @@ func TestWithRealAgent(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	down.Store(false)
 	waitFor(t, "three claims paid by the agent", 5*time.Second, func() bool {
-		return testutilCount(reportsTotal.WithLabelValues("paid")) == before+3
+		return testutilCount(h.metrics.reports.WithLabelValues("paid")) == before+3
 	})
 
 	serial := w.cert.Serial

@@ -49,6 +49,7 @@ type backend struct {
 	bound    boundedSet // segments registered with the agent (online mode)
 	known    boundedSet // segments already bound here (admitSegment)
 	log      *zap.Logger
+	metrics  metricsUsers // the report workers' collectors
 
 	// durable is set once the store passed checkStore; until then
 	// payments get 503 (the store was unreachable at start).
@@ -64,7 +65,7 @@ type backend struct {
 	wg     sync.WaitGroup
 }
 
-func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger) (*backend, error) {
+func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger, m *metrics) (*backend, error) {
 	rdb, err := redisurl.New(cfg.Redis)
 	if err != nil {
 		return nil, err
@@ -85,6 +86,7 @@ func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger) (*bac
 		return nil, err
 	}
 	b.reclaimIdle.Store(int64(defaultReclaimIdle))
+	b.metrics.add(m)
 	b.keys = &keyStore{
 		agent: b.agent, plainOK: authenticatedAgent(cfg.Agent), rdb: rdb, pins: b.ks.keys(),
 		log: b.log, configured: pinned, ready: make(chan struct{}),

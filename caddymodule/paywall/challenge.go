@@ -53,7 +53,7 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, o offer) err
 	hdr.Set("WWW-Authenticate", ch.String())
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Add("Vary", "Accept")
-	challengesTotal.Inc()
+	h.metrics.challenges.Inc()
 
 	var body bytes.Buffer
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {

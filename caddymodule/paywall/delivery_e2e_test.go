@@ -96,6 +96,23 @@ func clockProxy(t *testing.T, w *world) *deliveryClock {
 	return d
 }
 
+// storeMetrics are the metrics of the running config's backend on the
+// vendor's Redis at url.
+func storeMetrics(t *testing.T, url string) *metrics {
+	t.Helper()
+	var m *metrics
+	backends.Range(func(_, v any) bool {
+		if be := v.(*backend); be.cfg.Redis == url {
+			m = be.metrics.get()
+		}
+		return m == nil
+	})
+	if m == nil {
+		t.Fatalf("no backend on %s", url)
+	}
+	return m
+}
+
 // histogramOf reads a histogram's sample count and sum.
 func histogramOf(t *testing.T, h prometheus.Observer) (uint64, float64) {
 	t.Helper()
@@ -162,7 +179,7 @@ func deliveryUnderLoad(t *testing.T, stallAt int) {
 			seg++
 		}
 	}
-	hist := deliverySeconds.WithLabelValues(testVendor, ModeAlmostOnline)
+	hist := storeMetrics(t, w.newsRedis.URL()).delivery.WithLabelValues(testVendor, ModeAlmostOnline)
 	histBefore, _ := histogramOf(t, hist)
 	start := time.Now()
 	var wg sync.WaitGroup

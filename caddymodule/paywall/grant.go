@@ -128,7 +128,7 @@ func (h *Handler) grantFor(r *http.Request, product string, price uint32) *grant
 	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 		if c, err := h.grants.check(a[7:], product, now); err == nil && c.Price >= price {
 			if price > 0 {
-				grantsFromBearer.Inc()
+				h.metrics.fromBearer.Inc()
 				return c
 			}
 			best = c
@@ -152,7 +152,7 @@ func (h *Handler) grantFor(r *http.Request, product string, price uint32) *grant
 				continue
 			}
 			if price > 0 {
-				grantsFromCookie.Inc()
+				h.metrics.fromCookie.Inc()
 				return c
 			}
 			if best == nil || c.Price > best.Price {

@@ -96,6 +96,7 @@ type Handler struct {
 	be        *backend
 	poolKey   backendConfig
 	grants    *granter
+	metrics   *metrics
 	page      *template.Template
 	rules     []Rule // patterns and scopes lower-cased
 	free      []string
@@ -189,7 +190,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("grant_key must be at least %d bytes (is the placeholder set?)", minGrantKey)
 	}
 	h.grants = newGranter([]byte(grantKey), h.Vendor)
-	registerMetrics(ctx.GetMetricsRegistry())
+	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 
 	pinned, err := parseKeys(h.Keys)
 	if err != nil {
@@ -210,13 +213,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	val, _, err := backends.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		return newBackend(h.poolKey, pinned, h.logger)
+	val, loaded, err := backends.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+		return newBackend(h.poolKey, pinned, h.logger, h.metrics)
 	})
 	if err != nil {
 		return err
 	}
 	h.be = val.(*backend)
+	if loaded {
+		h.be.metrics.add(h.metrics)
+	}
 	return nil
 }
 
@@ -286,6 +292,7 @@ func (h *Handler) Cleanup() error {
 	if h.be == nil {
 		return nil
 	}
+	h.be.metrics.remove(h.metrics)
 	h.be = nil
 	_, err := backends.Delete(h.poolKey)
 	return err
@@ -418,7 +425,7 @@ func paymentHeader(r *http.Request) (string, bool, error) {
 // machine-readable Payment-Error code; nothing was spent.
 func (h *Handler) reject(w http.ResponseWriter, o offer, err error) error {
 	status, code := classify(err)
-	paymentsTotal.WithLabelValues(string(code)).Inc()
+	h.metrics.payments.WithLabelValues(string(code)).Inc()
 	w.Header().Set(payword.ErrorHeader, string(code))
 	w.Header().Set("Cache-Control", "no-store")
 	if status == http.StatusPaymentRequired {

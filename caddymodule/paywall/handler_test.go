@@ -446,11 +446,11 @@ func TestKeysPinnedOnFirstUse(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	e := newEnv(t)
 	h := e.handler()
-	before := testutilCount(paymentsAccepted)
+	before := testutilCount(h.metrics.accepted)
 	wal := newWallet(t, 17, payword.GenericScope)
 	do(h, get("/articles/a"), nil)
 	do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil)
-	if testutilCount(paymentsAccepted) != before+1 {
+	if testutilCount(h.metrics.accepted) != before+1 {
 		t.Fatal("accepted payment not counted")
 	}
 }

@@ -48,11 +48,11 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 		return nil, "", fmt.Errorf("%w: %v", errUnavailable, err)
 	}
 	if retried {
-		paymentsRetried.Inc()
+		h.metrics.retried.Inc()
 	} else {
-		paymentsAccepted.Inc()
+		h.metrics.accepted.Inc()
 	}
-	paymentSeconds.Observe(time.Since(start).Seconds())
+	h.metrics.paySeconds.Observe(time.Since(start).Seconds())
 	return g, token, nil
 }
 

@@ -299,7 +299,7 @@ func (b *backend) ship(ctx context.Context, stream, mode, batch string, msgs []r
 		if out.Batch != batch {
 			return fmt.Errorf("the agent answered for batch %q, not %q", out.Batch, batch)
 		}
-		now := time.Now()
+		now, m := time.Now(), b.metrics.get()
 		checked := make([]bool, len(msgs))
 		for _, r := range out.Results {
 			if !r.Verdict.Known() {
@@ -309,9 +309,9 @@ func (b *backend) ship(ctx context.Context, stream, mode, batch string, msgs []r
 				if !checked[i] {
 					checked[i] = true
 					done = append(done, msgs[i].ID)
-					reportsTotal.WithLabelValues(string(r.Verdict)).Inc()
+					m.reports.WithLabelValues(string(r.Verdict)).Inc()
 					if at, ok := entryTime(msgs[i].ID); ok {
-						deliverySeconds.WithLabelValues(b.cfg.Vendor, mode).Observe(max(0, now.Sub(at).Seconds()))
+						m.delivery.WithLabelValues(b.cfg.Vendor, mode).Observe(max(0, now.Sub(at).Seconds()))
 					}
 				}
 			}
@@ -322,7 +322,7 @@ func (b *backend) ship(ctx context.Context, stream, mode, batch string, msgs []r
 		if missing := len(rep.Claims) - len(done); missing > 0 {
 			// A result missing or not for our claim: those entries stay
 			// pending and go again, in another report.
-			reportsTotal.WithLabelValues("unanswered").Add(float64(missing))
+			m.reports.WithLabelValues("unanswered").Add(float64(missing))
 			b.log.Error("the agent's answer lacks results for some claims: they stay queued",
 				zap.String("batch", batch), zap.Int("claims", len(rep.Claims)), zap.Int("unanswered", missing))
 		}
@@ -359,6 +359,6 @@ func (b *backend) updateBacklog(ctx context.Context) {
 	now, err1 := b.rdb.XLen(ctx, b.ks.stream(ModeAlmostOnline)).Result()
 	batch, err2 := b.rdb.XLen(ctx, b.ks.stream(ModeBatch)).Result()
 	if err1 == nil && err2 == nil {
-		reportBacklog.WithLabelValues(b.cfg.Vendor).Set(float64(now + batch))
+		b.metrics.get().backlog.WithLabelValues(b.cfg.Vendor).Set(float64(now + batch))
 	}
 }

@@ -99,7 +99,7 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 // returning an error is no longer possible.
 func (h *Handler) replaceRejection(w http.ResponseWriter, o offer, err error) {
 	status, code := classify(err)
-	paymentsTotal.WithLabelValues(string(code)).Inc()
+	h.metrics.payments.WithLabelValues(string(code)).Inc()
 	clearHeader(w.Header())
 	if status == http.StatusPaymentRequired {
 		w.Header().Set("WWW-Authenticate", h.challengeFor(o).String())
