@@ -162,7 +162,7 @@ func deliveryUnderLoad(t *testing.T, stallAt int) {
 	// (the world's price), as bench/paygen does with one.
 	perSeg := 0
 	wal := w.buy(128 * (n/(conns*60) + 2) * conns)
-	perSeg = int(wal.cert.SegmentLen) / 2
+	perSeg = int(wal.SegmentLen) / 2
 	type payment struct {
 		hdr, product string
 		sent         time.Time
@@ -174,7 +174,7 @@ func deliveryUnderLoad(t *testing.T, stallAt int) {
 		for i := 0; i < n/conns; i += perSeg {
 			for j := 0; j < perSeg && i+j < n/conns; j++ {
 				p := fmt.Sprintf("/articles/load-%d-%d-%d", c, seg, j)
-				pays[c] = append(pays[c], payment{hdr: wal.pay(t, seg, uint32(2*(j+1)), 2, testVendor, p), product: p})
+				pays[c] = append(pays[c], payment{hdr: wal.Header(t, seg, uint32(2*(j+1)), 2, testVendor, p), product: p})
 			}
 			seg++
 		}

@@ -23,69 +23,26 @@ import (
 
 	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
 
 const testVendor = "daily-planet"
 
-func seed(b byte) []byte {
-	s := make([]byte, ed25519.SeedSize)
-	for i := range s {
-		s[i] = b + byte(i)
-	}
-	return s
-}
-
-// wallet is a certificate with everything needed to spend it.
-type wallet struct {
-	agent payword.SigningKey
-	user  ed25519.PrivateKey
-	k     payword.Secret
-	cert  *payword.Certificate
-	tree  *payword.Tree
-}
-
-func newWallet(tb testing.TB, serial byte, scope string) *wallet {
+// bundleWallet is the wallet of user's certificate bought from a real agent.
+func bundleWallet(tb testing.TB, user ed25519.PrivateKey, b agentapi.Bundle) *paytest.Cert {
 	tb.Helper()
-	return newWalletSize(tb, serial, scope, 64)
-}
-
-func newWalletSize(tb testing.TB, serial byte, scope string, segments int) *wallet {
-	tb.Helper()
-	w := &wallet{
-		agent: payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))},
-		user:  ed25519.NewKeyFromSeed(seed(0x41 + serial)),
-	}
-	for i := range w.k {
-		w.k[i] = serial + byte(i)
-	}
-	now := time.Now()
-	w.cert = &payword.Certificate{
-		IssuedAt: now.Unix() - 60, ExpiresAt: now.Unix() + 3600,
-		UnitValue: 1, Currency: "EUR", Scope: scope, UserID: "u:alice",
-	}
-	w.cert.Serial[0] = serial
-	copy(w.cert.UserKey[:], w.user.Public().(ed25519.PublicKey))
-	w.tree = w.cert.Issue(w.k, segments, 128)
-	if _, err := w.cert.Sign(w.agent); err != nil {
+	raw, _ := base64.RawURLEncoding.DecodeString(b.Certificate)
+	cert, err := payword.ParseCertificate(raw)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return w
-}
-
-// pay returns the Authorization header paying amount tokens ending at
-// index of segment g to vendor for product.
-func (w *wallet) pay(tb testing.TB, g, index, amount uint32, vendor, product string) string {
-	tb.Helper()
-	var bind *payword.Binding
-	if w.cert.Generic() {
-		var err error
-		if bind, err = payword.Bind(w.cert, w.user, g, vendor, time.Now()); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return payword.NewPayment(w.cert, w.tree, w.k, bind, g, index, amount, vendor, product).Header()
+	c := &paytest.Cert{Certificate: cert, User: user, Now: time.Now()}
+	k, _ := base64.RawURLEncoding.DecodeString(b.Secret)
+	copy(c.K[:], k)
+	c.Tree = payword.NewTree(payword.Anchors(c.K, b.Segments, b.SegmentLen))
+	return c
 }
 
 func pubB64(k payword.SigningKey) string { return base64.RawURLEncoding.EncodeToString(k.Public()) }
@@ -108,7 +65,7 @@ type fakeAgent struct {
 
 func newFakeAgent(t testing.TB) *fakeAgent {
 	a := &fakeAgent{
-		key:    payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))},
+		key:    paytest.NewBank(t).Key,
 		claims: map[string]payword.Claim{}, batches: map[string]int{}, owners: map[string]string{},
 	}
 	a.Server = httptest.NewServer(http.HandlerFunc(a.serve))
@@ -310,7 +267,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func ed25519Key(b byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(seed(b)) }
+func ed25519Key(b byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(paytest.Seed(b)) }
 
 func mustRedis(t *testing.T, url string) redis.UniversalClient {
 	rdb, err := redisurl.New(url)
