@@ -87,13 +87,9 @@ func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger, m *me
 	}
 	b.reclaimIdle.Store(int64(defaultReclaimIdle))
 	b.metrics.add(m)
-	b.keys = &keyStore{
-		agent: b.agent, plainOK: authenticatedAgent(cfg.Agent), rdb: rdb, pins: b.ks.keys(),
-		log: b.log, configured: pinned, ready: make(chan struct{}),
-	}
-	if len(pinned) > 0 {
-		b.keys.set(pinned)
-	}
+	b.keys = newKeyStore(keyDeps{
+		agent: b.agent, plainOK: authenticatedAgent(cfg.Agent), rdb: rdb, pins: b.ks.keys(), log: b.log,
+	}, pinned)
 	b.start(ctx)
 	return b, nil
 }

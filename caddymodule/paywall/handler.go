@@ -10,7 +10,6 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -432,17 +431,6 @@ func (h *Handler) reject(w http.ResponseWriter, o offer, err error) error {
 		w.Header().Set("WWW-Authenticate", h.challengeFor(o).String())
 	}
 	return caddyhttp.Error(status, err)
-}
-
-func loadPage(file string) (*template.Template, error) {
-	if file == "" {
-		return defaultPage, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("template: %w", err)
-	}
-	return template.New("402").Parse(string(b))
 }
 
 // Interface guards

@@ -30,11 +30,7 @@ import (
 // the vendor's other and later gateways trust them too. A key id that a
 // payment names is never a reason to trust anything.
 type keyStore struct {
-	agent      *agentapi.Client
-	plainOK    bool                  // the channel to the agent is authenticated (authenticatedAgent)
-	rdb        redis.UniversalClient // the vendor's Redis, where keys are pinned
-	pins       string                // the hash of pinned keys: key id → public key
-	log        *zap.Logger
+	keyDeps
 	configured payword.KeySet
 
 	cur       atomic.Pointer[keyState]
@@ -43,6 +39,25 @@ type keyStore struct {
 	warned    time.Time
 	ready     chan struct{} // closed after the first load attempt
 	readyOnce sync.Once
+}
+
+// keyDeps is what a keyStore works with.
+type keyDeps struct {
+	agent   *agentapi.Client
+	plainOK bool                  // the channel to the agent is authenticated (authenticatedAgent)
+	rdb     redis.UniversalClient // the vendor's Redis, where keys are pinned
+	pins    string                // the hash of pinned keys: key id → public key
+	log     *zap.Logger
+}
+
+// newKeyStore trusts the configured keys at once; without any, the first
+// load learns them.
+func newKeyStore(d keyDeps, configured payword.KeySet) *keyStore {
+	k := &keyStore{keyDeps: d, configured: configured, ready: make(chan struct{})}
+	if len(configured) > 0 {
+		k.set(configured)
+	}
+	return k
 }
 
 type keyState struct {
