@@ -69,7 +69,7 @@ func TestVendorOriginsPublished(t *testing.T) {
 	// A revoked vendor is not published.
 	_, err = admin.Revoke(ctx, agentapi.Revoke{Vendor: "globe"})
 	e.mustOK(err, "revoke")
-	_, err = e.client().VendorOrigins(ctx, "globe")
+	_, _, err = e.client().VendorOrigins(ctx, "globe")
 	if ae, ok := errors.AsType[*agentapi.Error](err); !ok || ae.Status != 404 || ae.Code != agentapi.CodeUnknownVendor {
 		t.Fatalf("revoked vendor's origins: %v", err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/hashwall/hashwall/agent"
 	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -22,13 +23,14 @@ import (
 // agent pays at the gateway, claims reach the ledger exactly once even
 // across an agent outage, and a revocation is refused within a second.
 func TestWithRealAgent(t *testing.T) {
+	t.Parallel()
 	srv := redistest.Start(t)
 	rdb, err := redisurl.New(srv.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rdb.Close() })
-	key := payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))}
+	key := payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(paytest.Seed(0x01))}
 	ag, err := agent.New(t.Context(), agent.Config{
 		Redis: rdb, SigningKeys: []payword.SigningKey{key}, MasterKey: bytes.Repeat([]byte{7}, 32),
 		AdminToken: "admin-token", Settings: agent.Settings{OpenVendors: true, Ephemeral: true},
@@ -73,46 +75,39 @@ func TestWithRealAgent(t *testing.T) {
 	call("POST", "/v1/vendors", "", map[string]string{"vendor": testVendor}, &vendor)
 	call("POST", "/v1/users", "", map[string]string{"username": "alice", "password": "correct horse battery"}, nil)
 	call("POST", "/v1/admin/credit", "Bearer admin-token", map[string]any{"user": "alice", "amount": 1000}, nil)
-	user := ed25519.NewKeyFromSeed(seed(0x41))
+	user := ed25519.NewKeyFromSeed(paytest.Seed(0x41))
 	var bundle agentapi.Bundle
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:correct horse battery"))
 	call("POST", "/v1/certificates", basic, map[string]any{
 		"tokens": 256, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey))}, &bundle)
 
-	w := &wallet{user: user}
-	certRaw, _ := base64.RawURLEncoding.DecodeString(bundle.Certificate)
-	if w.cert, err = payword.ParseCertificate(certRaw); err != nil {
-		t.Fatal(err)
-	}
-	secret, _ := base64.RawURLEncoding.DecodeString(bundle.Secret)
-	copy(w.k[:], secret)
-	w.tree = payword.NewTree(payword.Anchors(w.k, int(w.cert.Segments), int(w.cert.SegmentLen)))
+	w := bundleWallet(t, user, bundle)
 
 	e := &env{t: t, redis: srv, agent: &fakeAgent{Server: bank, key: key}}
 	h := e.handler(func(h *Handler) {
 		h.APIToken, h.Keys, h.CRL = vendor.Token, nil, crlFromRedis // keys learnt at start (loopback); CRL from the shared Redis
 	})
-	before := testutilCount(reportsTotal.WithLabelValues("paid"))
+	before := testutilCount(h.metrics.reports.WithLabelValues("paid"))
 	for i := uint32(1); i <= 3; i++ {
 		if i == 2 {
 			down.Store(true)
 		}
-		if rw, es := do(h, get("/articles/a", "Authorization", w.pay(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
+		if rw, es := do(h, get("/articles/a", "Authorization", w.Header(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
 			t.Fatalf("payment %d: %d %q", i, status(rw, es), rw.Header().Get("Payment-Error"))
 		}
 	}
 	time.Sleep(300 * time.Millisecond)
 	down.Store(false)
 	waitFor(t, "three claims paid by the agent", 5*time.Second, func() bool {
-		return testutilCount(reportsTotal.WithLabelValues("paid")) == before+3
+		return testutilCount(h.metrics.reports.WithLabelValues("paid")) == before+3
 	})
 
-	serial := w.cert.Serial
+	serial := w.Serial
 	call("POST", "/v1/admin/revoke", "Bearer admin-token", map[string]any{"serial": serial}, nil)
 	revokedAt := time.Now()
 	waitFor(t, "revocation at the gateway", time.Second, func() bool { return h.be.crl.revoked(serial) })
 	t.Logf("revocation reached the gateway in %v", time.Since(revokedAt))
-	if rw, es := do(h, get("/articles/b", "Authorization", w.pay(t, 0, 8, 2, testVendor, "/articles/b")), nil); status(rw, es) != 403 {
+	if rw, es := do(h, get("/articles/b", "Authorization", w.Header(t, 0, 8, 2, testVendor, "/articles/b")), nil); status(rw, es) != 403 {
 		t.Fatalf("revoked certificate: %d", status(rw, es))
 	}
 }

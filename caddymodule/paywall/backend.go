@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -43,13 +42,14 @@ type backend struct {
 	rdb      redis.UniversalClient
 	pipe     *scriptPipe
 	ks       keyspace
-	agent    *agentClient
+	agent    *agentapi.Client
 	keys     *keyStore
 	crl      *crlSet
 	segments boundedSet // verified segments
 	bound    boundedSet // segments registered with the agent (online mode)
 	known    boundedSet // segments already bound here (admitSegment)
 	log      *zap.Logger
+	metrics  metricsUsers // the report workers' collectors
 
 	// durable is set once the store passed checkStore; until then
 	// payments get 503 (the store was unreachable at start).
@@ -65,7 +65,7 @@ type backend struct {
 	wg     sync.WaitGroup
 }
 
-func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger) (*backend, error) {
+func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger, m *metrics) (*backend, error) {
 	rdb, err := redisurl.New(cfg.Redis)
 	if err != nil {
 		return nil, err
@@ -86,7 +86,10 @@ func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger) (*bac
 		return nil, err
 	}
 	b.reclaimIdle.Store(int64(defaultReclaimIdle))
-	b.keys = newKeyStore(b, pinned)
+	b.metrics.add(m)
+	b.keys = newKeyStore(keyDeps{
+		agent: b.agent, plainOK: authenticatedAgent(cfg.Agent), rdb: rdb, pins: b.ks.keys(), log: b.log,
+	}, pinned)
 	b.start(ctx)
 	return b, nil
 }
@@ -175,175 +178,6 @@ func (b *backend) Destruct() error {
 	return err
 }
 
-// keyStore holds the trusted agent keys. It trusts the keys configured
-// (`keys`), and learns others only from the agent's key announcements
-// (GET /v1/keys) signed by a key it already trusts: a rotation announces
-// the new key under the old one's signature. Without configured keys, the
-// first keys are learnt at start, and only over an authenticated channel
-// (see authenticatedAgent); they and every learnt key are pinned in the
-// vendor's Redis (HSETNX: a key id, once pinned, never changes), so that
-// the vendor's other and later gateways trust them too. A key id that a
-// payment names is never a reason to trust anything.
-type keyStore struct {
-	b          *backend
-	configured payword.KeySet
-
-	cur       atomic.Pointer[keyState]
-	mu        sync.Mutex // serialises loads
-	lastFetch time.Time
-	warned    time.Time
-	ready     chan struct{} // closed after the first load attempt
-	readyOnce sync.Once
-}
-
-type keyState struct {
-	keys        payword.KeySet
-	v           *payword.Verifier
-	fingerprint string
-}
-
-// refetchEvery bounds how often an unknown key id makes us ask the agent;
-// rotateEvery is how often the sync workers look for a rotation.
-const (
-	refetchEvery = 10 * time.Second
-	rotateEvery  = 5 * time.Minute
-)
-
-func newKeyStore(b *backend, configured payword.KeySet) *keyStore {
-	k := &keyStore{b: b, configured: configured, ready: make(chan struct{})}
-	if len(configured) > 0 {
-		k.set(configured)
-	}
-	return k
-}
-
-func (k *keyStore) set(ks payword.KeySet) {
-	k.cur.Store(&keyState{keys: ks, v: payword.NewVerifier(ks), fingerprint: keysFingerprint(ks)})
-}
-
-// verifier returns the current verifier. Before the first load attempt at
-// start, it waits for it (as long as ctx allows).
-func (k *keyStore) verifier(ctx context.Context) (*payword.Verifier, error) {
-	if s := k.cur.Load(); s != nil {
-		return s.v, nil
-	}
-	select {
-	case <-k.ready:
-	case <-ctx.Done():
-	}
-	if s := k.cur.Load(); s != nil {
-		return s.v, nil
-	}
-	return nil, fmt.Errorf("%w: no trusted agent keys yet", errUnavailable)
-}
-
-// current returns the trusted keys, or nil.
-func (k *keyStore) current() *keyState { return k.cur.Load() }
-
-// load runs in the sync workers: at start until keys are known, then every
-// rotateEvery to learn a rotation.
-func (k *keyStore) load(ctx context.Context) {
-	defer k.readyOnce.Do(func() { close(k.ready) })
-	k.mu.Lock()
-	due := k.cur.Load() == nil || time.Since(k.lastFetch) >= rotateEvery
-	k.mu.Unlock()
-	if due {
-		k.refreshEvery(ctx, 0)
-	}
-}
-
-// refresh learns the keys the agent announces under a trusted key's
-// signature and reloads the set; it reports whether the trusted set is now
-// another than the one seen was built from (a sync worker may have learnt
-// the new key meanwhile). It asks the agent at most every refetchEvery.
-func (k *keyStore) refresh(ctx context.Context, seen *payword.Verifier) bool {
-	k.refreshEvery(ctx, refetchEvery)
-	s := k.cur.Load()
-	return s != nil && s.v != seen
-}
-
-func (k *keyStore) refreshEvery(ctx context.Context, every time.Duration) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	before := k.cur.Load()
-	trusted, err := k.trusted(ctx)
-	if err != nil {
-		k.b.log.Warn("reading the pinned agent keys", zapErr(err))
-		return false
-	}
-	if time.Since(k.lastFetch) >= every {
-		k.lastFetch = time.Now()
-		if len(trusted) == 0 && !authenticatedAgent(k.b.cfg.Agent) {
-			if time.Since(k.warned) >= time.Minute {
-				k.warned = time.Now()
-				k.b.log.Error("no agent keys configured, and the agent is reached over plain HTTP: configure its keys (`keys`) or use https")
-			}
-		} else if docs, err := k.b.agent.keys(ctx); err != nil {
-			k.b.log.Warn("fetching agent keys", zapErr(err))
-		} else if learnt, err := payword.OpenKeys(docs, trusted); err != nil {
-			k.b.log.Warn("agent key announcement refused", zapErr(err))
-		} else {
-			for kid, pub := range learnt {
-				if _, ok := trusted[kid]; ok {
-					continue
-				}
-				if err := k.b.rdb.HSetNX(ctx, k.b.ks.keys(), kid, []byte(pub)).Err(); err != nil {
-					k.b.log.Warn("pinning agent key", zap.String("kid", kid), zapErr(err))
-					continue
-				}
-				k.b.log.Info("agent key learnt", zap.String("kid", kid))
-			}
-			if trusted, err = k.trusted(ctx); err != nil {
-				return false
-			}
-		}
-	}
-	if len(trusted) == 0 || (before != nil && keysFingerprint(trusted) == before.fingerprint) {
-		return false
-	}
-	k.set(trusted)
-	return true
-}
-
-// trusted is the configured keys and those pinned in the vendor's Redis
-// (a pinned key id never replaces a configured one).
-func (k *keyStore) trusted(ctx context.Context) (payword.KeySet, error) {
-	stored, err := k.b.rdb.HGetAll(ctx, k.b.ks.keys()).Result()
-	if err != nil {
-		return nil, err
-	}
-	ks := payword.KeySet{}
-	for kid, pub := range stored {
-		if err := ks.Add(kid, []byte(pub)); err != nil {
-			k.b.log.Error("ignoring a bad pinned agent key", zap.String("kid", kid), zapErr(err))
-		}
-	}
-	for kid, pub := range k.configured {
-		ks[kid] = pub
-	}
-	return ks, nil
-}
-
-// authenticatedAgent reports whether the channel to the agent at base is
-// authenticated, so that keys may be learnt from it without a trusted
-// signature: https (the agent's certificate is verified), or plain HTTP to
-// a loopback address (no network in between).
-func authenticatedAgent(base string) bool {
-	u, err := url.Parse(base)
-	if err != nil {
-		return false
-	}
-	if u.Scheme == "https" {
-		return true
-	}
-	host := u.Hostname()
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return u.Scheme == "http" && ip != nil && ip.IsLoopback()
-}
-
 // boundedSet is a concurrent set emptied when it reaches its bound, for
 // caches whose entries can always be recomputed.
 type boundedSet struct {
@@ -397,7 +231,7 @@ func (b *backend) registerBinding(ctx context.Context, p *payword.Payment) error
 		return fmt.Errorf("%w: %v", errUnavailable, err)
 	}
 	if n == 0 {
-		if err := b.agent.bind(ctx, p.Binding.Raw()); err != nil {
+		if err := bind(ctx, b.agent, p.Binding.Raw()); err != nil {
 			return err
 		}
 		if err := b.rdb.Set(ctx, key, "1", time.Until(time.Unix(p.Cert.ExpiresAt+3600, 0))).Err(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -23,15 +24,15 @@ var ok200 = caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) e
 func BenchmarkPayment(b *testing.B) {
 	e := newEnv(b)
 	h := e.handler(func(h *Handler) { h.Rules = []Rule{{Pattern: "/articles/*", Price: 1}} })
-	wal := newWalletSize(b, 40, payword.GenericScope, 2048)
+	wal := paytest.NewBank(b).Issue(b, paytest.Options{Seed: 40, Segments: 2048})
 	hdrs := make([]string, 0, b.N)
 	binds := map[uint32]*payword.Binding{}
 	for n := range b.N {
 		g, i := uint32(n/128), uint32(n%128+1)
 		if binds[g] == nil {
-			binds[g], _ = payword.Bind(wal.cert, wal.user, g, testVendor, time.Now())
+			binds[g], _ = payword.Bind(wal.Certificate, wal.User, g, testVendor, time.Now())
 		}
-		hdrs = append(hdrs, payword.NewPayment(wal.cert, wal.tree, wal.k, binds[g], g, i, 1, testVendor, "/articles/a").Header())
+		hdrs = append(hdrs, payword.NewPayment(wal.Certificate, wal.Tree, wal.K, binds[g], g, i, 1, testVendor, "/articles/a").Header())
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -47,8 +48,8 @@ func BenchmarkPayment(b *testing.B) {
 func BenchmarkGrant(b *testing.B) {
 	e := newEnv(b)
 	h := e.handler()
-	wal := newWallet(b, 41, payword.GenericScope)
-	w, _ := do(h, get("/articles/a", "Authorization", wal.pay(b, 0, 2, 2, testVendor, "/articles/a")), ok200)
+	wal := paytest.NewBank(b).Issue(b, paytest.Options{Seed: 41})
+	w, _ := do(h, get("/articles/a", "Authorization", wal.Header(b, 0, 2, 2, testVendor, "/articles/a")), ok200)
 	cookie := grantCookie + "=" + w.Header().Get("Payment-Receipt")
 	r := get("/articles/a", "Cookie", cookie)
 	b.ReportAllocs()

@@ -1,6 +1,7 @@
 package paywall
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -54,83 +55,62 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	seen := map[string]bool{}
 	for d.NextBlock(0) {
-		switch opt := d.Val(); opt {
-		case "vendor", "api_token", "agent", "redis", "grant_key", "realm", "template", "mode":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			if err := setOnce(d, opt, map[string]*string{
-				"vendor": &h.Vendor, "api_token": &h.APIToken, "agent": &h.Agent, "redis": &h.Redis,
-				"grant_key": &h.GrantKey, "realm": &h.Realm, "template": &h.Template, "mode": &h.Mode,
-			}[opt], v); err != nil {
-				return err
-			}
-		case "ttl", "batch_interval", "crl_max_age":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return d.Errf("%s: invalid duration %q", opt, v)
-			}
-			*map[string]*caddy.Duration{"ttl": &h.TTL, "batch_interval": &h.BatchInterval, "crl_max_age": &h.CRLMaxAge}[opt] = caddy.Duration(dur)
-		case "offline_segments":
-			var v string
-			if !d.AllArgs(&v) {
-				return d.ArgErr()
-			}
-			n, err := strconv.Atoi(v)
-			if err != nil || n < -1 || n == 0 || n > payword.MaxSegments {
-				return d.Errf("offline_segments: %q must be -1 or 1..%d", v, payword.MaxSegments)
-			}
-			h.OfflineSegments = n
+		opt := d.Val()
+		if err := once(d, seen, opt, "key", "price", "free"); err != nil {
+			return err
+		}
+		var err error
+		switch opt {
+		case "vendor":
+			err = oneArg(d, &h.Vendor)
+		case "api_token":
+			err = oneArg(d, &h.APIToken)
+		case "agent":
+			err = oneArg(d, &h.Agent)
 		case "key":
-			var kid, pub string
-			if !d.AllArgs(&kid, &pub) {
-				return d.ArgErr()
-			}
-			if h.Keys == nil {
-				h.Keys = map[string]string{}
-			}
-			if _, dup := h.Keys[kid]; dup {
-				return d.Errf("key %q given twice", kid)
-			}
-			h.Keys[kid] = pub
+			err = parseKey(d, h)
+		case "redis":
+			err = oneArg(d, &h.Redis)
+		case "grant_key":
+			err = oneArg(d, &h.GrantKey)
+		case "ttl":
+			err = duration(d, &h.TTL)
+		case "mode":
+			err = oneArg(d, &h.Mode)
+		case "realm":
+			err = oneArg(d, &h.Realm)
 		case "price":
-			r, err := parseRule(d)
-			if err != nil {
-				return err
+			var r Rule
+			if r, err = parseRule(d); err == nil {
+				h.Rules = append(h.Rules, r)
 			}
-			h.Rules = append(h.Rules, r)
 		case "free":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
 				return d.ArgErr()
 			}
 			h.Free = append(h.Free, args...)
-		case "upstream_price", "ephemeral":
-			if d.NextArg() {
-				return d.ArgErr()
-			}
-			*map[string]*bool{"upstream_price": &h.UpstreamPrice, "ephemeral": &h.Ephemeral}[opt] = true
+		case "upstream_price":
+			err = setFlag(d, &h.UpstreamPrice)
+		case "template":
+			err = oneArg(d, &h.Template)
 		case "crl":
-			args := d.RemainingArgs()
-			if len(args) < 1 || len(args) > 2 {
-				return d.ArgErr()
-			}
-			h.CRL = args[0]
-			if len(args) == 2 {
-				dur, err := caddy.ParseDuration(args[1])
-				if err != nil || dur <= 0 {
-					return d.Errf("crl: invalid interval %q", args[1])
-				}
-				h.CRLInterval = caddy.Duration(dur)
-			}
+			err = parseCRL(d, h)
+		case "crl_max_age":
+			err = duration(d, &h.CRLMaxAge)
+		case "batch_interval":
+			err = duration(d, &h.BatchInterval)
+		case "ephemeral":
+			err = setFlag(d, &h.Ephemeral)
+		case "offline_segments":
+			err = parseOfflineSegments(d, h)
 		default:
 			return d.Errf("unrecognized paywall option %q", opt)
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -151,38 +131,121 @@ func parseRule(d *caddyfile.Dispenser) (Rule, error) {
 		return r, d.Errf("price %q: must be 1..%d tokens", tokens, MaxPrice)
 	}
 	r.Price = uint32(n)
+	seen := map[string]bool{}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		var v string
 		opt := d.Val()
-		if !d.AllArgs(&v) {
-			return r, d.ArgErr()
+		if err := once(d, seen, opt); err != nil {
+			return r, err
 		}
 		switch opt {
 		case "scope":
-			r.Scope = v
+			err = oneArg(d, &r.Scope)
 		case "ttl":
-			dur, err := caddy.ParseDuration(v)
-			if err != nil || dur <= 0 {
-				return r, d.Errf("ttl: invalid duration %q", v)
-			}
-			r.TTL = caddy.Duration(dur)
+			err = duration(d, &r.TTL)
 		case "mode":
-			if !validMode(v) {
-				return r, d.Errf("unknown mode %q", v)
+			if err = oneArg(d, &r.Mode); err == nil && !validMode(r.Mode) {
+				err = d.Errf("unknown mode %q", r.Mode)
 			}
-			r.Mode = v
 		default:
-			return r, d.Errf("unrecognized price option %q", opt)
+			err = d.Errf("unrecognized price option %q", opt)
+		}
+		if err != nil {
+			return r, err
 		}
 	}
 	return r, nil
 }
 
-func setOnce(d *caddyfile.Dispenser, opt string, dst *string, v string) error {
-	if *dst != "" {
+// parseKey reads `key <kid> <base64url public key>`; a key id may appear once.
+func parseKey(d *caddyfile.Dispenser, h *Handler) error {
+	var kid, pub string
+	if !d.AllArgs(&kid, &pub) {
+		return d.ArgErr()
+	}
+	if _, dup := h.Keys[kid]; dup {
+		return d.Errf("key %q given twice", kid)
+	}
+	if h.Keys == nil {
+		h.Keys = map[string]string{}
+	}
+	h.Keys[kid] = pub
+	return nil
+}
+
+// parseCRL reads `crl agent|redis [<interval>]`.
+func parseCRL(d *caddyfile.Dispenser, h *Handler) error {
+	args := d.RemainingArgs()
+	if len(args) < 1 || len(args) > 2 {
+		return d.ArgErr()
+	}
+	h.CRL = args[0]
+	if len(args) == 2 {
+		dur, err := caddy.ParseDuration(args[1])
+		if err != nil || dur <= 0 {
+			return d.Errf("crl: invalid interval %q", args[1])
+		}
+		h.CRLInterval = caddy.Duration(dur)
+	}
+	return nil
+}
+
+// parseOfflineSegments reads `offline_segments <n>`: -1, or 1 to a
+// certificate's number of segments.
+func parseOfflineSegments(d *caddyfile.Dispenser, h *Handler) error {
+	var v string
+	if !d.AllArgs(&v) {
+		return d.ArgErr()
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < -1 || n == 0 || n > payword.MaxSegments {
+		return d.Errf("offline_segments: %q must be -1 or 1..%d", v, payword.MaxSegments)
+	}
+	h.OfflineSegments = n
+	return nil
+}
+
+// once refuses a second occurrence of a subdirective in one block, naming
+// its line; those in repeatable may appear any number of times.
+func once(d *caddyfile.Dispenser, seen map[string]bool, opt string, repeatable ...string) error {
+	if slices.Contains(repeatable, opt) {
+		return nil
+	}
+	if seen[opt] {
 		return d.Errf("%s given twice", opt)
 	}
-	*dst = v
+	seen[opt] = true
+	return nil
+}
+
+// oneArg reads the subdirective's single argument into dst.
+func oneArg(d *caddyfile.Dispenser, dst *string) error {
+	if !d.AllArgs(dst) {
+		return d.ArgErr()
+	}
+	return nil
+}
+
+// duration reads the subdirective's single argument, a positive duration.
+func duration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	opt := d.Val()
+	var v string
+	if !d.AllArgs(&v) {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(v)
+	if err != nil || dur <= 0 {
+		return d.Errf("%s: invalid duration %q", opt, v)
+	}
+	*dst = caddy.Duration(dur)
+	return nil
+}
+
+// setFlag sets dst for a subdirective without arguments.
+func setFlag(d *caddyfile.Dispenser, dst *bool) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	*dst = true
 	return nil
 }
 

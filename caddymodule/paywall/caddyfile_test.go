@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -94,6 +95,39 @@ func TestCaddyfileHostile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestCaddyfileRepeated: a single-valued subdirective given twice is an
+// error naming the line of its second occurrence; repeatable ones add up.
+func TestCaddyfileRepeated(t *testing.T) {
+	for _, tc := range []struct{ opt, value string }{
+		{"vendor", "v"}, {"api_token", "t"}, {"agent", "https://a"}, {"redis", "redis://r"},
+		{"grant_key", "k"}, {"ttl", "1h"}, {"mode", "batch"}, {"realm", "r"}, {"upstream_price", ""},
+		{"template", "f"}, {"crl", "agent 1s"}, {"crl_max_age", "1m"}, {"batch_interval", "1m"},
+		{"ephemeral", ""}, {"offline_segments", "2"},
+	} {
+		body := fmt.Sprintf("paywall {\n\t%s %s\n\tfree /f\n\t%s %s\n}", tc.opt, tc.value, tc.opt, tc.value)
+		err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(body))
+		if err == nil || !strings.Contains(err.Error(), tc.opt+" given twice") || !strings.HasSuffix(err.Error(), "Testfile:4") {
+			t.Errorf("%s twice: error %v, want one naming line 4", tc.opt, err)
+		}
+	}
+	for _, opt := range []string{"scope /a/", "ttl 1h", "mode batch"} {
+		body := fmt.Sprintf("paywall {\n\tprice /a/* 2 {\n\t\t%s\n\t\t%s\n\t}\n}", opt, opt)
+		err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(body))
+		name, _, _ := strings.Cut(opt, " ")
+		if err == nil || !strings.Contains(err.Error(), name+" given twice") || !strings.HasSuffix(err.Error(), "Testfile:4") {
+			t.Errorf("price %s twice: error %v, want one naming line 4", name, err)
+		}
+	}
+	h := new(Handler)
+	body := "paywall {\nkey k1 AAAA\nkey k2 BBBB\nprice /a/* 1\nprice /b/* 2\nfree /x\nfree /y /z\n}"
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(body)); err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Keys) != 2 || len(h.Rules) != 2 || len(h.Free) != 3 {
+		t.Fatalf("repeatable subdirectives: %d keys, %d rules, %d free", len(h.Keys), len(h.Rules), len(h.Free))
 	}
 }
 

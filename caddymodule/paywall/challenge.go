@@ -3,8 +3,10 @@ package paywall
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"html/template"
 	"net/http"
+	"os"
 	"strings"
 
 	"github.com/hashwall/hashwall/payword"
@@ -53,7 +55,7 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, o offer) err
 	hdr.Set("WWW-Authenticate", ch.String())
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Add("Vary", "Accept")
-	challengesTotal.Inc()
+	h.metrics.challenges.Inc()
 
 	var body bytes.Buffer
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
@@ -76,4 +78,16 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, o offer) err
 		_, _ = w.Write(body.Bytes())
 	}
 	return nil
+}
+
+// loadPage reads the 402 page's template (`template`), or takes the default.
+func loadPage(file string) (*template.Template, error) {
+	if file == "" {
+		return defaultPage, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("template: %w", err)
+	}
+	return template.New("402").Parse(string(b))
 }

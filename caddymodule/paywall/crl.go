@@ -143,7 +143,7 @@ func (c *crlSet) all() []payword.CRLEntry {
 }
 
 // crlChannel and crlKey are the agent's CRL sorted set and channel
-// (CONTRACT: Redis shared with the agent).
+// (docs/agent-api.md: the agent's Redis, when the vendor shares it).
 const (
 	crlChannel = "hw:crl"
 	crlKey     = "hw:crl"
@@ -378,7 +378,11 @@ const crlPageMaxAge = defaultCRLMaxAge
 func (b *backend) pullCRLOnce(ctx context.Context, keys payword.KeySet) error {
 	for range 1000 { // at most a million entries per round
 		cur := b.crl.cursor()
-		page, err := b.agent.crl(ctx, cur.Since, keys)
+		raw, err := b.agent.CRL(ctx, cur.Since)
+		if err != nil {
+			return err
+		}
+		page, err := payword.OpenCRL(raw, keys)
 		if err != nil {
 			return err
 		}

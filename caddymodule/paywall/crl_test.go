@@ -13,6 +13,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -92,36 +93,37 @@ func paymentError(w *httptest.ResponseRecorder) string { return w.Header().Get("
 // sync, a page's signed time must be recent, and past crl_max_age payments
 // stop (503 crl_stale) rather than accept a certificate revoked meanwhile.
 func TestCRLReplayedPagesRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	m := newMITM(t, e.agent.URL)
 	h := e.handler(func(h *Handler) { h.Agent = m.URL; h.CRLMaxAge = caddy.Duration(2 * time.Second) })
-	wal := newWallet(t, 30, payword.GenericScope)
-	cheat := newWallet(t, 31, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 30})
+	cheat := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 31})
 	waitFor(t, "the first page recorded", 2*time.Second, func() bool { return m.recorded(0) != nil })
-	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+	if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 		t.Fatalf("pay: %d %q", status(w, es), paymentError(w))
 	}
 
 	// From now on the attacker answers every question with the empty page
 	// the agent signed for since=0, and the agent revokes the cheat.
 	m.set(func(m *mitm) { m.replay = true })
-	e.agent.revoke(cheat.cert.Serial)
+	e.agent.revoke(cheat.Serial)
 	time.Sleep(3500 * time.Millisecond) // past crl_max_age and a whole second of page time
-	w, es := do(h, get("/articles/b", "Authorization", cheat.pay(t, 0, 2, 2, testVendor, "/articles/b")), nil)
+	w, es := do(h, get("/articles/b", "Authorization", cheat.Header(t, 0, 2, 2, testVendor, "/articles/b")), nil)
 	if status(w, es) != http.StatusServiceUnavailable || paymentError(w) != "crl_stale" {
 		t.Fatalf("revoked certificate behind a replayed CRL: %d %q", status(w, es), paymentError(w))
 	}
-	if w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil); status(w, es) != http.StatusServiceUnavailable {
+	if w, es := do(h, get("/articles/b", "Authorization", wal.Header(t, 0, 4, 2, testVendor, "/articles/b")), nil); status(w, es) != http.StatusServiceUnavailable {
 		t.Fatalf("payment behind a replayed CRL: %d %q", status(w, es), paymentError(w))
 	}
 
 	// The real agent again: the revocation arrives and payments resume.
 	m.set(func(m *mitm) { m.replay = false; m.pages = map[string][]byte{} })
 	waitFor(t, "a fresh CRL", 5*time.Second, func() bool {
-		w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+		w, es := do(h, get("/articles/b", "Authorization", wal.Header(t, 0, 4, 2, testVendor, "/articles/b")), nil)
 		return status(w, es) == 200
 	})
-	if w, es := do(h, get("/articles/b", "Authorization", cheat.pay(t, 0, 2, 2, testVendor, "/articles/b")), nil); paymentError(w) != "revoked" {
+	if w, es := do(h, get("/articles/b", "Authorization", cheat.Header(t, 0, 2, 2, testVendor, "/articles/b")), nil); paymentError(w) != "revoked" {
 		t.Fatalf("revoked certificate: %d %q", status(w, es), paymentError(w))
 	}
 }
@@ -129,20 +131,21 @@ func TestCRLReplayedPagesRefused(t *testing.T) {
 // A page the agent signed for another question (an older since, a head
 // behind the one already seen) is refused; the gateway stays stale.
 func TestCRLOutOfSequencePagesRefused(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	m := newMITM(t, e.agent.URL)
 	h := e.handler(func(h *Handler) { h.Agent = m.URL; h.CRLMaxAge = caddy.Duration(2 * time.Second) })
-	wal := newWallet(t, 32, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 32})
 	waitFor(t, "the first page recorded", 2*time.Second, func() bool { return m.recorded(0) != nil })
 	first := m.recorded(0) // since=0, head 0
-	e.agent.revoke(newWallet(t, 33, payword.GenericScope).cert.Serial)
+	e.agent.revoke(paytest.NewBank(t).Issue(t, paytest.Options{Seed: 33}).Serial)
 	waitFor(t, "the revocation synced", 3*time.Second, func() bool { return h.be.crl.since() >= 1 })
 
 	// Now asked since=1, the attacker answers with the since=0 page,
 	// signed a moment ago by the real agent (not yet too old).
 	m.set(func(m *mitm) { m.anyPage = first })
 	time.Sleep(2500 * time.Millisecond)
-	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != http.StatusServiceUnavailable || paymentError(w) != "crl_stale" {
+	if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != http.StatusServiceUnavailable || paymentError(w) != "crl_stale" {
 		t.Fatalf("payment behind an out-of-sequence CRL: %d %q", status(w, es), paymentError(w))
 	}
 }
@@ -151,6 +154,7 @@ func TestCRLOutOfSequencePagesRefused(t *testing.T) {
 // because a payment names it: with configured keys and with keys pinned at
 // start alike, a certificate under an injected key is refused.
 func TestInjectedAgentKeyNotTrusted(t *testing.T) {
+	t.Parallel()
 	for _, configured := range []bool{true, false} {
 		t.Run(fmt.Sprintf("configured=%v", configured), func(t *testing.T) {
 			e := newEnv(t)
@@ -161,8 +165,8 @@ func TestInjectedAgentKeyNotTrusted(t *testing.T) {
 					h.Keys = nil
 				}
 			})
-			good := newWallet(t, 34, payword.GenericScope)
-			if w, es := do(h, get("/articles/a", "Authorization", good.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+			good := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 34})
+			if w, es := do(h, get("/articles/a", "Authorization", good.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 				t.Fatalf("pay: %d %q", status(w, es), paymentError(w))
 			}
 			evil := payword.SigningKey{ID: "agent-2027", Key: ed25519Key(0x66)}
@@ -175,9 +179,8 @@ func TestInjectedAgentKeyNotTrusted(t *testing.T) {
 					return bytes.Replace(body, []byte(`"signed":[`), append([]byte(`"signed":[`), append(ann, ',')...), 1)
 				}
 			})
-			mallory := newWallet(t, 35, payword.GenericScope)
-			mallory.agent = evil
-			if _, err := mallory.cert.Sign(evil); err != nil {
+			mallory := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 35})
+			if _, err := mallory.Sign(evil); err != nil {
 				t.Fatal(err)
 			}
 			for range 2 {
@@ -185,7 +188,7 @@ func TestInjectedAgentKeyNotTrusted(t *testing.T) {
 				h.be.keys.mu.Lock()
 				h.be.keys.lastFetch = time.Time{}
 				h.be.keys.mu.Unlock()
-				w, es := do(h, get("/articles/b", "Authorization", mallory.pay(t, 0, 2, 2, testVendor, "/articles/b")), nil)
+				w, es := do(h, get("/articles/b", "Authorization", mallory.Header(t, 0, 2, 2, testVendor, "/articles/b")), nil)
 				if status(w, es) != http.StatusForbidden || paymentError(w) != "bad_signature" {
 					t.Fatalf("certificate under an injected key: %d %q", status(w, es), paymentError(w))
 				}
@@ -204,22 +207,23 @@ func TestInjectedAgentKeyNotTrusted(t *testing.T) {
 // agent unreachable it refuses payments unless its vendor's Redis holds a
 // copy synced within crl_max_age, and a Redis that lost its copy is noticed.
 func TestRestartedGatewayKnowsItsCRLAge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	maxAge := caddy.Duration(2 * time.Second)
-	cheat := newWallet(t, 36, payword.GenericScope)
-	wal := newWallet(t, 37, payword.GenericScope)
-	e.agent.revoke(cheat.cert.Serial)
+	cheat := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 36})
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 37})
+	e.agent.revoke(cheat.Serial)
 	h := e.handler(func(h *Handler) { h.CRLMaxAge = maxAge })
-	waitFor(t, "the first sync", 2*time.Second, func() bool { return h.be.crl.revoked(cheat.cert.Serial) })
+	waitFor(t, "the first sync", 2*time.Second, func() bool { return h.be.crl.revoked(cheat.Serial) })
 	_ = h.Cleanup() // the gateway stops
 	e.agent.setDown(true)
 
 	// Restarted at once: the vendor's copy is recent and holds the revocation.
 	h2 := e.handler(func(h *Handler) { h.CRLMaxAge = maxAge; h.CRLInterval *= 2 })
-	if w, es := do(h2, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+	if w, es := do(h2, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 		t.Fatalf("pay on a recent copy: %d %q", status(w, es), paymentError(w))
 	}
-	if w, es := do(h2, get("/articles/a", "Authorization", cheat.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); paymentError(w) != "revoked" {
+	if w, es := do(h2, get("/articles/a", "Authorization", cheat.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); paymentError(w) != "revoked" {
 		t.Fatalf("revoked on a recent copy: %d %q", status(w, es), paymentError(w))
 	}
 	_ = h2.Cleanup()
@@ -227,7 +231,7 @@ func TestRestartedGatewayKnowsItsCRLAge(t *testing.T) {
 	// Restarted later: the copy is older than crl_max_age.
 	time.Sleep(2500 * time.Millisecond)
 	h3 := e.handler(func(h *Handler) { h.CRLMaxAge = maxAge; h.CRLInterval *= 3 })
-	if w, es := do(h3, get("/articles/a", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/a")), nil); status(w, es) != http.StatusServiceUnavailable {
+	if w, es := do(h3, get("/articles/a", "Authorization", wal.Header(t, 0, 4, 2, testVendor, "/articles/a")), nil); status(w, es) != http.StatusServiceUnavailable {
 		t.Fatalf("pay on an old copy: %d %q", status(w, es), paymentError(w))
 	}
 	_ = h3.Cleanup()
@@ -237,14 +241,14 @@ func TestRestartedGatewayKnowsItsCRLAge(t *testing.T) {
 		t.Fatal(err)
 	}
 	h4 := e.handler(func(h *Handler) { h.CRLMaxAge = maxAge; h.CRLInterval *= 4 })
-	for _, w0 := range []*wallet{cheat, wal} {
-		if w, es := do(h4, get("/articles/c", "Authorization", w0.pay(t, 1, 2, 2, testVendor, "/articles/c")), nil); status(w, es) != http.StatusServiceUnavailable || paymentError(w) != "crl_stale" {
+	for _, w0 := range []*paytest.Cert{cheat, wal} {
+		if w, es := do(h4, get("/articles/c", "Authorization", w0.Header(t, 1, 2, 2, testVendor, "/articles/c")), nil); status(w, es) != http.StatusServiceUnavailable || paymentError(w) != "crl_stale" {
 			t.Fatalf("pay with a lost copy: %d %q", status(w, es), paymentError(w))
 		}
 	}
 	e.agent.setDown(false)
 	waitFor(t, "resynced", 5*time.Second, func() bool {
-		w, es := do(h4, get("/articles/c", "Authorization", cheat.pay(t, 1, 2, 2, testVendor, "/articles/c")), nil)
+		w, es := do(h4, get("/articles/c", "Authorization", cheat.Header(t, 1, 2, 2, testVendor, "/articles/c")), nil)
 		return status(w, es) == http.StatusForbidden && paymentError(w) == "revoked"
 	})
 }
@@ -259,13 +263,14 @@ func (a *fakeAgent) revokeUntil(s payword.Serial, exp int64) {
 // vendor's copy; a copy the vendor's Redis lost while the gateway ran is
 // written back whole, so a gateway restarted later still has every entry.
 func TestCRLCopyPrunedAndRewritten(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	gone, kept, later := newWallet(t, 40, payword.GenericScope), newWallet(t, 41, payword.GenericScope), newWallet(t, 42, payword.GenericScope)
-	e.agent.revokeUntil(gone.cert.Serial, time.Now().Add(-payword.CRLKeep-time.Minute).Unix())
-	e.agent.revokeUntil(kept.cert.Serial, time.Now().Add(time.Hour).Unix())
+	gone, kept, later := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 40}), paytest.NewBank(t).Issue(t, paytest.Options{Seed: 41}), paytest.NewBank(t).Issue(t, paytest.Options{Seed: 42})
+	e.agent.revokeUntil(gone.Serial, time.Now().Add(-payword.CRLKeep-time.Minute).Unix())
+	e.agent.revokeUntil(kept.Serial, time.Now().Add(time.Hour).Unix())
 	h := e.handler(func(h *Handler) { h.CRLMaxAge = caddy.Duration(time.Minute) })
-	waitFor(t, "the first sync", 2*time.Second, func() bool { return h.be.crl.revoked(kept.cert.Serial) })
-	if h.be.crl.revoked(gone.cert.Serial) {
+	waitFor(t, "the first sync", 2*time.Second, func() bool { return h.be.crl.revoked(kept.Serial) })
+	if h.be.crl.revoked(gone.Serial) {
 		t.Fatal("an expired revocation is held in memory")
 	}
 	if n, _ := h.be.rdb.ZCard(t.Context(), h.be.ks.crl()).Result(); n != 1 {
@@ -275,8 +280,8 @@ func TestCRLCopyPrunedAndRewritten(t *testing.T) {
 	if err := h.be.rdb.FlushAll(t.Context()).Err(); err != nil {
 		t.Fatal(err)
 	}
-	e.agent.revokeUntil(later.cert.Serial, time.Now().Add(time.Hour).Unix())
-	waitFor(t, "the next sync", 2*time.Second, func() bool { return h.be.crl.revoked(later.cert.Serial) })
+	e.agent.revokeUntil(later.Serial, time.Now().Add(time.Hour).Unix())
+	waitFor(t, "the next sync", 2*time.Second, func() bool { return h.be.crl.revoked(later.Serial) })
 	waitFor(t, "the copy written back", 2*time.Second, func() bool {
 		n, _ := h.be.rdb.ZCard(t.Context(), h.be.ks.crl()).Result()
 		return n == 2
@@ -288,8 +293,8 @@ func TestCRLCopyPrunedAndRewritten(t *testing.T) {
 		t.Fatalf("the copy's head has %d fields", n)
 	}
 	h2 := e.handler(func(h *Handler) { h.CRLMaxAge = caddy.Duration(time.Minute); h.CRLInterval *= 2 })
-	for _, w0 := range []*wallet{kept, later} {
-		if w, es := do(h2, get("/articles/a", "Authorization", w0.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); paymentError(w) != "revoked" {
+	for _, w0 := range []*paytest.Cert{kept, later} {
+		if w, es := do(h2, get("/articles/a", "Authorization", w0.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); paymentError(w) != "revoked" {
 			t.Fatalf("restarted on the rewritten copy: %d %q", status(w, es), paymentError(w))
 		}
 	}
@@ -311,6 +316,7 @@ func TestAuthenticatedAgent(t *testing.T) {
 // signature, and a gateway trusting the old key takes certificates of the
 // new one; the announcement is pinned for the vendor's other gateways.
 func TestRotatedAgentKeyLearnt(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	m := newMITM(t, e.agent.URL)
 	next := payword.SigningKey{ID: "agent-2027", Key: ed25519Key(0x70)}
@@ -321,12 +327,11 @@ func TestRotatedAgentKeyLearnt(t *testing.T) {
 		}
 	})
 	h := e.handler(func(h *Handler) { h.Agent = m.URL })
-	wal := newWallet(t, 43, payword.GenericScope)
-	wal.agent = next
-	if _, err := wal.cert.Sign(next); err != nil {
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 43})
+	if _, err := wal.Sign(next); err != nil {
 		t.Fatal(err)
 	}
-	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+	if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 		t.Fatalf("certificate under the rotated key: %d %q", status(w, es), paymentError(w))
 	}
 	if ok, _ := h.be.rdb.HExists(t.Context(), h.be.ks.keys(), next.ID).Result(); !ok {

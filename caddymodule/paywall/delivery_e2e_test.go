@@ -96,6 +96,23 @@ func clockProxy(t *testing.T, w *world) *deliveryClock {
 	return d
 }
 
+// storeMetrics are the metrics of the running config's backend on the
+// vendor's Redis at url.
+func storeMetrics(t *testing.T, url string) *metrics {
+	t.Helper()
+	var m *metrics
+	backends.Range(func(_, v any) bool {
+		if be := v.(*backend); be.cfg.Redis == url {
+			m = be.metrics.get()
+		}
+		return m == nil
+	})
+	if m == nil {
+		t.Fatalf("no backend on %s", url)
+	}
+	return m
+}
+
 // histogramOf reads a histogram's sample count and sum.
 func histogramOf(t *testing.T, h prometheus.Observer) (uint64, float64) {
 	t.Helper()
@@ -145,7 +162,7 @@ func deliveryUnderLoad(t *testing.T, stallAt int) {
 	// (the world's price), as bench/paygen does with one.
 	perSeg := 0
 	wal := w.buy(128 * (n/(conns*60) + 2) * conns)
-	perSeg = int(wal.cert.SegmentLen) / 2
+	perSeg = int(wal.SegmentLen) / 2
 	type payment struct {
 		hdr, product string
 		sent         time.Time
@@ -157,12 +174,12 @@ func deliveryUnderLoad(t *testing.T, stallAt int) {
 		for i := 0; i < n/conns; i += perSeg {
 			for j := 0; j < perSeg && i+j < n/conns; j++ {
 				p := fmt.Sprintf("/articles/load-%d-%d-%d", c, seg, j)
-				pays[c] = append(pays[c], payment{hdr: wal.pay(t, seg, uint32(2*(j+1)), 2, testVendor, p), product: p})
+				pays[c] = append(pays[c], payment{hdr: wal.Header(t, seg, uint32(2*(j+1)), 2, testVendor, p), product: p})
 			}
 			seg++
 		}
 	}
-	hist := deliverySeconds.WithLabelValues(testVendor, ModeAlmostOnline)
+	hist := storeMetrics(t, w.newsRedis.URL()).delivery.WithLabelValues(testVendor, ModeAlmostOnline)
 	histBefore, _ := histogramOf(t, hist)
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -13,8 +13,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/hashwall/hashwall/internal/redisurl"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
-	"github.com/hashwall/hashwall/payword"
 )
 
 // provision provisions h without failing the test.
@@ -34,6 +34,7 @@ func provision(t *testing.T, h *Handler) error {
 // payment (no AOF, or an fsync policy that replies first) is refused at
 // provision, unless the config says ephemeral.
 func TestRefusesVolatileStore(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name string
 		opts []redistest.Option
@@ -49,8 +50,8 @@ func TestRefusesVolatileStore(t *testing.T) {
 				t.Fatalf("provisioned on a volatile store: %v", err)
 			}
 			h := e.handler(func(h *Handler) { h.Ephemeral = true })
-			wal := newWallet(t, 50, payword.GenericScope)
-			if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+			wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 50})
+			if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 				t.Fatalf("ephemeral store: payment %d", status(w, es))
 			}
 		})
@@ -60,6 +61,7 @@ func TestRefusesVolatileStore(t *testing.T) {
 // TestStoreUnreachableAtStart: a store that cannot be checked at start
 // does not stop Caddy, but no payment is taken until it has been checked.
 func TestStoreUnreachableAtStart(t *testing.T) {
+	t.Parallel()
 	for _, durable := range []bool{true, false} {
 		opts := []redistest.Option{}
 		if !durable {
@@ -68,9 +70,9 @@ func TestStoreUnreachableAtStart(t *testing.T) {
 		e := &env{t: t, redis: redistest.Start(t, opts...), agent: newFakeAgent(t)}
 		e.redis.Kill()
 		h := e.handler()
-		wal := newWallet(t, byte(51+len(opts)), payword.GenericScope)
+		wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: byte(51 + len(opts))})
 		pay := func() int {
-			w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil)
+			w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil)
 			return status(w, es)
 		}
 		if got := pay(); got != http.StatusServiceUnavailable {
@@ -90,6 +92,7 @@ func TestStoreUnreachableAtStart(t *testing.T) {
 // are refused again) after the restart. A store without the AOF, run as
 // ephemeral, loses both: that run checks that the test can see a loss.
 func TestKillStoreKeepsAcceptedPayments(t *testing.T) {
+	t.Parallel()
 	for _, durable := range []bool{true, false} {
 		t.Run(fmt.Sprintf("durable=%v", durable), func(t *testing.T) {
 			var opts []redistest.Option
@@ -106,12 +109,12 @@ func TestKillStoreKeepsAcceptedPayments(t *testing.T) {
 				mu       sync.Mutex
 				accepted = map[string]bool{}
 				last     = make([]uint32, readers)
-				wallets  = make([]*wallet, readers)
+				wallets  = make([]*paytest.Cert, readers)
 				stop     = make(chan struct{})
 				wg       sync.WaitGroup
 			)
 			for r := range readers {
-				wallets[r] = newWallet(t, byte(60+r), payword.GenericScope)
+				wallets[r] = paytest.NewBank(t).Issue(t, paytest.Options{Seed: byte(60 + r)})
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -122,10 +125,10 @@ func TestKillStoreKeepsAcceptedPayments(t *testing.T) {
 							return
 						default:
 						}
-						w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, i, 1, testVendor, "/articles/a")), ok200)
+						w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, i, 1, testVendor, "/articles/a")), ok200)
 						if status(w, es) == 200 {
 							mu.Lock()
-							accepted[fmt.Sprint(wal.cert.Serial, uint32(0), i)] = true
+							accepted[fmt.Sprint(wal.Serial, uint32(0), i)] = true
 							last[r] = i
 							mu.Unlock()
 							i++
@@ -153,7 +156,7 @@ func TestKillStoreKeepsAcceptedPayments(t *testing.T) {
 				if last[r] == 0 {
 					continue
 				}
-				w, es := do(h, get("/articles/z", "Authorization", wal.pay(t, 0, last[r], last[r], testVendor, "/articles/z")), ok200)
+				w, es := do(h, get("/articles/z", "Authorization", wal.Header(t, 0, last[r], last[r], testVendor, "/articles/z")), ok200)
 				if status(w, es) == 200 {
 					replayed++
 				}

@@ -129,7 +129,7 @@ func e2eMethods(t *testing.T, w *world) {
 	}
 	// Paid, HEAD is answered without a body all the same.
 	wal := w.buy(128)
-	r := rawRequest(t, w.news, "HEAD", p, "Authorization", wal.pay(t, 0, 2, 2, testVendor, p))
+	r := rawRequest(t, w.news, "HEAD", p, "Authorization", wal.Header(t, 0, 2, 2, testVendor, p))
 	if r.StatusCode != 200 || !strings.HasSuffix(r.wire, "\r\n\r\n") || r.Header.Get("Payment-Receipt") == "" {
 		t.Errorf("paid HEAD: %d %q", r.StatusCode, r.wire)
 	}
@@ -139,7 +139,7 @@ func e2eHostileGrants(t *testing.T, w *world) {
 	wal := w.buy(256)
 	pay := func(base string, vendor string, g, i, amount uint32, path, product string) string {
 		t.Helper()
-		resp, _ := w.fetch(nil, "GET", base+path, "Authorization", wal.pay(t, g, i, amount, vendor, product))
+		resp, _ := w.fetch(nil, "GET", base+path, "Authorization", wal.Header(t, g, i, amount, vendor, product))
 		rec := resp.Header.Get("Payment-Receipt")
 		if resp.StatusCode != 200 || rec == "" {
 			t.Fatalf("pay %s at %s: %d %q", path, vendor, resp.StatusCode, resp.Header.Get("Payment-Error"))
@@ -166,7 +166,7 @@ func e2eHostileGrants(t *testing.T, w *world) {
 	now := time.Now()
 	claims := func(mod func(*grantClaims)) *grantClaims {
 		c := &grantClaims{Product: "/articles/a", Scope: "path", User: w.uid, Price: 2, RegisteredClaims: jwt.RegisteredClaims{
-			Issuer: testVendor, Subject: wal.cert.Serial.String(), ID: "forged.1",
+			Issuer: testVendor, Subject: wal.Serial.String(), ID: "forged.1",
 			IssuedAt: jwt.NewNumericDate(now.Add(-time.Minute)), ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
 		}}
 		if mod != nil {
@@ -242,7 +242,7 @@ func e2eOversized(t *testing.T, w *world) {
 		t.Fatalf("oversized requests recorded %d claims", n)
 	}
 	// Nothing was spent: the first tokens of the segment still pay.
-	if resp, _ := w.fetch(nil, "GET", w.news+p, "Authorization", wal.pay(t, 0, 2, 2, testVendor, p)); resp.StatusCode != 200 {
+	if resp, _ := w.fetch(nil, "GET", w.news+p, "Authorization", wal.Header(t, 0, 2, 2, testVendor, p)); resp.StatusCode != 200 {
 		t.Fatalf("honest payment after the oversized ones: %d %q", resp.StatusCode, resp.Header.Get("Payment-Error"))
 	}
 	if n := w.cms.hitsOf(p); n != 1 {

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/hashwall/hashwall/internal/testutil/caddyload"
-	"github.com/hashwall/hashwall/payword"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 )
 
 const interimMarker = "UPSTREAM-BYTES"
@@ -158,8 +158,8 @@ http://127.0.0.1:%d {
 	}
 
 	// Paid, the page and the upgrade go through.
-	wal := newWallet(t, 40, payword.GenericScope)
-	r := rawRequest(t, base, "GET", "/news/ws", "Authorization", wal.pay(t, 0, 3, 3, testVendor, "/news/ws"))
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 40})
+	r := rawRequest(t, base, "GET", "/news/ws", "Authorization", wal.Header(t, 0, 3, 3, testVendor, "/news/ws"))
 	grant := r.Header.Get("Payment-Receipt")
 	if r.StatusCode != 200 || grant == "" || !strings.Contains(r.body, interimMarker+" page /news/ws") {
 		t.Fatalf("paying /news/ws: %d %q", r.StatusCode, r.wire)

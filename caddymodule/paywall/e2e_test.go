@@ -62,7 +62,7 @@ func e2ePayAndGrant(t *testing.T, w *world) {
 	// Pay: the content in the same round trip, with the grant.
 	jar, _ := cookiejar.New(nil)
 	reader := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	resp, body = w.fetch(reader, "GET", w.news+p, "Authorization", wal.pay(t, 0, 2, 2, testVendor, p))
+	resp, body = w.fetch(reader, "GET", w.news+p, "Authorization", wal.Header(t, 0, 2, 2, testVendor, p))
 	receipt := resp.Header.Get("Payment-Receipt")
 	if resp.StatusCode != 200 || body != w.content(p) || receipt == "" {
 		t.Fatalf("paid: %d %q receipt %q", resp.StatusCode, body, receipt)
@@ -83,7 +83,7 @@ func e2ePayAndGrant(t *testing.T, w *world) {
 	g := grantPayload(t, receipt)
 	exp, _ := g["exp"].(float64)
 	iat, _ := g["iat"].(float64)
-	if g["iss"] != testVendor || g["sub"] != wal.cert.Serial.String() || g["product"] != p || g["scope"] != "path" ||
+	if g["iss"] != testVendor || g["sub"] != wal.Serial.String() || g["product"] != p || g["scope"] != "path" ||
 		g["uid"] != w.uid || exp-iat != 86400 {
 		t.Fatalf("grant claims %v", g)
 	}
@@ -113,7 +113,7 @@ func e2ePayAndGrant(t *testing.T, w *world) {
 	if resp.StatusCode != 402 || err != nil || ch.Product != odd {
 		t.Fatalf("escaped path: %d %+v %v", resp.StatusCode, ch, err)
 	}
-	resp, body = w.fetch(nil, "GET", w.news+odd, "Authorization", wal.pay(t, 2, 2, 2, testVendor, ch.Product))
+	resp, body = w.fetch(nil, "GET", w.news+odd, "Authorization", wal.Header(t, 2, 2, 2, testVendor, ch.Product))
 	if resp.StatusCode != 200 || body != w.content("/articles/café au lait") {
 		t.Fatalf("escaped path paid: %d %q", resp.StatusCode, body)
 	}
@@ -124,7 +124,7 @@ func e2ePayAndGrant(t *testing.T, w *world) {
 	// A two-second grant lasts at least one second, then the article
 	// costs again.
 	const brief = "/brief/weather"
-	resp, _ = w.fetch(reader, "GET", w.news+brief, "Authorization", wal.pay(t, 1, 1, 1, testVendor, brief))
+	resp, _ = w.fetch(reader, "GET", w.news+brief, "Authorization", wal.Header(t, 1, 1, 1, testVendor, brief))
 	paidAt := time.Now()
 	short := resp.Header.Get("Payment-Receipt")
 	if resp.StatusCode != 200 || short == "" {
@@ -145,7 +145,7 @@ func e2ePayAndGrant(t *testing.T, w *world) {
 	if resp, _ = w.fetch(nil, "GET", w.news+brief, "Cookie", grantCookie+"="+short); resp.StatusCode != 402 {
 		t.Fatalf("expired grant as a cookie: %d", resp.StatusCode)
 	}
-	w.waitClaims(wal.cert.Serial, 3, 5*time.Second)
+	w.waitClaims(wal.Serial, 3, 5*time.Second)
 }
 
 func e2eUpstreamPrice(t *testing.T, w *world) {
@@ -163,11 +163,11 @@ func e2eUpstreamPrice(t *testing.T, w *world) {
 		}
 	}
 	// Underpaid: refused with a fresh challenge, nothing spent.
-	r := rawRequest(t, w.news, "GET", p, "Authorization", wal.pay(t, 0, 2, 2, testVendor, p))
+	r := rawRequest(t, w.news, "GET", p, "Authorization", wal.Header(t, 0, 2, 2, testVendor, p))
 	if r.StatusCode != 402 || r.Header.Get("Payment-Error") != "underpaid" || strings.Contains(r.wire, e2eMarker) {
 		t.Fatalf("underpaid: %d %q", r.StatusCode, r.wire)
 	}
-	resp, body := w.fetch(nil, "GET", w.news+p, "Authorization", wal.pay(t, 0, 3, 3, testVendor, p))
+	resp, body := w.fetch(nil, "GET", w.news+p, "Authorization", wal.Header(t, 0, 3, 3, testVendor, p))
 	receipt := resp.Header.Get("Payment-Receipt")
 	if resp.StatusCode != 200 || receipt == "" || strings.Count(body, e2eMarker) != 8 || resp.Header.Get(priceHeader) != "" ||
 		!strings.HasPrefix(resp.Header.Get("Cache-Control"), "private") {
@@ -176,14 +176,14 @@ func e2eUpstreamPrice(t *testing.T, w *world) {
 	if resp, body = w.fetch(nil, "GET", w.news+p, "Authorization", "Bearer "+receipt); resp.StatusCode != 200 || strings.Count(body, e2eMarker) != 8 {
 		t.Fatalf("grant: %d", resp.StatusCode)
 	}
-	w.waitClaims(wal.cert.Serial, 1, 5*time.Second)
+	w.waitClaims(wal.Serial, 1, 5*time.Second)
 }
 
 func e2eReplayAndRetry(t *testing.T, w *world) {
 	wal := w.buy(128)
 	w.drained()
 	before := w.recorded()
-	hdr := wal.pay(t, 0, 2, 2, testVendor, "/articles/a")
+	hdr := wal.Header(t, 0, 2, 2, testVendor, "/articles/a")
 	resp, body := w.fetch(nil, "GET", w.news+"/articles/a", "Authorization", hdr)
 	receipt := resp.Header.Get("Payment-Receipt")
 	if resp.StatusCode != 200 || body != w.content("/articles/a") || receipt == "" {
@@ -195,14 +195,14 @@ func e2eReplayAndRetry(t *testing.T, w *world) {
 		t.Fatalf("retry: %d, same receipt %v", resp.StatusCode, resp.Header.Get("Payment-Receipt") == receipt)
 	}
 	// The same tokens for another article: a replay.
-	resp, body = w.fetch(nil, "GET", w.news+"/articles/b", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/b"))
+	resp, body = w.fetch(nil, "GET", w.news+"/articles/b", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/b"))
 	if resp.StatusCode != http.StatusConflict || resp.Header.Get("Payment-Error") != "replay" || strings.Contains(body, e2eMarker) {
 		t.Fatalf("replay: %d %q %q", resp.StatusCode, resp.Header.Get("Payment-Error"), body)
 	}
 	if n := w.recorded() - before; n != 1 {
 		t.Fatalf("%d claims recorded for one payment, its retry and a replay", n)
 	}
-	w.waitClaims(wal.cert.Serial, 1, 5*time.Second)
+	w.waitClaims(wal.Serial, 1, 5*time.Second)
 	w.drained()
 	// Retried again once the claim is at the agent: still the same grant,
 	// still one claim.
@@ -220,12 +220,12 @@ func e2eReplayAndRetry(t *testing.T, w *world) {
 
 func e2eRevocation(t *testing.T, w *world) {
 	wal := w.buy(128)
-	hdr := wal.pay(t, 0, 2, 2, testVendor, "/articles/r")
+	hdr := wal.Header(t, 0, 2, 2, testVendor, "/articles/r")
 	if resp, _ := w.fetch(nil, "GET", w.news+"/articles/r", "Authorization", hdr); resp.StatusCode != 200 {
 		t.Fatalf("pay: %d", resp.StatusCode)
 	}
 	var out struct{ Revoked bool }
-	w.call("POST", "/v1/admin/revoke", "Bearer "+e2eAdmin, map[string]string{"serial": wal.cert.Serial.String()}, 200, &out)
+	w.call("POST", "/v1/admin/revoke", "Bearer "+e2eAdmin, map[string]string{"serial": wal.Serial.String()}, 200, &out)
 	revoked := time.Now()
 	if !out.Revoked {
 		t.Fatal("the agent did not revoke the certificate")
@@ -243,7 +243,7 @@ func e2eRevocation(t *testing.T, w *world) {
 		t.Fatalf("after revocation: %d %q", last.StatusCode, last.Header.Get("Payment-Error"))
 	}
 	t.Logf("revocation refused by the gateway %v after the agent's answer", took)
-	resp, body := w.fetch(nil, "GET", w.news+"/articles/s", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/s"))
+	resp, body := w.fetch(nil, "GET", w.news+"/articles/s", "Authorization", wal.Header(t, 0, 4, 2, testVendor, "/articles/s"))
 	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Payment-Error") != "revoked" || strings.Contains(body, e2eMarker) {
 		t.Fatalf("new payment with a revoked certificate: %d %q", resp.StatusCode, resp.Header.Get("Payment-Error"))
 	}
@@ -258,14 +258,14 @@ func e2eAgentOutage(t *testing.T, w *world) {
 		t.Helper()
 		i += 2
 		prod := fmt.Sprintf("/articles/o%d", i)
-		if resp, body := w.fetch(nil, "GET", w.news+prod, "Authorization", wal.pay(t, 0, i, 2, testVendor, prod)); resp.StatusCode != 200 || body != w.content(prod) {
+		if resp, body := w.fetch(nil, "GET", w.news+prod, "Authorization", wal.Header(t, 0, i, 2, testVendor, prod)); resp.StatusCode != 200 || body != w.content(prod) {
 			t.Fatalf("payment %d: %d %q", i/2, resp.StatusCode, resp.Header.Get("Payment-Error"))
 		}
 	}
 	for range 3 {
 		pay()
 	}
-	w.waitClaims(wal.cert.Serial, 3, 5*time.Second)
+	w.waitClaims(wal.Serial, 3, 5*time.Second)
 
 	// The agent is unreachable: payments are still accepted, their claims
 	// wait in the vendor's stream.
@@ -277,13 +277,13 @@ func e2eAgentOutage(t *testing.T, w *world) {
 		refused, _ := w.proxy.counts()
 		return refused > 0
 	})
-	if n := len(w.claims(wal.cert.Serial)); n != 3 {
+	if n := len(w.claims(wal.Serial)); n != 3 {
 		t.Fatalf("%d claims reached the agent while it was down", n)
 	}
 	// Back, but the answer to the first report is lost: the agent has the
 	// claims, the gateway sends them again.
 	w.proxy.setDown(false, 1)
-	claims := w.waitClaims(wal.cert.Serial, 9, 15*time.Second)
+	claims := w.waitClaims(wal.Serial, 9, 15*time.Second)
 	w.drained()
 	if _, lost := w.proxy.counts(); lost != 1 || w.proxy.maxForwarded() < 2 {
 		t.Fatalf("no report was delivered twice (lost %d, max deliveries %d)", lost, w.proxy.maxForwarded())
@@ -293,7 +293,7 @@ func e2eAgentOutage(t *testing.T, w *world) {
 			t.Fatalf("claim of index %d: %v", k, claims)
 		}
 	}
-	claimed, err := w.agentRDB.HGet(t.Context(), "hw:a:c:{"+wal.cert.Serial.String()+"}", "claimed").Int()
+	claimed, err := w.agentRDB.HGet(t.Context(), "hw:a:c:{"+wal.Serial.String()+"}", "claimed").Int()
 	if err != nil || claimed != 18 {
 		t.Fatalf("the agent counts %d tokens claimed (%v), want 18", claimed, err)
 	}
@@ -339,7 +339,7 @@ func TestE2ETwoGatewaysDoubleSpend(t *testing.T) {
 			if same {
 				prods[j] = fmt.Sprintf("/articles/r%d", r)
 			}
-			hdrs[j] = wal.pay(t, seg, idx, 2, testVendor, prods[j])
+			hdrs[j] = wal.Header(t, seg, idx, 2, testVendor, prods[j])
 		}
 		before := w.recorded()
 		var codes [2]int
@@ -389,14 +389,14 @@ func TestE2ETwoGatewaysDoubleSpend(t *testing.T) {
 	t.Logf("contested rounds won by gateway 1: %d, gateway 2: %d", wins[0], wins[1])
 	// The vendor's gateways share the grant key: a grant from one opens the
 	// article at the other.
-	resp, _ := w.fetch(nil, "GET", w.news+"/articles/shared", "Authorization", wal.pay(t, 23, 2, 2, testVendor, "/articles/shared"))
+	resp, _ := w.fetch(nil, "GET", w.news+"/articles/shared", "Authorization", wal.Header(t, 23, 2, 2, testVendor, "/articles/shared"))
 	if resp.StatusCode != 200 {
 		t.Fatalf("pay at gateway 1: %d", resp.StatusCode)
 	}
 	if resp, _ = w.fetch(nil, "GET", w.news2+"/articles/shared", "Authorization", "Bearer "+resp.Header.Get("Payment-Receipt")); resp.StatusCode != 200 {
 		t.Fatalf("gateway 1's grant at gateway 2: %d", resp.StatusCode)
 	}
-	w.waitClaims(wal.cert.Serial, rounds+1, 10*time.Second)
+	w.waitClaims(wal.Serial, rounds+1, 10*time.Second)
 	w.drained()
 	if c := w.credited(); c != 2*(rounds+1) {
 		t.Fatalf("the vendor was credited %d for %d tokens", c, 2*(rounds+1))
@@ -417,14 +417,14 @@ func TestE2EVendorRedisKilled(t *testing.T) {
 	wal := w.buy(2 * 128)
 	jar, _ := cookiejar.New(nil)
 	reader := &http.Client{Jar: jar, Timeout: 10 * time.Second}
-	resp, _ := w.fetch(reader, "GET", w.news+"/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a"))
+	resp, _ := w.fetch(reader, "GET", w.news+"/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a"))
 	grant := resp.Header.Get("Payment-Receipt")
 	if resp.StatusCode != 200 || grant == "" {
 		t.Fatalf("pay: %d", resp.StatusCode)
 	}
 
 	w.newsRedis.Kill()
-	next := wal.pay(t, 0, 4, 2, testVendor, "/articles/b")
+	next := wal.Header(t, 0, 4, 2, testVendor, "/articles/b")
 	resp, body := w.fetch(nil, "GET", w.news+"/articles/b", "Authorization", next)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Payment-Error") != "unavailable" || strings.Contains(body, e2eMarker) {
 		t.Fatalf("payment with the vendor's Redis down: %d %q %q", resp.StatusCode, resp.Header.Get("Payment-Error"), body)
@@ -440,7 +440,7 @@ func TestE2EVendorRedisKilled(t *testing.T) {
 	}
 	// Priced by the upstream: the payment is refused after the upstream
 	// answered, and nothing of its answer gets out.
-	r := rawRequest(t, w.news, "GET", "/news/k", "Authorization", wal.pay(t, 1, 3, 3, testVendor, "/news/k"))
+	r := rawRequest(t, w.news, "GET", "/news/k", "Authorization", wal.Header(t, 1, 3, 3, testVendor, "/news/k"))
 	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Payment-Error") != "unavailable" || strings.Contains(r.wire, e2eMarker) {
 		t.Fatalf("upstream-priced payment with Redis down: %d %q", r.StatusCode, r.wire)
 	}
@@ -454,9 +454,9 @@ func TestE2EVendorRedisKilled(t *testing.T) {
 		return resp.StatusCode == 200
 	})
 	// The state written before the crash survived it: those tokens stay spent.
-	resp, _ = w.fetch(nil, "GET", w.news+"/articles/d", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/d"))
+	resp, _ = w.fetch(nil, "GET", w.news+"/articles/d", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/d"))
 	if resp.StatusCode != http.StatusConflict || resp.Header.Get("Payment-Error") != "replay" {
 		t.Fatalf("tokens spent before the crash: %d %q", resp.StatusCode, resp.Header.Get("Payment-Error"))
 	}
-	w.waitClaims(wal.cert.Serial, 2, 10*time.Second)
+	w.waitClaims(wal.Serial, 2, 10*time.Second)
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/hashwall/hashwall/agentapi"
 	_ "github.com/hashwall/hashwall/caddymodule/agenthandler"
 	"github.com/hashwall/hashwall/internal/testutil/caddyload"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -122,7 +123,7 @@ func newWorld(t *testing.T, opts worldOpts) *world {
 	var s struct{ Token string }
 	w.call("POST", "/v1/sessions", "", map[string]string{"username": e2eReader, "password": e2ePassword}, 200, &s)
 	w.session = s.Token
-	w.user = ed25519.NewKeyFromSeed(seed(0x41))
+	w.user = ed25519.NewKeyFromSeed(paytest.Seed(0x41))
 
 	caddyload.Start(t, w.caddyfile(true))
 	// The reload shuts the bank's old server down in the background: it
@@ -228,22 +229,13 @@ func (w *world) call(method, p, auth string, in any, want int, out any) {
 }
 
 // buy buys a certificate of at least tokens tokens from the bank.
-func (w *world) buy(tokens int) *wallet {
+func (w *world) buy(tokens int) *paytest.Cert {
 	w.t.Helper()
 	var b agentapi.Bundle
 	w.call("POST", "/v1/certificates", "Bearer "+w.session, map[string]any{
 		"tokens": tokens, "public_key": base64.RawURLEncoding.EncodeToString(w.user.Public().(ed25519.PublicKey)),
 	}, 201, &b)
-	raw, _ := base64.RawURLEncoding.DecodeString(b.Certificate)
-	cert, err := payword.ParseCertificate(raw)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	wal := &wallet{user: w.user, cert: cert}
-	k, _ := base64.RawURLEncoding.DecodeString(b.Secret)
-	copy(wal.k[:], k)
-	wal.tree = payword.NewTree(payword.Anchors(wal.k, b.Segments, b.SegmentLen))
-	return wal
+	return bundleWallet(w.t, w.user, b)
 }
 
 // fetch sends a request through Go's client and returns the answer with

@@ -10,7 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
-	"github.com/hashwall/hashwall/payword"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 )
 
 // TestE2EDoubleSpendExposure: a reader binds the same segments of one
@@ -34,7 +34,7 @@ func TestE2EDoubleSpendExposure(t *testing.T) {
 			pay := func(v int, g, idx uint32) int {
 				prod := fmt.Sprintf("/articles/x-%d-%d", g, idx)
 				req, _ := http.NewRequest("GET", bases[v]+prod, nil)
-				req.Header.Set("Authorization", wal.pay(t, g, idx, 2, vendors[v], prod))
+				req.Header.Set("Authorization", wal.Header(t, g, idx, 2, vendors[v], prod))
 				resp, err := w.hc.Do(req)
 				if err != nil {
 					t.Error(err)
@@ -113,20 +113,21 @@ func TestE2EDoubleSpendExposure(t *testing.T) {
 // the agent first, and refused while the agent is unreachable. Segments
 // already known here are not counted again.
 func TestOfflineSegmentsBound(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
 	h2 := e.handler(func(h *Handler) { h.CRLInterval = caddy.Duration(150 * time.Millisecond) }) // its own backend
 	if h.be == h2.be {
 		t.Fatal("one backend")
 	}
-	wal := newWallet(t, 70, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 70})
 	const segs = 6
 	var wg sync.WaitGroup
 	codes := make([]int, segs)
 	for g := range uint32(segs) {
 		wg.Go(func() {
 			hh := []*Handler{h, h2}[g%2]
-			w, es := do(hh, get("/articles/a", "Authorization", wal.pay(t, g, 2, 2, testVendor, "/articles/a")), nil)
+			w, es := do(hh, get("/articles/a", "Authorization", wal.Header(t, g, 2, 2, testVendor, "/articles/a")), nil)
 			codes[g] = status(w, es)
 		})
 	}
@@ -141,7 +142,7 @@ func TestOfflineSegmentsBound(t *testing.T) {
 	}
 	// Known segments: no registration, and not counted again.
 	for g := range uint32(segs) {
-		if w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, g, 4, 2, testVendor, "/articles/b")), nil); status(w, es) != 200 {
+		if w, es := do(h, get("/articles/b", "Authorization", wal.Header(t, g, 4, 2, testVendor, "/articles/b")), nil); status(w, es) != 200 {
 			t.Fatalf("segment %d again: %d", g, status(w, es))
 		}
 	}
@@ -150,12 +151,12 @@ func TestOfflineSegmentsBound(t *testing.T) {
 	}
 	// Past the bound, a new segment needs the agent.
 	e.agent.setDown(true)
-	if w, es := do(h2, get("/articles/a", "Authorization", wal.pay(t, segs, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != http.StatusServiceUnavailable {
+	if w, es := do(h2, get("/articles/a", "Authorization", wal.Header(t, segs, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != http.StatusServiceUnavailable {
 		t.Fatalf("new segment with the agent down: %d", status(w, es))
 	}
 	// Another certificate has its own offline segment.
-	other := newWallet(t, 71, payword.GenericScope)
-	if w, es := do(h, get("/articles/a", "Authorization", other.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+	other := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 71})
+	if w, es := do(h, get("/articles/a", "Authorization", other.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 		t.Fatalf("another certificate's first segment with the agent down: %d", status(w, es))
 	}
 	e.agent.setDown(false)
@@ -163,7 +164,7 @@ func TestOfflineSegmentsBound(t *testing.T) {
 	// offline_segments -1: every new segment is registered.
 	e2 := newEnv(t)
 	h3 := e2.handler(func(h *Handler) { h.OfflineSegments = -1 })
-	if w, es := do(h3, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 || e2.agent.bindingCount() != 1 {
+	if w, es := do(h3, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 || e2.agent.bindingCount() != 1 {
 		t.Fatalf("offline_segments -1: %d, %d registrations", status(w, es), e2.agent.bindingCount())
 	}
 }

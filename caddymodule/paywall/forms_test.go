@@ -10,6 +10,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -33,6 +34,7 @@ var formRules = []Rule{
 // /read/AbC and /read/abc as two pages), or is refused; none is forwarded
 // unpaid.
 func TestPathFormsOnePriceOneProduct(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler(func(h *Handler) { h.Rules, h.Free = formRules, nil })
 	reached := ""
@@ -95,8 +97,8 @@ func TestPathFormsOnePriceOneProduct(t *testing.T) {
 	}
 
 	// A grant bought on one form opens the others, at their one price.
-	wal := newWallet(t, 30, payword.GenericScope)
-	w, es := do(h, get("/dir/x/", "Authorization", wal.pay(t, 0, 10, 10, testVendor, "/dir/x")), spy)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 30})
+	w, es := do(h, get("/dir/x/", "Authorization", wal.Header(t, 0, 10, 10, testVendor, "/dir/x")), spy)
 	grant := w.Header().Get("Payment-Receipt")
 	if status(w, es) != 200 || grant == "" {
 		t.Fatalf("paying /dir/x/: %d %q", status(w, es), w.Header().Get("Payment-Error"))
@@ -106,7 +108,7 @@ func TestPathFormsOnePriceOneProduct(t *testing.T) {
 			t.Errorf("grant on %q: %d", form, status(w, es))
 		}
 	}
-	w, es = do(h, get("/issues/d", "Authorization", wal.pay(t, 1, 5, 5, testVendor, "/issues/d/")), spy)
+	w, es = do(h, get("/issues/d", "Authorization", wal.Header(t, 1, 5, 5, testVendor, "/issues/d/")), spy)
 	if grant = w.Header().Get("Payment-Receipt"); status(w, es) != 200 || grant == "" {
 		t.Fatalf("paying /issues/d: %d %q", status(w, es), w.Header().Get("Payment-Error"))
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -28,14 +29,14 @@ func BenchmarkPaymentFsync(b *testing.B) {
 			per := (b.N + readers - 1) / readers
 			hdrs := make([][]string, readers)
 			for r := range readers {
-				wal := newWalletSize(b, byte(100+r), payword.GenericScope, per/127+1)
+				wal := paytest.NewBank(b).Issue(b, paytest.Options{Seed: byte(100 + r), Segments: per/127 + 1})
 				var bind *payword.Binding
 				for n := range per {
 					g, i := uint32(n/127), uint32(n%127+1)
 					if i == 1 {
-						bind, _ = payword.Bind(wal.cert, wal.user, g, testVendor, time.Now())
+						bind, _ = payword.Bind(wal.Certificate, wal.User, g, testVendor, time.Now())
 					}
-					hdrs[r] = append(hdrs[r], payword.NewPayment(wal.cert, wal.tree, wal.k, bind, g, i, 1, testVendor, "/articles/a").Header())
+					hdrs[r] = append(hdrs[r], payword.NewPayment(wal.Certificate, wal.Tree, wal.K, bind, g, i, 1, testVendor, "/articles/a").Header())
 				}
 			}
 			b.ResetTimer()

@@ -9,7 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/hashwall/hashwall/payword"
 )
 
 // grantCookie names the grant cookie; one per product, told apart by Path.
@@ -124,7 +128,7 @@ func (h *Handler) grantFor(r *http.Request, product string, price uint32) *grant
 	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
 		if c, err := h.grants.check(a[7:], product, now); err == nil && c.Price >= price {
 			if price > 0 {
-				grantsFromBearer.Inc()
+				h.metrics.fromBearer.Inc()
 				return c
 			}
 			best = c
@@ -148,7 +152,7 @@ func (h *Handler) grantFor(r *http.Request, product string, price uint32) *grant
 				continue
 			}
 			if price > 0 {
-				grantsFromCookie.Inc()
+				h.metrics.fromCookie.Inc()
 				return c
 			}
 			if best == nil || c.Price > best.Price {
@@ -158,3 +162,63 @@ func (h *Handler) grantFor(r *http.Request, product string, price uint32) *grant
 	}
 	return best
 }
+
+// deliverGrant sets the grant cookie, the receipt header and the
+// placeholders of an accepted payment.
+func (h *Handler) deliverGrant(w http.ResponseWriter, r *http.Request, g *grantClaims, token string, o offer) {
+	// A cookie's path has no query; and without its trailing slash, a
+	// prefix's cookie also comes back for the prefix's own page (`/issues/d`
+	// for `/issues/d/`), which the product covers too.
+	cpath, _, _ := strings.Cut(o.Product, "?")
+	if len(cpath) > 1 {
+		cpath = strings.TrimSuffix(cpath, "/")
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: grantCookieName(o.Product), Value: token, Path: cookiePath(r, cpath),
+		MaxAge: int(time.Until(g.ExpiresAt.Time) / time.Second), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+	})
+	w.Header().Set(payword.ReceiptHeader, token)
+	w.Header().Set("Cache-Control", "private, no-store")
+	setPlaceholders(r, g)
+}
+
+// cookiePath is the product's path as the browser sees it. A route that
+// stripped a prefix before the paywall (handle_path, uri strip_prefix) made
+// the product the stripped path; the cookie needs the prefix back, or the
+// browser would never return it.
+func cookiePath(r *http.Request, product string) string {
+	orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
+	if !ok || orig.URL == nil {
+		return product
+	}
+	prefix, ok := strings.CutSuffix(orig.URL.Path, r.URL.Path)
+	if !ok || prefix == "" || !strings.HasPrefix(prefix, "/") {
+		return product
+	}
+	return strings.TrimSuffix(prefix, "/") + product
+}
+
+// placeholderKeys are the placeholders the handler provides to the
+// handlers after it: the grant's user, serial, product and authorization.
+var placeholderKeys = [...]string{"http.paywall.user", "http.paywall.serial", "http.paywall.product", "http.paywall.auth"}
+
+// setPlaceholders sets the placeholders to grant g's values, or to empty
+// strings when g is nil, before a request goes on to the next handler. They
+// are always set: Caddy leaves an unknown placeholder as it is (header_up
+// replaces known ones only), and an upstream could take a literal
+// "{http.paywall.user}" for a reader.
+func setPlaceholders(r *http.Request, g *grantClaims) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	vals := noGrantVars
+	if g != nil {
+		vals = g.vars
+	}
+	for i, k := range placeholderKeys {
+		repl.Set(k, vals[i])
+	}
+}
+
+var noGrantVars = [len(placeholderKeys)]any{"", "", "", ""}

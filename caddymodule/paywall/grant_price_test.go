@@ -8,12 +8,14 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/payword"
 )
 
 // A grant never opens a page priced higher than what was paid for it, nor
 // another page an upstream prices by query, whichever way it is presented.
 func TestGrantNeverOpensDearerPage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	rules := []Rule{
 		{Pattern: "/issues/*/special", Price: 50, Scope: "/issues/*/"},
@@ -39,7 +41,7 @@ func TestGrantNeverOpensDearerPage(t *testing.T) {
 		_, _ = w.Write([]byte("secret " + key))
 		return nil
 	})
-	wal := newWallet(t, 31, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 31})
 	challenge := func(w http.ResponseWriter) payword.Challenge {
 		ch, _ := payword.ParseChallenge(w.Header().Get("WWW-Authenticate"))
 		return ch
@@ -55,7 +57,7 @@ func TestGrantNeverOpensDearerPage(t *testing.T) {
 		if ch := challenge(w); status(w, es) != 402 || ch.Product != "/read?id=1" || ch.Price != 1 {
 			t.Fatalf("/read?id=1: %d %+v", status(w, es), ch)
 		}
-		w, es = do(h, get("/read?id=1", "Authorization", wal.pay(t, 0, 1, 1, testVendor, "/read?id=1")), cms)
+		w, es = do(h, get("/read?id=1", "Authorization", wal.Header(t, 0, 1, 1, testVendor, "/read?id=1")), cms)
 		cheap := w.Header().Get("Payment-Receipt")
 		if status(w, es) != 200 || cheap == "" || w.Body.String() != "secret /read?id=1" {
 			t.Fatalf("paying /read?id=1: %d %q %q", status(w, es), w.Header().Get("Payment-Error"), w.Body.String())
@@ -104,7 +106,7 @@ func TestGrantNeverOpensDearerPage(t *testing.T) {
 	})
 
 	t.Run("upstream price rises", func(t *testing.T) {
-		w, es := do(h, get("/news/story", "Authorization", wal.pay(t, 1, 3, 3, testVendor, "/news/story")), cms)
+		w, es := do(h, get("/news/story", "Authorization", wal.Header(t, 1, 3, 3, testVendor, "/news/story")), cms)
 		story := w.Header().Get("Payment-Receipt")
 		if status(w, es) != 200 || story == "" {
 			t.Fatalf("paying /news/story: %d %q", status(w, es), w.Header().Get("Payment-Error"))
@@ -118,7 +120,7 @@ func TestGrantNeverOpensDearerPage(t *testing.T) {
 			}
 		}
 		// A grant that paid enough opens it, with a cheaper one beside it.
-		w, es = do(h, get("/news/story", "Authorization", wal.pay(t, 1, 13, 10, testVendor, "/news/story")), cms)
+		w, es = do(h, get("/news/story", "Authorization", wal.Header(t, 1, 13, 10, testVendor, "/news/story")), cms)
 		dear := w.Header().Get("Payment-Receipt")
 		if status(w, es) != 200 || dear == "" {
 			t.Fatalf("paying /news/story at 10: %d %q", status(w, es), w.Header().Get("Payment-Error"))
@@ -132,7 +134,7 @@ func TestGrantNeverOpensDearerPage(t *testing.T) {
 	// A scope covers pages a dearer rule prices: its grant opens only the
 	// pages priced at most what it paid.
 	t.Run("scope over a dearer rule", func(t *testing.T) {
-		w, es := do(h, get("/issues/d/p1", "Authorization", wal.pay(t, 2, 5, 5, testVendor, "/issues/d/")), cms)
+		w, es := do(h, get("/issues/d/p1", "Authorization", wal.Header(t, 2, 5, 5, testVendor, "/issues/d/")), cms)
 		issue := w.Header().Get("Payment-Receipt")
 		if status(w, es) != 200 || issue == "" {
 			t.Fatalf("paying /issues/d/: %d %q", status(w, es), w.Header().Get("Payment-Error"))
@@ -149,7 +151,7 @@ func TestGrantNeverOpensDearerPage(t *testing.T) {
 	})
 
 	t.Run("rule price rises", func(t *testing.T) {
-		w, es := do(h, get("/articles/x", "Authorization", wal.pay(t, 3, 2, 2, testVendor, "/articles/x")), cms)
+		w, es := do(h, get("/articles/x", "Authorization", wal.Header(t, 3, 2, 2, testVendor, "/articles/x")), cms)
 		article := w.Header().Get("Payment-Receipt")
 		if status(w, es) != 200 || article == "" {
 			t.Fatalf("paying /articles/x: %d", status(w, es))

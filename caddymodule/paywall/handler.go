@@ -6,15 +6,10 @@
 package paywall
 
 import (
-	"crypto/ed25519"
-	"encoding/base64"
-	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
-	"os"
-	"sort"
 	"strings"
 	"time"
 
@@ -100,6 +95,7 @@ type Handler struct {
 	be        *backend
 	poolKey   backendConfig
 	grants    *granter
+	metrics   *metrics
 	page      *template.Template
 	rules     []Rule // patterns and scopes lower-cased
 	free      []string
@@ -193,7 +189,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("grant_key must be at least %d bytes (is the placeholder set?)", minGrantKey)
 	}
 	h.grants = newGranter([]byte(grantKey), h.Vendor)
-	registerMetrics(ctx.GetMetricsRegistry())
+	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
+		return err
+	}
 
 	pinned, err := parseKeys(h.Keys)
 	if err != nil {
@@ -214,13 +212,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err := h.validate(); err != nil {
 		return err
 	}
-	val, _, err := backends.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
-		return newBackend(h.poolKey, pinned, h.logger)
+	val, loaded, err := backends.LoadOrNew(h.poolKey, func() (caddy.Destructor, error) {
+		return newBackend(h.poolKey, pinned, h.logger, h.metrics)
 	})
 	if err != nil {
 		return err
 	}
 	h.be = val.(*backend)
+	if loaded {
+		h.be.metrics.add(h.metrics)
+	}
 	return nil
 }
 
@@ -290,37 +291,10 @@ func (h *Handler) Cleanup() error {
 	if h.be == nil {
 		return nil
 	}
+	h.be.metrics.remove(h.metrics)
 	h.be = nil
 	_, err := backends.Delete(h.poolKey)
 	return err
-}
-
-func parseKeys(m map[string]string) (payword.KeySet, error) {
-	ks := payword.KeySet{}
-	for kid, v := range m {
-		pub, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil {
-			return nil, fmt.Errorf("key %s: not base64url", kid)
-		}
-		if err := ks.Add(kid, ed25519.PublicKey(pub)); err != nil {
-			return nil, err
-		}
-	}
-	return ks, nil
-}
-
-// keysFingerprint is a stable text form of a key set, for the pool key.
-func keysFingerprint(ks payword.KeySet) string {
-	kids := make([]string, 0, len(ks))
-	for kid := range ks {
-		kids = append(kids, kid)
-	}
-	sort.Strings(kids)
-	var b strings.Builder
-	for _, kid := range kids {
-		b.WriteString(kid + "=" + base64.RawURLEncoding.EncodeToString(ks[kid]) + ";")
-	}
-	return b.String()
 }
 
 // ServeHTTP prices the request, then passes it on with a valid grant or an
@@ -446,137 +420,17 @@ func paymentHeader(r *http.Request) (string, bool, error) {
 	return vals[0], true, nil
 }
 
-// deliverGrant sets the grant cookie, the receipt header and the
-// placeholders of an accepted payment.
-func (h *Handler) deliverGrant(w http.ResponseWriter, r *http.Request, g *grantClaims, token string, o offer) {
-	// A cookie's path has no query; and without its trailing slash, a
-	// prefix's cookie also comes back for the prefix's own page (`/issues/d`
-	// for `/issues/d/`), which the product covers too.
-	cpath, _, _ := strings.Cut(o.Product, "?")
-	if len(cpath) > 1 {
-		cpath = strings.TrimSuffix(cpath, "/")
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: grantCookieName(o.Product), Value: token, Path: cookiePath(r, cpath),
-		MaxAge: int(time.Until(g.ExpiresAt.Time) / time.Second), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
-	})
-	w.Header().Set("Payment-Receipt", token)
-	w.Header().Set("Cache-Control", "private, no-store")
-	setPlaceholders(r, g)
-}
-
-// cookiePath is the product's path as the browser sees it. A route that
-// stripped a prefix before the paywall (handle_path, uri strip_prefix) made
-// the product the stripped path; the cookie needs the prefix back, or the
-// browser would never return it.
-func cookiePath(r *http.Request, product string) string {
-	orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request)
-	if !ok || orig.URL == nil {
-		return product
-	}
-	prefix, ok := strings.CutSuffix(orig.URL.Path, r.URL.Path)
-	if !ok || prefix == "" || !strings.HasPrefix(prefix, "/") {
-		return product
-	}
-	return strings.TrimSuffix(prefix, "/") + product
-}
-
-// placeholderKeys are the placeholders the handler provides to the
-// handlers after it: the grant's user, serial, product and authorization.
-var placeholderKeys = [...]string{"http.paywall.user", "http.paywall.serial", "http.paywall.product", "http.paywall.auth"}
-
-// setPlaceholders sets the placeholders to grant g's values, or to empty
-// strings when g is nil, before a request goes on to the next handler. They
-// are always set: Caddy leaves an unknown placeholder as it is (header_up
-// replaces known ones only), and an upstream could take a literal
-// "{http.paywall.user}" for a reader.
-func setPlaceholders(r *http.Request, g *grantClaims) {
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return
-	}
-	vals := noGrantVars
-	if g != nil {
-		vals = g.vars
-	}
-	for i, k := range placeholderKeys {
-		repl.Set(k, vals[i])
-	}
-}
-
-var noGrantVars = [len(placeholderKeys)]any{"", "", "", ""}
-
 // reject answers a refused payment with a precise status and a
 // machine-readable Payment-Error code; nothing was spent.
 func (h *Handler) reject(w http.ResponseWriter, o offer, err error) error {
 	status, code := classify(err)
-	paymentsTotal.WithLabelValues(code).Inc()
-	w.Header().Set("Payment-Error", code)
+	h.metrics.payments.WithLabelValues(string(code)).Inc()
+	w.Header().Set(payword.ErrorHeader, string(code))
 	w.Header().Set("Cache-Control", "no-store")
 	if status == http.StatusPaymentRequired {
 		w.Header().Set("WWW-Authenticate", h.challengeFor(o).String())
 	}
 	return caddyhttp.Error(status, err)
-}
-
-var (
-	errRevoked     = errors.New("certificate revoked")
-	errUnavailable = errors.New("payment store unavailable")
-	errBoundElse   = errors.New("segment is bound to another vendor")
-	errBadPrice    = errors.New("upstream sent an invalid Paywall-Price")
-	errUnknownCert = errors.New("the agent does not know the certificate")
-	errCRLStale    = errors.New("the revocation list is out of date")
-)
-
-// classify maps a payment error to its HTTP status and a bounded code.
-func classify(err error) (int, string) {
-	switch {
-	case errors.Is(err, errUnavailable):
-		return http.StatusServiceUnavailable, "unavailable"
-	case errors.Is(err, errCRLStale):
-		return http.StatusServiceUnavailable, "crl_stale"
-	case errors.Is(err, errRevoked):
-		return http.StatusForbidden, "revoked"
-	case errors.Is(err, errUnknownCert):
-		return http.StatusForbidden, "unknown_certificate"
-	case errors.Is(err, errBoundElse):
-		return http.StatusConflict, "double_spend"
-	case errors.Is(err, payword.ErrTooLarge):
-		return http.StatusRequestHeaderFieldsTooLarge, "too_large"
-	case errors.Is(err, payword.ErrReplay):
-		return http.StatusConflict, "replay"
-	case errors.Is(err, payword.ErrBadToken):
-		return http.StatusForbidden, "bad_token"
-	case errors.Is(err, payword.ErrBadSignature), errors.Is(err, payword.ErrUnknownKey):
-		return http.StatusForbidden, "bad_signature"
-	case errors.Is(err, payword.ErrBadBinding):
-		return http.StatusForbidden, "bad_binding"
-	case errors.Is(err, payword.ErrBadProof):
-		return http.StatusForbidden, "bad_proof"
-	case errors.Is(err, payword.ErrExpired), errors.Is(err, payword.ErrNotYetValid):
-		return http.StatusPaymentRequired, "certificate_expired"
-	case errors.Is(err, payword.ErrWrongVendor):
-		return http.StatusPaymentRequired, "wrong_vendor"
-	case errors.Is(err, payword.ErrWrongProduct):
-		return http.StatusPaymentRequired, "wrong_product"
-	case errors.Is(err, payword.ErrUnderpaid):
-		return http.StatusPaymentRequired, "underpaid"
-	case errors.Is(err, payword.ErrBadIndex), errors.Is(err, payword.ErrBadAmount):
-		return http.StatusBadRequest, "bad_index"
-	default:
-		return http.StatusBadRequest, "malformed"
-	}
-}
-
-func loadPage(file string) (*template.Template, error) {
-	if file == "" {
-		return defaultPage, nil
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("template: %w", err)
-	}
-	return template.New("402").Parse(string(b))
 }
 
 // Interface guards

@@ -15,11 +15,13 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
 
 func TestChallenge(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
 
@@ -67,11 +69,12 @@ func TestChallenge(t *testing.T) {
 }
 
 func TestPayThenGrant(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler(func(h *Handler) { h.TTL = 0 })
-	wal := newWallet(t, 1, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 1})
 
-	w, es := do(h, get("/articles/moon", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/moon")), nil)
+	w, es := do(h, get("/articles/moon", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/moon")), nil)
 	if status(w, es) != 200 || w.Body.String() != "content of /articles/moon" {
 		t.Fatalf("pay: %d %q %v", status(w, es), w.Body.String(), w.Header())
 	}
@@ -100,7 +103,7 @@ func TestPayThenGrant(t *testing.T) {
 	}
 
 	// A day's issue: one payment opens every page of that day.
-	w, es = do(h, get("/issues/2026-11-24/p1", "Authorization", wal.pay(t, 0, 22, 20, testVendor, "/issues/2026-11-24/")), nil)
+	w, es = do(h, get("/issues/2026-11-24/p1", "Authorization", wal.Header(t, 0, 22, 20, testVendor, "/issues/2026-11-24/")), nil)
 	if status(w, es) != 200 {
 		t.Fatalf("issue pay: %d", status(w, es))
 	}
@@ -114,10 +117,11 @@ func TestPayThenGrant(t *testing.T) {
 }
 
 func TestReplayRetryAndSkips(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
-	wal := newWallet(t, 2, payword.GenericScope)
-	first := wal.pay(t, 3, 2, 2, testVendor, "/articles/a")
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 2})
+	first := wal.Header(t, 3, 2, 2, testVendor, "/articles/a")
 
 	w1, es := do(h, get("/articles/a", "Authorization", first), nil)
 	if status(w1, es) != 200 {
@@ -129,26 +133,26 @@ func TestReplayRetryAndSkips(t *testing.T) {
 		t.Fatalf("retry: %d, same grant %v", status(w2, es), w2.Header().Get("Payment-Receipt") == w1.Header().Get("Payment-Receipt"))
 	}
 	// The same tokens for another product are a replay.
-	w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 3, 2, 2, testVendor, "/articles/b")), nil)
+	w, es := do(h, get("/articles/b", "Authorization", wal.Header(t, 3, 2, 2, testVendor, "/articles/b")), nil)
 	if status(w, es) != http.StatusConflict || w.Header().Get("Payment-Error") != "replay" {
 		t.Fatalf("replay: %d %q", status(w, es), w.Header().Get("Payment-Error"))
 	}
 	// Skipping tokens 3..9 is allowed (read-and-retry path).
-	if w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 3, 12, 2, testVendor, "/articles/b")), nil); status(w, es) != 200 {
+	if w, es := do(h, get("/articles/b", "Authorization", wal.Header(t, 3, 12, 2, testVendor, "/articles/b")), nil); status(w, es) != 200 {
 		t.Fatalf("skip: %d", status(w, es))
 	}
 	// Going back is not.
-	w, es = do(h, get("/articles/c", "Authorization", wal.pay(t, 3, 8, 2, testVendor, "/articles/c")), nil)
+	w, es = do(h, get("/articles/c", "Authorization", wal.Header(t, 3, 8, 2, testVendor, "/articles/c")), nil)
 	if status(w, es) != http.StatusConflict {
 		t.Fatalf("back: %d", status(w, es))
 	}
 	// Overlapping the spent range is not.
-	w, es = do(h, get("/articles/c", "Authorization", wal.pay(t, 3, 13, 2, testVendor, "/articles/c")), nil)
+	w, es = do(h, get("/articles/c", "Authorization", wal.Header(t, 3, 13, 2, testVendor, "/articles/c")), nil)
 	if status(w, es) != http.StatusConflict {
 		t.Fatalf("overlap: %d", status(w, es))
 	}
 	// Contiguous after the skip: one round trip.
-	if w, es := do(h, get("/articles/c", "Authorization", wal.pay(t, 3, 14, 2, testVendor, "/articles/c")), nil); status(w, es) != 200 {
+	if w, es := do(h, get("/articles/c", "Authorization", wal.Header(t, 3, 14, 2, testVendor, "/articles/c")), nil); status(w, es) != 200 {
 		t.Fatalf("contiguous: %d", status(w, es))
 	}
 }
@@ -156,18 +160,19 @@ func TestReplayRetryAndSkips(t *testing.T) {
 // Two gateways sharing one Redis, each with its own caches, race to accept
 // the same tokens for different products: exactly one wins.
 func TestConcurrentDoubleSpend(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h1 := e.handler()
 	h2 := e.handler(func(h *Handler) { h.CRLInterval *= 2 }) // another backend
 	if h1.be == h2.be {
 		t.Fatal("handlers share a backend")
 	}
-	wal := newWallet(t, 3, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 3})
 	const n = 16
 	var ok atomic.Int32
 	var wg sync.WaitGroup
 	for i := range n {
-		hdr := wal.pay(t, 5, 2, 2, testVendor, "/articles/x"+string(rune('a'+i)))
+		hdr := wal.Header(t, 5, 2, 2, testVendor, "/articles/x"+string(rune('a'+i)))
 		h := h1
 		if i%2 == 1 {
 			h = h2
@@ -192,37 +197,37 @@ func TestConcurrentDoubleSpend(t *testing.T) {
 }
 
 func TestRejectionsSpendNothing(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
-	wal := newWallet(t, 4, payword.GenericScope)
-	forged := newWallet(t, 5, payword.GenericScope)
-	forged.agent.Key = ed25519Key(0x77)
-	if _, err := forged.cert.Sign(forged.agent); err != nil {
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 4})
+	forged := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 5})
+	if _, err := forged.Sign(payword.SigningKey{ID: paytest.KeyID, Key: ed25519Key(0x77)}); err != nil {
 		t.Fatal(err)
 	}
-	expired := newWallet(t, 6, payword.GenericScope)
-	expired.cert.ExpiresAt = time.Now().Unix() - 1
-	expired.cert.IssuedAt = expired.cert.ExpiresAt - 100
-	if _, err := expired.cert.Sign(expired.agent); err != nil {
+	expired := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 6})
+	expired.ExpiresAt = time.Now().Unix() - 1
+	expired.IssuedAt = expired.ExpiresAt - 100
+	if _, err := expired.Sign(expired.Bank.Key); err != nil {
 		t.Fatal(err)
 	}
-	badToken := payword.NewPayment(wal.cert, wal.tree, payword.Secret{9}, mustBind(t, wal, 0), 0, 2, 2, testVendor, "/articles/a").Header()
-	otherBinding := payword.NewPayment(wal.cert, wal.tree, wal.k, mustBind(t, wal, 1), 0, 2, 2, testVendor, "/articles/a").Header()
+	badToken := payword.NewPayment(wal.Certificate, wal.Tree, payword.Secret{9}, mustBind(t, wal, 0), 0, 2, 2, testVendor, "/articles/a").Header()
+	otherBinding := payword.NewPayment(wal.Certificate, wal.Tree, wal.K, mustBind(t, wal, 1), 0, 2, 2, testVendor, "/articles/a").Header()
 
 	for _, tc := range []struct {
 		name, hdr, code string
 		status          int
 	}{
-		{"wrong vendor", wal.pay(t, 0, 2, 2, "other-vendor", "/articles/a"), "wrong_vendor", 402},
-		{"underpaid", wal.pay(t, 0, 1, 1, testVendor, "/articles/a"), "underpaid", 402},
-		{"wrong product", wal.pay(t, 0, 2, 2, testVendor, "/articles/b"), "wrong_product", 402},
+		{"wrong vendor", wal.Header(t, 0, 2, 2, "other-vendor", "/articles/a"), "wrong_vendor", 402},
+		{"underpaid", wal.Header(t, 0, 1, 1, testVendor, "/articles/a"), "underpaid", 402},
+		{"wrong product", wal.Header(t, 0, 2, 2, testVendor, "/articles/b"), "wrong_product", 402},
 		{"bad token", badToken, "bad_token", 403},
 		{"binding of another segment", otherBinding, "bad_binding", 403},
-		{"forged certificate", forged.pay(t, 0, 2, 2, testVendor, "/articles/a"), "bad_signature", 403},
-		{"expired certificate", expired.pay(t, 0, 2, 2, testVendor, "/articles/a"), "certificate_expired", 402},
+		{"forged certificate", forged.Header(t, 0, 2, 2, testVendor, "/articles/a"), "bad_signature", 403},
+		{"expired certificate", expired.Header(t, 0, 2, 2, testVendor, "/articles/a"), "certificate_expired", 402},
 		{"not base64", "PayWord !!!", "malformed", 400},
 		{"oversized", "PayWord " + strings.Repeat("A", payword.MaxPaymentHeader), "too_large", 431},
-		{"index out of range", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")[:20], "malformed", 400},
+		{"index out of range", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")[:20], "malformed", 400},
 	} {
 		w, es := do(h, get("/articles/a", "Authorization", tc.hdr), nil)
 		if status(w, es) != tc.status || w.Header().Get("Payment-Error") != tc.code {
@@ -230,18 +235,18 @@ func TestRejectionsSpendNothing(t *testing.T) {
 		}
 	}
 	// Two Authorization headers are ambiguous.
-	r := get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a"), "Authorization", "Bearer x")
+	r := get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a"), "Authorization", "Bearer x")
 	if w, es := do(h, r, nil); status(w, es) != 400 {
 		t.Errorf("two Authorization headers: %d", status(w, es))
 	}
 	// Nothing was spent: the honest payment of those tokens still goes through.
-	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+	if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 		t.Fatalf("honest payment after rejections: %d %q", status(w, es), w.Header().Get("Payment-Error"))
 	}
 }
 
-func mustBind(t *testing.T, w *wallet, g uint32) *payword.Binding {
-	b, err := payword.Bind(w.cert, w.user, g, testVendor, time.Now())
+func mustBind(t *testing.T, w *paytest.Cert, g uint32) *payword.Binding {
+	b, err := payword.Bind(w.Certificate, w.User, g, testVendor, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,17 +254,18 @@ func mustBind(t *testing.T, w *wallet, g uint32) *payword.Binding {
 }
 
 func TestRedisDown(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
-	wal := newWallet(t, 7, payword.GenericScope)
-	w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 7})
+	w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil)
 	if status(w, es) != 200 {
 		t.Fatalf("pay: %d", status(w, es))
 	}
 	grant := w.Header().Get("Payment-Receipt")
 	e.redis.Kill()
 
-	w, es = do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+	w, es = do(h, get("/articles/b", "Authorization", wal.Header(t, 0, 4, 2, testVendor, "/articles/b")), nil)
 	if status(w, es) != http.StatusServiceUnavailable || w.Body.String() != "" {
 		t.Fatalf("payment with Redis down: %d %q", status(w, es), w.Body.String())
 	}
@@ -268,17 +274,18 @@ func TestRedisDown(t *testing.T) {
 	}
 	e.redis.Restart()
 	waitFor(t, "payments after Redis is back", 5*time.Second, func() bool {
-		w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+		w, es := do(h, get("/articles/b", "Authorization", wal.Header(t, 0, 4, 2, testVendor, "/articles/b")), nil)
 		return status(w, es) == 200
 	})
 }
 
 func TestReportingAtLeastOnce(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
-	wal := newWallet(t, 8, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 8})
 	for i := uint32(1); i <= 5; i++ {
-		if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+		if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 			t.Fatalf("pay %d: %d", i, status(w, es))
 		}
 	}
@@ -287,7 +294,7 @@ func TestReportingAtLeastOnce(t *testing.T) {
 	// Agent down: claims wait in the stream; delivered when it is back.
 	e.agent.setDown(true)
 	for i := uint32(6); i <= 10; i++ {
-		if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+		if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 			t.Fatalf("pay %d: %d", i, status(w, es))
 		}
 	}
@@ -304,15 +311,16 @@ func TestReportingAtLeastOnce(t *testing.T) {
 }
 
 func TestCRLFromAgent(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
-	wal := newWallet(t, 10, payword.GenericScope)
-	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 10})
+	if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 		t.Fatalf("pay: %d", status(w, es))
 	}
-	e.agent.revoke(wal.cert.Serial)
+	e.agent.revoke(wal.Serial)
 	time.Sleep(time.Second)
-	w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+	w, es := do(h, get("/articles/b", "Authorization", wal.Header(t, 0, 4, 2, testVendor, "/articles/b")), nil)
 	if status(w, es) != http.StatusForbidden || w.Header().Get("Payment-Error") != "revoked" {
 		t.Fatalf("revoked certificate: %d %q", status(w, es), w.Header().Get("Payment-Error"))
 	}
@@ -323,35 +331,37 @@ func TestCRLFromAgent(t *testing.T) {
 }
 
 func TestCRLFromSharedRedis(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
-	wal := newWallet(t, 11, payword.GenericScope)
-	old := newWallet(t, 12, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 11})
+	old := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 12})
 	ctx := t.Context()
 	// Revoked before the gateway starts: found by the initial sync.
-	entry, _ := json.Marshal(payword.CRLEntry{Seq: 1, Serial: old.cert.Serial, Time: 1})
+	entry, _ := json.Marshal(payword.CRLEntry{Seq: 1, Serial: old.Serial, Time: 1})
 	rdb := mustRedis(t, e.redis.URL())
 	rdb.ZAdd(ctx, crlKey, redisZ(1, entry))
 	h := e.handler(func(h *Handler) { h.CRL = crlFromRedis })
-	waitFor(t, "initial CRL sync", time.Second, func() bool { return h.be.crl.revoked(old.cert.Serial) })
+	waitFor(t, "initial CRL sync", time.Second, func() bool { return h.be.crl.revoked(old.Serial) })
 
-	entry, _ = json.Marshal(payword.CRLEntry{Seq: 2, Serial: wal.cert.Serial, Time: 2})
+	entry, _ = json.Marshal(payword.CRLEntry{Seq: 2, Serial: wal.Serial, Time: 2})
 	rdb.ZAdd(ctx, crlKey, redisZ(2, entry))
 	rdb.Publish(ctx, crlChannel, entry)
-	waitFor(t, "published revocation", time.Second, func() bool { return h.be.crl.revoked(wal.cert.Serial) })
-	w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/b")), nil)
+	waitFor(t, "published revocation", time.Second, func() bool { return h.be.crl.revoked(wal.Serial) })
+	w, es := do(h, get("/articles/b", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/b")), nil)
 	if status(w, es) != http.StatusForbidden {
 		t.Fatalf("revoked: %d", status(w, es))
 	}
 }
 
 func TestOnlineMode(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
-	wal := newWallet(t, 13, payword.GenericScope)
-	if w, es := do(h, get("/live/a", "Authorization", wal.pay(t, 0, 1, 1, testVendor, "/live/a")), nil); status(w, es) != 200 {
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 13})
+	if w, es := do(h, get("/live/a", "Authorization", wal.Header(t, 0, 1, 1, testVendor, "/live/a")), nil); status(w, es) != 200 {
 		t.Fatalf("online pay: %d %q", status(w, es), w.Header().Get("Payment-Error"))
 	}
-	if w, es := do(h, get("/live/b", "Authorization", wal.pay(t, 0, 2, 1, testVendor, "/live/b")), nil); status(w, es) != 200 {
+	if w, es := do(h, get("/live/b", "Authorization", wal.Header(t, 0, 2, 1, testVendor, "/live/b")), nil); status(w, es) != 200 {
 		t.Fatalf("online pay 2: %d", status(w, es))
 	}
 	if e.agent.bindingCount() != 1 {
@@ -359,23 +369,24 @@ func TestOnlineMode(t *testing.T) {
 	}
 	// A segment the user already bound to another vendor is refused.
 	e.agent.mu.Lock()
-	e.agent.owners[fmtKey(wal.cert.Serial, 1)] = "other-vendor"
+	e.agent.owners[fmtKey(wal.Serial, 1)] = "other-vendor"
 	e.agent.mu.Unlock()
-	w, es := do(h, get("/live/c", "Authorization", wal.pay(t, 1, 1, 1, testVendor, "/live/c")), nil)
+	w, es := do(h, get("/live/c", "Authorization", wal.Header(t, 1, 1, 1, testVendor, "/live/c")), nil)
 	if status(w, es) != http.StatusConflict || w.Header().Get("Payment-Error") != "double_spend" {
 		t.Fatalf("segment bound elsewhere: %d %q", status(w, es), w.Header().Get("Payment-Error"))
 	}
 	// Agent down: the first payment of a new segment waits (503), never passes.
 	e.agent.setDown(true)
-	if w, es := do(h, get("/live/d", "Authorization", wal.pay(t, 2, 1, 1, testVendor, "/live/d")), nil); status(w, es) != 503 {
+	if w, es := do(h, get("/live/d", "Authorization", wal.Header(t, 2, 1, 1, testVendor, "/live/d")), nil); status(w, es) != 503 {
 		t.Fatalf("online with the agent down: %d", status(w, es))
 	}
 }
 
 func TestUpstreamPrice(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler(func(h *Handler) { h.UpstreamPrice = true })
-	wal := newWallet(t, 14, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 14})
 	cms := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		if strings.HasPrefix(r.URL.Path, "/news/") {
 			w.Header().Set("Paywall-Price", "3")
@@ -393,7 +404,7 @@ func TestUpstreamPrice(t *testing.T) {
 	if err != nil || ch.Price != 3 || ch.Product != "/news/story" {
 		t.Fatalf("challenge %+v %v", ch, err)
 	}
-	w, es = do(h, get("/news/story", "Authorization", wal.pay(t, 0, 3, 3, testVendor, "/news/story")), cms)
+	w, es = do(h, get("/news/story", "Authorization", wal.Header(t, 0, 3, 3, testVendor, "/news/story")), cms)
 	if status(w, es) != 200 || w.Body.String() != "secret article" {
 		t.Fatalf("paid: %d %q", status(w, es), w.Body.String())
 	}
@@ -401,7 +412,7 @@ func TestUpstreamPrice(t *testing.T) {
 	if w, es := do(h, get("/news/story", "Cookie", grantCookie+"="+grant), cms); status(w, es) != 200 || w.Body.String() != "secret article" {
 		t.Fatalf("grant: %d", status(w, es))
 	}
-	w, es = do(h, get("/news/other", "Authorization", wal.pay(t, 0, 4, 1, testVendor, "/news/other")), cms)
+	w, es = do(h, get("/news/other", "Authorization", wal.Header(t, 0, 4, 1, testVendor, "/news/other")), cms)
 	if status(w, es) != 402 || strings.Contains(w.Body.String(), "secret") {
 		t.Fatalf("underpaid upstream price: %d %q", status(w, es), w.Body.String())
 	}
@@ -413,10 +424,11 @@ func TestUpstreamPrice(t *testing.T) {
 // Without pinned keys the gateway fetches the agent's keys once and pins
 // them in Redis: a later answer cannot replace a pinned key id.
 func TestKeysPinnedOnFirstUse(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler(func(h *Handler) { h.Keys = nil })
-	wal := newWallet(t, 15, payword.GenericScope)
-	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 15})
+	if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 		t.Fatalf("pay with fetched keys: %d %q", status(w, es), w.Header().Get("Payment-Error"))
 	}
 	pinned, err := h.be.rdb.HGetAll(t.Context(), h.be.ks.keys()).Result()
@@ -430,40 +442,41 @@ func TestKeysPinnedOnFirstUse(t *testing.T) {
 	e.agent.key.Key = ed25519Key(0x66)
 	e.agent.mu.Unlock()
 	h2 := e.handler(func(h *Handler) { h.Keys = nil; h.CRLInterval *= 4 })
-	mallory := newWallet(t, 16, payword.GenericScope)
-	mallory.agent.Key = ed25519Key(0x66)
-	if _, err := mallory.cert.Sign(mallory.agent); err != nil {
+	mallory := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 16})
+	if _, err := mallory.Sign(payword.SigningKey{ID: paytest.KeyID, Key: ed25519Key(0x66)}); err != nil {
 		t.Fatal(err)
 	}
-	if w, es := do(h2, get("/articles/b", "Authorization", mallory.pay(t, 0, 2, 2, testVendor, "/articles/b")), nil); status(w, es) != 403 {
+	if w, es := do(h2, get("/articles/b", "Authorization", mallory.Header(t, 0, 2, 2, testVendor, "/articles/b")), nil); status(w, es) != 403 {
 		t.Fatalf("certificate under a replaced key: %d", status(w, es))
 	}
-	if w, es := do(h2, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil); status(w, es) != 200 {
+	if w, es := do(h2, get("/articles/b", "Authorization", wal.Header(t, 0, 4, 2, testVendor, "/articles/b")), nil); status(w, es) != 200 {
 		t.Fatalf("certificate under the pinned key: %d", status(w, es))
 	}
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
-	before := testutilCount(paymentsAccepted)
-	wal := newWallet(t, 17, payword.GenericScope)
+	before := testutilCount(h.metrics.accepted)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 17})
 	do(h, get("/articles/a"), nil)
-	do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil)
-	if testutilCount(paymentsAccepted) != before+1 {
+	do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil)
+	if testutilCount(h.metrics.accepted) != before+1 {
 		t.Fatal("accepted payment not counted")
 	}
 }
 
 func TestBatchMode(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler(func(h *Handler) {
 		h.BatchInterval = caddy.Duration(time.Second)
 		h.Rules = []Rule{{Pattern: "/opinion/*", Price: 1, Mode: ModeBatch}}
 	})
-	wal := newWallet(t, 18, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 18})
 	time.Sleep(100 * time.Millisecond) // let the batch worker start its first sleep
-	if w, es := do(h, get("/opinion/a", "Authorization", wal.pay(t, 0, 1, 1, testVendor, "/opinion/a")), nil); status(w, es) != 200 {
+	if w, es := do(h, get("/opinion/a", "Authorization", wal.Header(t, 0, 1, 1, testVendor, "/opinion/a")), nil); status(w, es) != 200 {
 		t.Fatalf("pay: %d", status(w, es))
 	}
 	if n, _ := h.be.rdb.XLen(t.Context(), h.be.ks.stream(ModeBatch)).Result(); n != 1 {
@@ -475,6 +488,7 @@ func TestBatchMode(t *testing.T) {
 // Handlers with the same store share one backend across a config reload;
 // the last one out stops its workers and closes Redis.
 func TestBackendSurvivesReload(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	old := e.handler()
 	cur := e.handler()
@@ -484,8 +498,8 @@ func TestBackendSurvivesReload(t *testing.T) {
 	if err := old.Cleanup(); err != nil {
 		t.Fatal(err)
 	}
-	wal := newWallet(t, 19, payword.GenericScope)
-	if w, es := do(cur, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 19})
+	if w, es := do(cur, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 		t.Fatalf("pay after the old config left: %d", status(w, es))
 	}
 	be := cur.be
@@ -505,6 +519,7 @@ func TestBackendSurvivesReload(t *testing.T) {
 }
 
 func TestCustomPage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	page := t.TempDir() + "/402.html"
 	if err := os.WriteFile(page, []byte(`<p>Pay {{.Price}} for {{.Product}} to {{.Vendor}}</p>`), 0o600); err != nil {
@@ -520,18 +535,19 @@ func TestCustomPage(t *testing.T) {
 // A revocation published while the subscription was down is found by the
 // resync that follows the reconnect.
 func TestCRLResyncAfterReconnect(t *testing.T) {
+	t.Parallel()
 	e := &env{t: t, redis: redistest.Start(t, redistest.WithAOF()), agent: newFakeAgent(t)}
 	h := e.handler(func(h *Handler) { h.CRL = crlFromRedis })
-	wal := newWallet(t, 21, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 21})
 	time.Sleep(200 * time.Millisecond) // subscribed
 	e.redis.Kill()
 	e.redis.Restart()
-	entry, _ := json.Marshal(payword.CRLEntry{Seq: 1, Serial: wal.cert.Serial, Time: 1})
+	entry, _ := json.Marshal(payword.CRLEntry{Seq: 1, Serial: wal.Serial, Time: 1})
 	rdb := mustRedis(t, e.redis.URL())
 	if err := rdb.ZAdd(t.Context(), crlKey, redisZ(1, entry)).Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "resync after reconnect", 5*time.Second, func() bool { return h.be.crl.revoked(wal.cert.Serial) })
+	waitFor(t, "resync after reconnect", 5*time.Second, func() bool { return h.be.crl.revoked(wal.Serial) })
 }
 
 func TestBatchID(t *testing.T) {
@@ -547,6 +563,7 @@ func TestBatchID(t *testing.T) {
 // placeholder would reach the upstream literally (header_up replaces only
 // known ones), and a CMS could take "{http.paywall.user}" for a reader.
 func TestPlaceholdersWithoutGrant(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler(func(h *Handler) { h.UpstreamPrice = true })
 	var got map[string]any
@@ -569,12 +586,12 @@ func TestPlaceholdersWithoutGrant(t *testing.T) {
 			t.Errorf("%s: placeholders %v, want all four empty", p, got)
 		}
 	}
-	wal := newWallet(t, 22, payword.GenericScope)
-	if w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), spy); status(w, es) != 200 {
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 22})
+	if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), spy); status(w, es) != 200 {
 		t.Fatalf("pay: %d", status(w, es))
 	}
 	if got["http.paywall.user"] != "u:alice" || got["http.paywall.product"] != "/articles/a" ||
-		got["http.paywall.serial"] != wal.cert.Serial.String() || !payword.ValidID(fmt.Sprint(got["http.paywall.auth"])) {
+		got["http.paywall.serial"] != wal.Serial.String() || !payword.ValidID(fmt.Sprint(got["http.paywall.auth"])) {
 		t.Errorf("paid: placeholders %v", got)
 	}
 }

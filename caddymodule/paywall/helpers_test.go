@@ -21,75 +21,33 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
 
 const testVendor = "daily-planet"
 
-func seed(b byte) []byte {
-	s := make([]byte, ed25519.SeedSize)
-	for i := range s {
-		s[i] = b + byte(i)
-	}
-	return s
-}
-
-// wallet is a certificate with everything needed to spend it.
-type wallet struct {
-	agent payword.SigningKey
-	user  ed25519.PrivateKey
-	k     payword.Secret
-	cert  *payword.Certificate
-	tree  *payword.Tree
-}
-
-func newWallet(tb testing.TB, serial byte, scope string) *wallet {
+// bundleWallet is the wallet of user's certificate bought from a real agent.
+func bundleWallet(tb testing.TB, user ed25519.PrivateKey, b agentapi.Bundle) *paytest.Cert {
 	tb.Helper()
-	return newWalletSize(tb, serial, scope, 64)
-}
-
-func newWalletSize(tb testing.TB, serial byte, scope string, segments int) *wallet {
-	tb.Helper()
-	w := &wallet{
-		agent: payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))},
-		user:  ed25519.NewKeyFromSeed(seed(0x41 + serial)),
-	}
-	for i := range w.k {
-		w.k[i] = serial + byte(i)
-	}
-	now := time.Now()
-	w.cert = &payword.Certificate{
-		IssuedAt: now.Unix() - 60, ExpiresAt: now.Unix() + 3600,
-		UnitValue: 1, Currency: "EUR", Scope: scope, UserID: "u:alice",
-	}
-	w.cert.Serial[0] = serial
-	copy(w.cert.UserKey[:], w.user.Public().(ed25519.PublicKey))
-	w.tree = w.cert.Issue(w.k, segments, 128)
-	if _, err := w.cert.Sign(w.agent); err != nil {
+	raw, _ := base64.RawURLEncoding.DecodeString(b.Certificate)
+	cert, err := payword.ParseCertificate(raw)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	return w
-}
-
-// pay returns the Authorization header paying amount tokens ending at
-// index of segment g to vendor for product.
-func (w *wallet) pay(tb testing.TB, g, index, amount uint32, vendor, product string) string {
-	tb.Helper()
-	var bind *payword.Binding
-	if w.cert.Generic() {
-		var err error
-		if bind, err = payword.Bind(w.cert, w.user, g, vendor, time.Now()); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return payword.NewPayment(w.cert, w.tree, w.k, bind, g, index, amount, vendor, product).Header()
+	c := &paytest.Cert{Certificate: cert, User: user, Now: time.Now()}
+	k, _ := base64.RawURLEncoding.DecodeString(b.Secret)
+	copy(c.K[:], k)
+	c.Tree = payword.NewTree(payword.Anchors(c.K, b.Segments, b.SegmentLen))
+	return c
 }
 
 func pubB64(k payword.SigningKey) string { return base64.RawURLEncoding.EncodeToString(k.Public()) }
 
-// fakeAgent follows CONTRACT.md: keys, signed CRL pages, idempotent
+// fakeAgent follows docs/agent-api.md: keys, signed CRL pages, idempotent
 // report ingestion and binding ownership.
 type fakeAgent struct {
 	*httptest.Server
@@ -107,7 +65,7 @@ type fakeAgent struct {
 
 func newFakeAgent(t testing.TB) *fakeAgent {
 	a := &fakeAgent{
-		key:    payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))},
+		key:    paytest.NewBank(t).Key,
 		claims: map[string]payword.Claim{}, batches: map[string]int{}, owners: map[string]string{},
 	}
 	a.Server = httptest.NewServer(http.HandlerFunc(a.serve))
@@ -137,15 +95,16 @@ func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.down {
-		http.Error(w, `{"error":"down","code":"down"}`, http.StatusServiceUnavailable)
+		agentFail(w, http.StatusServiceUnavailable, agentapi.Error{Message: "down", Code: agentapi.CodeStoreUnavailable})
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
 	authed := r.Header.Get("Authorization") == "Bearer secret-token"
 	switch {
 	case r.URL.Path == "/v1/keys":
-		signed, _ := json.Marshal(payword.AnnounceKeys([]payword.SigningKey{a.key}, time.Now()))
-		fmt.Fprintf(w, `{"keys":[{"kid":%q,"public":%q}],"signed":%s}`, a.key.ID, pubB64(a.key), signed)
+		agentAnswer(w, agentapi.Keys{
+			Keys:   []agentapi.Key{{KeyID: a.key.ID, Public: payword.Bytes(a.key.Public())}},
+			Signed: payword.AnnounceKeys([]payword.SigningKey{a.key}, time.Now()),
+		})
 	case r.URL.Path == "/v1/crl":
 		since, _ := strconv.ParseUint(r.URL.Query().Get("since"), 10, 64)
 		last := uint64(len(a.crl))
@@ -156,58 +115,58 @@ func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		body, _ := json.Marshal(page)
-		_ = json.NewEncoder(w).Encode(payword.Seal(a.key, body))
+		agentAnswer(w, payword.Seal(a.key, body))
 	case r.URL.Path == "/v1/reports" && authed:
 		raw, _ := io.ReadAll(io.LimitReader(r.Body, payword.MaxReportSize+1))
 		rep, err := payword.ParseReport(raw)
 		if err != nil || rep.Vendor != testVendor {
-			http.Error(w, `{"error":"bad report","code":"malformed"}`, http.StatusBadRequest)
+			agentFail(w, http.StatusBadRequest, agentapi.Error{Message: "bad report", Code: agentapi.CodeMalformed})
 			return
 		}
 		a.reports++
 		a.batches[rep.Batch]++
-		type result struct {
-			Auth    string `json:"auth"`
-			Verdict string `json:"verdict"`
-			Amount  uint32 `json:"amount"`
-		}
-		out := struct {
-			Batch   string   `json:"batch"`
-			Results []result `json:"results"`
-		}{Batch: rep.Batch}
+		out := agentapi.ReportResult{Batch: rep.Batch}
 		for _, c := range rep.Claims {
 			k := fmt.Sprint(c.Serial, c.Segment, c.Index)
-			v := "paid"
+			v := agentapi.VerdictPaid
 			if _, dup := a.claims[k]; dup {
-				v = "duplicate"
+				v = agentapi.VerdictDuplicate
 			}
 			a.claims[k] = c
-			out.Results = append(out.Results, result{Auth: c.Auth, Verdict: v, Amount: c.Amount})
+			out.Results = append(out.Results, agentapi.ClaimResult{Auth: c.Auth, Verdict: v, Amount: uint64(c.Amount)})
 		}
-		_ = json.NewEncoder(w).Encode(out)
+		agentAnswer(w, out)
 	case r.URL.Path == "/v1/bindings" && authed:
-		var req struct {
-			Bind string `json:"bind"`
-		}
+		var req agentapi.Bind
 		_ = json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req)
-		raw, _ := base64.RawURLEncoding.DecodeString(req.Bind)
-		b, err := payword.ParseBinding(raw)
+		b, err := payword.ParseBinding(req.Bind)
 		if err != nil {
-			http.Error(w, `{"error":"bad binding","code":"malformed"}`, http.StatusBadRequest)
+			agentFail(w, http.StatusBadRequest, agentapi.Error{Message: "bad binding", Code: agentapi.CodeBadBinding})
 			return
 		}
 		a.bindings++
 		k := fmt.Sprint(b.Serial, b.Segment)
 		if o, ok := a.owners[k]; ok && o != b.Vendor {
-			w.WriteHeader(http.StatusConflict)
-			fmt.Fprintf(w, `{"error":"bound elsewhere","code":"double_spend","owner":%q}`, o)
+			agentFail(w, http.StatusConflict, agentapi.Error{Message: "bound elsewhere", Code: agentapi.CodeSegmentOwned, Owner: o})
 			return
 		}
 		a.owners[k] = b.Vendor
-		fmt.Fprintf(w, `{"owner":%q}`, b.Vendor)
+		agentAnswer(w, agentapi.Binding{Owner: b.Vendor})
 	default:
-		http.Error(w, `{"error":"no","code":"forbidden"}`, http.StatusForbidden)
+		agentFail(w, http.StatusUnauthorized, agentapi.Error{Message: "no", Code: agentapi.CodeUnauthorized})
 	}
+}
+
+// agentAnswer and agentFail write the fake agent's JSON as the agent does.
+func agentAnswer(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func agentFail(w http.ResponseWriter, status int, e agentapi.Error) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(e)
 }
 
 // env is a handler under test with a real Redis and a fake agent.
@@ -308,7 +267,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func ed25519Key(b byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(seed(b)) }
+func ed25519Key(b byte) ed25519.PrivateKey { return ed25519.NewKeyFromSeed(paytest.Seed(b)) }
 
 func mustRedis(t *testing.T, url string) redis.UniversalClient {
 	rdb, err := redisurl.New(url)

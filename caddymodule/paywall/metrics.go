@@ -2,62 +2,120 @@ package paywall
 
 import (
 	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Metrics live at package level: the shared backend outlives any one config,
-// and each config's registry registers the same collectors. Every label has
-// a fixed set of values (the vendor id comes from the config).
-var (
-	challengesTotal = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "hashwall", Subsystem: "gateway", Name: "challenges_total",
-		Help: "402 challenges sent.",
-	})
-	paymentsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "hashwall", Subsystem: "gateway", Name: "payments_total",
-		Help: "Payments by verdict (accepted, retried, or the rejection code).",
-	}, []string{"verdict"})
-	grantsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "hashwall", Subsystem: "gateway", Name: "grants_total",
-		Help: "Requests let through on a valid grant, by where the grant came from.",
-	}, []string{"source"})
-	paymentsAccepted = paymentsTotal.WithLabelValues("accepted")
-	paymentsRetried  = paymentsTotal.WithLabelValues("retried")
-	grantsFromCookie = grantsTotal.WithLabelValues("cookie")
-	grantsFromBearer = grantsTotal.WithLabelValues("bearer")
-	paymentSeconds   = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Namespace: "hashwall", Subsystem: "gateway", Name: "payment_seconds",
-		Help:    "Time to verify and record an accepted payment.",
-		Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .5},
-	})
-	reportsTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "hashwall", Subsystem: "gateway", Name: "reported_claims_total",
-		Help: "Claims reported to the agent, by the agent's verdict.",
-	}, []string{"verdict"})
-	reportBacklog = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Namespace: "hashwall", Subsystem: "gateway", Name: "report_backlog",
-		Help: "Accepted claims not yet acknowledged by the agent.",
-	}, []string{"vendor"})
-	// deliverySeconds runs from a claim's acceptance (its stream entry's id,
-	// which is the vendor Redis's clock in milliseconds) to the agent's 200
+// metrics are the gateway's collectors. Each handler registers them on its
+// config's registry in Provision; handlers of one config share them. Every
+// label has a fixed set of values (the vendor id comes from the config).
+type metrics struct {
+	challenges prometheus.Counter
+	payments   *prometheus.CounterVec // by verdict: accepted, retried, or the refusal's code
+	grants     *prometheus.CounterVec // by source: cookie or bearer
+	paySeconds prometheus.Histogram
+	reports    *prometheus.CounterVec // by the agent's verdict
+	backlog    *prometheus.GaugeVec
+	// delivery runs from a claim's acceptance (its stream entry's id, which
+	// is the vendor Redis's clock in milliseconds) to the agent's 200
 	// holding a checked result for it.
-	deliverySeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Namespace: "hashwall", Subsystem: "gateway", Name: "claim_delivery_seconds",
-		Help:    "Time from a payment's acceptance to the agent's checked answer for its claim, by report mode.",
-		Buckets: []float64{.05, .1, .2, .3, .5, .75, 1, 1.5, 2, 5, 10, 30, 60, 300, 900, 3600},
-	}, []string{"vendor", "mode"})
-)
+	delivery *prometheus.HistogramVec
 
-func registerMetrics(reg *prometheus.Registry) {
-	if reg == nil {
-		return
+	accepted, retried, fromCookie, fromBearer prometheus.Counter
+}
+
+// newMetrics registers the gateway's metrics on reg (nil: unregistered).
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "hashwall", "gateway"
+	m := &metrics{
+		challenges: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "challenges_total", Help: "402 challenges sent.",
+		}),
+		payments: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "payments_total",
+			Help: "Payments by verdict (accepted, retried, or the rejection code).",
+		}, []string{"verdict"}),
+		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "grants_total",
+			Help: "Requests let through on a valid grant, by where the grant came from.",
+		}, []string{"source"}),
+		paySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "payment_seconds",
+			Help:    "Time to verify and record an accepted payment.",
+			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .5},
+		}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "reported_claims_total",
+			Help: "Claims reported to the agent, by the agent's verdict.",
+		}, []string{"verdict"}),
+		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: ns, Subsystem: sub, Name: "report_backlog",
+			Help: "Accepted claims not yet acknowledged by the agent.",
+		}, []string{"vendor"}),
+		delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: ns, Subsystem: sub, Name: "claim_delivery_seconds",
+			Help:    "Time from a payment's acceptance to the agent's checked answer for its claim, by report mode.",
+			Buckets: []float64{.05, .1, .2, .3, .5, .75, 1, 1.5, 2, 5, 10, 30, 60, 300, 900, 3600},
+		}, []string{"vendor", "mode"}),
 	}
-	for _, c := range []prometheus.Collector{
-		challengesTotal, paymentsTotal, grantsTotal, paymentSeconds, reportsTotal, reportBacklog, deliverySeconds,
-	} {
-		if err := reg.Register(c); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
-			panic(err)
+	var errs [7]error
+	if reg != nil {
+		m.challenges, errs[0] = register(reg, m.challenges)
+		m.payments, errs[1] = register(reg, m.payments)
+		m.grants, errs[2] = register(reg, m.grants)
+		m.paySeconds, errs[3] = register(reg, m.paySeconds)
+		m.reports, errs[4] = register(reg, m.reports)
+		m.backlog, errs[5] = register(reg, m.backlog)
+		m.delivery, errs[6] = register(reg, m.delivery)
+	}
+	m.accepted, m.retried = m.payments.WithLabelValues("accepted"), m.payments.WithLabelValues("retried")
+	m.fromCookie, m.fromBearer = m.grants.WithLabelValues("cookie"), m.grants.WithLabelValues("bearer")
+	return m, errors.Join(errs[:]...)
+}
+
+// register registers c on reg, or returns the collector that another
+// handler of the same config registered first under c's name.
+func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
+	err := reg.Register(c)
+	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
+		if existing, same := are.ExistingCollector.(T); same {
+			return existing, nil
 		}
 	}
+	return c, err
 }
+
+// metricsUsers are the metrics of the handlers that use one backend. The
+// backend outlives a config: its workers count on the newest handler's
+// metrics, so that after a reload they show on the new config's registry,
+// and after a failed one on the config still running.
+type metricsUsers struct {
+	mu    sync.Mutex
+	users []*metrics
+	cur   atomic.Pointer[metrics]
+}
+
+func (u *metricsUsers) add(m *metrics) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.users = append(u.users, m)
+	u.cur.Store(m)
+}
+
+// remove drops m; the backend keeps the last metrics when its last user
+// goes, since its workers stop only after.
+func (u *metricsUsers) remove(m *metrics) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if i := slices.Index(u.users, m); i >= 0 {
+		u.users = slices.Delete(u.users, i, i+1)
+	}
+	if n := len(u.users); n > 0 {
+		u.cur.Store(u.users[n-1])
+	}
+}
+
+func (u *metricsUsers) get() *metrics { return u.cur.Load() }

@@ -24,74 +24,15 @@ const storeTimeout = 2 * time.Second
 // returns its grant. Nothing is spent unless it returns no error.
 func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, string, error) {
 	start := time.Now()
-	p, err := payword.ParseAuthorization(hdr)
-	if err != nil {
-		return nil, "", err
-	}
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
-	if err := h.be.storeReady(ctx); err != nil {
-		return nil, "", err
-	}
-	v, err := h.be.keys.verifier(ctx)
+	p, err := h.verify(ctx, hdr, o, start)
 	if err != nil {
 		return nil, "", err
 	}
-	req := payword.Request{Vendor: h.Vendor, Product: o.Product, Price: o.Price, Now: start}
-	if err := v.Check(p, req); errors.Is(err, payword.ErrUnknownKey) && h.be.keys.refresh(ctx, v) {
-		// The agent may have rotated its key: pin the new one, then retry.
-		if v, err = h.be.keys.verifier(ctx); err != nil {
-			return nil, "", err
-		}
-		if err := v.Check(p, req); err != nil {
-			return nil, "", err
-		}
-	} else if err != nil {
-		return nil, "", err
-	}
-	if h.be.crl.revoked(p.Cert.Serial) {
-		return nil, "", fmt.Errorf("%w: %s", errRevoked, p.Cert.Serial)
-	}
-	if age := h.be.crl.age(start); age > h.crlMaxAge {
-		return nil, "", fmt.Errorf("%w: last synced %v ago", errCRLStale, age.Round(time.Second))
-	}
-	if err := h.be.checkSegment(p); err != nil {
-		return nil, "", err
-	}
-	if p.Binding != nil {
-		max := h.offlineSegments
-		if o.Mode == ModeOnline {
-			max = -1
-		}
-		if err := h.be.admitSegment(ctx, p, max); err != nil {
-			return nil, "", err
-		}
-	}
-
-	auth := newAuth()
-	iat, exp := start.Unix(), start.Add(o.TTL).Unix()
-	claim, _ := json.Marshal(payword.Claim{
-		Serial: p.Cert.Serial, Segment: p.Segment, Binding: bindingRaw(p), Index: p.Index,
-		Token: p.Token, Amount: p.Amount, Product: p.Product, Auth: auth, Time: iat,
-	})
-	first := auth + " " + strconv.FormatInt(iat, 10) + " " + strconv.FormatInt(exp, 10)
-	rec, err := accept(ctx, h.be.pipe, h.be.ks, p, acceptance{
-		Record:      first,
-		RecordTTL:   int64(o.TTL/time.Second) + 1,
-		Claim:       claim,
-		Stream:      h.be.ks.stream(o.Mode),
-		StateExpiry: p.Cert.ExpiresAt + 3600,
-	})
+	auth, iat, exp, retried, err := h.record(ctx, p, o, start)
 	if err != nil {
 		return nil, "", err
-	}
-	auth, iat, exp, ok := parseRecord(rec)
-	if !ok {
-		return nil, "", fmt.Errorf("%w: corrupt authorization record", errUnavailable)
-	}
-	verdict := paymentsAccepted
-	if rec != first {
-		verdict = paymentsRetried
 	}
 	scope := "path"
 	if o.Product[len(o.Product)-1] == '/' {
@@ -106,9 +47,93 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %v", errUnavailable, err)
 	}
-	verdict.Inc()
-	paymentSeconds.Observe(time.Since(start).Seconds())
+	if retried {
+		h.metrics.retried.Inc()
+	} else {
+		h.metrics.accepted.Inc()
+	}
+	h.metrics.paySeconds.Observe(time.Since(start).Seconds())
 	return g, token, nil
+}
+
+// verify parses the payment in hdr and checks it for offer o at now, in the
+// order of docs/protocol.md §7 (steps 1 to 7): the certificate against the
+// trusted keys (learning a rotated key once), the revocation list, and the
+// segment's binding and Merkle path. It writes nothing.
+func (h *Handler) verify(ctx context.Context, hdr string, o offer, now time.Time) (*payword.Payment, error) {
+	p, err := payword.ParseAuthorization(hdr)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.be.storeReady(ctx); err != nil {
+		return nil, err
+	}
+	v, err := h.be.keys.verifier(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req := payword.Request{Vendor: h.Vendor, Product: o.Product, Price: o.Price, Now: now}
+	if err := v.Check(p, req); errors.Is(err, payword.ErrUnknownKey) && h.be.keys.refresh(ctx, v) {
+		// The agent may have rotated its key: pin the new one, then retry.
+		if v, err = h.be.keys.verifier(ctx); err != nil {
+			return nil, err
+		}
+		if err := v.Check(p, req); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if h.be.crl.revoked(p.Cert.Serial) {
+		return nil, fmt.Errorf("%w: %s", errRevoked, p.Cert.Serial)
+	}
+	if age := h.be.crl.age(now); age > h.crlMaxAge {
+		return nil, fmt.Errorf("%w: last synced %v ago", errCRLStale, age.Round(time.Second))
+	}
+	if err := h.be.checkSegment(p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// record spends verified payment p for offer o (steps 8 and 9): it admits a
+// new segment (registering it with the agent when due), then checks the
+// tokens against the vendor's state, advances it and queues the claim for
+// the agent in one script. It returns the authorization number and the
+// grant's times, those first given when the same payment was accepted
+// before (retried).
+func (h *Handler) record(ctx context.Context, p *payword.Payment, o offer, now time.Time) (auth string, iat, exp int64, retried bool, err error) {
+	if p.Binding != nil {
+		max := h.offlineSegments
+		if o.Mode == ModeOnline {
+			max = -1
+		}
+		if err := h.be.admitSegment(ctx, p, max); err != nil {
+			return "", 0, 0, false, err
+		}
+	}
+	auth = newAuth()
+	iat, exp = now.Unix(), now.Add(o.TTL).Unix()
+	claim, _ := json.Marshal(payword.Claim{
+		Serial: p.Cert.Serial, Segment: p.Segment, Binding: bindingRaw(p), Index: p.Index,
+		Token: p.Token, Amount: p.Amount, Product: p.Product, Auth: auth, Time: iat,
+	})
+	first := auth + " " + strconv.FormatInt(iat, 10) + " " + strconv.FormatInt(exp, 10)
+	rec, err := accept(ctx, h.be.pipe, h.be.ks, p, acceptance{
+		Record:      first,
+		RecordTTL:   int64(o.TTL/time.Second) + 1,
+		Claim:       claim,
+		Stream:      h.be.ks.stream(o.Mode),
+		StateExpiry: p.Cert.ExpiresAt + 3600,
+	})
+	if err != nil {
+		return "", 0, 0, false, err
+	}
+	auth, iat, exp, ok := parseRecord(rec)
+	if !ok {
+		return "", 0, 0, false, fmt.Errorf("%w: corrupt authorization record", errUnavailable)
+	}
+	return auth, iat, exp, rec != first, nil
 }
 
 func bindingRaw(p *payword.Payment) payword.Bytes {

@@ -40,7 +40,7 @@ type Rule struct {
 	Mode string `json:"mode,omitempty"`
 }
 
-// Reporting modes (DESIGN.md §3).
+// Reporting modes (docs/protocol.md §8: when a claim reaches the agent).
 const (
 	ModeAlmostOnline = "almost_online"
 	ModeBatch        = "batch"

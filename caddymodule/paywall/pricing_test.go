@@ -9,6 +9,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 )
 
 func TestMatch(t *testing.T) {
@@ -41,6 +43,7 @@ func TestMatch(t *testing.T) {
 // Every way of spelling a priced path is priced, or refused as ambiguous:
 // never served free.
 func TestBypassAttempts(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
 	var seen string
@@ -106,9 +109,9 @@ func TestBypassAttempts(t *testing.T) {
 	}
 	// A paid request reaches the upstream with the path that was priced,
 	// its trailing slash kept (directory redirects must not loop).
-	wal := newWallet(t, 20, "*")
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 20, Scope: "*"})
 	r := httptest.NewRequest("GET", "/articles//./moon/", nil)
-	r.Header.Set("Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/moon"))
+	r.Header.Set("Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/moon"))
 	if w, es := do(h, r, spy); status(w, es) != 200 || seen != "/articles/moon/" {
 		t.Fatalf("paid: %d, upstream saw %q", status(w, es), seen)
 	}

@@ -11,21 +11,22 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/hashwall/hashwall/payword"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 )
 
 // An upstream that lets shared caches keep its pages must not let them keep
 // paid ones: a CDN would serve them to readers who did not pay.
 func TestPaidContentIsPrivate(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
-	wal := newWallet(t, 1, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 1})
 	public := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Cache-Control", "public, max-age=3600, s-maxage=600")
 		_, err := w.Write([]byte("content of " + r.URL.Path))
 		return err
 	})
-	w, es := do(h, get("/articles/moon", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/moon")), public)
+	w, es := do(h, get("/articles/moon", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/moon")), public)
 	if status(w, es) != 200 {
 		t.Fatalf("pay: %d", status(w, es))
 	}
@@ -50,17 +51,18 @@ func TestPaidContentIsPrivate(t *testing.T) {
 // Payments fail closed on a revocation list the gateway could not refresh:
 // a certificate revoked meanwhile could not be refused. Grants still work.
 func TestStaleCRLRefusesPayments(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler(func(h *Handler) { h.CRLMaxAge = caddy.Duration(500 * time.Millisecond) })
-	wal := newWallet(t, 11, payword.GenericScope)
-	w, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 11})
+	w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil)
 	if status(w, es) != 200 {
 		t.Fatalf("pay: %d", status(w, es))
 	}
 	receipt := w.Header().Get("Payment-Receipt")
 	e.agent.setDown(true)
 	time.Sleep(900 * time.Millisecond)
-	w, es = do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+	w, es = do(h, get("/articles/b", "Authorization", wal.Header(t, 0, 4, 2, testVendor, "/articles/b")), nil)
 	if status(w, es) != http.StatusServiceUnavailable || w.Header().Get("Payment-Error") != "crl_stale" {
 		t.Fatalf("payment on a stale CRL: %d %q", status(w, es), w.Header().Get("Payment-Error"))
 	}
@@ -69,7 +71,7 @@ func TestStaleCRLRefusesPayments(t *testing.T) {
 	}
 	e.agent.setDown(false)
 	waitFor(t, "a fresh CRL", 5*time.Second, func() bool {
-		w, es := do(h, get("/articles/b", "Authorization", wal.pay(t, 0, 4, 2, testVendor, "/articles/b")), nil)
+		w, es := do(h, get("/articles/b", "Authorization", wal.Header(t, 0, 4, 2, testVendor, "/articles/b")), nil)
 		return status(w, es) == 200
 	})
 }
@@ -77,6 +79,7 @@ func TestStaleCRLRefusesPayments(t *testing.T) {
 // A CORS preflight to a priced path gets the gateway's own answer, never
 // the site's header or body; a bare OPTIONS is priced.
 func TestPreflightAnsweredByGateway(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
 	asked := 0
@@ -105,15 +108,16 @@ func TestPreflightAnsweredByGateway(t *testing.T) {
 // Under handle_path the paywall prices the stripped path, but the grant
 // cookie must name the path the browser asks for, or it never comes back.
 func TestCookiePathKeepsAStrippedPrefix(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := e.handler()
-	wal := newWallet(t, 2, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 2})
 	for i, tc := range []struct{ orig, want string }{
 		{"/news/articles/moon", "/news/articles/moon"},
 		{"/articles/moon", "/articles/moon"},
 		{"/elsewhere/moon", "/articles/moon"}, // rewritten, not stripped: the product
 	} {
-		r := get("/articles/moon", "Authorization", wal.pay(t, 0, 2*uint32(i+1), 2, testVendor, "/articles/moon"))
+		r := get("/articles/moon", "Authorization", wal.Header(t, 0, 2*uint32(i+1), 2, testVendor, "/articles/moon"))
 		orig := httptest.NewRequest(http.MethodGet, "http://news.example"+tc.orig, nil)
 		r = r.WithContext(context.WithValue(r.Context(), caddyhttp.OriginalRequestCtxKey, *orig))
 		w, es := do(h, r, nil)

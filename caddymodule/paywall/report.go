@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -208,8 +209,7 @@ func (b *backend) deliver(ctx context.Context, stream, mode string, msgs []redis
 			// An agent that slow may be busy: give it longer, not more.
 			timeout = min(2*timeout, maxReportTimeout)
 		}
-		var ae *agentError
-		if errors.As(err, &ae) && ae.Status == http.StatusConflict && ae.Code == "batch_mismatch" {
+		if ae, ok := errors.AsType[*agentapi.Error](err); ok && ae.Status == http.StatusConflict && ae.Code == agentapi.CodeBatchMismatch {
 			// The agent holds other claims under this id (a gateway of
 			// another version, or the store of another deployment): the
 			// same claims under a fresh id are ingested claim by claim,
@@ -268,16 +268,10 @@ func freshBatchID(id string) string {
 	return id[:min(len(id), 42)] + "-" + hex.EncodeToString(r[:])
 }
 
-// finalVerdicts are the agent's verdicts: a claim that got one is settled
-// at the agent (paid, refused or unknown) and leaves the stream.
-var finalVerdicts = map[string]bool{
-	"paid": true, "duplicate": true, "vendor_fraud": true, "invalid": true,
-	"double_spend": true, "unknown_certificate": true,
-}
-
 // ship sends one batch and, on the agent's 200, acknowledges and deletes
 // the entries whose claims got a result it checked: one naming the claim's
-// authorization number, with a known verdict. Every other entry stays
+// authorization number, with a known verdict (a claim that got one is
+// settled at the agent: paid, refused or unknown). Every other entry stays
 // pending and is shipped again.
 func (b *backend) ship(ctx context.Context, stream, mode, batch string, msgs []redis.XMessage) error {
 	rep := &payword.Report{Vendor: b.cfg.Vendor, Batch: batch, Claims: make([]payword.Claim, 0, len(msgs))}
@@ -298,37 +292,37 @@ func (b *backend) ship(ctx context.Context, stream, mode, batch string, msgs []r
 	}
 	var done []string
 	if len(rep.Claims) > 0 {
-		out, err := b.agent.report(ctx, rep)
+		out, err := b.agent.Report(ctx, rep)
 		if err != nil {
 			return err
 		}
 		if out.Batch != batch {
 			return fmt.Errorf("the agent answered for batch %q, not %q", out.Batch, batch)
 		}
-		now := time.Now()
+		now, m := time.Now(), b.metrics.get()
 		checked := make([]bool, len(msgs))
 		for _, r := range out.Results {
-			if !finalVerdicts[r.Verdict] {
+			if !r.Verdict.Known() {
 				continue
 			}
 			for _, i := range byAuth[r.Auth] {
 				if !checked[i] {
 					checked[i] = true
 					done = append(done, msgs[i].ID)
-					reportsTotal.WithLabelValues(r.Verdict).Inc()
+					m.reports.WithLabelValues(string(r.Verdict)).Inc()
 					if at, ok := entryTime(msgs[i].ID); ok {
-						deliverySeconds.WithLabelValues(b.cfg.Vendor, mode).Observe(max(0, now.Sub(at).Seconds()))
+						m.delivery.WithLabelValues(b.cfg.Vendor, mode).Observe(max(0, now.Sub(at).Seconds()))
 					}
 				}
 			}
-			if r.Verdict == "vendor_fraud" || r.Verdict == "invalid" || r.Verdict == "unknown_certificate" {
-				b.log.Error("agent refused a claim", zap.String("auth", r.Auth), zap.String("verdict", r.Verdict))
+			if r.Verdict == agentapi.VerdictVendorFraud || r.Verdict == agentapi.VerdictInvalid || r.Verdict == agentapi.VerdictUnknownCertificate {
+				b.log.Error("agent refused a claim", zap.String("auth", r.Auth), zap.String("verdict", string(r.Verdict)))
 			}
 		}
 		if missing := len(rep.Claims) - len(done); missing > 0 {
 			// A result missing or not for our claim: those entries stay
 			// pending and go again, in another report.
-			reportsTotal.WithLabelValues("unanswered").Add(float64(missing))
+			m.reports.WithLabelValues("unanswered").Add(float64(missing))
 			b.log.Error("the agent's answer lacks results for some claims: they stay queued",
 				zap.String("batch", batch), zap.Int("claims", len(rep.Claims)), zap.Int("unanswered", missing))
 		}
@@ -365,6 +359,6 @@ func (b *backend) updateBacklog(ctx context.Context) {
 	now, err1 := b.rdb.XLen(ctx, b.ks.stream(ModeAlmostOnline)).Result()
 	batch, err2 := b.rdb.XLen(ctx, b.ks.stream(ModeBatch)).Result()
 	if err1 == nil && err2 == nil {
-		reportBacklog.WithLabelValues(b.cfg.Vendor).Set(float64(now + batch))
+		b.metrics.get().backlog.WithLabelValues(b.cfg.Vendor).Set(float64(now + batch))
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/hashwall/hashwall/agent"
 	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
@@ -39,7 +40,7 @@ type realBank struct {
 
 func newRealBank(t *testing.T) *realBank {
 	t.Helper()
-	b := &realBank{t: t, key: payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))}}
+	b := &realBank{t: t, key: payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(paytest.Seed(0x01))}}
 	r := redistest.Start(t)
 	var err error
 	if b.rdb, err = redisurl.New(r.URL()); err != nil {
@@ -95,23 +96,14 @@ func (b *realBank) call(method, path, auth string, in, out any) {
 }
 
 // buy buys a certificate for alice and returns her wallet.
-func (b *realBank) buy(tokens int) *wallet {
+func (b *realBank) buy(tokens int) *paytest.Cert {
 	b.t.Helper()
-	user := ed25519.NewKeyFromSeed(seed(0x41))
+	user := ed25519.NewKeyFromSeed(paytest.Seed(0x41))
 	var bundle agentapi.Bundle
 	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:correct horse battery"))
 	b.call("POST", "/v1/certificates", basic, map[string]any{
 		"tokens": tokens, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey))}, &bundle)
-	w := &wallet{user: user}
-	raw, _ := base64.RawURLEncoding.DecodeString(bundle.Certificate)
-	var err error
-	if w.cert, err = payword.ParseCertificate(raw); err != nil {
-		b.t.Fatal(err)
-	}
-	secret, _ := base64.RawURLEncoding.DecodeString(bundle.Secret)
-	copy(w.k[:], secret)
-	w.tree = payword.NewTree(payword.Anchors(w.k, int(w.cert.Segments), int(w.cert.SegmentLen)))
-	return w
+	return bundleWallet(b.t, user, bundle)
 }
 
 // ledgerClaims is the agent's claim record of serial ("vendor|seg|index" → verdict).
@@ -168,6 +160,7 @@ func streamLen(t *testing.T, h *Handler, mode string) int64 {
 // entries are then rewritten with one explicit id in both streams, which
 // is what the same millisecond gives.
 func TestSameMillisecondClaimsOfBothModesReachLedger(t *testing.T) {
+	t.Parallel()
 	bank := newRealBank(t)
 	wal := bank.buy(256)
 	e := &env{t: t, redis: redistest.Start(t), agent: &fakeAgent{Server: bank.srv, key: bank.key}}
@@ -187,7 +180,7 @@ func TestSameMillisecondClaimsOfBothModesReachLedger(t *testing.T) {
 		g, i, amount uint32
 		path         string
 	}{{0, 2, 2, "/articles/a"}, {1, 1, 1, "/opinion/a"}} {
-		if rw, es := do(h1, get(p.path, "Authorization", wal.pay(t, p.g, p.i, p.amount, testVendor, p.path)), nil); status(rw, es) != 200 {
+		if rw, es := do(h1, get(p.path, "Authorization", wal.Header(t, p.g, p.i, p.amount, testVendor, p.path)), nil); status(rw, es) != 200 {
 			t.Fatalf("payment for %s: %d %q", p.path, status(rw, es), rw.Header().Get("Payment-Error"))
 		}
 	}
@@ -214,7 +207,7 @@ func TestSameMillisecondClaimsOfBothModesReachLedger(t *testing.T) {
 	waitFor(t, "both streams drained", 10*time.Second, func() bool {
 		return streamLen(t, h2, ModeAlmostOnline) == 0 && streamLen(t, h2, ModeBatch) == 0
 	})
-	got := bank.ledgerClaims(wal.cert.Serial)
+	got := bank.ledgerClaims(wal.Serial)
 	want := map[string]string{testVendor + "|0|2": "paid", testVendor + "|1|1": "paid"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("claims in the ledger %v, want %v: the gateway deleted claims the agent never ingested", got, want)
@@ -228,7 +221,7 @@ func TestSameMillisecondClaimsOfBothModesReachLedger(t *testing.T) {
 // stubAgent is a fakeAgent whose report endpoint the test writes.
 func stubAgent(t *testing.T, reports func(w http.ResponseWriter, rep *payword.Report)) *fakeAgent {
 	a := &fakeAgent{
-		key:    payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(seed(0x01))},
+		key:    payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(paytest.Seed(0x01))},
 		claims: map[string]payword.Claim{}, batches: map[string]int{}, owners: map[string]string{},
 	}
 	a.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -267,6 +260,7 @@ func answer(w http.ResponseWriter, batch string, results []stubResult) {
 // the agent's table. A result missing, for another claim or with an
 // unknown verdict leaves the entry queued, and it is shipped again.
 func TestReportDeletesOnlyCheckedClaims(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	sloppy := true
 	shipped := map[string]int{} // product → times shipped
@@ -293,9 +287,9 @@ func TestReportDeletesOnlyCheckedClaims(t *testing.T) {
 	})
 	e := &env{t: t, redis: redistest.Start(t), agent: a}
 	h := e.handler()
-	wal := newWallet(t, 30, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 30})
 	for i, p := range []string{"/articles/ok", "/articles/missing", "/articles/foreign", "/articles/odd"} {
-		if rw, es := do(h, get(p, "Authorization", wal.pay(t, uint32(i), 2, 2, testVendor, p)), nil); status(rw, es) != 200 {
+		if rw, es := do(h, get(p, "Authorization", wal.Header(t, uint32(i), 2, 2, testVendor, p)), nil); status(rw, es) != 200 {
 			t.Fatalf("pay %s: %d", p, status(rw, es))
 		}
 	}
@@ -325,6 +319,7 @@ func TestReportDeletesOnlyCheckedClaims(t *testing.T) {
 // claims) the gateway ships the same claims under a fresh id, and loses
 // none.
 func TestReportReshipsOnBatchMismatch(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var ids []string
 	delivered := map[string]bool{}
@@ -346,8 +341,8 @@ func TestReportReshipsOnBatchMismatch(t *testing.T) {
 	})
 	e := &env{t: t, redis: redistest.Start(t), agent: a}
 	h := e.handler()
-	wal := newWallet(t, 31, payword.GenericScope)
-	if rw, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 31})
+	if rw, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
 		t.Fatalf("pay: %d", status(rw, es))
 	}
 	waitFor(t, "the claim delivered under a fresh batch id", 5*time.Second, func() bool {
@@ -366,12 +361,13 @@ func TestReportReshipsOnBatchMismatch(t *testing.T) {
 // Issue 9, item 4: report delivery resumed 15 s after an 8 s agent outage
 // (the back-off doubled to a minute). It must resume within about a second.
 func TestReportResumesSoonAfterOutage(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h := provisionAsShipped(e)
-	wal := newWallet(t, 32, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 32})
 	waitCRLSynced(t, h)
 	e.agent.setDown(true)
-	if rw, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
+	if rw, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
 		t.Fatalf("pay: %d", status(rw, es))
 	}
 	time.Sleep(8 * time.Second)
@@ -388,13 +384,14 @@ func TestReportResumesSoonAfterOutage(t *testing.T) {
 // Issue 9, item 4: a dead gateway's claims waited 30 s before another
 // gateway took them over. It must take about a second.
 func TestDeadGatewayClaimsTakenOverSoon(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t)
 	h1 := provisionAsShipped(e)
 	waitCRLSynced(t, h1)
 	e.agent.setDown(true)
-	wal := newWallet(t, 33, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 33})
 	for i := uint32(1); i <= 3; i++ {
-		if rw, es := do(h1, get("/articles/a", "Authorization", wal.pay(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
+		if rw, es := do(h1, get("/articles/a", "Authorization", wal.Header(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
 			t.Fatalf("pay: %d", status(rw, es))
 		}
 	}
@@ -419,6 +416,7 @@ func TestDeadGatewayClaimsTakenOverSoon(t *testing.T) {
 // A live gateway whose report takes longer than the reclaim delay keeps
 // its claims: another gateway does not ship them a second time.
 func TestSlowReportNotTakenOver(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	shipped := map[string]int{}
 	a := stubAgent(t, func(w http.ResponseWriter, rep *payword.Report) {
@@ -435,13 +433,13 @@ func TestSlowReportNotTakenOver(t *testing.T) {
 	e := &env{t: t, redis: redistest.Start(t), agent: a}
 	h1 := provisionAsShipped(e)
 	h2 := provisionAsShipped(e, func(h *Handler) { h.CRLInterval *= 3 })
-	wal := newWallet(t, 34, payword.GenericScope)
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 34})
 	for i := uint32(1); i <= 6; i++ {
 		h := h1
 		if i%2 == 0 {
 			h = h2
 		}
-		if rw, es := do(h, get("/articles/a", "Authorization", wal.pay(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
+		if rw, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(rw, es) != 200 {
 			t.Fatalf("pay: %d", status(rw, es))
 		}
 	}

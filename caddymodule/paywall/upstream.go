@@ -2,7 +2,6 @@ package paywall
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -43,8 +42,9 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 	if g == nil && !isPayment && isUpgrade(r) {
 		// The answer would be a connection, not a header that can be held
 		// back: a page that may be priced is upgraded only once paid for.
-		w.Header().Set("Payment-Error", "upgrade_unpaid")
-		return caddyhttp.Error(http.StatusForbidden, errUpgradeUnpaid)
+		status, code := classify(errUpgradeUnpaid)
+		w.Header().Set(payword.ErrorHeader, string(code))
+		return caddyhttp.Error(status, errUpgradeUnpaid)
 	}
 	// The upstream is told the grant's reader (its price is checked once
 	// the upstream has set one), or no one.
@@ -62,11 +62,11 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 		price, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
 		if err != nil || price < 1 || price > MaxPrice {
 			h.logger.Error("upstream price out of range", zapErr(errBadPrice))
-			h.replace(w, http.StatusBadGateway, "bad_upstream_price")
+			h.replace(w, errBadPrice)
 			return false
 		}
 		if !ok {
-			h.replace(w, http.StatusBadRequest, "malformed") // too long for a product id
+			h.replace(w, errAmbiguousPath) // too long for a product id
 			return false
 		}
 		if g != nil && g.Price >= uint32(price) {
@@ -95,27 +95,27 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 	return next.ServeHTTP(pw, r)
 }
 
-var errUpgradeUnpaid = errors.New("protocol upgrade of a page that may be priced, without a grant or payment")
-
 // replaceRejection answers a refused payment from inside WriteHeader, where
 // returning an error is no longer possible.
 func (h *Handler) replaceRejection(w http.ResponseWriter, o offer, err error) {
 	status, code := classify(err)
-	paymentsTotal.WithLabelValues(code).Inc()
+	h.metrics.payments.WithLabelValues(string(code)).Inc()
 	clearHeader(w.Header())
 	if status == http.StatusPaymentRequired {
 		w.Header().Set("WWW-Authenticate", h.challengeFor(o).String())
 	}
-	h.replace(w, status, code)
+	h.replace(w, err)
 }
 
-func (h *Handler) replace(w http.ResponseWriter, status int, code string) {
+// replace answers err's status and code instead of the upstream's answer.
+func (h *Handler) replace(w http.ResponseWriter, err error) {
+	status, code := classify(err)
 	clearHeader(w.Header())
-	w.Header().Set("Payment-Error", code)
+	w.Header().Set(payword.ErrorHeader, string(code))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, http.StatusText(status)+": "+code+"\n")
+	_, _ = io.WriteString(w, http.StatusText(status)+": "+string(code)+"\n")
 }
 
 // clearHeader drops the upstream's response header, keeping only what
