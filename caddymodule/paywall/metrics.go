@@ -29,34 +29,22 @@ type metrics struct {
 
 // newMetrics registers the gateway's metrics on reg (nil: unregistered).
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	const ns, sub = "hashwall", "gateway"
+	opts := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "hashwall", Subsystem: "gateway", Name: name, Help: help}
+	}
 	m := &metrics{
-		challenges: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "challenges_total", Help: "402 challenges sent.",
-		}),
-		payments: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "payments_total",
-			Help: "Payments by verdict (accepted, retried, or the rejection code).",
-		}, []string{"verdict"}),
-		grants: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "grants_total",
-			Help: "Requests let through on a valid grant, by where the grant came from.",
-		}, []string{"source"}),
+		challenges: prometheus.NewCounter(prometheus.CounterOpts(opts("challenges_total", "402 challenges sent."))),
+		payments:   prometheus.NewCounterVec(prometheus.CounterOpts(opts("payments_total", "Payments by verdict (accepted, retried, or the rejection code).")), []string{"verdict"}),
+		grants:     prometheus.NewCounterVec(prometheus.CounterOpts(opts("grants_total", "Requests let through on a valid grant, by where the grant came from.")), []string{"source"}),
 		paySeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "payment_seconds",
+			Namespace: "hashwall", Subsystem: "gateway", Name: "payment_seconds",
 			Help:    "Time to verify and record an accepted payment.",
 			Buckets: []float64{.0002, .0005, .001, .002, .005, .01, .025, .05, .1, .5},
 		}),
-		reports: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "reported_claims_total",
-			Help: "Claims reported to the agent, by the agent's verdict.",
-		}, []string{"verdict"}),
-		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: sub, Name: "report_backlog",
-			Help: "Accepted claims not yet acknowledged by the agent.",
-		}, []string{"vendor"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts(opts("reported_claims_total", "Claims reported to the agent, by the agent's verdict.")), []string{"verdict"}),
+		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("report_backlog", "Accepted claims not yet acknowledged by the agent.")), []string{"vendor"}),
 		delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: ns, Subsystem: sub, Name: "claim_delivery_seconds",
+			Namespace: "hashwall", Subsystem: "gateway", Name: "claim_delivery_seconds",
 			Help:    "Time from a payment's acceptance to the agent's checked answer for its claim, by report mode.",
 			Buckets: []float64{.05, .1, .2, .3, .5, .75, 1, 1.5, 2, 5, 10, 30, 60, 300, 900, 3600},
 		}, []string{"vendor", "mode"}),
