@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -224,8 +225,10 @@ func e2eRevocation(t *testing.T, w *world) {
 	if resp, _ := w.fetch(nil, "GET", w.news+"/articles/r", "Authorization", hdr); resp.StatusCode != 200 {
 		t.Fatalf("pay: %d", resp.StatusCode)
 	}
-	var out struct{ Revoked bool }
-	w.call("POST", "/v1/admin/revoke", "Bearer "+e2eAdmin, map[string]string{"serial": wal.Serial.String()}, 200, &out)
+	out, err := w.admin.Revoke(t.Context(), agentapi.Revoke{Serial: &wal.Serial})
+	if err != nil {
+		t.Fatal(err)
+	}
 	revoked := time.Now()
 	if !out.Revoked {
 		t.Fatal("the agent did not revoke the certificate")
@@ -401,10 +404,8 @@ func TestE2ETwoGatewaysDoubleSpend(t *testing.T) {
 	if c := w.credited(); c != 2*(rounds+1) {
 		t.Fatalf("the vendor was credited %d for %d tokens", c, 2*(rounds+1))
 	}
-	var fraud struct{ Cases []map[string]any }
-	w.call("GET", "/v1/admin/fraud", "Bearer "+e2eAdmin, nil, 200, &fraud)
-	if len(fraud.Cases) != 0 {
-		t.Fatalf("fraud cases: %v", fraud.Cases)
+	if cases := w.fraud(); len(cases) != 0 {
+		t.Fatalf("fraud cases: %+v", cases)
 	}
 	w.ledgerOK()
 }

@@ -71,10 +71,12 @@ type world struct {
 	bank, news, news2, globe                 string // base URLs
 	token, globeToken                        string // vendor API tokens
 
-	user    ed25519.PrivateKey
-	uid     string
-	session string
-	hc      *http.Client
+	user   ed25519.PrivateKey
+	uid    string
+	hc     *http.Client
+	api    *agentapi.Client // the bank, without credentials
+	admin  *agentapi.Client // with the admin token
+	reader *agentapi.Client // with the reader's session
 }
 
 func newWorld(t *testing.T, opts worldOpts) *world {
@@ -106,23 +108,29 @@ func newWorld(t *testing.T, opts worldOpts) *world {
 	w.news2 = fmt.Sprintf("http://127.0.0.1:%d", w.news2Port)
 	w.globe = fmt.Sprintf("http://127.0.0.1:%d", w.globePort)
 	w.proxy.target(t, w.bank)
+	w.api = agentapi.NewClient(w.bank, w.hc)
+	w.admin = w.api.WithToken(e2eAdmin)
 
 	// The bank first: the gateways' configs need their API tokens.
 	caddyload.Start(t, w.caddyfile(false))
-	var v struct{ Token string }
-	w.call("POST", "/v1/vendors", "Bearer "+e2eAdmin, map[string]string{"vendor": testVendor}, 201, &v)
-	w.token = v.Token
+	ctx := t.Context()
+	w.token = w.registerVendor(testVendor)
 	if opts.globe {
-		w.call("POST", "/v1/vendors", "Bearer "+e2eAdmin, map[string]string{"vendor": globeVendor}, 201, &v)
-		w.globeToken = v.Token
+		w.globeToken = w.registerVendor(globeVendor)
 	}
-	var u struct{ User string }
-	w.call("POST", "/v1/users", "", map[string]string{"username": e2eReader, "password": e2ePassword}, 201, &u)
+	u, err := w.api.RegisterUser(ctx, agentapi.RegisterUser{Username: e2eReader, Password: e2ePassword})
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.uid = u.User
-	w.call("POST", "/v1/admin/credit", "Bearer "+e2eAdmin, map[string]any{"user": e2eReader, "amount": 1_000_000}, 200, nil)
-	var s struct{ Token string }
-	w.call("POST", "/v1/sessions", "", map[string]string{"username": e2eReader, "password": e2ePassword}, 200, &s)
-	w.session = s.Token
+	if _, err := w.admin.Credit(ctx, agentapi.Credit{User: e2eReader, Amount: 1_000_000}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := w.api.Login(ctx, e2eReader, e2ePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.reader = w.api.WithToken(s.Token)
 	w.user = ed25519.NewKeyFromSeed(paytest.Seed(0x41))
 
 	caddyload.Start(t, w.caddyfile(true))
@@ -131,6 +139,16 @@ func newWorld(t *testing.T, opts worldOpts) *world {
 	// just as a request goes out on it, and a POST is not retried.
 	w.hc.CloseIdleConnections()
 	return w
+}
+
+// registerVendor registers a vendor at the bank and returns its API token.
+func (w *world) registerVendor(vendor string) string {
+	w.t.Helper()
+	v, err := w.admin.RegisterVendor(w.t.Context(), agentapi.RegisterVendor{Vendor: vendor})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return v.Token
 }
 
 // caddyfile is the bank alone, or the bank and the newspaper's gateways.
@@ -199,42 +217,13 @@ func (w *world) offline() string {
 	return fmt.Sprintf("offline_segments %d", w.opts.offline)
 }
 
-// call sends a JSON request to the bank and decodes the answer into out;
-// any status but want fails the test.
-func (w *world) call(method, p, auth string, in any, want int, out any) {
-	w.t.Helper()
-	var body io.Reader
-	if in != nil {
-		j, _ := json.Marshal(in)
-		body = bytes.NewReader(j)
-	}
-	req, _ := http.NewRequest(method, w.bank+p, body)
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := w.hc.Do(req)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != want {
-		w.t.Fatalf("%s %s: %d %s, want %d", method, p, resp.StatusCode, raw, want)
-	}
-	if out != nil {
-		if err := json.Unmarshal(raw, out); err != nil {
-			w.t.Fatalf("%s %s: %v", method, p, err)
-		}
-	}
-}
-
 // buy buys a certificate of at least tokens tokens from the bank.
 func (w *world) buy(tokens int) *paytest.Cert {
 	w.t.Helper()
-	var b agentapi.Bundle
-	w.call("POST", "/v1/certificates", "Bearer "+w.session, map[string]any{
-		"tokens": tokens, "public_key": base64.RawURLEncoding.EncodeToString(w.user.Public().(ed25519.PublicKey)),
-	}, 201, &b)
+	b, err := w.reader.Buy(w.t.Context(), int64(tokens), w.user.Public().(ed25519.PublicKey), "")
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	return bundleWallet(w.t, w.user, b)
 }
 
@@ -324,15 +313,29 @@ func (w *world) drained() {
 // credited is the vendor's balance at the agent, from its statement.
 func (w *world) credited() int64 {
 	w.t.Helper()
-	var st agentapi.Statement
-	w.call("GET", "/v1/statement", "Bearer "+w.token, nil, 200, &st)
+	st, err := w.api.WithToken(w.token).Statement(w.t.Context(), time.Time{}, time.Time{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
 	return st.Closing
 }
 
 // ledgerOK asks the agent to check that every balance is the sum of its ledger.
 func (w *world) ledgerOK() {
 	w.t.Helper()
-	w.call("GET", "/v1/admin/ledger/check", "Bearer "+e2eAdmin, nil, 200, nil)
+	if c, err := w.admin.CheckLedger(w.t.Context()); err != nil || !c.OK {
+		w.t.Fatalf("the agent's ledger check: %+v %v", c, err)
+	}
+}
+
+// fraud is the bank's latest fraud cases.
+func (w *world) fraud() []agentapi.FraudCase {
+	w.t.Helper()
+	f, err := w.admin.Fraud(w.t.Context(), 0)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return f.Cases
 }
 
 // grantPayload decodes a grant's claims (without checking it).

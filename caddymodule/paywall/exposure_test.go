@@ -90,11 +90,7 @@ func TestE2EDoubleSpendExposure(t *testing.T) {
 			t.Logf("offline_segments=%d: %d of %d segments accepted at both vendors; tokens spent in them: %d at %s, %d at %s; attack over after %v",
 				offline, both, segs, twice[0], vendors[0], twice[1], vendors[1], took.Round(time.Millisecond))
 			// The bank learns of the double-spend and revokes the certificate.
-			var fraud struct{ Cases []map[string]any }
-			waitFor(t, "the double-spend's fraud case", 10*time.Second, func() bool {
-				w.call("GET", "/v1/admin/fraud", "Bearer "+e2eAdmin, nil, 200, &fraud)
-				return len(fraud.Cases) > 0
-			})
+			waitFor(t, "the double-spend's fraud case", 10*time.Second, func() bool { return len(w.fraud()) > 0 })
 			if offline == 0 {
 				if both > 1 || twice[0] > 128 || twice[1] > 128 {
 					t.Fatalf("exposure above the bound: %d segments, %v tokens", both, twice)

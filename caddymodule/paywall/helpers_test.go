@@ -31,7 +31,7 @@ import (
 const testVendor = "daily-planet"
 
 // bundleWallet is the wallet of user's certificate bought from a real agent.
-func bundleWallet(tb testing.TB, user ed25519.PrivateKey, b agentapi.Bundle) *paytest.Cert {
+func bundleWallet(tb testing.TB, user ed25519.PrivateKey, b *agentapi.Bundle) *paytest.Cert {
 	tb.Helper()
 	raw, _ := base64.RawURLEncoding.DecodeString(b.Certificate)
 	cert, err := payword.ParseCertificate(raw)

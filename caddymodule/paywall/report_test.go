@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,18 +20,20 @@ import (
 
 	"github.com/hashwall/hashwall/agent"
 	"github.com/hashwall/hashwall/agentapi"
-	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
 )
 
 // realBank is the real agent on its own real Redis, behind an HTTP server
-// that can be made to answer 503.
+// that can be made to answer 503. The test vendor and alice, with funds,
+// are registered.
 type realBank struct {
 	t     *testing.T
+	redis *redistest.Server
 	rdb   redis.UniversalClient
 	srv   *httptest.Server
+	api   *agentapi.Client // without credentials
 	key   payword.SigningKey
 	down  atomic.Bool
 	token string // the test vendor's API token
@@ -41,12 +42,8 @@ type realBank struct {
 func newRealBank(t *testing.T) *realBank {
 	t.Helper()
 	b := &realBank{t: t, key: payword.SigningKey{ID: "agent-2026", Key: ed25519.NewKeyFromSeed(paytest.Seed(0x01))}}
-	r := redistest.Start(t)
-	var err error
-	if b.rdb, err = redisurl.New(r.URL()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = b.rdb.Close() })
+	b.redis = redistest.Start(t)
+	b.rdb = mustRedis(t, b.redis.URL())
 	ag, err := agent.New(t.Context(), agent.Config{
 		Redis: b.rdb, SigningKeys: []payword.SigningKey{b.key}, MasterKey: bytes.Repeat([]byte{7}, 32),
 		AdminToken: "admin-token", Settings: agent.Settings{OpenVendors: true, Ephemeral: true},
@@ -63,46 +60,33 @@ func newRealBank(t *testing.T) *realBank {
 		ag.ServeHTTP(w, r)
 	}))
 	t.Cleanup(b.srv.Close)
-	var v struct{ Token string }
-	b.call("POST", "/v1/vendors", "", map[string]string{"vendor": testVendor}, &v)
+	b.api = agentapi.NewClient(b.srv.URL, b.srv.Client())
+	ctx := t.Context()
+	v, err := b.api.RegisterVendor(ctx, agentapi.RegisterVendor{Vendor: testVendor})
+	if err != nil {
+		t.Fatal(err)
+	}
 	b.token = v.Token
-	b.call("POST", "/v1/users", "", map[string]string{"username": "alice", "password": "correct horse battery"}, nil)
-	b.call("POST", "/v1/admin/credit", "Bearer admin-token", map[string]any{"user": "alice", "amount": 100000}, nil)
+	if _, err := b.api.RegisterUser(ctx, agentapi.RegisterUser{Username: "alice", Password: "correct horse battery"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.admin().Credit(ctx, agentapi.Credit{User: "alice", Amount: 100000}); err != nil {
+		t.Fatal(err)
+	}
 	return b
 }
 
-func (b *realBank) call(method, path, auth string, in, out any) {
-	b.t.Helper()
-	body, _ := json.Marshal(in)
-	req, _ := http.NewRequest(method, b.srv.URL+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		raw, _ := io.ReadAll(resp.Body)
-		b.t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
-	}
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			b.t.Fatal(err)
-		}
-	}
-}
+// admin is the bank's client with the admin token.
+func (b *realBank) admin() *agentapi.Client { return b.api.WithToken("admin-token") }
 
 // buy buys a certificate for alice and returns her wallet.
 func (b *realBank) buy(tokens int) *paytest.Cert {
 	b.t.Helper()
 	user := ed25519.NewKeyFromSeed(paytest.Seed(0x41))
-	var bundle agentapi.Bundle
-	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("alice:correct horse battery"))
-	b.call("POST", "/v1/certificates", basic, map[string]any{
-		"tokens": tokens, "public_key": base64.RawURLEncoding.EncodeToString(user.Public().(ed25519.PublicKey))}, &bundle)
+	bundle, err := b.api.WithPassword("alice", "correct horse battery").Buy(b.t.Context(), int64(tokens), user.Public().(ed25519.PublicKey), "")
+	if err != nil {
+		b.t.Fatal(err)
+	}
 	return bundleWallet(b.t, user, bundle)
 }
 
