@@ -14,6 +14,7 @@ import (
 // TestDemo runs `hashwall demo` as a newcomer would, checks its story, then
 // follows the wallet commands it prints.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	hw, wl := binaries(t)
 	site, agent := freePort(t), freePort(t)
 	cmd := exec.Command(hw, "demo", "--site", fmt.Sprintf("127.0.0.1:%d", site), "--agent", fmt.Sprintf("127.0.0.1:%d", agent))

@@ -73,6 +73,7 @@ func TestRecoverLostWallet(t *testing.T) {
 }
 
 func TestHostileWalletUse(t *testing.T) {
+	t.Parallel()
 	_, wl := binaries(t)
 	dir := t.TempDir()
 

@@ -13,6 +13,7 @@ import (
 // modules, the agent and demo subcommands, and it adapts Caddyfile.example.
 // A plug-in build without the demo does not link the embedded store.
 func TestXcaddyBuild(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("builds Caddy once more; skipped with -short")
 	}
