@@ -22,12 +22,11 @@ func startCluster(t *testing.T) *redis.ClusterClient {
 	var nodes []*redistest.Server
 	var buses []string
 	for range 3 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		port, err := redistest.FreePort()
 		if err != nil {
 			t.Fatal(err)
 		}
-		bus := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-		l.Close()
+		bus := strconv.Itoa(port)
 		buses = append(buses, bus)
 		nodes = append(nodes, redistest.Start(t, redistest.WithArgs(
 			"--cluster-enabled", "yes", "--cluster-port", bus, "--cluster-config-file", "nodes.conf")))

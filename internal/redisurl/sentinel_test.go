@@ -22,12 +22,10 @@ func TestSentinel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := redistest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	host, mport, _ := net.SplitHostPort(master.Addr())
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "sentinel.conf")

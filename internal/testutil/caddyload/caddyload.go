@@ -27,47 +27,22 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddytest"
-)
 
-// Caddy listens with SO_REUSEPORT, so two of its listeners given the same
-// port both bind it and split its connections silently (a site on the
-// admin API's port answers with the admin API's 404s). The ports handed
-// out here are therefore never handed out twice in one process.
-var (
-	portsMu sync.Mutex
-	ports   = map[int]bool{}
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
 )
 
 // FreePort returns a loopback TCP port that was free a moment ago and that
-// this process has not handed out before.
+// this process has not handed out before (redistest's allocator, so that a
+// Redis and a Caddy listener of one test process never share a port either):
+// Caddy listens with SO_REUSEPORT, so two of its listeners given the same
+// port both bind it and split its connections silently.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
-	p, err := freshPort()
+	p, err := redistest.FreePort()
 	if err != nil {
 		tb.Fatalf("caddyload: %v", err)
 	}
 	return p
-}
-
-func freshPort() (int, error) {
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		if err := l.Close(); err != nil {
-			return 0, err
-		}
-		portsMu.Lock()
-		fresh := !ports[p]
-		ports[p] = true
-		portsMu.Unlock()
-		if fresh {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("no port this process has not used yet")
 }
 
 var (
@@ -80,7 +55,7 @@ var (
 // chosen on first use.
 func AdminPort(tb testing.TB) int {
 	tb.Helper()
-	adminOnce.Do(func() { adminPort, adminErr = freshPort() })
+	adminOnce.Do(func() { adminPort, adminErr = redistest.FreePort() })
 	if adminErr != nil {
 		tb.Fatalf("caddyload: picking the admin port: %v", adminErr)
 	}

@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -127,7 +128,7 @@ func Start(tb testing.TB, opts ...Option) *Server {
 	defer s.mu.Unlock()
 	var lastErr error
 	for attempt := 0; attempt < portAttempts; attempt++ {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			tb.Fatalf("redistest: pick free port: %v", err)
 		}
@@ -250,14 +251,14 @@ func (s *Server) launchLocked() (exited bool, err error) {
 	}()
 	s.cmd, s.done = cmd, done
 
-	if err := waitPong(s.addrLocked(), done, startTimeout); err != nil {
+	if err := waitPong(s.addrLocked(), cmd.Process.Pid, done, startTimeout); err != nil {
 		select {
 		case <-done:
 			exited = true
 		default:
 		}
 		s.stopLocked(syscall.SIGKILL)
-		return exited, err
+		return exited || errors.Is(err, errOtherServer), err
 	}
 	return false, nil
 }
@@ -287,21 +288,40 @@ func (s *Server) failLocked(what string, err error) {
 	s.tb.Fatalf("redistest: %s redis-server on %s: %v", what, s.addrLocked(), err)
 }
 
-// freePort asks the kernel for an unused loopback port. The port is released
-// before redis-server binds it, hence the retries in Start.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+// FreePort asks the kernel for an unused loopback port, one this test
+// process has not handed out before. The port is released before its user
+// binds it (hence the retries in Start); never handing it out twice keeps
+// two parallel tests of one process from being given the same port.
+func FreePort() (int, error) {
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		handedOut.Lock()
+		seen := handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if !seen {
+			return port, nil
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return 0, errors.New("no port this process has not used yet")
 }
 
-// waitPong polls addr until it answers +PONG, the process exits, or the
-// timeout expires. Redis answers -LOADING while reading its AOF, so only a
-// PONG counts as ready.
-func waitPong(addr string, exited <-chan struct{}, timeout time.Duration) error {
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// errOtherServer: the port answers, but from another test's redis-server,
+// which took it between freePort and our bind.
+var errOtherServer = errors.New("another redis-server answers on the port")
+
+// waitPong waits until the server at addr answers and is the process pid.
+func waitPong(addr string, pid int, exited <-chan struct{}, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for {
@@ -310,34 +330,51 @@ func waitPong(addr string, exited <-chan struct{}, timeout time.Duration) error 
 			return errors.New("redis-server exited during startup")
 		default:
 		}
-		if lastErr = ping(addr); lastErr == nil {
+		got, err := serverPID(addr)
+		switch {
+		case err == nil && got == pid:
 			return nil
+		case err == nil:
+			return fmt.Errorf("%w (pid %d, ours %d)", errOtherServer, got, pid)
 		}
+		lastErr = err
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no PONG within %v: %v", timeout, lastErr)
+			return fmt.Errorf("no answer within %v: %v", timeout, lastErr)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-func ping(addr string) error {
+// serverPID asks the server at addr for its process id (INFO server).
+func serverPID(addr string) (int, error) {
 	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return 0, err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
 	if err != nil {
-		return err
+		return 0, err
 	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("unexpected reply %q", strings.TrimSpace(line))
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if !strings.HasPrefix(head, "$") || err != nil || n < 0 || n > 1<<16 {
+		return 0, fmt.Errorf("unexpected reply %q", strings.TrimSpace(head)) // e.g. -LOADING
 	}
-	return nil
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(body), "\r\n") {
+		if v, ok := strings.CutPrefix(line, "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("INFO server names no process_id")
 }
 
 // shellJoin renders args for the log so that empty values (--save "")

@@ -2,9 +2,11 @@ package redistest
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
@@ -60,8 +62,8 @@ func TestStartPingStop(t *testing.T) {
 	if want := "redis://" + s.Addr() + "/0"; s.URL() != want {
 		t.Fatalf("URL() = %q, want %q", s.URL(), want)
 	}
-	if err := ping(s.Addr()); err != nil {
-		t.Fatalf("PING: %v", err)
+	if _, err := serverPID(s.Addr()); err != nil {
+		t.Fatalf("INFO server: %v", err)
 	}
 	if got := do(t, s.Addr(), "SET", "k", "v"); got != "+OK" {
 		t.Fatalf("SET = %q", got)
@@ -169,5 +171,17 @@ func TestBadArgsFailTheTest(t *testing.T) {
 	<-done
 	if !strings.Contains(r.failed, "exited during startup") {
 		t.Fatalf("failed=%q, want startup failure", r.failed)
+	}
+}
+
+// TestOtherServerOnPortIsNotOurs: when another test's redis-server took the
+// port between freePort and our bind, its answer must not pass for ours
+// (two tests would share one store).
+func TestOtherServerOnPortIsNotOurs(t *testing.T) {
+	t.Parallel()
+	s := Start(t)
+	err := waitPong(s.Addr(), os.Getpid(), make(chan struct{}), time.Second)
+	if !errors.Is(err, errOtherServer) {
+		t.Fatalf("waitPong for another pid: %v, want errOtherServer", err)
 	}
 }
