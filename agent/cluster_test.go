@@ -78,7 +78,7 @@ func startCluster(t *testing.T) *redis.ClusterClient {
 // recovery and settlement, with the ledger checked at the end.
 func TestCluster(t *testing.T) {
 	t.Parallel()
-	if slot := redisSlot("hw:crl"); slot != redisSlot(clusterTag) {
+	if slot := redisSlot(agentapi.CRLKey); slot != redisSlot(clusterTag) {
 		t.Fatalf("the cluster tag's slot is not hw:crl's (%d)", slot)
 	}
 	cc := startCluster(t)
@@ -92,7 +92,7 @@ func TestCluster(t *testing.T) {
 		t.Fatal("not revoked")
 	}
 	// The gateway reads the contract's hw:crl on the cluster.
-	if n, err := cc.ZCard(context.Background(), "hw:crl").Result(); err != nil || n != 1 {
+	if n, err := cc.ZCard(context.Background(), agentapi.CRLKey).Result(); err != nil || n != 1 {
 		t.Fatalf("hw:crl holds %d (%v)", n, err)
 	}
 	w2 := e.buy(alice, 128)

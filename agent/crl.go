@@ -21,7 +21,7 @@ var crlPage = script(`
 local last = tonumber(redis.call('GET', P .. 'crlseq') or '0')
 local e = {}
 if tonumber(ARGV[1]) < last then
-  e = redis.call('ZRANGEBYSCORE', 'hw:crl', '(' .. ARGV[1], last, 'LIMIT', 0, tonumber(ARGV[2]))
+  e = redis.call('ZRANGEBYSCORE', CRL, '(' .. ARGV[1], last, 'LIMIT', 0, tonumber(ARGV[2]))
 end
 table.insert(e, 1, last)
 return e

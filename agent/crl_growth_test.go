@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -105,7 +106,7 @@ func TestCRLEntriesExpire(t *testing.T) {
 		e.must(code, 200, "recover")
 		e.clock.Add(time.Duration(e.a.cfg.RecoverEvery)) // an account recovers once per RecoverEvery
 	}
-	n, _ := e.rdb.ZCard(t.Context(), "hw:crl").Result()
+	n, _ := e.rdb.ZCard(t.Context(), agentapi.CRLKey).Result()
 	if n < 20 {
 		t.Fatalf("%d revocations after 20 recoveries", n)
 	}
@@ -124,7 +125,7 @@ func TestCRLEntriesExpire(t *testing.T) {
 			t.Fatal(ok, err)
 		}
 	}
-	if m, _ := e.rdb.ZCard(t.Context(), "hw:crl").Result(); m != n+2-4 {
+	if m, _ := e.rdb.ZCard(t.Context(), agentapi.CRLKey).Result(); m != n+2-4 {
 		t.Fatalf("%d entries after two revocations, want %d", m, n+2-4)
 	}
 	if _, _, err := e.a.SettleExpired(t.Context()); err != nil {

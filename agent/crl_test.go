@@ -54,7 +54,7 @@ func TestCRLIncrementalAndSigned(t *testing.T) {
 		t.Fatalf("since=2 gave %d entries", n)
 	}
 	// The zset members are the contract's JSON CRLEntry.
-	m, _ := e.rdb.ZRangeByScore(t.Context(), "hw:crl", &redis.ZRangeBy{Min: "1", Max: "1"}).Result()
+	m, _ := e.rdb.ZRangeByScore(t.Context(), agentapi.CRLKey, &redis.ZRangeBy{Min: "1", Max: "1"}).Result()
 	var entry payword.CRLEntry
 	if len(m) != 1 || json.Unmarshal([]byte(m[0]), &entry) != nil || entry.Serial != serials[0] || entry.Seq != 1 {
 		t.Fatalf("hw:crl member %q", m)
@@ -78,7 +78,7 @@ func TestRevocationVisibleToSubscriber(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	w := e.buy(e.user("alice", 1000), 128)
-	sub := e.rdb.Subscribe(t.Context(), "hw:crl")
+	sub := e.rdb.Subscribe(t.Context(), agentapi.CRLChannel)
 	defer sub.Close()
 	if _, err := sub.Receive(t.Context()); err != nil { // subscription confirmed
 		t.Fatal(err)

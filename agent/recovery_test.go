@@ -168,7 +168,7 @@ func TestRecoveryRateLimit(t *testing.T) {
 	code, _, _ := e.recoverAs(alice)
 	e.must(code, 200, "first recovery")
 	crl := func() int {
-		n, _ := e.rdb.ZCard(context.Background(), "hw:crl").Result()
+		n, _ := e.rdb.ZCard(context.Background(), agentapi.CRLKey).Result()
 		return int(n)
 	}
 	if crl() != 2 {

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hashwall/hashwall/agentapi"
 )
 
 // Every read-modify-write of the agent's state is one of these Lua scripts,
@@ -44,6 +46,7 @@ import (
 //	hw:a:crlexp            the same entries by certificate expiry, for pruning
 const luaPrelude = `
 local P = KEYS[1]
+local CRL, CRLCHANNEL = '` + agentapi.CRLKey + `', '` + agentapi.CRLChannel + `'
 local function post(acct, amt, kind, ref, t)
   local bal = redis.call('HINCRBY', P .. acct, 'bal', amt)
   local seq = redis.call('INCR', P .. 'ledseq')
@@ -61,7 +64,7 @@ end
 local function pruneCRL(cutoff, n)
   local old = redis.call('ZRANGEBYSCORE', P .. 'crlexp', '-inf', cutoff, 'LIMIT', 0, n)
   for _, e in ipairs(old) do
-    redis.call('ZREM', 'hw:crl', e)
+    redis.call('ZREM', CRL, e)
     redis.call('ZREM', P .. 'crlexp', e)
   end
   return #old
@@ -76,10 +79,10 @@ local function revoke(serial, reason, t)
   local exp = tonumber(redis.call('HGET', ck, 'exp')) or 0
   local seq = redis.call('INCR', P .. 'crlseq')
   local e = string.format('{"seq":%d,"serial":"%s","time":%d,"exp":%d,"reason":"%s"}', seq, serial, t, exp, reason)
-  redis.call('ZADD', 'hw:crl', seq, e)
+  redis.call('ZADD', CRL, seq, e)
   if exp > 0 then redis.call('ZADD', P .. 'crlexp', exp, e) end
   pruneCRL(t - 3600, 2) -- payword.CRLKeep: each revocation drops up to two expired ones
-  redis.call('PUBLISH', 'hw:crl', e)
+  redis.call('PUBLISH', CRLCHANNEL, e)
   return seq
 end
 `

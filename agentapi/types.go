@@ -9,6 +9,15 @@ const (
 	SignatureHeader = "Hashwall-Signature"
 )
 
+// The revocation list in the agent's Redis, which a gateway sharing that
+// Redis reads directly (the paywall's `crl redis`): a sorted set of
+// payword.CRLEntry JSON by seq, and the channel each new entry is
+// published on.
+const (
+	CRLKey     = "hw:crl"
+	CRLChannel = "hw:crl"
+)
+
 // Token prefixes: a user's session token and a vendor's API token.
 const (
 	SessionTokenPrefix = "hws_"

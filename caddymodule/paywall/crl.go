@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -142,13 +143,9 @@ func (c *crlSet) all() []payword.CRLEntry {
 	return out
 }
 
-// crlChannel and crlKey are the agent's CRL sorted set and channel
-// (docs/agent-api.md: the agent's Redis, when the vendor shares it).
-const (
-	crlChannel = "hw:crl"
-	crlKey     = "hw:crl"
-	crlPage    = 1000
-)
+// crlPage is how many entries of the agent's list (agentapi.CRLKey) one
+// read of the agent's Redis takes.
+const crlPage = 1000
 
 // The vendor's copy of the agent's list (agent mode): the entries by seq
 // (ks.crl()), the same by certificate expiry for pruning, and the head: the
@@ -289,7 +286,7 @@ func (b *backend) loadCRL(ctx context.Context, key string) error {
 // whole list on start and after every (re)subscription, then applies each
 // published entry. The list counts as synced while the subscription is up.
 func (b *backend) subscribeCRL(ctx context.Context) {
-	ps := b.rdb.Subscribe(ctx, crlChannel)
+	ps := b.rdb.Subscribe(ctx, agentapi.CRLChannel)
 	defer ps.Close()
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() }) // ends a blocked receive at once
 	defer stop()
@@ -302,7 +299,7 @@ func (b *backend) subscribeCRL(ctx context.Context) {
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			subscribed = false
-			if err := b.loadCRL(ctx, crlKey); err != nil {
+			if err := b.loadCRL(ctx, agentapi.CRLKey); err != nil {
 				b.log.Warn("CRL resync", zapErr(err))
 			} else {
 				subscribed = true
@@ -334,7 +331,7 @@ func (b *backend) subscribeCRL(ctx context.Context) {
 		}
 		select {
 		case <-catchUp.C:
-			if err := b.loadCRL(ctx, crlKey); err != nil {
+			if err := b.loadCRL(ctx, agentapi.CRLKey); err != nil {
 				b.log.Warn("CRL resync", zapErr(err))
 			}
 		default:

@@ -15,6 +15,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/testutil/paytest"
 	"github.com/hashwall/hashwall/internal/testutil/redistest"
 	"github.com/hashwall/hashwall/payword"
@@ -339,13 +340,13 @@ func TestCRLFromSharedRedis(t *testing.T) {
 	// Revoked before the gateway starts: found by the initial sync.
 	entry, _ := json.Marshal(payword.CRLEntry{Seq: 1, Serial: old.Serial, Time: 1})
 	rdb := mustRedis(t, e.redis.URL())
-	rdb.ZAdd(ctx, crlKey, redisZ(1, entry))
+	rdb.ZAdd(ctx, agentapi.CRLKey, redisZ(1, entry))
 	h := e.handler(func(h *Handler) { h.CRL = crlFromRedis })
 	waitFor(t, "initial CRL sync", time.Second, func() bool { return h.be.crl.revoked(old.Serial) })
 
 	entry, _ = json.Marshal(payword.CRLEntry{Seq: 2, Serial: wal.Serial, Time: 2})
-	rdb.ZAdd(ctx, crlKey, redisZ(2, entry))
-	rdb.Publish(ctx, crlChannel, entry)
+	rdb.ZAdd(ctx, agentapi.CRLKey, redisZ(2, entry))
+	rdb.Publish(ctx, agentapi.CRLChannel, entry)
 	waitFor(t, "published revocation", time.Second, func() bool { return h.be.crl.revoked(wal.Serial) })
 	w, es := do(h, get("/articles/b", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/b")), nil)
 	if status(w, es) != http.StatusForbidden {
@@ -544,7 +545,7 @@ func TestCRLResyncAfterReconnect(t *testing.T) {
 	e.redis.Restart()
 	entry, _ := json.Marshal(payword.CRLEntry{Seq: 1, Serial: wal.Serial, Time: 1})
 	rdb := mustRedis(t, e.redis.URL())
-	if err := rdb.ZAdd(t.Context(), crlKey, redisZ(1, entry)).Err(); err != nil {
+	if err := rdb.ZAdd(t.Context(), agentapi.CRLKey, redisZ(1, entry)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "resync after reconnect", 5*time.Second, func() bool { return h.be.crl.revoked(wal.Serial) })
