@@ -212,8 +212,8 @@ func TestRejectionsSpendNothing(t *testing.T) {
 	if _, err := expired.Sign(expired.Bank.Key); err != nil {
 		t.Fatal(err)
 	}
-	badToken := payword.NewPayment(wal.Certificate, wal.Tree, payword.Secret{9}, mustBind(t, wal, 0), 0, 2, 2, testVendor, "/articles/a").Header()
-	otherBinding := payword.NewPayment(wal.Certificate, wal.Tree, wal.K, mustBind(t, wal, 1), 0, 2, 2, testVendor, "/articles/a").Header()
+	badToken := payword.NewPayment(wal.Certificate, wal.Tree, payword.Secret{9}, wal.Binding(t, 0, testVendor), 0, 2, 2, testVendor, "/articles/a").Header()
+	otherBinding := payword.NewPayment(wal.Certificate, wal.Tree, wal.K, wal.Binding(t, 1, testVendor), 0, 2, 2, testVendor, "/articles/a").Header()
 
 	for _, tc := range []struct {
 		name, hdr, code string
@@ -244,14 +244,6 @@ func TestRejectionsSpendNothing(t *testing.T) {
 	if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
 		t.Fatalf("honest payment after rejections: %d %q", status(w, es), w.Header().Get("Payment-Error"))
 	}
-}
-
-func mustBind(t *testing.T, w *paytest.Cert, g uint32) *payword.Binding {
-	b, err := payword.Bind(w.Certificate, w.User, g, testVendor, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func TestRedisDown(t *testing.T) {
