@@ -55,7 +55,6 @@ BODY="Lorem ipsum: the same static article for both servers."
 cat >"$work/Caddyfile" <<CADDY
 {
 	admin off
-	order paywall before respond
 	log {
 		level ERROR
 	}

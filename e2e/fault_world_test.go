@@ -135,7 +135,7 @@ http://127.0.0.1:%d {
 	}
 	for i := range nGateways {
 		caddyfile := filepath.Join(w.dir, fmt.Sprintf("Caddyfile.%d", i))
-		config := fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n\torder paywall first\n\tstorage file_system %s\n}\n",
+		config := fmt.Sprintf("{\n\tadmin off\n\tpersist_config off\n\tstorage file_system %s\n}\n",
 			filepath.Join(w.dir, fmt.Sprintf("caddy-data-%d", i))) + sites[i].String()
 		if err := os.WriteFile(caddyfile, []byte(config), 0o600); err != nil {
 			t.Fatal(err)

@@ -97,7 +97,7 @@ http://127.0.0.1:%d {
 `, site, vendor, reg.Token, w.agentURL, w.redis.URL(), randomB64(32), strings.TrimPrefix(upstream.URL, "http://"))
 	}
 	caddyfile := filepath.Join(w.dir, "Caddyfile")
-	config := "{\n\tadmin off\n\tpersist_config off\n\torder paywall first\n}\n" + sites.String()
+	config := "{\n\tadmin off\n\tpersist_config off\n}\n" + sites.String()
 	if err := os.WriteFile(caddyfile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}

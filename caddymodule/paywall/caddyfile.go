@@ -14,6 +14,12 @@ import (
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("paywall", parseCaddyfile)
+	// Before every directive that can answer a request (redir, handle,
+	// route, respond, file_server, reverse_proxy, …), and before rewrite,
+	// uri and try_files, so that it prices the path the reader asked for:
+	// a Caddyfile needs no `order` line, and an unpaid priced path never
+	// reaches a handler that could serve it.
+	httpcaddyfile.RegisterDirectiveOrder("paywall", httpcaddyfile.Before, "redir")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
