@@ -588,3 +588,48 @@ func TestPlaceholdersWithoutGrant(t *testing.T) {
 		t.Errorf("paid: placeholders %v", got)
 	}
 }
+
+// On an upstream-priced page, the upstream answers before the payment is
+// spent (its price decides the amount), so it learns who pays from the
+// placeholders of a payment that verifies; a forged or unpaid request tells
+// it no one.
+func TestUpstreamSeesPayer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := e.handler(func(h *Handler) { h.UpstreamPrice = true })
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 17, UserID: "u:bob"})
+	var seen []string
+	cms := caddyhttp.HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+		repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+		user, _ := repl.GetString("http.paywall.user")
+		serial, _ := repl.GetString("http.paywall.serial")
+		product, _ := repl.GetString("http.paywall.product")
+		seen = append(seen, user+" "+serial+" "+product)
+		w.Header().Set("Paywall-Price", "3")
+		_, _ = w.Write([]byte("secret article"))
+		return nil
+	})
+	w, es := do(h, get("/news/story", "Authorization", wal.Header(t, 0, 3, 3, testVendor, "/news/story")), cms)
+	if status(w, es) != 200 {
+		t.Fatalf("paid: %d %q", status(w, es), w.Header().Get("Payment-Error"))
+	}
+	if want := "u:bob " + wal.Serial.String() + " /news/story"; len(seen) != 1 || seen[0] != want {
+		t.Fatalf("the upstream saw %q, want %q", seen, want)
+	}
+	// Unpaid, paid for another product, or under a forged certificate: no one.
+	mallory := &paytest.Bank{Key: payword.SigningKey{ID: paytest.KeyID, Key: ed25519Key(0x66)}}
+	forged := mallory.Issue(t, paytest.Options{Seed: 18, UserID: "u:bob"})
+	for _, r := range []*http.Request{
+		get("/news/story"),
+		get("/news/story", "Authorization", wal.Header(t, 0, 6, 3, testVendor, "/news/other")),
+		get("/news/story", "Authorization", forged.Header(t, 0, 3, 3, testVendor, "/news/story")),
+	} {
+		seen = nil
+		if w, es := do(h, r, cms); status(w, es) == 200 {
+			t.Fatalf("%s answered 200", r.Header.Get("Authorization"))
+		}
+		if len(seen) != 1 || seen[0] != "  " {
+			t.Errorf("the upstream saw %q for a payment that does not verify", seen)
+		}
+	}
+}

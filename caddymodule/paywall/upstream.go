@@ -2,12 +2,14 @@ package paywall
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
@@ -47,8 +49,14 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 		return caddyhttp.Error(status, errUpgradeUnpaid)
 	}
 	// The upstream is told the grant's reader (its price is checked once
-	// the upstream has set one), or no one.
-	setPlaceholders(r, g)
+	// the upstream has set one), or the reader of a payment that verifies
+	// for the product (its amount, and spending it, once the price is
+	// known), or no one.
+	who := g
+	if who == nil && isPayment && hdrErr == nil && ok {
+		who = h.payer(r, hdr, product)
+	}
+	setPlaceholders(r, who)
 	pw := &priceWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
 	pw.decide = func(status int) bool {
 		v := w.Header().Get(priceHeader)
@@ -93,6 +101,24 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 		return true
 	}
 	return next.ServeHTTP(pw, r)
+}
+
+// payer is who sends payment hdr for product, as the placeholders give it
+// to the upstream before it prices its answer: the payment must verify
+// for the product at the lowest price (certificate, revocation, binding);
+// nothing is spent, and the authorization number is not known yet. Nil
+// when it does not verify: the upstream is told no one.
+func (h *Handler) payer(r *http.Request, hdr, product string) *grantClaims {
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	p, err := h.verify(ctx, hdr, offer{Product: product, Price: 1}, time.Now())
+	if err != nil {
+		return nil
+	}
+	g := &grantClaims{Product: product, User: p.Cert.UserID}
+	g.Subject = p.Cert.Serial.String()
+	g.ready()
+	return g
 }
 
 // replaceRejection answers a refused payment from inside WriteHeader, where
