@@ -44,8 +44,14 @@ func newWorld(t *testing.T) *world {
 	w.redis = redistest.Start(t, redistest.WithAOF())
 
 	key := filepath.Join(w.dir, "agent.key")
-	if out, err := exec.Command(hw, "agent", "keygen", "--out", key, "--kid", "agent-e2e").CombinedOutput(); err != nil {
+	out, err := exec.Command(hw, "agent", "keygen", "--out", key, "--kid", "agent-e2e").CombinedOutput()
+	if err != nil {
 		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	// keygen prints the line that makes a gateway trust the key.
+	_, keyLine, ok := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if keyLine = strings.TrimSpace(keyLine); !ok || !strings.HasPrefix(keyLine, "key agent-e2e ") {
+		t.Fatalf("keygen printed no key line:\n%s", out)
 	}
 	port := freePort(t)
 	w.agentURL = fmt.Sprintf("http://127.0.0.1:%d", port)
@@ -83,6 +89,7 @@ http://127.0.0.1:%d {
 		agent     %s
 		redis     %s
 		grant_key %s
+		%s
 		price /articles/* 2
 		price /dear/* 100
 		price /slow/* 2
@@ -94,7 +101,7 @@ http://127.0.0.1:%d {
 	respond /articles/* "article {path}"
 	respond /dear/* "article {path}"
 }
-`, site, vendor, reg.Token, w.agentURL, w.redis.URL(), randomB64(32), strings.TrimPrefix(upstream.URL, "http://"))
+`, site, vendor, reg.Token, w.agentURL, w.redis.URL(), randomB64(32), keyLine, strings.TrimPrefix(upstream.URL, "http://"))
 	}
 	caddyfile := filepath.Join(w.dir, "Caddyfile")
 	config := "{\n\tadmin off\n\tpersist_config off\n}\n" + sites.String()

@@ -5,6 +5,7 @@ package agentcmd
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"os/signal"
@@ -113,6 +114,7 @@ func runKeygen(fl caddycmd.Flags) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	fmt.Printf("wrote %s (kid %s, public %x)\n", out, k.ID, []byte(k.Public()))
+	fmt.Printf("wrote %s (kid %s); gateways trust it with this line in their paywall block:\n\tkey %s %s\n",
+		out, k.ID, k.ID, base64.RawURLEncoding.EncodeToString(k.Public()))
 	return 0, nil
 }
