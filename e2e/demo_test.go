@@ -3,12 +3,16 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashwall/hashwall/agentapi"
 )
 
 // TestDemo runs `hashwall demo` as a newcomer would, checks its story, then
@@ -73,6 +77,34 @@ func TestDemo(t *testing.T) {
 	}
 	if got := reader.must(t, "get", base+"/features/crossword"); !strings.Contains(got, "paid 3 token(s)") {
 		t.Fatalf("page priced by the upstream: %s", got)
+	}
+	// The printed operator's and vendor's credentials show the money moved:
+	// 2 + 2 + 20 + 3 tokens earned, and the bank's metrics count them.
+	creds := regexp.MustCompile(`ADMIN=(\S+) VENDOR=(\S+)`).FindStringSubmatch(story)
+	if creds == nil {
+		t.Fatalf("no operator's log-in in:\n%s", story)
+	}
+	bank := agentapi.NewClient(fmt.Sprintf("http://127.0.0.1:%d", agent), nil)
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, err := bank.WithToken(creds[1]).VendorStatement(t.Context(), "daily-planet", time.Time{}, time.Time{})
+		if err == nil && st.Credited == 27 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the operator's statement of the newspaper: %+v %v", st, err)
+		}
+	}
+	if st, err := bank.WithToken(creds[2]).Statement(t.Context(), time.Time{}, time.Time{}); err != nil || st.Credited != 27 {
+		t.Fatalf("the vendor's own statement: %+v %v", st, err)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", agent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(metrics), "hashwall_agent_claims_total") {
+		t.Fatal("the demo's bank shows no metrics")
 	}
 	cmd.Process.Signal(os.Interrupt)
 	done := make(chan error, 1)

@@ -25,6 +25,8 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"github.com/hashwall/hashwall/agent"
@@ -48,8 +50,8 @@ the wallet CLI against it. Stop it with Ctrl-C.
 `,
 		CobraFunc: func(cmd *cobra.Command) {
 			cmd.Flags().String("redis", "", "use this Redis instead of the embedded in-memory store")
-			cmd.Flags().String("site", "127.0.0.1:8480", "address of the newspaper (behind the paywall)")
-			cmd.Flags().String("agent", "127.0.0.1:8481", "address of the agent")
+			cmd.Flags().String("site", "127.0.0.1:8490", "address of the newspaper (behind the paywall)")
+			cmd.Flags().String("agent", "127.0.0.1:8491", "address of the agent (and, in the demo only, of its /metrics)")
 			cmd.Flags().StringArray("origin", nil, "origin (scheme://host[:port]) the newspaper is reached at, registered at the bank: wallets pay only there (repeatable; default http://<site>)")
 			cmd.RunE = caddycmd.WrapCommandFuncForCobra(runDemo)
 		},
@@ -97,12 +99,18 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 		return 1, err
 	}
 	defer rdb.Close()
+	metrics := prometheus.NewRegistry()
 	bank, err := agent.New(ctx, agent.Config{Redis: rdb, SigningKeys: []payword.SigningKey{{ID: "demo-agent", Key: priv}},
-		MasterKey: master, AdminToken: admin, Settings: agent.Settings{Ephemeral: true}})
+		MasterKey: master, AdminToken: admin, Settings: agent.Settings{Ephemeral: true}, Metrics: metrics})
 	if err != nil {
 		return 1, err
 	}
-	agentURL, err := serve(ctx, fl.String("agent"), bank)
+	// A real agent serves /metrics on a listener of its own (they tell the
+	// bank's sales); the demo, on loopback, serves them beside the API.
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", bank)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	agentURL, err := serve(ctx, fl.String("agent"), mux)
 	if err != nil {
 		return 1, err
 	}
@@ -158,6 +166,16 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 		return 1, err
 	}
 
+	say(`
+Watch the money move, as the bank's operator and as the newspaper:
+
+  export ADMIN=%s VENDOR=%s
+  curl -H "Authorization: Bearer $ADMIN" %s/v1/admin/vendors/%s/statement   # what the newspaper earned
+  curl -H "Authorization: Bearer $ADMIN" %s/v1/admin/fraud                  # disputes, double-spends
+  curl -H "Authorization: Bearer $ADMIN" %s/v1/admin/ledger/check           # the books balance
+  curl -H "Authorization: Bearer $VENDOR" %s/v1/statement                   # the newspaper's own view
+  curl %s/metrics | grep hashwall_agent                                     # the bank's metrics`,
+		admin, vendor.Token, agentURL, demoVendor, agentURL, agentURL, agentURL, agentURL)
 	say(`
 Try it yourself (in another terminal, from this repository):
 
