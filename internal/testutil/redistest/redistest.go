@@ -332,10 +332,13 @@ func waitPong(addr string, pid int, exited <-chan struct{}, timeout time.Duratio
 		}
 		got, err := serverPID(addr)
 		switch {
-		case err == nil && got == pid:
-			return nil
-		case err == nil:
+		case err == nil && got != pid:
 			return fmt.Errorf("%w (pid %d, ours %d)", errOtherServer, got, pid)
+		case err == nil:
+			// INFO answers while the dataset still loads; PING does not.
+			if err = ping(addr); err == nil {
+				return nil
+			}
 		}
 		lastErr = err
 		if time.Now().After(deadline) {
@@ -343,6 +346,26 @@ func waitPong(addr string, pid int, exited <-chan struct{}, timeout time.Duratio
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func ping(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("PING\r\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("unexpected reply %q", strings.TrimSpace(line))
+	}
+	return nil
 }
 
 // serverPID asks the server at addr for its process id (INFO server).
