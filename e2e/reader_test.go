@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,22 @@ func TestReaderJourney(t *testing.T) {
 	out = alice.must(t, "history")
 	if strings.Count(out, "paid") != 3 {
 		t.Fatalf("history:\n%s", out)
+	}
+}
+
+// TestWalletCLIHelp: every command of hashwall-wallet answers --help with
+// its usage on stdout and exit 0, and a wrong flag with what to do next.
+func TestWalletCLIHelp(t *testing.T) {
+	t.Parallel()
+	_, wl := binaries(t)
+	for _, cmd := range []string{"register", "buy", "balance", "get", "history", "limits", "recover", "export", "import"} {
+		out, err := exec.Command(wl, cmd, "--help").Output()
+		if err != nil || !strings.Contains(string(out), "hashwall-wallet "+cmd+" ") || !strings.Contains(string(out), "--wallet") {
+			t.Errorf("%s --help: %v\n%s", cmd, err, out)
+		}
+	}
+	out, err := exec.Command(wl, "get", "--no-such-flag").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "see `hashwall-wallet get --help`") {
+		t.Errorf("a wrong flag: %v\n%s", err, out)
 	}
 }

@@ -65,7 +65,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "hashwall-wallet: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
 	}
-	if err := run(args); err != nil {
+	if err := run(args); errors.Is(err, errHelp) {
+		return
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "hashwall-wallet:", explain(err))
 		os.Exit(1)
 	}
@@ -103,6 +105,7 @@ func newFlags(name string) *common {
 		home, _ := os.UserHomeDir()
 		def = filepath.Join(home, ".hashwall", "wallet.hw")
 	}
+	c.fs.SetOutput(io.Discard) // parse reports errors and help itself
 	c.fs.StringVar(&c.walletPath, "wallet", def, "wallet file")
 	c.fs.StringVar(&c.passwordFile, "password-file", "", "read the password from this file")
 	return c
@@ -112,8 +115,12 @@ func newFlags(name string) *common {
 func (c *common) parse(args []string, positional int) ([]string, error) {
 	var pos []string
 	for {
-		if err := c.fs.Parse(args); err != nil {
-			return nil, err
+		if err := c.fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+			c.usage(os.Stdout)
+			return nil, errHelp
+		} else if err != nil {
+			c.usage(os.Stderr)
+			return nil, fmt.Errorf("%v; see `hashwall-wallet %s --help`", err, c.fs.Name())
 		}
 		if c.fs.NArg() == 0 {
 			break
@@ -125,6 +132,35 @@ func (c *common) parse(args []string, positional int) ([]string, error) {
 		return nil, fmt.Errorf("%s takes %d argument(s), got %d; see `hashwall-wallet help`", c.fs.Name(), positional, len(pos))
 	}
 	return pos, nil
+}
+
+// errHelp: the command's help was asked for, and printed.
+var errHelp = errors.New("help shown")
+
+// usage prints the command's line of the overall usage and its flags,
+// spelt as that usage spells them (--name).
+func (c *common) usage(w io.Writer) {
+	for _, line := range strings.Split(usage, "\n") {
+		if strings.HasPrefix(line, "  hashwall-wallet "+c.fs.Name()+" ") {
+			fmt.Fprintln(w, "Usage:\n"+line)
+		}
+	}
+	fmt.Fprintln(w, "\nFlags:")
+	c.fs.VisitAll(func(f *flag.Flag) {
+		name, help := flag.UnquoteUsage(f)
+		if name != "" {
+			name = " " + name
+		}
+		def := ""
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			def = " (default " + f.DefValue + ")"
+		}
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-" // as the usage spells -o and -v
+		}
+		fmt.Fprintf(w, "  %s%s%s\n    \t%s%s\n", dash, f.Name, name, help, def)
+	})
 }
 
 func (c *common) password(confirm bool) ([]byte, error) {
