@@ -1,6 +1,7 @@
 package paywall
 
 import (
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -27,6 +28,17 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
 		return nil, err
 	}
+	// What Validate would refuse is refused at adapt time, with the line of
+	// the setting (the block's own for a missing one).
+	for _, c := range m.checks() {
+		if c.err != nil {
+			at, ok := m.lines[c.opt]
+			if !ok {
+				at = m.lines[""]
+			}
+			return nil, fmt.Errorf("%w, at %s:%d", c.err, at.File, at.Line)
+		}
+	}
 	return m, nil
 }
 
@@ -35,7 +47,8 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	paywall [<matcher>] {
 //	    vendor         <id>
 //	    api_token      <token>
-//	    agent          <url>
+//	    agent          <url>                          # https, or http to loopback
+//	    insecure_agent                                # allow plain http to another host
 //	    key            <kid> <base64url public key>   # repeatable; none: learnt at start over https or loopback
 //	    redis          <url>
 //	    grant_key      <secret>
@@ -62,10 +75,27 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	seen := map[string]bool{}
+	block := caddyfile.Token{File: d.File(), Line: d.Line()}
+	lines := map[string]caddyfile.Token{} // of each setting, as checks names it
 	for d.NextBlock(0) {
 		opt := d.Val()
 		if err := once(d, seen, opt, "key", "price", "free"); err != nil {
 			return err
+		}
+		switch line := (caddyfile.Token{File: d.File(), Line: d.Line()}); opt {
+		case "price":
+			lines["price#"+strconv.Itoa(len(h.Rules))] = line
+		case "free":
+			for i := range d.CountRemainingArgs() {
+				lines["free#"+strconv.Itoa(len(h.Free)+i)] = line
+			}
+		case "key":
+			if d.NextArg() {
+				lines["key:"+d.Val()] = line
+				d.Prev()
+			}
+		default:
+			lines[opt] = line
 		}
 		var err error
 		switch opt {
@@ -75,6 +105,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = oneArg(d, &h.APIToken)
 		case "agent":
 			err = oneArg(d, &h.Agent)
+		case "insecure_agent":
+			err = setFlag(d, &h.InsecureAgent)
 		case "key":
 			err = parseKey(d, h)
 		case "redis":
@@ -119,6 +151,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			return err
 		}
 	}
+	h.lines = lines
+	h.lines[""] = block
 	return nil
 }
 

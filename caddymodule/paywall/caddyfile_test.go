@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -134,7 +135,7 @@ func TestCaddyfileRepeated(t *testing.T) {
 func TestValidateHostile(t *testing.T) {
 	ok := func() Handler {
 		return Handler{Vendor: "v", Agent: "https://bank.example", Redis: "redis://127.0.0.1:1/0",
-			Rules: []Rule{{Pattern: "/a/*", Price: 1}}}
+			GrantKey: "{env.HW_GRANT_KEY}", Rules: []Rule{{Pattern: "/a/*", Price: 1}}}
 	}
 	for _, tc := range []struct {
 		name string
@@ -160,6 +161,11 @@ func TestValidateHostile(t *testing.T) {
 		{"bad key", func(h *Handler) { h.Keys = map[string]string{"k": "not base64!"} }},
 		{"short key", func(h *Handler) { h.Keys = map[string]string{"k": "AAAA"} }},
 		{"batch interval past the agent's report window", func(h *Handler) { h.BatchInterval = 301e9 }},
+		{"plain http agent on another host", func(h *Handler) { h.Agent = "http://bank.example" }},
+		{"agent with userinfo", func(h *Handler) { h.Agent = "https://u:p@bank.example" }},
+		{"no grant key", func(h *Handler) { h.GrantKey = "" }},
+		{"short grant key", func(h *Handler) { h.GrantKey = "0123456789" }},
+		{"dead rule", func(h *Handler) { h.Rules = append(h.Rules, Rule{Pattern: "/a/*", Price: 3}) }},
 	} {
 		h := ok()
 		tc.mod(&h)
@@ -167,9 +173,83 @@ func TestValidateHostile(t *testing.T) {
 			t.Errorf("%s: accepted", tc.name)
 		}
 	}
-	h := ok()
-	if err := h.validate(); err != nil {
-		t.Fatalf("valid config refused: %v", err)
+	for _, mod := range []func(*Handler){
+		func(*Handler) {},
+		func(h *Handler) { h.Agent = "http://127.0.0.1:8480" },
+		func(h *Handler) { h.Agent = "http://localhost:8480" },
+		func(h *Handler) { h.Agent, h.InsecureAgent = "http://bank.internal", true },
+		func(h *Handler) { h.GrantKey = strings.Repeat("k", minGrantKey) },
+		func(h *Handler) {
+			h.Rules = []Rule{{Pattern: "/i/*/special", Price: 9, Scope: "/i/*/"}, {Pattern: "/i/*/*", Price: 2, Scope: "/i/*/"}}
+		},
+	} {
+		h := ok()
+		mod(&h)
+		if err := h.validate(); err != nil {
+			t.Errorf("valid config refused: %v", err)
+		}
+	}
+}
+
+// TestCaddyfileErrorsNameTheirLine: what Validate refuses, adapting the
+// Caddyfile refuses, naming the line of the setting, or of the block for
+// a missing one.
+func TestCaddyfileErrorsNameTheirLine(t *testing.T) {
+	base := []string{
+		"vendor daily-planet",            // line 3
+		"agent https://bank.example",     // 4
+		"redis redis://127.0.0.1:6379/0", // 5
+		"grant_key {env.HW_GRANT_KEY}",   // 6
+		"price /articles/* 2",            // 7
+	}
+	adapt := func(lines []string) error {
+		var kept []string
+		for _, l := range lines {
+			if l != "" {
+				kept = append(kept, l)
+			}
+		}
+		src := "news.example.com {\n\tpaywall {\n\t\t" + strings.Join(kept, "\n\t\t") + "\n\t}\n\trespond ok\n}\n"
+		_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(src), map[string]any{"filename": "Caddyfile"})
+		return err
+	}
+	for _, tc := range []struct {
+		name, replace, with, want string
+		line                      int
+	}{
+		{"misspelt mode", "", "mode almost-online", `unknown mode "almost-online"`, 8},
+		{"misspelt rule mode", "price /articles/* 2", "price /articles/* 2 {\n\t\t\tmode onlin\n\t\t}", `unknown mode "onlin"`, 8},
+		{"missing vendor", "vendor daily-planet", "", `vendor "" is not a valid id`, 2},
+		{"missing agent", "agent https://bank.example", "", `agent "" must be an https URL`, 2},
+		{"missing redis", "redis redis://127.0.0.1:6379/0", "", "redis required", 2},
+		{"missing grant key", "grant_key {env.HW_GRANT_KEY}", "", "grant_key required", 2},
+		{"relative pattern", "price /articles/* 2", "price articles/* 2", "articles/*", 7},
+		{"relative free pattern", "", "free index.html", "index.html", 8},
+		{"undecodable key", "", "key agent-2026 not!base64", "key agent-2026", 8},
+		{"short grant key", "grant_key {env.HW_GRANT_KEY}", "grant_key tooshort", "grant_key must be at least 32 bytes", 6},
+		{"plain http agent", "agent https://bank.example", "agent http://bank.example", "plain http only to a loopback address", 4},
+		{"products collide", "", "price /articles/* 5", "price /articles/* is given twice", 8},
+		{"crl source", "", "crl dns", `crl must be "agent" or "redis"`, 8},
+	} {
+		lines := slices.Clone(base)
+		if tc.replace == "" {
+			lines = append(lines, tc.with)
+		} else {
+			lines[slices.Index(lines, tc.replace)] = tc.with
+		}
+		err := adapt(lines)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), fmt.Sprintf("at Caddyfile:%d", tc.line)) {
+			t.Errorf("%s: %v, want %q at line %d", tc.name, err, tc.want, tc.line)
+		}
+	}
+	if err := adapt(base); err != nil {
+		t.Errorf("valid block: %v", err)
+	}
+	// insecure_agent allows plain http to another host.
+	lines := slices.Clone(base)
+	lines[1] = "agent http://bank.internal"
+	if err := adapt(append(lines, "insecure_agent")); err != nil {
+		t.Errorf("insecure_agent: %v", err)
 	}
 }
 

@@ -10,10 +10,12 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
@@ -32,8 +34,12 @@ type Handler struct {
 	// APIToken authenticates reports and bindings at the agent
 	// (placeholders such as {env.HASHWALL_API_TOKEN} are replaced).
 	APIToken string `json:"api_token,omitempty"`
-	// Agent is the agent's base URL, advertised in challenges.
+	// Agent is the agent's base URL, advertised in challenges: https, or
+	// plain http to a loopback address.
 	Agent string `json:"agent"`
+	// InsecureAgent allows a plain-http Agent on another host, where
+	// anyone on the path could forge its keys, revocations and answers.
+	InsecureAgent bool `json:"insecure_agent,omitempty"`
 	// Keys pins the trusted agent keys: key id → base64url Ed25519 public
 	// key. When empty, the keys are learnt at start from the agent's
 	// /v1/keys, only over https or loopback, and pinned in the vendor's
@@ -91,6 +97,7 @@ type Handler struct {
 	// tokens per certificate (see exposure.go).
 	OfflineSegments int `json:"offline_segments,omitempty"`
 
+	lines     map[string]caddyfile.Token // where the Caddyfile set each setting (see checks)
 	logger    *zap.Logger
 	be        *backend
 	poolKey   backendConfig
@@ -229,59 +236,156 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 func (h *Handler) Validate() error { return h.validate() }
 
 func (h *Handler) validate() error {
-	if !payword.ValidID(h.Vendor) {
-		return fmt.Errorf("vendor %q is not a valid id", h.Vendor)
+	for _, c := range h.checks() {
+		if c.err != nil {
+			return c.err
+		}
 	}
-	if u, err := url.Parse(h.Agent); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("agent must be an http(s) URL")
-	}
-	if h.Redis == "" {
-		return fmt.Errorf("redis URL required")
-	}
-	if h.TTL < 0 || h.CRLMaxAge < 0 {
-		return fmt.Errorf("ttl and crl_max_age must be positive")
-	}
-	if time.Duration(h.BatchInterval) > maxBatchInterval {
-		return fmt.Errorf("batch_interval must be at most %v (the agent credits a recovery once that has passed)", maxBatchInterval)
-	}
-	if !validMode(h.Mode) {
-		return fmt.Errorf("unknown mode %q", h.Mode)
-	}
-	if h.CRL != "" && h.CRL != crlFromAgent && h.CRL != crlFromRedis {
-		return fmt.Errorf("crl must be %q or %q", crlFromAgent, crlFromRedis)
+	return nil
+}
+
+// check is the verdict on one setting, named as the Caddyfile names it
+// ("price#2" for the third rule, "key:<kid>"), so that the parser can
+// report it with its line.
+type check struct {
+	opt string
+	err error
+}
+
+// checks checks every setting, in the order of the errors' importance.
+func (h *Handler) checks() []check {
+	cs := []check{
+		{"vendor", checkVendor(h.Vendor)},
+		{"agent", checkAgent(h.Agent, h.InsecureAgent)},
+		{"redis", required("redis", h.Redis)},
+		{"grant_key", checkGrantKey(h.GrantKey)},
+		{"ttl", positive("ttl", h.TTL)},
+		{"crl_max_age", positive("crl_max_age", h.CRLMaxAge)},
+		{"batch_interval", checkBatchInterval(h.BatchInterval)},
+		{"mode", checkMode(h.Mode)},
+		{"crl", checkCRL(h.CRL)},
 	}
 	if len(h.Rules) > maxRules || len(h.Free) > maxRules {
-		return fmt.Errorf("at most %d rules and %d free patterns", maxRules, maxRules)
+		cs = append(cs, check{"price", fmt.Errorf("at most %d rules and %d free patterns", maxRules, maxRules)})
 	}
-	for _, r := range h.Rules {
-		if err := checkPattern(r.Pattern); err != nil {
-			return err
+	for i, r := range h.Rules {
+		err := checkRule(r)
+		if err == nil {
+			err = checkCollision(h.Rules[:i], r)
 		}
-		if r.Price < 1 || r.Price > MaxPrice {
-			return fmt.Errorf("price of %s must be 1..%d tokens (one segment)", r.Pattern, MaxPrice)
-		}
-		if r.Scope != "" {
-			if err := checkPattern(r.Scope); err != nil {
-				return err
-			}
-			if !strings.HasSuffix(r.Scope, "/") {
-				return fmt.Errorf("scope %q must end with /", r.Scope)
-			}
-		}
-		if r.TTL < 0 {
-			return fmt.Errorf("ttl of %s must be positive", r.Pattern)
-		}
-		if !validMode(r.Mode) {
-			return fmt.Errorf("unknown mode %q", r.Mode)
-		}
+		cs = append(cs, check{"price#" + strconv.Itoa(i), err})
 	}
-	for _, f := range h.Free {
-		if err := checkPattern(f); err != nil {
-			return err
-		}
+	for i, f := range h.Free {
+		cs = append(cs, check{"free#" + strconv.Itoa(i), checkPattern(f)})
 	}
-	if _, err := parseKeys(h.Keys); err != nil {
+	for kid, pub := range h.Keys {
+		_, err := parseKeys(map[string]string{kid: pub})
+		cs = append(cs, check{"key:" + kid, err})
+	}
+	return cs
+}
+
+// The checks of single settings, shared by validate and the Caddyfile
+// parser, which reports them with their line.
+
+func checkVendor(v string) error {
+	if !payword.ValidID(v) {
+		return fmt.Errorf("vendor %q is not a valid id (1-64 of A-Z a-z 0-9 . _ - : @)", v)
+	}
+	return nil
+}
+
+// checkAgent wants an https URL: the agent's keys, revocation list and
+// answers to reports decide what the gateway accepts. Plain http is for
+// loopback, or with insecure_agent.
+func checkAgent(agent string, insecure bool) error {
+	u, err := url.Parse(agent)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return fmt.Errorf("agent %q must be an https URL", agent)
+	}
+	if !insecure && !authenticatedAgent(agent) {
+		return fmt.Errorf("agent %q: plain http only to a loopback address (or set insecure_agent)", agent)
+	}
+	return nil
+}
+
+// checkGrantKey checks a literal key; a placeholder is checked once
+// replaced, in Provision.
+func checkGrantKey(k string) error {
+	if err := required("grant_key", k); err != nil {
 		return err
+	}
+	if !strings.Contains(k, "{") && len(k) < minGrantKey {
+		return fmt.Errorf("grant_key must be at least %d bytes", minGrantKey)
+	}
+	return nil
+}
+
+func required(opt, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s required", opt)
+	}
+	return nil
+}
+
+func positive(opt string, d caddy.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("%s must be positive", opt)
+	}
+	return nil
+}
+
+func checkBatchInterval(d caddy.Duration) error {
+	if time.Duration(d) > maxBatchInterval {
+		return fmt.Errorf("batch_interval must be at most %v (the agent credits a recovery once that has passed)", maxBatchInterval)
+	}
+	return nil
+}
+
+func checkMode(m string) error {
+	if !validMode(m) {
+		return fmt.Errorf("unknown mode %q (almost_online, batch or online)", m)
+	}
+	return nil
+}
+
+func checkCRL(c string) error {
+	if c != "" && c != crlFromAgent && c != crlFromRedis {
+		return fmt.Errorf("crl must be %q or %q", crlFromAgent, crlFromRedis)
+	}
+	return nil
+}
+
+func checkRule(r Rule) error {
+	if err := checkPattern(r.Pattern); err != nil {
+		return err
+	}
+	if r.Price < 1 || r.Price > MaxPrice {
+		return fmt.Errorf("price of %s must be 1..%d tokens (one segment)", r.Pattern, MaxPrice)
+	}
+	if r.Scope != "" {
+		if err := checkPattern(r.Scope); err != nil {
+			return err
+		}
+		if !strings.HasSuffix(r.Scope, "/") {
+			return fmt.Errorf("scope %q must end with /", r.Scope)
+		}
+	}
+	if r.TTL < 0 {
+		return fmt.Errorf("ttl of %s must be positive", r.Pattern)
+	}
+	return checkMode(r.Mode)
+}
+
+// checkCollision refuses a rule whose products an earlier rule already
+// prices (the same pattern): the first matching rule wins, so it would
+// never apply. Rules of one scope at different prices are allowed: a
+// grant opens only pages at most as dear as what it paid.
+func checkCollision(earlier []Rule, r Rule) error {
+	for _, e := range earlier {
+		if e.Pattern == r.Pattern {
+			return fmt.Errorf("price %s is given twice: the first rule always wins", r.Pattern)
+		}
 	}
 	return nil
 }
