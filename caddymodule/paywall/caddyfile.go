@@ -51,7 +51,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    insecure_agent                                # allow plain http to another host
 //	    key            <kid> <base64url public key>   # repeatable; none: learnt at start over https or loopback
 //	    redis          <url>
-//	    grant_key      <secret>
+//	    grant_key      <secret> [<old secret>...]     # the first signs, all verify
 //	    ttl            <duration>
 //	    mode           almost_online|batch|online
 //	    realm          <text>
@@ -112,7 +112,12 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "redis":
 			err = oneArg(d, &h.Redis)
 		case "grant_key":
-			err = oneArg(d, &h.GrantKey)
+			// grant_key <signing key> [<old key>...]: the first signs.
+			keys := d.RemainingArgs()
+			if len(keys) == 0 {
+				return d.ArgErr()
+			}
+			h.GrantKey, h.OldGrantKeys = keys[0], keys[1:]
 		case "ttl":
 			err = duration(d, &h.TTL)
 		case "mode":

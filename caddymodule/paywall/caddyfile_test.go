@@ -227,6 +227,7 @@ func TestCaddyfileErrorsNameTheirLine(t *testing.T) {
 		{"relative free pattern", "", "free index.html", "index.html", 8},
 		{"undecodable key", "", "key agent-2026 not!base64", "key agent-2026", 8},
 		{"short grant key", "grant_key {env.HW_GRANT_KEY}", "grant_key tooshort", "grant_key must be at least 32 bytes", 6},
+		{"short old grant key", "grant_key {env.HW_GRANT_KEY}", "grant_key {env.HW_GRANT_KEY} tooshort", "old grant_key must be at least 32 bytes", 6},
 		{"plain http agent", "agent https://bank.example", "agent http://bank.example", "plain http only to a loopback address", 4},
 		{"products collide", "", "price /articles/* 5", "price /articles/* is given twice", 8},
 		{"crl source", "", "crl dns", `crl must be "agent" or "redis"`, 8},
@@ -244,6 +245,12 @@ func TestCaddyfileErrorsNameTheirLine(t *testing.T) {
 	}
 	if err := adapt(base); err != nil {
 		t.Errorf("valid block: %v", err)
+	}
+	// grant_key takes the signing key, then the old ones that still verify.
+	h := new(Handler)
+	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser("paywall {\n\tgrant_key {env.NEW} {env.OLD} {env.OLDER}\n}")); err != nil ||
+		h.GrantKey != "{env.NEW}" || !slices.Equal(h.OldGrantKeys, []string{"{env.OLD}", "{env.OLDER}"}) {
+		t.Errorf("grant_key with old keys: %v %q %q", err, h.GrantKey, h.OldGrantKeys)
 	}
 	// insecure_agent allows plain http to another host.
 	lines := slices.Clone(base)

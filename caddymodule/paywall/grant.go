@@ -47,11 +47,17 @@ func (c *grantClaims) ready() {
 	c.vars = [...]any{c.User, c.Subject, c.Product, c.ID}
 }
 
-// granter mints and checks grants with the vendor's HS256 key. Checked
-// grants are cached by their exact token, so a returning reader costs a map
-// lookup and the expiry and product comparisons.
+// granter mints and checks grants with the vendor's HS256 keys: the first
+// signs, every one verifies, so that a rotation (a new key first, the old
+// one kept until the grants it signed have expired) asks no reader to pay
+// again. A grant names its key by id (the JWT's kid); one minted before
+// key ids is tried against every key. Checked grants are cached by their
+// exact token, so a returning reader costs a map lookup and the expiry and
+// product comparisons.
 type granter struct {
-	key    []byte
+	keys   [][]byte
+	kids   []string
+	all    jwt.VerificationKeySet
 	vendor string
 	parser *jwt.Parser
 
@@ -59,9 +65,9 @@ type granter struct {
 	cache map[string]*grantClaims
 }
 
-func newGranter(key []byte, vendor string) *granter {
-	return &granter{
-		key: key, vendor: vendor, cache: make(map[string]*grantClaims),
+func newGranter(keys [][]byte, vendor string) *granter {
+	g := &granter{
+		keys: keys, vendor: vendor, cache: make(map[string]*grantClaims),
 		// No iat check: a grant minted by a gateway whose clock runs ahead
 		// must still open the product at its neighbours.
 		// Strict decoding: a signature (or payload) with non-zero trailing
@@ -69,12 +75,42 @@ func newGranter(key []byte, vendor string) *granter {
 		parser: jwt.NewParser(jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer(vendor),
 			jwt.WithExpirationRequired(), jwt.WithStrictDecoding()),
 	}
+	for _, k := range keys {
+		g.kids = append(g.kids, grantKeyID(k))
+		g.all.Keys = append(g.all.Keys, k)
+	}
+	return g
 }
 
-// mint signs c. The same claims always give the same token, so a retried
-// payment gets back exactly the grant it was first given.
+// grantKeyID names a grant key by its hash, so that operators need not
+// name keys and every gateway derives the same id.
+func grantKeyID(k []byte) string {
+	sum := sha256.Sum256(append([]byte("hashwall grant key id\x00"), k...))
+	return hex.EncodeToString(sum[:6])
+}
+
+// mint signs c with the first key. The same claims always give the same
+// token, so a retried payment gets back exactly the grant it was first
+// given (while the signing key stays the same).
 func (g *granter) mint(c *grantClaims) (string, error) {
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(g.key)
+	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	t.Header["kid"] = g.kids[0]
+	return t.SignedString(g.keys[0])
+}
+
+// key is the verification key of token t: the one its kid names, or all
+// of them for a grant without one.
+func (g *granter) key(t *jwt.Token) (any, error) {
+	kid, ok := t.Header["kid"]
+	if !ok {
+		return g.all, nil
+	}
+	for i, id := range g.kids {
+		if id == kid {
+			return g.keys[i], nil
+		}
+	}
+	return nil, errGrant
 }
 
 var errGrant = errors.New("invalid grant")
@@ -89,7 +125,7 @@ func (g *granter) check(tok, product string, now time.Time) (*grantClaims, error
 	g.mu.RUnlock()
 	if !ok {
 		c = new(grantClaims)
-		if _, err := g.parser.ParseWithClaims(tok, c, func(*jwt.Token) (any, error) { return g.key, nil }); err != nil {
+		if _, err := g.parser.ParseWithClaims(tok, c, g.key); err != nil {
 			return nil, errGrant
 		}
 		c.ready()

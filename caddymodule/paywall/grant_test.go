@@ -2,15 +2,20 @@ package paywall
 
 import (
 	"encoding/base64"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/hashwall/hashwall/internal/testutil/paytest"
+	"github.com/hashwall/hashwall/payword"
 )
 
 func TestGrantsHostile(t *testing.T) {
-	g := newGranter([]byte(testGrantKey), testVendor)
+	g := newGranter([][]byte{[]byte(testGrantKey)}, testVendor)
 	now := time.Now()
 	claims := func(mod func(*grantClaims)) *grantClaims {
 		c := &grantClaims{Product: "/articles/a", Scope: "path", User: "u:alice", Price: 2, RegisteredClaims: jwt.RegisteredClaims{
@@ -68,7 +73,7 @@ func TestGrantsHostile(t *testing.T) {
 // bytes is refused, so a grant cannot be varied (and cached, or counted)
 // under many names.
 func TestGrantNonCanonicalBase64(t *testing.T) {
-	g := newGranter([]byte(testGrantKey), testVendor)
+	g := newGranter([][]byte{[]byte(testGrantKey)}, testVendor)
 	now := time.Now()
 	c := &grantClaims{Product: "/articles/a", Scope: "path", User: "u:alice", Price: 2, RegisteredClaims: jwt.RegisteredClaims{
 		Issuer: testVendor, Subject: "00", ID: "auth1", ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
@@ -120,7 +125,7 @@ func TestGrantNonCanonicalBase64(t *testing.T) {
 // FuzzGrantCheck: no input panics the grant parser, and whatever it accepts
 // is a grant in its one canonical spelling.
 func FuzzGrantCheck(f *testing.F) {
-	g := newGranter([]byte(testGrantKey), testVendor)
+	g := newGranter([][]byte{[]byte(testGrantKey)}, testVendor)
 	now := time.Now()
 	valid, _ := g.mint(&grantClaims{Product: "/a", Scope: "path", Price: 1, RegisteredClaims: jwt.RegisteredClaims{
 		Issuer: testVendor, ExpiresAt: jwt.NewNumericDate(now.Add(time.Hour)),
@@ -145,4 +150,53 @@ func FuzzGrantCheck(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestGrantKeyRotation: 1,000 readers hold day passes when the vendor
+// rotates its grant key (the new key first, the old one kept): none is
+// asked to pay again, new grants are signed with the new key, and once the
+// old key is dropped its passes no longer open anything.
+func TestGrantKeyRotation(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	newKey := strings.Repeat("N", minGrantKey)
+	dayPass := []Rule{{Pattern: "/issues/*/*", Price: 20, Scope: "/issues/*/", TTL: caddy.Duration(24 * time.Hour)}}
+	before := e.handler(func(h *Handler) { h.Rules = dayPass })
+	now := time.Now()
+	passes := make([]string, 1000)
+	for i := range passes {
+		// As a payment mints it (pay.go).
+		c := &grantClaims{Product: "/issues/2026-12-02/", Scope: "prefix", User: fmt.Sprintf("u:%d", i), Price: 20,
+			RegisteredClaims: jwt.RegisteredClaims{Issuer: testVendor, Subject: fmt.Sprintf("%032x", i), ID: fmt.Sprintf("auth.%d", i),
+				IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(now.Add(24 * time.Hour))}}
+		var err error
+		if passes[i], err = before.grants.mint(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	asked := func(h *Handler) (n int) {
+		for _, p := range passes {
+			if w, es := do(h, get("/issues/2026-12-02/sport", "Cookie", grantCookie+"="+p), nil); status(w, es) != 200 {
+				n++
+			}
+		}
+		return n
+	}
+	rotated := e.handler(func(h *Handler) { h.Rules, h.GrantKey, h.OldGrantKeys = dayPass, newKey, []string{testGrantKey} })
+	if n := asked(rotated); n != 0 {
+		t.Fatalf("after the rotation %d of 1000 readers were asked to pay again", n)
+	}
+	fresh := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 60})
+	w, es := do(rotated, get("/issues/2026-12-02/front", "Authorization", fresh.Header(t, 0, 20, 20, testVendor, "/issues/2026-12-02/")), nil)
+	receipt := w.Header().Get(payword.ReceiptHeader)
+	if status(w, es) != 200 || receipt == "" {
+		t.Fatalf("payment after the rotation: %d %q", status(w, es), w.Header().Get(payword.ErrorHeader))
+	}
+	onlyNew := e.handler(func(h *Handler) { h.Rules, h.GrantKey = dayPass, newKey })
+	if _, err := onlyNew.grants.check(receipt, "/issues/2026-12-02/", time.Now()); err != nil {
+		t.Fatalf("a grant minted after the rotation does not verify under the new key alone: %v", err)
+	}
+	if n := asked(onlyNew); n != len(passes) {
+		t.Fatalf("with the old key dropped, %d of 1000 old passes still open pages", len(passes)-n)
+	}
 }

@@ -53,6 +53,10 @@ type Handler struct {
 	// GrantKey signs grants (HS256); at least 32 bytes, shared by the
 	// vendor's gateways. Use a placeholder such as {env.HASHWALL_GRANT_KEY}.
 	GrantKey string `json:"grant_key"`
+	// OldGrantKeys still verify the grants they signed: rotate by making
+	// the new key GrantKey and the old one an OldGrantKey until the
+	// longest grant it signed (ttl) has expired; no reader pays again.
+	OldGrantKeys []string `json:"old_grant_keys,omitempty"`
 	// TTL is the default grant lifetime (default 24h).
 	TTL caddy.Duration `json:"ttl,omitempty"`
 	// Mode is the default reporting mode: almost_online (default), batch
@@ -192,10 +196,16 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.page, err = loadPage(h.Template); err != nil {
 		return err
 	}
-	if len(grantKey) < minGrantKey {
-		return fmt.Errorf("grant_key must be at least %d bytes (is the placeholder set?)", minGrantKey)
+	keys := [][]byte{[]byte(grantKey)}
+	for _, k := range h.OldGrantKeys {
+		keys = append(keys, []byte(repl.ReplaceKnown(k, "")))
 	}
-	h.grants = newGranter([]byte(grantKey), h.Vendor)
+	for _, k := range keys {
+		if len(k) < minGrantKey {
+			return fmt.Errorf("grant keys must be at least %d bytes (is the placeholder set?)", minGrantKey)
+		}
+	}
+	h.grants = newGranter(keys, h.Vendor)
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
@@ -259,6 +269,7 @@ func (h *Handler) checks() []check {
 		{"agent", checkAgent(h.Agent, h.InsecureAgent)},
 		{"redis", required("redis", h.Redis)},
 		{"grant_key", checkGrantKey(h.GrantKey)},
+		{"grant_key", checkOldGrantKeys(h.OldGrantKeys)},
 		{"ttl", positive("ttl", h.TTL)},
 		{"crl_max_age", positive("crl_max_age", h.CRLMaxAge)},
 		{"batch_interval", checkBatchInterval(h.BatchInterval)},
@@ -352,6 +363,15 @@ func checkMode(m string) error {
 func checkCRL(c string) error {
 	if c != "" && c != crlFromAgent && c != crlFromRedis {
 		return fmt.Errorf("crl must be %q or %q", crlFromAgent, crlFromRedis)
+	}
+	return nil
+}
+
+func checkOldGrantKeys(keys []string) error {
+	for _, k := range keys {
+		if err := checkGrantKey(k); err != nil {
+			return fmt.Errorf("old %w", err)
+		}
 	}
 	return nil
 }
