@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -108,12 +109,29 @@ func (a *Agent) handleRotateToken(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	token, hash := newToken(agentapi.VendorTokenPrefix)
-	if err := a.run(r.Context(), rotateToken, vendor, hash).Err(); err != nil {
+	var q agentapi.RotateToken
+	body, err := readBody(w, r, maxBody)
+	if err != nil {
 		return err
 	}
-	a.log.Info("vendor token rotated", zap.String("vendor", vendor))
-	writeJSON(w, http.StatusOK, agentapi.VendorToken{Vendor: vendor, Token: token})
+	if len(bytes.TrimSpace(body)) > 0 { // the body is optional
+		if err := unmarshalStrict(body, &q); err != nil {
+			return err
+		}
+	}
+	if q.GraceSeconds < 0 || q.GraceSeconds > agentapi.MaxTokenGrace {
+		return fail(http.StatusBadRequest, agentapi.CodeInvalidGrace, "grace_seconds must be 0 to 604800")
+	}
+	token, hash := newToken(agentapi.VendorTokenPrefix)
+	if err := a.run(r.Context(), rotateToken, vendor, hash, q.GraceSeconds).Err(); err != nil {
+		return err
+	}
+	a.log.Info("vendor token rotated", zap.String("vendor", vendor), zap.Int64("grace_seconds", q.GraceSeconds))
+	out := agentapi.VendorToken{Vendor: vendor, Token: token}
+	if q.GraceSeconds > 0 {
+		out.OldValidUntil = a.now().Unix() + q.GraceSeconds
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
@@ -136,6 +138,26 @@ func TestTokenRotationAndLogout(t *testing.T) {
 	e.must(e.call("POST", "/v1/token", va, nil, &out), 200, "rotate")
 	e.must(e.call("GET", "/v1/statement", va, nil, nil), 401, "old token")
 	e.must(e.call("GET", "/v1/statement", "Bearer "+out.Token, nil, nil), 200, "new token")
+
+	// With a grace period the replaced token keeps working until it ends,
+	// so the vendor's gateways can be given the new one without a gap.
+	ctx := context.Background()
+	rot, err := e.as("Bearer "+out.Token).RotateToken(ctx, time.Second)
+	e.mustOK(err, "rotate with grace")
+	if rot.OldValidUntil < e.clock.Now().Unix()+1 {
+		t.Fatalf("old_valid_until %d", rot.OldValidUntil)
+	}
+	if _, err := e.as("Bearer "+out.Token).Statement(ctx, time.Time{}, time.Time{}); err != nil {
+		t.Fatalf("the replaced token within its grace: %v", err)
+	}
+	if _, err := e.as("Bearer "+rot.Token).Statement(ctx, time.Time{}, time.Time{}); err != nil {
+		t.Fatalf("the new token: %v", err)
+	}
+	time.Sleep(2100 * time.Millisecond) // Redis expires the old token
+	e.must(e.call("GET", "/v1/statement", "Bearer "+out.Token, nil, nil), 401, "old token after its grace")
+	for _, body := range []string{`{"grace_seconds":-1}`, `{"grace_seconds":604801}`, `{"grace":1}`} {
+		e.must(e.call("POST", "/v1/token", "Bearer "+rot.Token, []byte(body), nil), 400, "bad grace "+body)
+	}
 
 	alice := e.user("alice", 0)
 	e.must(e.call("GET", "/v1/me", alice, nil, nil), 200, "session")

@@ -129,12 +129,17 @@ redis.call('SADD', P .. 'accounts', 'v:' .. vid)
 return 'ok'
 `)
 
-// rotateToken: ARGV vid, new token hash → "ok". The old token stops
-// working in the same step.
+// rotateToken: ARGV vid, new token hash, grace seconds → "ok". The old
+// token stops working in the same step, or when its grace has passed.
 var rotateToken = script(`
 local vk = P .. 'v:' .. ARGV[1]
 local old = redis.call('HGET', vk, 'tok')
-if old then redis.call('DEL', P .. 'vtok:' .. old) end
+local grace = tonumber(ARGV[3])
+if old and grace > 0 then
+  redis.call('EXPIRE', P .. 'vtok:' .. old, grace)
+elseif old then
+  redis.call('DEL', P .. 'vtok:' .. old)
+end
 redis.call('HSET', vk, 'tok', ARGV[2])
 redis.call('SET', P .. 'vtok:' .. ARGV[2], ARGV[1])
 return 'ok'

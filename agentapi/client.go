@@ -305,10 +305,15 @@ func (c *Client) StatementCSV(ctx context.Context, from, to time.Time) ([]byte, 
 	return raw, err
 }
 
-// RotateToken replaces the vendor's API token; the one in use stops working.
-func (c *Client) RotateToken(ctx context.Context) (*VendorToken, error) {
+// RotateToken replaces the vendor's API token; the one in use keeps
+// working for grace (0: it stops at once).
+func (c *Client) RotateToken(ctx context.Context, grace time.Duration) (*VendorToken, error) {
 	var out VendorToken
-	if err := c.post(ctx, "/v1/token", nil, &out); err != nil {
+	var in any
+	if grace > 0 {
+		in = RotateToken{GraceSeconds: int64((grace + time.Second - 1) / time.Second)}
+	}
+	if err := c.post(ctx, "/v1/token", in, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

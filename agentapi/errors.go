@@ -63,6 +63,7 @@ const (
 	CodeUnknownCertificate Code = "unknown_certificate"
 	CodeInvalidSince       Code = "invalid_since"
 	CodeInvalidPeriod      Code = "invalid_period"
+	CodeInvalidGrace       Code = "invalid_grace"
 	CodeBadSignature       Code = "bad_signature"
 	CodeInvalidCredit      Code = "invalid_credit"
 	CodeUnknownUser        Code = "unknown_user"
@@ -79,7 +80,7 @@ var Codes = []Code{
 	CodeUsernameTaken, CodeInvalidVendor, CodeInvalidOrigins, CodeVendorTaken, CodeUnknownVendor,
 	CodeWrongVendor, CodeGenericVendor, CodeInvalidTokens, CodeInvalidPublicKey, CodeInvalidScope,
 	CodeInvalidRequestID, CodeInsufficientFunds, CodeRecoverTooOften, CodeBatchMismatch,
-	CodeBadBinding, CodeSegmentOwned, CodeUnknownCertificate, CodeInvalidSince, CodeInvalidPeriod,
+	CodeBadBinding, CodeSegmentOwned, CodeUnknownCertificate, CodeInvalidSince, CodeInvalidPeriod, CodeInvalidGrace,
 	CodeBadSignature, CodeInvalidCredit, CodeUnknownUser, CodeUnknownAccount, CodeDisabled,
 	CodeLedgerMismatch,
 }

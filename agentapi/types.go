@@ -93,10 +93,23 @@ type Vendor struct {
 	Origins []string `json:"origins"`
 }
 
+// RotateToken is the optional body of POST /v1/token: how long the token
+// being replaced keeps working, so that gateways can be given the new one
+// without a gap (0: it stops at once).
+type RotateToken struct {
+	GraceSeconds int64 `json:"grace_seconds,omitempty"` // at most MaxTokenGrace
+}
+
+// MaxTokenGrace bounds RotateToken.GraceSeconds: 7 days.
+const MaxTokenGrace = 7 * 24 * 3600
+
 // VendorToken is the 200 of POST /v1/token.
 type VendorToken struct {
 	Vendor string `json:"vendor"`
 	Token  string `json:"token"`
+	// OldValidUntil is when the replaced token stops working (Unix
+	// seconds), with a grace period.
+	OldValidUntil int64 `json:"old_valid_until,omitempty"`
 }
 
 // Origins is the body of PUT /v1/vendors/{vendor}/origins.
