@@ -1,7 +1,12 @@
 package agent
 
 import (
+	"context"
 	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hashwall/hashwall/agentapi"
 )
@@ -10,6 +15,8 @@ import (
 func (a *Agent) handlers() map[string]handler {
 	return map[string]handler{
 		// Public.
+		"GET /healthz":                     a.handleHealthz,
+		"GET /readyz":                      a.handleReadyz,
 		"GET /v1/keys":                     a.handleKeys,
 		"GET /v1/crl":                      a.handleCRL,
 		"POST /v1/users":                   a.handleRegisterUser,
@@ -53,4 +60,29 @@ func (a *Agent) routes() *http.ServeMux {
 		m.Handle(p, a.wrap(p, f))
 	}
 	return m
+}
+
+// handleHealthz: the process serves.
+func (a *Agent) handleHealthz(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, agentapi.Health{OK: true, Checks: map[string]string{"process": "ok"}})
+	return nil
+}
+
+// handleReadyz: the agent can serve requests: its store answers within a
+// second and holds the revocation list's sequence (a store that lost it
+// would hand gateways a list that went back).
+func (a *Agent) handleReadyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+	defer cancel()
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		return fail(http.StatusServiceUnavailable, agentapi.CodeStoreUnavailable, "not ready: the store does not answer")
+	}
+	seq, err := a.rdb.Get(ctx, a.prefix+"crlseq").Int64()
+	if err != nil && err != redis.Nil {
+		return fail(http.StatusServiceUnavailable, agentapi.CodeStoreUnavailable, "not ready: the revocation list cannot be read")
+	}
+	writeJSON(w, http.StatusOK, agentapi.Health{OK: true, Checks: map[string]string{
+		"store": "ok", "revocations": strconv.FormatInt(seq, 10), "signing_key": a.signer.ID,
+	}})
+	return nil
 }

@@ -107,6 +107,8 @@ func RunServer(ctx context.Context, sc ServerConfig) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", a)
+	mux.Handle("GET /healthz", a)
+	mux.Handle("GET /readyz", a)
 	ln := sc.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", sc.Listen); err != nil {

@@ -77,6 +77,16 @@ func TestRunServer(t *testing.T) {
 	if !strings.Contains(body, `"kid":"agent-2026"`) {
 		t.Fatalf("/v1/keys: %q", body)
 	}
+	for _, probe := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(base + probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", probe, resp.StatusCode)
+		}
+	}
 	// /metrics is not on the public listener (issue 9 item 14), only on its own.
 	resp, err := http.Get(base + "/metrics")
 	if err != nil {

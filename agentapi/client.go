@@ -144,6 +144,26 @@ func (c *Client) post(ctx context.Context, path string, in, out any) error {
 
 // --- Public -----------------------------------------------------------------
 
+// Healthy asks whether the agent's process serves (GET /healthz).
+func (c *Client) Healthy(ctx context.Context) (*Health, error) {
+	return c.health(ctx, "/healthz")
+}
+
+// Ready asks whether the agent can serve requests now (GET /readyz): its
+// store answers and holds its revocation list. Not ready is a 503 *Error
+// (store_unavailable) saying what failed.
+func (c *Client) Ready(ctx context.Context) (*Health, error) {
+	return c.health(ctx, "/readyz")
+}
+
+func (c *Client) health(ctx context.Context, path string) (*Health, error) {
+	var h Health
+	if err := c.get(ctx, path, &h); err != nil {
+		return nil, err
+	}
+	return &h, nil
+}
+
 // Keys fetches the agent's public keys and their signed announcement.
 func (c *Client) Keys(ctx context.Context) (*Keys, error) {
 	var out Keys

@@ -289,6 +289,13 @@ type Settled struct {
 	Refunded int64 `json:"refunded"`
 }
 
+// Health is the 200 of GET /healthz and GET /readyz, with what each check
+// found.
+type Health struct {
+	OK     bool              `json:"ok"`
+	Checks map[string]string `json:"checks,omitempty"`
+}
+
 // LedgerCheck is the 200 of GET /v1/admin/ledger/check.
 type LedgerCheck struct {
 	OK bool `json:"ok"`
@@ -297,6 +304,8 @@ type LedgerCheck struct {
 // Routes is every route of the agent's API, as "METHOD /path" patterns of
 // net/http's ServeMux. The agent registers exactly these.
 var Routes = []string{
+	"GET /healthz",
+	"GET /readyz",
 	"GET /v1/keys",
 	"GET /v1/crl",
 	"POST /v1/users",

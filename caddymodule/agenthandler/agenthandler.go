@@ -158,9 +158,10 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// ServeHTTP serves /v1/ and passes everything else to next.
+// ServeHTTP serves /v1/, /healthz and /readyz, and passes everything else
+// to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if !strings.HasPrefix(r.URL.Path, "/v1/") {
+	if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
 		return next.ServeHTTP(w, r)
 	}
 	h.agent.ServeHTTP(w, r)
