@@ -97,7 +97,7 @@ func (b *backend) report(ctx context.Context, stream string, interval time.Durat
 	slots := make(chan struct{}, shippers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	var lastReclaim, lastBacklog time.Time
+	var lastReclaim time.Time
 	for ctx.Err() == nil {
 		// A free slot before reading: claims not read yet belong to no
 		// gateway, so a busy one leaves them to the others.
@@ -158,10 +158,6 @@ func (b *backend) report(ctx context.Context, stream string, interval time.Durat
 			}()
 		} else {
 			<-slots
-		}
-		if time.Since(lastBacklog) >= backlogEvery {
-			lastBacklog = time.Now()
-			b.updateBacklog(ctx)
 		}
 		if interval > 0 && len(msgs) < reportBatch {
 			sleep(ctx, interval)
@@ -353,6 +349,23 @@ func entryTime(id string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return time.UnixMilli(v), true
+}
+
+// watchBacklog refreshes the backlog gauge every backlogEvery, apart from
+// the report workers: when every delivery fails (an agent that refuses the
+// token, or is gone) they are all busy retrying, and the growing backlog
+// is what an operator must see.
+func (b *backend) watchBacklog(ctx context.Context) {
+	t := time.NewTicker(backlogEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.updateBacklog(ctx)
+		}
+	}
 }
 
 func (b *backend) updateBacklog(ctx context.Context) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hashwall/hashwall/agent"
@@ -446,4 +447,31 @@ func TestSlowReportNotTakenOver(t *testing.T) {
 func waitCRLSynced(t *testing.T, h *Handler) {
 	t.Helper()
 	waitFor(t, "the first CRL sync", 2*time.Second, func() bool { return h.be.crl.age(time.Now()) < time.Second })
+}
+
+// TestBacklogCountsFailedDeliveries: when the agent refuses every report
+// (here a wrong API token: 401), the report workers are all busy retrying
+// (they refreshed the gauge only between reads); the backlog gauge must
+// still show the claims waiting within its refresh interval, since it is
+// what an operator alerts on.
+func TestBacklogCountsFailedDeliveries(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := e.handler(func(h *Handler) { h.APIToken = "not-the-vendor-token" })
+	wal := paytest.NewBank(t).Issue(t, paytest.Options{Seed: 61})
+	for i := uint32(1); i <= 8; i++ {
+		if w, es := do(h, get("/articles/a", "Authorization", wal.Header(t, 0, 2*i, 2, testVendor, "/articles/a")), nil); status(w, es) != 200 {
+			t.Fatalf("pay %d: %d %q", i, status(w, es), w.Header().Get(payword.ErrorHeader))
+		}
+		time.Sleep(2 * reportLinger) // a report each: more than the shippers
+	}
+	backlog := func() float64 {
+		var m dto.Metric
+		_ = h.metrics.backlog.WithLabelValues(testVendor).Write(&m)
+		return m.GetGauge().GetValue()
+	}
+	waitFor(t, "the backlog gauge shows the 8 refused claims", backlogEvery+time.Second, func() bool { return backlog() == 8 })
+	if n := e.agent.claimCount(); n != 0 {
+		t.Fatalf("the agent took %d claims under a wrong token", n)
+	}
 }
