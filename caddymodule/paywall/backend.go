@@ -165,7 +165,7 @@ func (b *backend) start(ctx context.Context) {
 	run(crlSync)
 	run(func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeAlmostOnline), 0) })
 	run(func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeBatch), b.cfg.BatchInterval) })
-	run(b.watchBacklog)
+	run(b.watchGauges)
 }
 
 // Destruct stops the workers and closes Redis. Closing the client first

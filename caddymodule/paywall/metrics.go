@@ -19,6 +19,7 @@ type metrics struct {
 	paySeconds prometheus.Histogram
 	reports    *prometheus.CounterVec // by the agent's verdict
 	backlog    *prometheus.GaugeVec
+	crlAge     *prometheus.GaugeVec
 	// delivery runs from a claim's acceptance (its stream entry's id, which
 	// is the vendor Redis's clock in milliseconds) to the agent's 200
 	// holding a checked result for it.
@@ -43,13 +44,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		reports: prometheus.NewCounterVec(prometheus.CounterOpts(opts("reported_claims_total", "Claims reported to the agent, by the agent's verdict.")), []string{"verdict"}),
 		backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("report_backlog", "Accepted claims not yet acknowledged by the agent.")), []string{"vendor"}),
+		crlAge: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("crl_age_seconds",
+			"Time since the revocation list was last known complete (+Inf before the first sync); payments are refused past crl_max_age.")), []string{"vendor"}),
 		delivery: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "hashwall", Subsystem: "gateway", Name: "claim_delivery_seconds",
 			Help:    "Time from a payment's acceptance to the agent's checked answer for its claim, by report mode.",
 			Buckets: []float64{.05, .1, .2, .3, .5, .75, 1, 1.5, 2, 5, 10, 30, 60, 300, 900, 3600},
 		}, []string{"vendor", "mode"}),
 	}
-	var errs [7]error
+	var errs [8]error
 	if reg != nil {
 		m.challenges, errs[0] = register(reg, m.challenges)
 		m.payments, errs[1] = register(reg, m.payments)
@@ -58,6 +61,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.reports, errs[4] = register(reg, m.reports)
 		m.backlog, errs[5] = register(reg, m.backlog)
 		m.delivery, errs[6] = register(reg, m.delivery)
+		m.crlAge, errs[7] = register(reg, m.crlAge)
 	}
 	m.accepted, m.retried = m.payments.WithLabelValues("accepted"), m.payments.WithLabelValues("retried")
 	m.fromCookie, m.fromBearer = m.grants.WithLabelValues("cookie"), m.grants.WithLabelValues("bearer")

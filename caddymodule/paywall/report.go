@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"strconv"
@@ -351,19 +352,24 @@ func entryTime(id string) (time.Time, bool) {
 	return time.UnixMilli(v), true
 }
 
-// watchBacklog refreshes the backlog gauge every backlogEvery, apart from
-// the report workers: when every delivery fails (an agent that refuses the
-// token, or is gone) they are all busy retrying, and the growing backlog
-// is what an operator must see.
-func (b *backend) watchBacklog(ctx context.Context) {
+// watchGauges refreshes the backlog and revocation-list age gauges every
+// backlogEvery, apart from the workers: when every delivery fails (an
+// agent that refuses the token, or is gone) the report workers are all
+// busy retrying, and the growing backlog is what an operator must see.
+func (b *backend) watchGauges(ctx context.Context) {
 	t := time.NewTicker(backlogEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			b.updateBacklog(ctx)
+			age := math.Inf(1)
+			if s := b.crl.synced.Load(); s != 0 {
+				age = now.Sub(time.Unix(0, s)).Seconds()
+			}
+			b.metrics.get().crlAge.WithLabelValues(b.cfg.Vendor).Set(age)
 		}
 	}
 }

@@ -475,3 +475,19 @@ func TestBacklogCountsFailedDeliveries(t *testing.T) {
 		t.Fatalf("the agent took %d claims under a wrong token", n)
 	}
 }
+
+// TestCRLAgeGauge: the revocation list's age is exported, small while the
+// gateway syncs, growing while the agent is away.
+func TestCRLAgeGauge(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	h := e.handler()
+	age := func() float64 {
+		var m dto.Metric
+		_ = h.metrics.crlAge.WithLabelValues(testVendor).Write(&m)
+		return m.GetGauge().GetValue()
+	}
+	waitFor(t, "a fresh list", backlogEvery+2*time.Second, func() bool { a := age(); return a > 0 && a < 1.5 })
+	e.agent.setDown(true)
+	waitFor(t, "the age to grow while the agent is away", 4*time.Second, func() bool { return age() >= 2 })
+}
