@@ -346,3 +346,28 @@ func (e *env) snapshot() string {
 	}
 	return b.String()
 }
+
+// refusal is a request the agent must refuse with status and code.
+type refusal struct {
+	name, method, path, auth string
+	body                     any
+	status                   int
+	code                     agentapi.Code
+}
+
+// mustRefuse sends each request and checks its refusal, and that the
+// refused request changed nothing in the store.
+func (e *env) mustRefuse(t *testing.T, cases []refusal) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			before := e.snapshot()
+			var got agentapi.Error
+			if status := e.call(c.method, c.path, c.auth, c.body, &got); status != c.status || got.Code != c.code {
+				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Message, c.status, c.code)
+			}
+			if e.snapshot() != before {
+				t.Fatal("a refused request changed the store")
+			}
+		})
+	}
+}

@@ -29,12 +29,7 @@ func TestHostileRequests(t *testing.T) {
 	bigReport := []byte(`{"vendor":"planet","batch":"b","claims":[` + strings.Repeat(" ", payword.MaxReportSize) + `]}`)
 	unknown := w.claim(0, 1, 1, "planet")
 	unknown.Serial[0] ^= 1
-	cases := []struct {
-		name, method, path, auth string
-		body                     any
-		status                   int
-		code                     agentapi.Code
-	}{
+	cases := []refusal{
 		{"wrong password", "POST", "/v1/sessions", "", map[string]string{"username": "alice", "password": "wrong horse"}, 401, "invalid_credentials"},
 		{"unknown user", "POST", "/v1/sessions", "", map[string]string{"username": "mallory", "password": "correct horse"}, 401, "invalid_credentials"},
 		{"basic auth wrong password", "POST", "/v1/certificates", "Basic " + b64std("alice:nope"), map[string]any{"tokens": 1, "public_key": pk}, 401, "invalid_credentials"},
@@ -67,18 +62,7 @@ func TestHostileRequests(t *testing.T) {
 		{"wrong method", "DELETE", "/v1/reports", va, nil, 405, "no_route"},
 		{"unsigned webhook", "POST", "/v1/webhooks/payment", "", map[string]any{"user": "alice", "amount": 5, "event": "e1"}, 401, "bad_signature"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before := e.snapshot()
-			var got agentapi.Error
-			if status := e.call(c.method, c.path, c.auth, c.body, &got); status != c.status || got.Code != c.code {
-				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Message, c.status, c.code)
-			}
-			if e.snapshot() != before {
-				t.Fatal("a refused request changed the store")
-			}
-		})
-	}
+	e.mustRefuse(t, cases)
 	// Reports for unknown serials: the contract's per-claim verdict, nothing stored.
 	before := e.snapshot()
 	e.expectReport("unknown_certificate:0", va, "planet", "u1", unknown)

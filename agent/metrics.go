@@ -4,6 +4,8 @@ import (
 	"errors"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hashwall/hashwall/internal/promreg"
 )
 
 type metrics struct {
@@ -31,28 +33,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var err error
-	reuse(reg, &m.issued, &err)
-	reuse(reg, &m.tokens, &err)
-	reuse(reg, &m.disputes, &err)
-	reuse(reg, &m.recoveries, &err)
-	reuse(reg, &m.claims, &err)
-	reuse(reg, &m.revocations, &err)
-	reuse(reg, &m.latency, &err)
-	return m, err
-}
-
-// reuse registers *c, or, when a Caddy config reload provisions the module
-// again on the same registry, switches *c to the collector already there.
-func reuse[T prometheus.Collector](reg prometheus.Registerer, c *T, errp *error) {
-	err := reg.Register(*c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(T); ok {
-			*c, err = existing, nil
-		}
-	}
-	if err != nil && *errp == nil {
-		*errp = err
-	}
+	var errs [7]error
+	m.issued, errs[0] = promreg.Register(reg, m.issued)
+	m.tokens, errs[1] = promreg.Register(reg, m.tokens)
+	m.disputes, errs[2] = promreg.Register(reg, m.disputes)
+	m.recoveries, errs[3] = promreg.Register(reg, m.recoveries)
+	m.claims, errs[4] = promreg.Register(reg, m.claims)
+	m.revocations, errs[5] = promreg.Register(reg, m.revocations)
+	m.latency, errs[6] = promreg.Register(reg, m.latency)
+	return m, errors.Join(errs[:]...)
 }

@@ -90,12 +90,7 @@ func TestHostileOrigins(t *testing.T) {
 	}
 	reg := func(origins ...string) map[string]any { return map[string]any{"vendor": "evil", "origins": origins} }
 	set := func(origins ...string) map[string]any { return map[string]any{"origins": origins} }
-	cases := []struct {
-		name, method, path, auth string
-		body                     any
-		status                   int
-		code                     agentapi.Code
-	}{
+	cases := []refusal{
 		{"ftp scheme", "POST", "/v1/vendors", admin, reg("ftp://evil.example"), 400, "invalid_origins"},
 		{"javascript scheme", "POST", "/v1/vendors", admin, reg("javascript:alert(1)"), 400, "invalid_origins"},
 		{"no scheme", "POST", "/v1/vendors", admin, reg("evil.example"), 400, "invalid_origins"},
@@ -125,18 +120,7 @@ func TestHostileOrigins(t *testing.T) {
 		{"publish: bad id", "GET", "/v1/vendors/a%20b/origins", "", nil, 400, "invalid_vendor"},
 		{"publish: unknown vendor", "GET", "/v1/vendors/nobody/origins", "", nil, 404, "unknown_vendor"},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			before := e.snapshot()
-			var got agentapi.Error
-			if status := e.call(c.method, c.path, c.auth, c.body, &got); status != c.status || got.Code != c.code {
-				t.Fatalf("got %d %q (%s), want %d %q", status, got.Code, got.Message, c.status, c.code)
-			}
-			if e.snapshot() != before {
-				t.Fatal("a refused request changed the store")
-			}
-		})
-	}
+	e.mustRefuse(t, cases)
 	if o, err := e.a.vendorOrigins(context.Background(), "planet"); err != nil || strings.Join(o, " ") != "https://planet.example" {
 		t.Fatalf("planet's origins after the attacks: %q %v", o, err)
 	}

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hashwall/hashwall/internal/promreg"
 )
 
 // metrics are the gateway's collectors. Each handler registers them on its
@@ -54,30 +56,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var errs [8]error
 	if reg != nil {
-		m.challenges, errs[0] = register(reg, m.challenges)
-		m.payments, errs[1] = register(reg, m.payments)
-		m.grants, errs[2] = register(reg, m.grants)
-		m.paySeconds, errs[3] = register(reg, m.paySeconds)
-		m.reports, errs[4] = register(reg, m.reports)
-		m.backlog, errs[5] = register(reg, m.backlog)
-		m.delivery, errs[6] = register(reg, m.delivery)
-		m.crlAge, errs[7] = register(reg, m.crlAge)
+		m.challenges, errs[0] = promreg.Register(reg, m.challenges)
+		m.payments, errs[1] = promreg.Register(reg, m.payments)
+		m.grants, errs[2] = promreg.Register(reg, m.grants)
+		m.paySeconds, errs[3] = promreg.Register(reg, m.paySeconds)
+		m.reports, errs[4] = promreg.Register(reg, m.reports)
+		m.backlog, errs[5] = promreg.Register(reg, m.backlog)
+		m.delivery, errs[6] = promreg.Register(reg, m.delivery)
+		m.crlAge, errs[7] = promreg.Register(reg, m.crlAge)
 	}
 	m.accepted, m.retried = m.payments.WithLabelValues("accepted"), m.payments.WithLabelValues("retried")
 	m.fromCookie, m.fromBearer = m.grants.WithLabelValues("cookie"), m.grants.WithLabelValues("bearer")
 	return m, errors.Join(errs[:]...)
-}
-
-// register registers c on reg, or returns the collector that another
-// handler of the same config registered first under c's name.
-func register[T prometheus.Collector](reg prometheus.Registerer, c T) (T, error) {
-	err := reg.Register(c)
-	if are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err); ok {
-		if existing, same := are.ExistingCollector.(T); same {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 // metricsUsers are the metrics of the handlers that use one backend. The
