@@ -3,7 +3,8 @@ package agent
 // ingest applies the verdicts of one report batch atomically.
 //
 // ARGV: vendor, batch, t, n, ttl, then per claim: serial, seg, index, pre,
-// auth; last, the digest of the batch's claims (64 hex digits). pre is Go's
+// auth, void ("1" for the void of a claim, else "0"), p (the tokens the
+// payment carried); last, the digest of the batch's claims (64 hex digits). pre is Go's
 // verdict from the signatures and K: "ok", "invalid", "vendor_fraud" or
 // "unknown_certificate". Returns {response body, certificates revoked}. A
 // batch id seen before with the same digest returns the stored body and
@@ -20,13 +21,21 @@ package agent
 // certificate are paid from its outstanding value (not yet credited back)
 // and the rest is charged to the user.
 //
+// A void (a claim whose answer was not charged, see docs/protocol.md §8)
+// takes back from the vendor what its claim was paid, at most its p tokens,
+// and credits it to the user: the tokens stay spent (the certificate's
+// claimed count keeps them, so no refund pays them again). A void that
+// comes before its claim ingests the claim first; the claim, when it comes,
+// is a duplicate. Each claim is voided at most once (:vd); what a claim
+// was paid is kept for its void (:pa).
+//
 // State is read with a few HMGETs per certificate into local tables and
 // written back at the end: a batch costs a few calls per certificate, not
 // per claim or segment.
 var ingest = script(`
 local vendor, batch, t, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local bk = P .. 'batch:' .. vendor .. ':' .. batch
-local digest = ARGV[6 + 5 * n]
+local digest = ARGV[6 + 7 * n]
 local prev = redis.call('GET', bk)
 if prev and string.sub(prev, 1, 1) ~= '{' then
   if string.sub(prev, 1, 64) ~= digest then return {'', 0, 1} end
@@ -37,18 +46,19 @@ end
 -- highs and its record, in four HMGETs.
 local certs, order = {}, {}
 for k = 0, n - 1 do
-  local b = 6 + 5 * k
+  local b = 6 + 7 * k
   local serial = ARGV[b]
   if ARGV[b + 3] ~= 'unknown_certificate' then
     local c = certs[serial]
     if not c then
       c = {key = P .. 'c:{' .. serial .. '}', fields = {}, seen = {}, new = {}, segs = {}, own = {},
-        newown = {}, hi = {}, dirty = {}, claimed = 0}
+        newown = {}, hi = {}, dirty = {}, claimed = 0, vfields = {}, voided = {}, paid = {}, newvd = {}, newpa = {}}
       certs[serial] = c
       order[#order + 1] = serial
     end
     local seg = ARGV[b + 1]
     c.fields[#c.fields + 1] = vendor .. '|' .. seg .. '|' .. ARGV[b + 2]
+    if ARGV[b + 5] == '1' then c.vfields[#c.vfields + 1] = c.fields[#c.fields] end
     if not c.own[seg] then
       c.own[seg] = false
       c.segs[#c.segs + 1] = seg
@@ -60,6 +70,14 @@ for _, serial in ipairs(order) do
   local got = redis.call('HMGET', c.key .. ':cl', unpack(c.fields))
   for i, f in ipairs(c.fields) do
     if got[i] then c.seen[f] = true end
+  end
+  if #c.vfields > 0 then
+    local vd = redis.call('HMGET', c.key .. ':vd', unpack(c.vfields))
+    local pa = redis.call('HMGET', c.key .. ':pa', unpack(c.vfields))
+    for i, f in ipairs(c.vfields) do
+      if vd[i] then c.voided[f] = true end
+      c.paid[f] = tonumber(pa[i] or '0')
+    end
   end
   local owners = redis.call('HMGET', c.key .. ':own', unpack(c.segs))
   local hks = {}
@@ -87,66 +105,100 @@ for _, serial in ipairs(order) do
 end
 
 -- Pass 2: verdicts.
-local out, vcredit, charges, users = {}, 0, {}, {}
+local out, vcredit, vdebit, charges, users = {}, 0, 0, {}, {}
 local function charge(uid, kind, v)
   local key = uid .. '|' .. kind
   if not charges[key] then charges[key] = 0; users[#users + 1] = {uid, kind} end
   charges[key] = charges[key] + v
 end
+-- claim judges the claim of vendor at (seg, idx) of certificate c, with
+-- Go's verdict pre, and records it; returns its verdict and the tokens paid.
+local function claim(c, serial, seg, idx, verdict)
+  local ckey = vendor .. '|' .. seg .. '|' .. idx
+  if c.settled then
+    return 'invalid', 0 -- reported after the settlement window: refused, not recorded
+  elseif c.seen[ckey] then
+    return 'duplicate', 0
+  end
+  local amount = 0
+  if verdict == 'ok' then
+    local owner = c.own[seg]
+    if not owner then
+      owner = vendor
+      c.own[seg] = vendor
+      c.newown[#c.newown + 1] = seg
+      c.newown[#c.newown + 1] = vendor
+    end
+    local hk = vendor .. '|' .. seg
+    local hi = c.hi[hk]
+    if idx > hi then
+      amount = idx - hi
+      hi = idx
+      c.dirty[hk] = true
+    end
+    c.hi[hk] = hi
+    local v = amount * c.unit
+    vcredit = vcredit + v
+    if owner == vendor then
+      verdict = 'paid'
+      c.claimed = c.claimed + amount
+      if c.recovered and v > 0 then
+        local covered = math.max(0, math.min(v, c.rout))
+        c.rout = c.rout - v
+        if v > covered then charge(c.user, 'late_claim', v - covered) end
+      end
+    else
+      verdict = 'double_spend'
+      if v > 0 then charge(c.user, 'double_spend', v) end
+      if revoke(serial, 'double-spend', t) > 0 then
+        fraud(t, 'double_spend', vendor, serial, tonumber(seg), c.user)
+      end
+    end
+  else
+    redis.call('HINCRBY', P .. 'v:' .. vendor, 'fraud', 1)
+    fraud(t, verdict, vendor, serial, tonumber(seg), c.user)
+  end
+  c.seen[ckey] = true
+  c.new[#c.new + 1] = ckey
+  c.new[#c.new + 1] = verdict
+  if amount > 0 then -- for its void
+    c.paid[ckey] = amount
+    c.newpa[#c.newpa + 1] = ckey
+    c.newpa[#c.newpa + 1] = amount
+  end
+  return verdict, amount
+end
+-- void takes back what the claim at (seg, idx) was paid, at most p tokens.
+local function void(c, seg, idx, p)
+  local ckey = vendor .. '|' .. seg .. '|' .. idx
+  if c.voided[ckey] then return 'duplicate', 0 end
+  c.voided[ckey] = true
+  local amount = math.min(c.paid[ckey] or 0, p)
+  c.newvd[#c.newvd + 1] = ckey
+  c.newvd[#c.newvd + 1] = amount
+  if amount > 0 then
+    vdebit = vdebit + amount * c.unit
+    charge(c.user, 'void', -amount * c.unit)
+  end
+  return 'voided', amount
+end
 for k = 0, n - 1 do
-  local b = 6 + 5 * k
+  local b = 6 + 7 * k
   local serial, seg, idx, verdict, auth = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]
+  local isvoid, p = ARGV[b + 5] == '1', tonumber(ARGV[b + 6])
   local amount = 0
   local c = certs[serial]
   if not c then
     verdict = 'unknown_certificate'
+  elseif not isvoid then
+    verdict, amount = claim(c, serial, seg, idx, verdict)
   else
     local ckey = vendor .. '|' .. seg .. '|' .. idx
-    if c.settled then
-      verdict = 'invalid' -- reported after the settlement window: refused, not recorded
-    elseif c.seen[ckey] then
-      verdict = 'duplicate'
-    else
-      c.seen[ckey] = true
-      if verdict == 'ok' then
-        local owner = c.own[seg]
-        if not owner then
-          owner = vendor
-          c.own[seg] = vendor
-          c.newown[#c.newown + 1] = seg
-          c.newown[#c.newown + 1] = vendor
-        end
-        local hk = vendor .. '|' .. seg
-        local hi = c.hi[hk]
-        if idx > hi then
-          amount = idx - hi
-          hi = idx
-          c.dirty[hk] = true
-        end
-        c.hi[hk] = hi
-        local v = amount * c.unit
-        vcredit = vcredit + v
-        if owner == vendor then
-          verdict = 'paid'
-          c.claimed = c.claimed + amount
-          if c.recovered and v > 0 then
-            local covered = math.max(0, math.min(v, c.rout))
-            c.rout = c.rout - v
-            if v > covered then charge(c.user, 'late_claim', v - covered) end
-          end
-        else
-          verdict = 'double_spend'
-          if v > 0 then charge(c.user, 'double_spend', v) end
-          if revoke(serial, 'double-spend', t) > 0 then
-            fraud(t, 'double_spend', vendor, serial, tonumber(seg), c.user)
-          end
-        end
-      else
-        redis.call('HINCRBY', P .. 'v:' .. vendor, 'fraud', 1)
-        fraud(t, verdict, vendor, serial, tonumber(seg), c.user)
-      end
-      c.new[#c.new + 1] = ckey
-      c.new[#c.new + 1] = verdict
+    if not c.seen[ckey] then
+      verdict = claim(c, serial, seg, idx, verdict) -- the void came first
+    end
+    if c.seen[ckey] then
+      verdict, amount = void(c, seg, idx, p)
     end
   end
   out[#out + 1] = string.format('{"auth":"%s","verdict":"%s","amount":%d}', auth, verdict, amount)
@@ -154,15 +206,18 @@ end
 
 -- Write back.
 for _, serial in ipairs(order) do
-  local c = certs[serial] or {new = {}, newown = {}, dirty = {}, claimed = 0}
+  local c = certs[serial] or {new = {}, newown = {}, newvd = {}, newpa = {}, dirty = {}, claimed = 0}
   if #c.new > 0 then redis.call('HSET', c.key .. ':cl', unpack(c.new)) end
   if #c.newown > 0 then redis.call('HSET', c.key .. ':own', unpack(c.newown)) end
+  if #c.newvd > 0 then redis.call('HSET', c.key .. ':vd', unpack(c.newvd)) end
+  if #c.newpa > 0 then redis.call('HSET', c.key .. ':pa', unpack(c.newpa)) end
   local hi = {}
   for hk in pairs(c.dirty) do hi[#hi + 1] = hk; hi[#hi + 1] = c.hi[hk] end
   if #hi > 0 then redis.call('HSET', c.key .. ':hi', unpack(hi)) end
   if c.claimed > 0 then redis.call('HINCRBY', c.key, 'claimed', c.claimed) end
 end
 if vcredit > 0 then post('v:' .. vendor, vcredit, 'claims', batch, t) end
+if vdebit > 0 then post('v:' .. vendor, -vdebit, 'void', batch, t) end
 for _, u in ipairs(users) do
   post('u:' .. u[1], -charges[u[1] .. '|' .. u[2]], u[2], batch, t)
 end

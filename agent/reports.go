@@ -54,6 +54,9 @@ func claimsDigest(claims []payword.Claim) string {
 		field([]byte(c.Product))
 		field([]byte(c.Auth))
 		num(uint64(c.Time))
+		if c.Void {
+			h.Write([]byte{1})
+		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
@@ -113,11 +116,15 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 		return nil, err
 	}
 	pre := a.precheck(rep, certs)
-	args := make([]any, 0, 6+5*len(rep.Claims))
+	args := make([]any, 0, 6+7*len(rep.Claims))
 	args = append(args, rep.Vendor, rep.Batch, a.now().Unix(), len(rep.Claims), int64(batchTTL/time.Second))
 	for i := range rep.Claims {
 		c := &rep.Claims[i]
-		args = append(args, c.Serial.String(), c.Segment, c.Index, string(pre[i]), c.Auth)
+		void := "0"
+		if c.Void {
+			void = "1"
+		}
+		args = append(args, c.Serial.String(), c.Segment, c.Index, string(pre[i]), c.Auth, void, c.Amount)
 	}
 	args = append(args, claimsDigest(rep.Claims))
 	res, err := a.run(ctx, ingest, args...).Slice()
@@ -229,8 +236,7 @@ func (a *Agent) checkClaim(vendor string, c *payword.Claim, ci *certInfo, chain 
 // decoding a body the agent wrote itself.
 func (a *Agent) countVerdicts(vendor, batch string, body []byte) {
 	counts := map[agentapi.Verdict]int{}
-	for _, v := range []agentapi.Verdict{agentapi.VerdictPaid, agentapi.VerdictDuplicate, agentapi.VerdictVendorFraud,
-		agentapi.VerdictInvalid, agentapi.VerdictDoubleSpend, agentapi.VerdictUnknownCertificate} {
+	for _, v := range agentapi.Verdicts {
 		if n := bytes.Count(body, []byte(`"verdict":"`+v+`"`)); n > 0 {
 			counts[v] = n
 			a.metrics.claims.WithLabelValues(string(v)).Add(float64(n))

@@ -31,7 +31,9 @@ import (
 //	hw:a:ucerts:<uid>      set of the user's active certificates
 //	hw:a:c:{<serial>}      certificate hash; :own seg -> owner vendor,
 //	                       :hi "vendor|seg" -> highest paid index,
-//	                       :cl "vendor|seg|index" -> verdict (idempotency)
+//	                       :cl "vendor|seg|index" -> verdict (idempotency),
+//	                       :pa the same -> tokens the claim was paid,
+//	                       :vd the same -> tokens its void took back
 //	hw:a:expiry            zset serial by expiry, for refunds
 //	hw:a:batch:<vid>:<id>  stored response of an ingested batch
 //	hw:a:rpend:<uid>       zset serial by due: recovered certificates whose
@@ -315,7 +317,7 @@ if c[1] == '1' or not c[3] then return -1 end
 redis.call('HSET', ck, 'settled', 1)
 redis.call('SREM', P .. 'ucerts:' .. c[6], serial)
 -- Claims are refused from now on: their idempotency records can go.
-redis.call('DEL', ck .. ':cl', ck .. ':hi', ck .. ':own')
+redis.call('DEL', ck .. ':cl', ck .. ':hi', ck .. ':own', ck .. ':pa', ck .. ':vd')
 -- A recovered certificate refunds what was not credited back yet (none
 -- when its recovery credit ran; a recovery from before rcredit existed
 -- credited everything at once).

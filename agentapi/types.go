@@ -1,6 +1,10 @@
 package agentapi
 
-import "github.com/hashwall/hashwall/payword"
+import (
+	"slices"
+
+	"github.com/hashwall/hashwall/payword"
+)
 
 // Header names beyond Authorization.
 const (
@@ -34,17 +38,18 @@ const (
 	VerdictInvalid            Verdict = "invalid"
 	VerdictDoubleSpend        Verdict = "double_spend"
 	VerdictUnknownCertificate Verdict = "unknown_certificate"
+	// VerdictVoided answers a void: Amount tokens were taken back from the
+	// vendor and credited to the reader.
+	VerdictVoided Verdict = "voided"
 )
+
+// Verdicts are the verdicts of the contract.
+var Verdicts = []Verdict{VerdictPaid, VerdictDuplicate, VerdictVendorFraud, VerdictInvalid,
+	VerdictDoubleSpend, VerdictUnknownCertificate, VerdictVoided}
 
 // Known tells a verdict of the contract from anything else: a vendor may
 // delete a claim from its queue only on a known verdict.
-func (v Verdict) Known() bool {
-	switch v {
-	case VerdictPaid, VerdictDuplicate, VerdictVendorFraud, VerdictInvalid, VerdictDoubleSpend, VerdictUnknownCertificate:
-		return true
-	}
-	return false
-}
+func (v Verdict) Known() bool { return slices.Contains(Verdicts, v) }
 
 // Vendor kinds.
 const (

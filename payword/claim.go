@@ -17,7 +17,15 @@ type Claim struct {
 	Product string `json:"product"`
 	Auth    string `json:"auth"` // the gateway's authorization number
 	Time    int64  `json:"time"` // Unix seconds of acceptance
+	// Void marks the void of the claim with these fields, whose answer was
+	// not charged: the agent takes its value back from the vendor and
+	// gives it to the reader. Its Auth is the claim's with VoidSuffix.
+	Void bool `json:"void,omitempty"`
 }
+
+// VoidSuffix ends the authorization number of a void: the claim's own
+// number, so each stream entry gets its own answer.
+const VoidSuffix = "-void"
 
 // Report is a batch of claims from one vendor. Batch identifies it for
 // idempotent redelivery.

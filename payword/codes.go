@@ -9,7 +9,7 @@ const (
 )
 
 // ErrorCode is the value of a Payment-Error header. A refused payment spent
-// nothing; the codes and their statuses are listed in docs/protocol.md §7.
+// nothing (replay: the tokens were spent before); the codes and their statuses are listed in docs/protocol.md §7.
 type ErrorCode string
 
 const (
@@ -31,4 +31,15 @@ const (
 	CodeDoubleSpend        ErrorCode = "double_spend"
 	CodeUnavailable        ErrorCode = "unavailable"
 	CodeCRLStale           ErrorCode = "crl_stale"
+
+	// CodeNotCharged comes with an answer that was not paid for (the
+	// upstream's 404 or 5xx, a page the reader's grant already opens): the
+	// payment it carried was not spent, and its tokens are the wallet's
+	// again. The status is the answer's own.
+	CodeNotCharged ErrorCode = "not_charged"
+	// CodeVoided comes with an answer that was not paid for on a page
+	// priced by a rule: the payment was spent, and its claim voided, so
+	// the bank gives its value back to the reader's account; its tokens
+	// are gone. A repeat of a voided payment gets it too (409).
+	CodeVoided ErrorCode = "voided"
 )

@@ -125,7 +125,7 @@ func (t *Transport) send(req *http.Request, p *pendingPay) (*http.Response, erro
 			}
 			continue
 		}
-		if resp.StatusCode >= 500 && resp.Header.Get(payword.ReceiptHeader) == "" {
+		if resp.StatusCode >= 500 && resp.Header.Get(payword.ReceiptHeader) == "" && !unpaidAnswer(resp) {
 			// Not a verdict: the vendor may or may not have taken it.
 			drain(resp)
 			return nil, &PendingError{Vendor: p.Vendor, Err: fmt.Errorf("status %d", resp.StatusCode)}
@@ -139,22 +139,40 @@ func (t *Transport) send(req *http.Request, p *pendingPay) (*http.Response, erro
 	return nil, &PendingError{Vendor: p.Vendor, Err: lastErr}
 }
 
-// settle turns a vendor's final answer into the journal's outcome. The
-// receipt, not the status, says the payment was taken: the page behind it
-// may still be a 404.
+// settle turns a vendor's final answer into the journal's outcome: the
+// receipt says the payment was taken; not_charged that it was not, voided
+// that it was taken and its value goes back to the reader's account.
 func (t *Transport) settle(p *pendingPay, resp *http.Response) error {
 	switch {
 	case resp.Header.Get(payword.ReceiptHeader) != "":
 		return t.Wallet.settle(p.ID, accepted, grantOf(resp, p), "")
+	case errorCode(resp) == payword.CodeNotCharged:
+		// The page was not served (the site's 404 or 5xx) or was open
+		// already: nothing was spent, and the tokens are ours again.
+		return t.Wallet.settle(p.ID, refused, nil, fmt.Sprintf("not charged: the site answered %d", resp.StatusCode))
+	case errorCode(resp) == payword.CodeVoided:
+		return t.Wallet.settle(p.ID, spentWithoutGrant, nil,
+			fmt.Sprintf("voided: the site answered %d; the bank credits the tokens' value to your account", resp.StatusCode))
 	case resp.StatusCode < 300:
 		return t.Wallet.settle(p.ID, spentWithoutGrant, nil, "the vendor answered without a grant")
-	case payword.ErrorCode(resp.Header.Get(payword.ErrorHeader)) == payword.CodeReplay:
+	case errorCode(resp) == payword.CodeReplay:
 		// The vendor says these tokens were spent there already, yet gave no
 		// grant: they are gone; the history keeps the case for a complaint.
 		return t.Wallet.settle(p.ID, spentWithoutGrant, nil, "the vendor said the tokens were already spent")
 	default:
 		return t.Wallet.settle(p.ID, refused, nil, fmt.Sprintf("refused with status %d", resp.StatusCode))
 	}
+}
+
+func errorCode(resp *http.Response) payword.ErrorCode {
+	return payword.ErrorCode(resp.Header.Get(payword.ErrorHeader))
+}
+
+// unpaidAnswer is the upstream's own answer to a payment the gateway did not
+// keep: a verdict, whatever its status.
+func unpaidAnswer(resp *http.Response) bool {
+	c := errorCode(resp)
+	return c == payword.CodeNotCharged || c == payword.CodeVoided
 }
 
 // settlePending sends every journaled payment again, unchanged, so that a

@@ -16,6 +16,7 @@ var (
 	errUnknownCert   = errors.New("the agent does not know the certificate")
 	errCRLStale      = errors.New("the revocation list is out of date")
 	errUpgradeUnpaid = errors.New("protocol upgrade of a page that may be priced, without a grant or payment")
+	errVoided        = errors.New("this payment was voided: its answer was not a success, and its value goes back to the reader's account")
 )
 
 // codeBadUpstreamPrice answers a page whose upstream set an invalid
@@ -38,6 +39,7 @@ var paymentCodes = []struct {
 	{errBoundElse, http.StatusConflict, payword.CodeDoubleSpend},
 	{payword.ErrTooLarge, http.StatusRequestHeaderFieldsTooLarge, payword.CodeTooLarge},
 	{payword.ErrReplay, http.StatusConflict, payword.CodeReplay},
+	{errVoided, http.StatusConflict, payword.CodeVoided},
 	{payword.ErrBadToken, http.StatusForbidden, payword.CodeBadToken},
 	{payword.ErrBadSignature, http.StatusForbidden, payword.CodeBadSignature},
 	{payword.ErrUnknownKey, http.StatusForbidden, payword.CodeBadSignature},

@@ -461,19 +461,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	if o.Product == "" {
 		return caddyhttp.Error(http.StatusBadRequest, fmt.Errorf("%w: path too long for a product id", errAmbiguousPath))
 	}
+	hdr, isPayment, err := paymentHeader(r)
 	if g := h.grantFor(r, o.Product, o.Price); g != nil {
+		if isPayment {
+			h.notCharged(w) // the grant opens it; the payment stays unspent
+		}
 		setPlaceholders(r, g)
 		return next.ServeHTTP(private(w), r)
 	}
-	if hdr, isPayment, err := paymentHeader(r); err != nil {
+	if err != nil {
 		return h.reject(w, o, err)
-	} else if isPayment {
-		g, token, err := h.pay(r.Context(), hdr, o)
-		if err != nil {
-			return h.reject(w, o, err)
-		}
-		h.deliverGrant(w, r, g, token, o)
-		return next.ServeHTTP(private(w), r)
+	}
+	if isPayment {
+		return h.servePaid(w, r, next, hdr, o)
 	}
 	return h.challenge(w, r, o)
 }

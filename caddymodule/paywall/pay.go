@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -20,16 +21,32 @@ import (
 // must turn into a 503, not a hung request.
 const storeTimeout = 2 * time.Second
 
-// pay verifies and records the payment in header hdr for offer o, and
-// returns its grant. Nothing is spent unless it returns no error.
-func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, string, error) {
+// verifyPayment checks the payment in header hdr for offer o (steps 1 to
+// 7 of docs/protocol.md §7) before the upstream answers; nothing is spent.
+// It returns the payment and the time the check took.
+func (h *Handler) verifyPayment(ctx context.Context, hdr string, o offer) (*payword.Payment, time.Duration, error) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	p, err := h.verify(ctx, hdr, o, start)
-	if err != nil {
-		return nil, "", err
+	return p, time.Since(start), err
+}
+
+// charge spends verified payment p for offer o, once the upstream has
+// answered with a page worth paying for, and returns its grant. Nothing is
+// spent unless it returns no error. took is the verification's time, for
+// the latency metric.
+func (h *Handler) charge(ctx context.Context, p *payword.Payment, o offer, took time.Duration) (*grantClaims, string, error) {
+	start := time.Now()
+	if p.Amount < o.Price {
+		// An upstream-priced page: its price is known only now.
+		return nil, "", fmt.Errorf("%w: paid %d of %d tokens", payword.ErrUnderpaid, p.Amount, o.Price)
 	}
+	if h.be.crl.revoked(p.Cert.Serial) {
+		return nil, "", fmt.Errorf("%w: %s", errRevoked, p.Cert.Serial) // while the upstream answered
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	auth, iat, exp, retried, err := h.record(ctx, p, o, start)
 	if err != nil {
 		return nil, "", err
@@ -52,7 +69,7 @@ func (h *Handler) pay(ctx context.Context, hdr string, o offer) (*grantClaims, s
 	} else {
 		h.metrics.accepted.Inc()
 	}
-	h.metrics.paySeconds.Observe(time.Since(start).Seconds())
+	h.metrics.paySeconds.Observe((took + time.Since(start)).Seconds())
 	return g, token, nil
 }
 
@@ -129,11 +146,35 @@ func (h *Handler) record(ctx context.Context, p *payword.Payment, o offer, now t
 	if err != nil {
 		return "", 0, 0, false, err
 	}
+	if strings.HasPrefix(rec, voidPrefix) {
+		return "", 0, 0, false, errVoided
+	}
 	auth, iat, exp, ok := parseRecord(rec)
 	if !ok {
 		return "", 0, 0, false, fmt.Errorf("%w: corrupt authorization record", errUnavailable)
 	}
 	return auth, iat, exp, rec != first, nil
+}
+
+// recordVoid voids payment p, accepted with grant g for offer o: see
+// voidScript. The void's claim is the payment's claim, marked void, under
+// the authorization number with voidSuffix (each stream entry is answered
+// under its own).
+func (h *Handler) recordVoid(ctx context.Context, p *payword.Payment, g *grantClaims, o offer) error {
+	iat, exp := g.IssuedAt.Unix(), g.ExpiresAt.Unix()
+	claim, _ := json.Marshal(payword.Claim{
+		Serial: p.Cert.Serial, Segment: p.Segment, Binding: bindingRaw(p), Index: p.Index,
+		Token: p.Token, Amount: p.Amount, Product: p.Product, Auth: g.ID + payword.VoidSuffix, Time: iat, Void: true,
+	})
+	rec := g.ID + " " + strconv.FormatInt(iat, 10) + " " + strconv.FormatInt(exp, 10)
+	n, err := voidScript.Run(ctx, h.be.rdb, []string{h.be.ks.authorization(p), h.be.ks.stream(o.Mode)}, rec, claim).Int()
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUnavailable, err)
+	}
+	if n != 1 {
+		return fmt.Errorf("the payment's record is gone or changed")
+	}
+	return nil
 }
 
 func bindingRaw(p *payword.Payment) payword.Bytes {

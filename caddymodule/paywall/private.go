@@ -16,6 +16,8 @@ import (
 type privateWriter struct {
 	caddyhttp.ResponseWriterWrapper
 	wrote bool
+	// answered, if set, sees the final status before the header goes out.
+	answered func(status int)
 }
 
 func private(w http.ResponseWriter) *privateWriter {
@@ -25,6 +27,9 @@ func private(w http.ResponseWriter) *privateWriter {
 func (p *privateWriter) WriteHeader(status int) {
 	if !p.wrote && (status < 100 || status > 199) {
 		p.wrote = true
+		if p.answered != nil {
+			p.answered(status)
+		}
 		makePrivate(p.Header())
 	}
 	p.ResponseWriterWrapper.WriteHeader(status)

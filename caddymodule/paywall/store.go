@@ -42,6 +42,26 @@ redis.call('XADD', KEYS[3], '*', 'c', ARGV[7])
 return {0}
 `)
 
+// voidScript voids an accepted payment whose answer was not charged: its
+// authorization record is marked void (a repeat of the payment is then
+// refused with voided, never served) and the void of its claim follows the
+// claim on the report stream.
+//
+// KEYS: 1 authorization record, 2 report stream. ARGV: 1 the record as
+// accepted, 2 the void's claim JSON. Returns 1 when voided, now or before;
+// 0 when the record is gone or another.
+var voidScript = redis.NewScript(`
+local rec = redis.call('GET', KEYS[1])
+if rec == 'void ' .. ARGV[1] then return 1 end
+if rec ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], 'void ' .. rec, 'KEEPTTL')
+redis.call('XADD', KEYS[2], '*', 'c', ARGV[2])
+return 1
+`)
+
+// voidPrefix starts the authorization record of a voided payment.
+const voidPrefix = "void "
+
 // maxAttempts bounds the read-and-retry loop under contention.
 const maxAttempts = 4
 

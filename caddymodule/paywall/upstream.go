@@ -2,7 +2,6 @@ package paywall
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -48,20 +47,34 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 		w.Header().Set(payword.ErrorHeader, string(code))
 		return caddyhttp.Error(status, errUpgradeUnpaid)
 	}
+	// The payment is verified now, for the lowest price (certificate,
+	// revocation, binding); its amount is checked against the price the
+	// upstream sets, and it is spent only if that answer is charged.
+	var p *payword.Payment
+	var took time.Duration
+	payErr := hdrErr
+	if isPayment && ok {
+		p, took, payErr = h.verifyPayment(r.Context(), hdr, offer{Product: product, Price: 1})
+	}
 	// The upstream is told the grant's reader (its price is checked once
-	// the upstream has set one), or the reader of a payment that verifies
-	// for the product (its amount, and spending it, once the price is
-	// known), or no one.
+	// the upstream has set one), or the reader of a payment that verifies,
+	// or no one.
 	who := g
-	if who == nil && isPayment && hdrErr == nil && ok {
-		who = h.payer(r, hdr, product)
+	if who == nil && p != nil {
+		who = payerOf(p, product)
 	}
 	setPlaceholders(r, who)
-	pw := &priceWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
-	pw.decide = func(status int) bool {
+	if isPayment {
+		dropConditionals(r)
+	}
+	hw := &heldWriter{ResponseWriterWrapper: caddyhttp.ResponseWriterWrapper{ResponseWriter: w}}
+	hw.decide = func(status int) bool {
 		v := w.Header().Get(priceHeader)
 		w.Header().Del(priceHeader)
 		if v == "" {
+			if isPayment {
+				h.notCharged(w) // an unpriced answer: the payment stays unspent
+			}
 			if g != nil {
 				makePrivate(w.Header())
 			}
@@ -78,12 +91,15 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 			return false
 		}
 		if g != nil && g.Price >= uint32(price) {
+			if isPayment {
+				h.notCharged(w)
+			}
 			makePrivate(w.Header())
 			return true
 		}
 		o := offer{Product: product, Price: uint32(price), TTL: h.ttl, Mode: h.mode}
-		if hdrErr != nil {
-			h.replaceRejection(w, o, hdrErr)
+		if payErr != nil {
+			h.replaceRejection(w, o, payErr)
 			return false
 		}
 		if !isPayment {
@@ -91,34 +107,13 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 			_ = h.challenge(w, r, o)
 			return false
 		}
-		paid, token, err := h.pay(r.Context(), hdr, o)
-		if err != nil {
-			h.replaceRejection(w, o, err)
-			return false
-		}
-		h.deliverGrant(w, r, paid, token, o)
-		makePrivate(w.Header())
-		return true
+		return h.spend(w, r, status, p, o, took)
 	}
-	return next.ServeHTTP(pw, r)
-}
-
-// payer is who sends payment hdr for product, as the placeholders give it
-// to the upstream before it prices its answer: the payment must verify
-// for the product at the lowest price (certificate, revocation, binding);
-// nothing is spent, and the authorization number is not known yet. Nil
-// when it does not verify: the upstream is told no one.
-func (h *Handler) payer(r *http.Request, hdr, product string) *grantClaims {
-	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
-	defer cancel()
-	p, err := h.verify(ctx, hdr, offer{Product: product, Price: 1}, time.Now())
-	if err != nil {
-		return nil
+	err = next.ServeHTTP(hw, r)
+	if isPayment {
+		return h.notChargedOnError(w, hw, err)
 	}
-	g := &grantClaims{Product: product, User: p.Cert.UserID}
-	g.Subject = p.Cert.Serial.String()
-	g.ready()
-	return g
+	return err
 }
 
 // replaceRejection answers a refused payment from inside WriteHeader, where
@@ -154,18 +149,61 @@ func clearHeader(hdr http.Header) {
 	}
 }
 
-// priceWriter holds the response header until decide has looked at it. If
-// decide answers false it has written its own response, and the upstream's
-// body is discarded.
-type priceWriter struct {
+// spend decides on verified payment p for upstream-priced offer o once the
+// upstream's answer has status: an answer not charged goes out as it is, with
+// not_charged; otherwise the payment is recorded and the answer goes out
+// with the grant, or, if the payment is refused at this point (its tokens
+// were spent meanwhile, the store is down), the refusal replaces it
+// (false).
+func (h *Handler) spend(w http.ResponseWriter, r *http.Request, status int, p *payword.Payment, o offer, took time.Duration) bool {
+	if !charged(status) {
+		h.notCharged(w)
+		return true
+	}
+	g, token, err := h.charge(r.Context(), p, o, took)
+	if err != nil {
+		h.replaceRejection(w, o, err)
+		return false
+	}
+	h.deliverGrant(w, r, g, token, o)
+	makePrivate(w.Header())
+	return true
+}
+
+// notChargedOnError marks the answer to an upstream that returned err
+// without answering (a file_server 404, a reverse_proxy 502): Caddy
+// writes that answer after the paywall returns, and the payment was not
+// spent.
+func (h *Handler) notChargedOnError(w http.ResponseWriter, hw *heldWriter, err error) error {
+	if err != nil && !hw.decided {
+		h.notCharged(w)
+	}
+	return err
+}
+
+// payerOf is who sends verified payment p for product, as the placeholders
+// give it to the upstream before the payment is spent: the authorization
+// number is not known yet.
+func payerOf(p *payword.Payment, product string) *grantClaims {
+	g := &grantClaims{Product: product, User: p.Cert.UserID}
+	g.Subject = p.Cert.Serial.String()
+	g.ready()
+	return g
+}
+
+// heldWriter holds the response header until decide has looked at its
+// status and header: nothing of the upstream's answer reaches the client
+// before. If decide answers false it has written its own response, and the
+// upstream's body is discarded.
+type heldWriter struct {
 	caddyhttp.ResponseWriterWrapper
 	decide  func(status int) bool
 	decided bool
 	discard bool
 }
 
-func (pw *priceWriter) WriteHeader(status int) {
-	if pw.decided {
+func (hw *heldWriter) WriteHeader(status int) {
+	if hw.decided {
 		return
 	}
 	if status >= 100 && status <= 199 && status != http.StatusSwitchingProtocols {
@@ -174,54 +212,54 @@ func (pw *priceWriter) WriteHeader(status int) {
 		// the final answer does without them.
 		return
 	}
-	pw.decided = true
-	if !pw.decide(status) {
-		pw.discard = true
+	hw.decided = true
+	if !hw.decide(status) {
+		hw.discard = true
 		return
 	}
-	pw.ResponseWriterWrapper.WriteHeader(status)
+	hw.ResponseWriterWrapper.WriteHeader(status)
 }
 
-func (pw *priceWriter) Write(b []byte) (int, error) {
-	pw.WriteHeader(http.StatusOK)
-	if pw.discard {
+func (hw *heldWriter) Write(b []byte) (int, error) {
+	hw.WriteHeader(http.StatusOK)
+	if hw.discard {
 		return len(b), nil
 	}
-	return pw.ResponseWriterWrapper.Write(b)
+	return hw.ResponseWriterWrapper.Write(b)
 }
 
-func (pw *priceWriter) ReadFrom(r io.Reader) (int64, error) {
-	pw.WriteHeader(http.StatusOK)
-	if pw.discard {
+func (hw *heldWriter) ReadFrom(r io.Reader) (int64, error) {
+	hw.WriteHeader(http.StatusOK)
+	if hw.discard {
 		return io.Copy(io.Discard, r)
 	}
-	return pw.ResponseWriterWrapper.ReadFrom(r)
+	return hw.ResponseWriterWrapper.ReadFrom(r)
 }
 
-func (pw *priceWriter) Flush() {
-	pw.WriteHeader(http.StatusOK)
-	if !pw.discard {
-		_ = http.NewResponseController(pw.ResponseWriter).Flush()
+func (hw *heldWriter) Flush() {
+	hw.WriteHeader(http.StatusOK)
+	if !hw.discard {
+		_ = http.NewResponseController(hw.ResponseWriter).Flush()
 	}
 }
 
 // FlushError is what http.ResponseController calls first.
-func (pw *priceWriter) FlushError() error {
-	pw.Flush()
+func (hw *heldWriter) FlushError() error {
+	hw.Flush()
 	return nil
 }
 
 // Hijack refuses to hand over the connection of a withheld response, so an
 // upgraded (e.g. WebSocket) answer cannot go around the paywall.
-func (pw *priceWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	if !pw.decided || pw.discard {
+func (hw *heldWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !hw.decided || hw.discard {
 		return nil, nil, fmt.Errorf("paywall: response withheld")
 	}
-	return http.NewResponseController(pw.ResponseWriter).Hijack()
+	return http.NewResponseController(hw.ResponseWriter).Hijack()
 }
 
 // Interface guards
 var (
-	_ http.Flusher  = (*priceWriter)(nil)
-	_ http.Hijacker = (*priceWriter)(nil)
+	_ http.Flusher  = (*heldWriter)(nil)
+	_ http.Hijacker = (*heldWriter)(nil)
 )
