@@ -27,7 +27,10 @@ func TestBatchIDWithOtherClaimsRefused(t *testing.T) {
 
 	edited := a
 	edited.Auth = "another-auth"
+	void := a
+	void.Void = true
 	for what, claims := range map[string][]payword.Claim{
+		"the claim's void":      {void},
 		"other claims":          {b},
 		"more claims":           {a, b},
 		"one field of a claim":  {edited},

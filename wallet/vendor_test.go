@@ -155,6 +155,13 @@ func (f *fakeVendor) serve(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, "/absent") {
+		// The page is missing, as an upstream-priced page's upstream says:
+		// the payment is not spent.
+		w.Header().Set(payword.ErrorHeader, string(payword.CodeNotCharged))
+		http.NotFound(w, r)
+		return
+	}
 	grant, seen := f.byHeader[auth]
 	if !seen {
 		if f.refuse {
@@ -194,13 +201,15 @@ func (f *fakeVendor) serve(w http.ResponseWriter, r *http.Request) {
 		conn.Close()
 		return
 	}
+	if strings.HasPrefix(r.URL.Path, "/gone") {
+		// Paid, but the page behind the paywall is missing: voided.
+		w.Header().Set(payword.ErrorHeader, string(payword.CodeVoided))
+		http.NotFound(w, r)
+		return
+	}
 	if !f.noGrant {
 		w.Header().Set(payword.ReceiptHeader, grant)
 		http.SetCookie(w, &http.Cookie{Name: "hw_grant", Value: grant, Path: r.URL.Path, MaxAge: 3600})
-	}
-	if strings.HasPrefix(r.URL.Path, "/gone") {
-		http.NotFound(w, r) // paid, but the page behind the paywall is missing
-		return
 	}
 	fmt.Fprint(w, "content of "+r.URL.Path)
 }

@@ -395,15 +395,29 @@ func TestExportImport(t *testing.T) {
 
 // A paid page that turns out missing upstream was still paid: the receipt,
 // not the status, decides.
-func TestPaidNotFoundIsStillPaid(t *testing.T) {
+// A voided payment (a rule-priced page the site did not serve) stays
+// spent, and the history says its value goes back to the reader's account;
+// a payment not charged (an upstream-priced page missing) returns its
+// tokens, even when the site's answer is a 5xx.
+func TestVoidedAndNotCharged(t *testing.T) {
 	w, _ := testWallet(t)
 	issue(t, w, 2, 8, "*")
-	v := newFakeVendor(t, "planet", map[string]uint32{"/gone": 2, "/a": 1})
+	v := newFakeVendor(t, "planet", map[string]uint32{"/gone": 2, "/a": 1, "/absent": 2})
 	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/gone"); err == nil {
 		t.Fatal("a 404 reported as success")
 	}
+	st := w.snapshot()
 	if b := w.Balance()[0]; b.Spent != 2 || b.Pending != 0 {
-		t.Fatalf("balance after a paid 404: %+v", b)
+		t.Fatalf("balance after a voided 404: %+v", b)
+	}
+	if e := st.History[len(st.History)-1]; e.Kind != "spent-without-grant" || !strings.Contains(e.Note, "voided") {
+		t.Fatalf("voided payment recorded as %+v", e)
+	}
+	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/absent"); err == nil {
+		t.Fatal("a 404 reported as success")
+	}
+	if b := w.Balance()[0]; b.Spent != 2 || b.Pending != 0 {
+		t.Fatalf("tokens of a payment not charged kept as spent: %+v", b)
 	}
 	if _, err := get(t, &Transport{Wallet: w}, v.URL+"/a"); err != nil || v.accepted != 3 {
 		t.Fatalf("next payment: %v (accepted %d)", err, v.accepted)

@@ -68,6 +68,7 @@ type world struct {
 	proxy                *faultProxy
 
 	bankPort, newsPort, news2Port, globePort int
+	deadPort                                 int // no one listens: the upstream of /articles/unreachable*
 	bank, news, news2, globe                 string // base URLs
 	token, globeToken                        string // vendor API tokens
 
@@ -103,6 +104,7 @@ func newWorld(t *testing.T, opts worldOpts) *world {
 	t.Setenv("HW_TEST_GRANT_KEY", testGrantKey)
 	w.bankPort, w.newsPort = caddyload.FreePort(t), caddyload.FreePort(t)
 	w.news2Port, w.globePort = caddyload.FreePort(t), caddyload.FreePort(t)
+	w.deadPort = caddyload.FreePort(t)
 	w.bank = fmt.Sprintf("http://127.0.0.1:%d", w.bankPort)
 	w.news = fmt.Sprintf("http://127.0.0.1:%d", w.newsPort)
 	w.news2 = fmt.Sprintf("http://127.0.0.1:%d", w.news2Port)
@@ -201,13 +203,14 @@ func (w *world) gateway(port int, vendor, token, crl string) string {
 			crl agent %s
 			%s
 		}
+		reverse_proxy /articles/unreachable* 127.0.0.1:%d
 		reverse_proxy %s {
 			header_up X-Paywall-User {http.paywall.user}
 			header_up X-Paywall-Auth {http.paywall.auth}
 		}
 	}
 }
-`, port, vendor, token, w.proxy.URL, w.newsRedis.URL(), crl, w.offline(), w.cms.Listener.Addr())
+`, port, vendor, token, w.proxy.URL, w.newsRedis.URL(), crl, w.offline(), w.deadPort, w.cms.Listener.Addr())
 }
 
 func (w *world) offline() string {
@@ -482,6 +485,16 @@ func (c *cms) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.mu.Unlock()
 	w.Header().Set("Cache-Control", "public, max-age=60")
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	// Pages it does not have, or cannot serve now (priced all the same
+	// under /news/): no answer a reader pays for.
+	if status := failing(p); status != 0 {
+		if strings.HasPrefix(p, "/news/") {
+			w.Header().Set(priceHeader, "3")
+		}
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "%s %d %s", e2eMarker, status, p)
+		return
+	}
 	if strings.HasPrefix(p, "/news/") {
 		// The header and a first part go out before the rest is written.
 		w.Header().Set(priceHeader, "3")
@@ -493,6 +506,21 @@ func (c *cms) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprintf(w, "%s article %s for %s", e2eMarker, p, r.Header.Get("X-Paywall-User"))
+}
+
+// failing is the CMS's status for a page it cannot serve, or 0: its
+// last path segment starts with "missing" (404), "broken" (503) or
+// "moved" (301).
+func failing(p string) int {
+	switch name := path.Base(p); {
+	case strings.HasPrefix(name, "missing"):
+		return http.StatusNotFound
+	case strings.HasPrefix(name, "broken"):
+		return http.StatusServiceUnavailable
+	case strings.HasPrefix(name, "moved"):
+		return http.StatusMovedPermanently
+	}
+	return 0
 }
 
 func (c *cms) hitsOf(p string) int {

@@ -57,6 +57,7 @@ type fakeAgent struct {
 	down     bool
 	crl      []payword.CRLEntry
 	claims   map[string]payword.Claim // (serial, seg, index) → claim
+	voids    map[string]payword.Claim // the same, of the voids
 	batches  map[string]int
 	owners   map[string]string // (serial, seg) → vendor
 	reports  int
@@ -66,7 +67,7 @@ type fakeAgent struct {
 func newFakeAgent(t testing.TB) *fakeAgent {
 	a := &fakeAgent{
 		key:    paytest.NewBank(t).Key,
-		claims: map[string]payword.Claim{}, batches: map[string]int{}, owners: map[string]string{},
+		claims: map[string]payword.Claim{}, voids: map[string]payword.Claim{}, batches: map[string]int{}, owners: map[string]string{},
 	}
 	a.Server = httptest.NewServer(http.HandlerFunc(a.serve))
 	t.Cleanup(a.Close)
@@ -89,6 +90,12 @@ func (a *fakeAgent) claimCount() int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return len(a.claims)
+}
+
+func (a *fakeAgent) voidCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.voids)
 }
 
 func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
@@ -128,11 +135,14 @@ func (a *fakeAgent) serve(w http.ResponseWriter, r *http.Request) {
 		out := agentapi.ReportResult{Batch: rep.Batch}
 		for _, c := range rep.Claims {
 			k := fmt.Sprint(c.Serial, c.Segment, c.Index)
-			v := agentapi.VerdictPaid
-			if _, dup := a.claims[k]; dup {
+			v, seen := agentapi.VerdictPaid, a.claims
+			if c.Void {
+				v, seen = agentapi.VerdictVoided, a.voids
+			}
+			if _, dup := seen[k]; dup {
 				v = agentapi.VerdictDuplicate
 			}
-			a.claims[k] = c
+			seen[k] = c
 			out.Results = append(out.Results, agentapi.ClaimResult{Auth: c.Auth, Verdict: v, Amount: uint64(c.Amount)})
 		}
 		agentAnswer(w, out)
