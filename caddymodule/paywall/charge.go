@@ -68,8 +68,14 @@ func (h *Handler) servePaid(w http.ResponseWriter, r *http.Request, next caddyht
 
 // void takes back the grant of payment p, whose answer was not charged,
 // and queues the void of its claim. If the store cannot record the void,
-// the payment stands and the reader keeps the grant it paid for.
+// the payment stands and the reader keeps the grant it paid for. A reader
+// who left before the answer (the upstream's failure is then its
+// cancelled request) is not voided: its wallet sends the payment again and
+// gets the grant, as after any lost answer.
 func (h *Handler) void(w http.ResponseWriter, r *http.Request, p *payword.Payment, g *grantClaims, o offer) {
+	if r.Context().Err() != nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), storeTimeout)
 	defer cancel()
 	if err := h.recordVoid(ctx, p, g, o); err != nil {
