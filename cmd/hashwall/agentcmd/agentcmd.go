@@ -1,5 +1,6 @@
-// Package agentcmd adds `hashwall agent` (the bank, standalone) and
-// `hashwall agent keygen` to the caddy command line. The root package
+// Package agentcmd adds `hashwall agent` (the bank, standalone),
+// `hashwall agent keygen` and the operator's commands (operator.go) to the
+// caddy command line. The root package
 // imports it, so a plug-in build by xcaddy.sh has them too.
 package agentcmd
 
@@ -74,6 +75,8 @@ most once per --recover-every.
 			keygen.Flags().String("out", "", "key file to create (never overwritten)")
 			keygen.Flags().String("kid", "", "key id published in certificates, e.g. agent-2026")
 			cmd.AddCommand(keygen)
+			addOperatorCommands(cmd)
+			cmd.Args = cobra.NoArgs // a mistyped command must not start a bank
 		},
 	})
 }
