@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -31,35 +30,23 @@ import (
 // installed is where the units expect the binary.
 const installed = "/usr/local/bin/hashwall"
 
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-// hashwallBin builds cmd/hashwall once per test run.
-func hashwallBin(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		if binDir, buildErr = os.MkdirTemp("", "hashwall-deploy-bin-"); buildErr != nil {
-			return
-		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "hashwall"), "../cmd/hashwall").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return filepath.Join(binDir, "hashwall")
-}
+// bin is cmd/hashwall, built by TestMain for the whole run.
+var bin string
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
+	dir, err := os.MkdirTemp("", "hashwall-deploy-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	bin = filepath.Join(dir, "hashwall")
+	code := 1
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/hashwall").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build ../cmd/hashwall: %v\n%s", err, out)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -87,7 +74,6 @@ var units = []string{"hashwall-agent.service", "hashwall-gateway.service"}
 func TestUnitsVerify(t *testing.T) {
 	t.Parallel()
 	sa := systemdAnalyze(t)
-	bin := hashwallBin(t)
 	dir := t.TempDir()
 	var paths []string
 	for _, u := range units {
@@ -213,7 +199,6 @@ func randomB64(t *testing.T, n int) string {
 // do come from the credential files.
 func TestGatewayCaddyfile(t *testing.T) {
 	t.Parallel()
-	bin := hashwallBin(t)
 	u := readUnit(t, "hashwall-gateway.service")
 	state := t.TempDir()
 	validate := func(grantKey string) (string, error) {
@@ -298,7 +283,6 @@ func TestRedisConfigs(t *testing.T) {
 // example's --metrics-listen serves.
 func TestAgentUnitRuns(t *testing.T) {
 	t.Parallel()
-	bin := hashwallBin(t)
 	u := readUnit(t, "hashwall-agent.service")
 
 	keygen := t.TempDir()
