@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 
 	"github.com/hashwall/hashwall/internal/atomicfile"
 	"github.com/hashwall/hashwall/payword"
@@ -39,7 +41,13 @@ func LoadKeyFile(path string) (payword.SigningKey, error) {
 	if err != nil {
 		return payword.SigningKey{}, err
 	}
-	if st.Mode().Perm()&0o077 != 0 {
+	others := fs.FileMode(0o077)
+	if dir := os.Getenv("CREDENTIALS_DIRECTORY"); dir != "" && filepath.Dir(filepath.Clean(path)) == filepath.Clean(dir) {
+		// systemd's LoadCredential= file: mode 0400 and an ACL that lets the
+		// service's user read it, which shows as the group's read bit.
+		others = 0o037
+	}
+	if st.Mode().Perm()&others != 0 {
 		return payword.SigningKey{}, fmt.Errorf("agent: key file %s is readable by others (mode %v); chmod 600", path, st.Mode().Perm())
 	}
 	raw, err := os.ReadFile(path)

@@ -39,6 +39,30 @@ func TestKeygenAndLoad(t *testing.T) {
 	}
 }
 
+// TestLoadKeyFileCredential: a key handed over by systemd's LoadCredential=
+// shows mode 0440 (the ACL granting the service's user shows as the group's
+// read bit); only there is the group bit accepted. t.Setenv forbids t.Parallel.
+func TestLoadKeyFileCredential(t *testing.T) {
+	creds := t.TempDir()
+	path := filepath.Join(creds, "signing-key")
+	if _, err := Keygen(path, "agent-2026"); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o440)
+	t.Setenv("CREDENTIALS_DIRECTORY", t.TempDir())
+	if _, err := LoadKeyFile(path); err == nil {
+		t.Fatal("loaded a group-readable key outside the credentials directory")
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", creds)
+	if k, err := LoadKeyFile(path); err != nil || k.ID != "agent-2026" {
+		t.Fatal(k, err)
+	}
+	os.Chmod(path, 0o444)
+	if _, err := LoadKeyFile(path); err == nil {
+		t.Fatal("loaded a world-readable key from the credentials directory")
+	}
+}
+
 func TestRunServer(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t, redistest.WithoutAOF()) // the last check wants a Redis without AOF

@@ -8,10 +8,12 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"unicode"
 
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 	"github.com/spf13/cobra"
@@ -41,6 +43,8 @@ Environment:
   HASHWALL_OLD_MASTER_KEYS comma-separated previous master keys, after a rotation
   HASHWALL_ADMIN_TOKEN     Bearer token of the admin endpoints
   HASHWALL_WEBHOOK_SECRET  HMAC key of the payment-provider webhook
+Each may instead be read from a file: HASHWALL_MASTER_KEY_FILE=<path> and so
+on (systemd's LoadCredential=), which keeps the secret out of the environment.
 
 --key may be repeated for key rotation: the first key signs, all are published.
 Every other flag is a setting of the paywall_agent directive of the same name
@@ -91,14 +95,21 @@ func runAgent(fl caddycmd.Flags) (int, error) {
 		return 1, err
 	}
 	defer log.Sync()
+	sec := map[string]string{}
+	for _, name := range []string{"HASHWALL_MASTER_KEY", "HASHWALL_OLD_MASTER_KEYS", "HASHWALL_ADMIN_TOKEN", "HASHWALL_WEBHOOK_SECRET"} {
+		if sec[name], err = secret(name); err != nil {
+			return 1, err
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = agent.RunServer(ctx, agent.ServerConfig{
 		Listen: fl.String("listen"), RedisURL: fl.String("redis"), KeyFiles: keys,
-		MasterKey:     os.Getenv("HASHWALL_MASTER_KEY"),
-		OldMasterKeys: strings.FieldsFunc(os.Getenv("HASHWALL_OLD_MASTER_KEYS"), func(r rune) bool { return r == ',' }),
-		AdminToken:    os.Getenv("HASHWALL_ADMIN_TOKEN"),
-		WebhookSecret: os.Getenv("HASHWALL_WEBHOOK_SECRET"),
+		MasterKey: sec["HASHWALL_MASTER_KEY"],
+		// Commas or line breaks: a file may hold one key a line.
+		OldMasterKeys: strings.FieldsFunc(sec["HASHWALL_OLD_MASTER_KEYS"], func(r rune) bool { return r == ',' || unicode.IsSpace(r) }),
+		AdminToken:    sec["HASHWALL_ADMIN_TOKEN"],
+		WebhookSecret: sec["HASHWALL_WEBHOOK_SECRET"],
 		Settings:      settings, Logger: log,
 		MetricsListen: fl.String("metrics-listen"),
 	})
@@ -106,6 +117,36 @@ func runAgent(fl caddycmd.Flags) (int, error) {
 		return 1, err
 	}
 	return 0, nil
+}
+
+// maxSecretFile bounds a *_FILE secret: the longest is a list of old master
+// keys, 45 bytes each.
+const maxSecretFile = 64 << 10
+
+// secret is the environment variable name, or the content of the file that
+// name_FILE names, less a final line break. Setting both is an error rather
+// than a silent choice between two secrets.
+func secret(name string) (string, error) {
+	path := os.Getenv(name + "_FILE")
+	if path == "" {
+		return os.Getenv(name), nil
+	}
+	if os.Getenv(name) != "" {
+		return "", fmt.Errorf("both %s and %s_FILE are set; keep one", name, name)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return "", fmt.Errorf("%s_FILE: %w", name, err)
+	}
+	if len(b) > maxSecretFile {
+		return "", fmt.Errorf("%s_FILE: %s is over %d bytes", name, path, maxSecretFile)
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
 }
 
 func runKeygen(fl caddycmd.Flags) (int, error) {

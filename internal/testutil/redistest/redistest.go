@@ -44,6 +44,7 @@ type Option func(*config)
 type config struct {
 	noAOF bool
 	disk  bool
+	file  string
 	args  []string
 }
 
@@ -71,6 +72,13 @@ func WithoutAOF() Option {
 // benchmarks of the fsync policy.
 func WithDisk() Option {
 	return func(c *config) { c.disk = true }
+}
+
+// WithConfigFile starts the server from a configuration file, such as one
+// shipped for production. The test's address and directory override the
+// file's; its persistence settings stay (WithoutAOF has no effect).
+func WithConfigFile(path string) Option {
+	return func(c *config) { c.file = path }
 }
 
 // WithArgs appends extra redis-server command-line arguments
@@ -210,18 +218,23 @@ func (s *Server) addrLocked() string {
 }
 
 func (s *Server) args() []string {
-	args := []string{
+	var args []string
+	if s.cfg.file != "" {
+		args = append(args, s.cfg.file) // must come first
+	}
+	args = append(args,
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(s.port),
 		"--protected-mode", "yes",
 		"--daemonize", "no",
 		"--dir", s.data,
-		"--save", "",
-	}
-	if s.cfg.noAOF {
-		args = append(args, "--appendonly", "no")
-	} else {
-		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	)
+	switch {
+	case s.cfg.file != "":
+	case s.cfg.noAOF:
+		args = append(args, "--save", "", "--appendonly", "no")
+	default:
+		args = append(args, "--save", "", "--appendonly", "yes", "--appendfsync", "always")
 	}
 	return append(args, s.cfg.args...)
 }
