@@ -209,6 +209,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if h.metrics, err = newMetrics(ctx.GetMetricsRegistry()); err != nil {
 		return err
 	}
+	h.metrics.crlMaxAge = h.crlMaxAge
 
 	pinned, err := parseKeys(h.Keys)
 	if err != nil {
@@ -507,7 +508,7 @@ func (h *Handler) price(clean, lower string) (offer, bool) {
 		return offer{}, false
 	}
 	rule := h.rules[i]
-	o := offer{Price: rule.Price, TTL: time.Duration(rule.TTL), Mode: rule.Mode}
+	o := offer{Price: rule.Price, TTL: time.Duration(rule.TTL), Mode: rule.Mode, Rule: h.Rules[i].Pattern}
 	prod := clean
 	if rule.Scope != "" {
 		c := clean

@@ -1,10 +1,12 @@
 package paywall
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -26,8 +28,16 @@ type metrics struct {
 	// is the vendor Redis's clock in milliseconds) to the agent's 200
 	// holding a checked result for it.
 	delivery *prometheus.HistogramVec
+	ready    *prometheus.GaugeVec
+	// Accepted payments and their tokens by the rule that priced them
+	// (its pattern as configured, or ruleUpstream): at most maxRules+1
+	// values per config.
+	rulePayments, ruleTokens *prometheus.CounterVec
 
 	accepted, retried, fromCookie, fromBearer prometheus.Counter
+
+	// crlMaxAge is the handler's crl_max_age, for the readiness gauge.
+	crlMaxAge time.Duration
 }
 
 // newMetrics registers the gateway's metrics on reg (nil: unregistered).
@@ -53,8 +63,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time from a payment's acceptance to the agent's checked answer for its claim, by report mode.",
 			Buckets: []float64{.05, .1, .2, .3, .5, .75, 1, 1.5, 2, 5, 10, 30, 60, 300, 900, 3600},
 		}, []string{"vendor", "mode"}),
+		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("ready",
+			"1 when the gateway can accept payments: the vendor's Redis answers, the agent's keys are known and the revocation list is within crl_max_age.")), []string{"vendor"}),
+		rulePayments: prometheus.NewCounterVec(prometheus.CounterOpts(opts("paid_payments_total",
+			"Payments accepted (retries of an accepted payment not counted), by the rule that priced the page (\"upstream\": upstream_price).")), []string{"rule"}),
+		ruleTokens: prometheus.NewCounterVec(prometheus.CounterOpts(opts("paid_tokens_total",
+			"Tokens of the payments in paid_payments_total, by rule.")), []string{"rule"}),
+		crlMaxAge: defaultCRLMaxAge,
 	}
-	var errs [8]error
+	var errs [11]error
 	if reg != nil {
 		m.challenges, errs[0] = promreg.Register(reg, m.challenges)
 		m.payments, errs[1] = promreg.Register(reg, m.payments)
@@ -64,10 +81,47 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.backlog, errs[5] = promreg.Register(reg, m.backlog)
 		m.delivery, errs[6] = promreg.Register(reg, m.delivery)
 		m.crlAge, errs[7] = promreg.Register(reg, m.crlAge)
+		m.ready, errs[8] = promreg.Register(reg, m.ready)
+		m.rulePayments, errs[9] = promreg.Register(reg, m.rulePayments)
+		m.ruleTokens, errs[10] = promreg.Register(reg, m.ruleTokens)
 	}
 	m.accepted, m.retried = m.payments.WithLabelValues("accepted"), m.payments.WithLabelValues("retried")
 	m.fromCookie, m.fromBearer = m.grants.WithLabelValues("cookie"), m.grants.WithLabelValues("bearer")
 	return m, errors.Join(errs[:]...)
+}
+
+// paid counts an accepted payment of tokens for the offer of rule. A retry
+// (the same payment, accepted before) counts only as retried: its tokens
+// were counted the first time.
+func (m *metrics) paid(rule string, tokens uint32, retried bool) {
+	if retried {
+		m.retried.Inc()
+		return
+	}
+	m.accepted.Inc()
+	m.rulePayments.WithLabelValues(rule).Inc()
+	m.ruleTokens.WithLabelValues(rule).Add(float64(tokens))
+}
+
+// readyTimeout bounds the readiness gauge's Redis check.
+const readyTimeout = 500 * time.Millisecond
+
+// updateReady sets the readiness gauge from the revocation list's age
+// (seconds, +Inf before the first sync): ready when the list is within the
+// strictest crl_max_age of the handlers using the backend, the agent's
+// keys are known, and the vendor's Redis answers and passed the
+// durability check (checked again here, once it answers, so that a store
+// unreachable at start does not wait for a payment to be found usable).
+func (b *backend) updateReady(ctx context.Context, crlAge float64) {
+	ready := 0.0
+	if crlAge <= b.metrics.crlMaxAge().Seconds() && b.keys.current() != nil {
+		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		if b.rdb.Ping(ctx).Err() == nil && b.storeReady(ctx) == nil {
+			ready = 1
+		}
+		cancel()
+	}
+	b.metrics.get().ready.WithLabelValues(b.cfg.Vendor).Set(ready)
 }
 
 // metricsUsers are the metrics of the handlers that use one backend. The
@@ -101,3 +155,14 @@ func (u *metricsUsers) remove(m *metrics) {
 }
 
 func (u *metricsUsers) get() *metrics { return u.cur.Load() }
+
+// crlMaxAge is the smallest crl_max_age of the handlers using the backend.
+func (u *metricsUsers) crlMaxAge() time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	d := u.cur.Load().crlMaxAge
+	for _, m := range u.users {
+		d = min(d, m.crlMaxAge)
+	}
+	return d
+}

@@ -64,11 +64,7 @@ func (h *Handler) charge(ctx context.Context, p *payword.Payment, o offer, took 
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: %v", errUnavailable, err)
 	}
-	if retried {
-		h.metrics.retried.Inc()
-	} else {
-		h.metrics.accepted.Inc()
-	}
+	h.metrics.paid(o.Rule, p.Amount, retried)
 	h.metrics.paySeconds.Observe((took + time.Since(start)).Seconds())
 	return g, token, nil
 }

@@ -313,7 +313,12 @@ type offer struct {
 	Price   uint32
 	TTL     time.Duration
 	Mode    string
+	Rule    string // the pricing rule's pattern as configured, or ruleUpstream; for the metrics
 }
+
+// ruleUpstream is the offer's rule on pages the upstream priced
+// (upstream_price); no configured pattern can be it (patterns start with /).
+const ruleUpstream = "upstream"
 
 // productID escapes a clean path (or prefix) into a product id.
 func productID(clean string) (string, bool) {

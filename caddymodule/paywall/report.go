@@ -352,7 +352,7 @@ func entryTime(id string) (time.Time, bool) {
 	return time.UnixMilli(v), true
 }
 
-// watchGauges refreshes the backlog and revocation-list age gauges every
+// watchGauges refreshes the backlog, revocation-list age and readiness gauges every
 // backlogEvery, apart from the workers: when every delivery fails (an
 // agent that refuses the token, or is gone) the report workers are all
 // busy retrying, and the growing backlog is what an operator must see.
@@ -364,12 +364,13 @@ func (b *backend) watchGauges(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			b.updateBacklog(ctx)
 			age := math.Inf(1)
 			if s := b.crl.synced.Load(); s != 0 {
 				age = now.Sub(time.Unix(0, s)).Seconds()
 			}
 			b.metrics.get().crlAge.WithLabelValues(b.cfg.Vendor).Set(age)
+			b.updateReady(ctx, age) // before the backlog, which waits out a Redis that is gone
+			b.updateBacklog(ctx)
 		}
 	}
 }

@@ -97,7 +97,7 @@ func (h *Handler) serveUpstreamPriced(w http.ResponseWriter, r *http.Request, ne
 			makePrivate(w.Header())
 			return true
 		}
-		o := offer{Product: product, Price: uint32(price), TTL: h.ttl, Mode: h.mode}
+		o := offer{Product: product, Price: uint32(price), TTL: h.ttl, Mode: h.mode, Rule: ruleUpstream}
 		if payErr != nil {
 			h.replaceRejection(w, o, payErr)
 			return false
