@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := loadScripts(ctx, a.rdb); err != nil {
 		return nil, fmt.Errorf("agent: loading Lua scripts: %w", err)
 	}
-	if a.metrics, err = newMetrics(cfg.Metrics); err != nil {
+	if a.metrics, err = newMetrics(cfg.Metrics, a); err != nil {
 		return nil, err
 	}
 	a.certs = newCertCache(a)
