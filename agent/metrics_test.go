@@ -41,12 +41,23 @@ func metric(t *testing.T, reg *prometheus.Registry, name, lv string) float64 {
 	return sum
 }
 
+// metricsEnv is an env whose agent registers on a pedantic registry (as
+// Caddy's is), its config adjusted by mods.
+func metricsEnv(t *testing.T, mods ...func(*Config)) (*env, *prometheus.Registry) {
+	t.Helper()
+	e := newEnv(t)
+	reg := prometheus.NewPedanticRegistry()
+	e.cfg.Metrics = reg
+	for _, m := range mods {
+		m(&e.cfg)
+	}
+	e.restartAgent()
+	return e, reg
+}
+
 func TestMetrics(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	reg := prometheus.NewRegistry()
-	e.cfg.Metrics = reg
-	e.restartAgent()
+	e, reg := metricsEnv(t)
 	va, vb := e.vendor("planet"), e.vendor("globe")
 	w := e.buy(e.user("alice", 1000), 256)
 	e.expectReport("paid:3 vendor_fraud:0", va, "planet", "b1", w.claim(0, 3, 3, "planet"), w.claim(1, 1, 1, ""))
@@ -85,10 +96,7 @@ func TestMetrics(t *testing.T) {
 // do not.
 func TestClaimedValue(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	reg := prometheus.NewPedanticRegistry()
-	e.cfg.Metrics, e.cfg.UnitValue = reg, 3
-	e.restartAgent()
+	e, reg := metricsEnv(t, func(c *Config) { c.UnitValue = 3 })
 	va, vb := e.vendor("planet"), e.vendor("globe")
 	w := e.buy(e.user("alice", 1000), 256)
 	first := []payword.Claim{w.claim(0, 3, 3, "planet"), w.claim(1, 1, 1, "")}
@@ -118,10 +126,7 @@ func TestClaimedValue(t *testing.T) {
 // them into hashwall_agent_ready 0 within the scrape's bound.
 func TestStoreGauges(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
-	reg := prometheus.NewPedanticRegistry()
-	e.cfg.Metrics = reg
-	e.restartAgent()
+	e, reg := metricsEnv(t)
 	check := func(what string, want map[string]float64) {
 		t.Helper()
 		for name, v := range want {

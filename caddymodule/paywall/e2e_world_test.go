@@ -227,7 +227,7 @@ func (w *world) buy(tokens int) *paytest.Cert {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return bundleWallet(w.t, w.user, b)
+	return paytest.FromBundle(w.t, w.user, b)
 }
 
 // fetch sends a request through Go's client and returns the answer with

@@ -30,21 +30,6 @@ import (
 
 const testVendor = "daily-planet"
 
-// bundleWallet is the wallet of user's certificate bought from a real agent.
-func bundleWallet(tb testing.TB, user ed25519.PrivateKey, b *agentapi.Bundle) *paytest.Cert {
-	tb.Helper()
-	raw, _ := base64.RawURLEncoding.DecodeString(b.Certificate)
-	cert, err := payword.ParseCertificate(raw)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	c := &paytest.Cert{Certificate: cert, User: user, Now: time.Now()}
-	k, _ := base64.RawURLEncoding.DecodeString(b.Secret)
-	copy(c.K[:], k)
-	c.Tree = payword.NewTree(payword.Anchors(c.K, b.Segments, b.SegmentLen))
-	return c
-}
-
 func pubB64(k payword.SigningKey) string { return base64.RawURLEncoding.EncodeToString(k.Public()) }
 
 // fakeAgent follows docs/agent-api.md: keys, signed CRL pages, idempotent

@@ -29,6 +29,7 @@ type metrics struct {
 	// holding a checked result for it.
 	delivery *prometheus.HistogramVec
 	ready    *prometheus.GaugeVec
+	crlLimit *prometheus.GaugeVec // the crl_max_age the readiness gauge applies
 	// Accepted payments and their tokens by the rule that priced them
 	// (its pattern as configured, or ruleUpstream): at most maxRules+1
 	// values per config.
@@ -65,13 +66,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"vendor", "mode"}),
 		ready: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("ready",
 			"1 when the gateway can accept payments: the vendor's Redis answers, the agent's keys are known and the revocation list is within crl_max_age.")), []string{"vendor"}),
+		crlLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts(opts("crl_max_age_seconds",
+			"The crl_max_age that hashwall_gateway_ready applies (the strictest of the vendor's handlers in this process).")), []string{"vendor"}),
 		rulePayments: prometheus.NewCounterVec(prometheus.CounterOpts(opts("paid_payments_total",
 			"Payments accepted (retries of an accepted payment not counted), by the rule that priced the page (\"upstream\": upstream_price).")), []string{"rule"}),
 		ruleTokens: prometheus.NewCounterVec(prometheus.CounterOpts(opts("paid_tokens_total",
 			"Tokens of the payments in paid_payments_total, by rule.")), []string{"rule"}),
 		crlMaxAge: defaultCRLMaxAge,
 	}
-	var errs [11]error
+	var errs [12]error
 	if reg != nil {
 		m.challenges, errs[0] = promreg.Register(reg, m.challenges)
 		m.payments, errs[1] = promreg.Register(reg, m.payments)
@@ -84,6 +87,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.ready, errs[8] = promreg.Register(reg, m.ready)
 		m.rulePayments, errs[9] = promreg.Register(reg, m.rulePayments)
 		m.ruleTokens, errs[10] = promreg.Register(reg, m.ruleTokens)
+		m.crlLimit, errs[11] = promreg.Register(reg, m.crlLimit)
 	}
 	m.accepted, m.retried = m.payments.WithLabelValues("accepted"), m.payments.WithLabelValues("retried")
 	m.fromCookie, m.fromBearer = m.grants.WithLabelValues("cookie"), m.grants.WithLabelValues("bearer")
@@ -113,15 +117,17 @@ const readyTimeout = 500 * time.Millisecond
 // durability check (checked again here, once it answers, so that a store
 // unreachable at start does not wait for a payment to be found usable).
 func (b *backend) updateReady(ctx context.Context, crlAge float64) {
+	m, limit := b.metrics.get(), b.metrics.crlMaxAge().Seconds()
+	m.crlLimit.WithLabelValues(b.cfg.Vendor).Set(limit)
 	ready := 0.0
-	if crlAge <= b.metrics.crlMaxAge().Seconds() && b.keys.current() != nil {
+	if crlAge <= limit && b.keys.current() != nil {
 		ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 		if b.rdb.Ping(ctx).Err() == nil && b.storeReady(ctx) == nil {
 			ready = 1
 		}
 		cancel()
 	}
-	b.metrics.get().ready.WithLabelValues(b.cfg.Vendor).Set(ready)
+	m.ready.WithLabelValues(b.cfg.Vendor).Set(ready)
 }
 
 // metricsUsers are the metrics of the handlers that use one backend. The

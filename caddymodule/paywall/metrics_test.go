@@ -76,8 +76,8 @@ func TestReadyGauge(t *testing.T) {
 
 	e.agent.setDown(true)
 	waitFor(t, "not ready with a stale revocation list", within+time.Second, func() bool { return ready() == 0 })
-	if age := gauge(h.metrics.crlAge); age <= 1 {
-		t.Fatalf("not ready at a revocation list %v s old", age)
+	if age, limit := gauge(h.metrics.crlAge), gauge(h.metrics.crlLimit); age <= 1 || limit != 1 {
+		t.Fatalf("not ready at a revocation list %v s old, limit %v s", age, limit)
 	}
 	e.agent.setDown(false)
 	waitFor(t, "ready once the list is synced again", within, func() bool { return ready() == 1 })

@@ -88,7 +88,7 @@ func (b *realBank) buy(tokens int) *paytest.Cert {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	return bundleWallet(b.t, user, bundle)
+	return paytest.FromBundle(b.t, user, bundle)
 }
 
 // ledgerClaims is the agent's claim record of serial ("vendor|seg|index" → verdict).

@@ -6,9 +6,11 @@ package paytest
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"testing"
 	"time"
 
+	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -142,4 +144,20 @@ func (c *Cert) Pay(tb testing.TB, g, index, amount uint32, vendor, product strin
 func (c *Cert) Header(tb testing.TB, g, index, amount uint32, vendor, product string) string {
 	tb.Helper()
 	return c.Pay(tb, g, index, amount, vendor, product).Header()
+}
+
+// FromBundle is what a wallet holds of a certificate bought from a real
+// agent for user's key.
+func FromBundle(tb testing.TB, user ed25519.PrivateKey, b *agentapi.Bundle) *Cert {
+	tb.Helper()
+	raw, _ := base64.RawURLEncoding.DecodeString(b.Certificate)
+	cert, err := payword.ParseCertificate(raw)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c := &Cert{Certificate: cert, User: user, Now: time.Now()}
+	k, _ := base64.RawURLEncoding.DecodeString(b.Secret)
+	copy(c.K[:], k)
+	c.Tree = payword.NewTree(payword.Anchors(c.K, b.Segments, b.SegmentLen))
+	return c
 }
