@@ -7,10 +7,10 @@ package agent
 // payment carried); last, the digest of the batch's claims (64 hex digits). pre is Go's
 // verdict from the signatures and K: "ok", "invalid", "vendor_fraud" or
 // "unknown_certificate". Returns {response body, certificates revoked,
-// value credited to the vendor}. A batch id seen before with the same
-// digest returns the stored body (and 0, 0) and changes nothing; with
-// another digest it returns {"", 0, 0, 1} (refused: batch_mismatch) and
-// changes nothing. A stored body without a digest (from
+// value credited to the vendor for claims, value taken back by voids}. A
+// batch id seen before with the same digest returns the stored body (and
+// zeros) and changes nothing; with another digest it returns
+// {"", 0, 0, 0, 1} (refused: batch_mismatch) and changes nothing. A stored body without a digest (from
 // before digests) cannot be matched to claims: the batch is ingested again,
 // claim by claim, which is idempotent.
 //
@@ -39,8 +39,8 @@ local bk = P .. 'batch:' .. vendor .. ':' .. batch
 local digest = ARGV[6 + 7 * n]
 local prev = redis.call('GET', bk)
 if prev and string.sub(prev, 1, 1) ~= '{' then
-  if string.sub(prev, 1, 64) ~= digest then return {'', 0, 0, 1} end
-  return {string.sub(prev, 65), 0, 0}
+  if string.sub(prev, 1, 64) ~= digest then return {'', 0, 0, 0, 1} end
+  return {string.sub(prev, 65), 0, 0, 0}
 end
 
 -- Pass 1: per certificate, its claims seen, segment owners, this vendor's
@@ -226,5 +226,5 @@ local body = '{"batch":"' .. batch .. '","results":[' .. table.concat(out, ',') 
 if #order > 0 then -- a batch of unknown certificates only changes nothing
   redis.call('SET', bk, digest .. body, 'EX', ttl)
 end
-return {body, revoked, vcredit}
+return {body, revoked, vcredit, vdebit}
 `)

@@ -15,9 +15,9 @@ import (
 )
 
 type metrics struct {
-	issued, tokens, disputes, recoveries, claimed prometheus.Counter
-	claims, revocations                           *prometheus.CounterVec
-	latency                                       *prometheus.HistogramVec
+	issued, tokens, disputes, recoveries, claimed, voided prometheus.Counter
+	claims, revocations                                   *prometheus.CounterVec
+	latency                                               *prometheus.HistogramVec
 }
 
 const metricsNS = "hashwall_agent"
@@ -34,6 +34,8 @@ func newMetrics(reg prometheus.Registerer, a *Agent) (*metrics, error) {
 		recoveries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "recoveries_total", Help: "Lost-certificate recoveries."}),
 		claimed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "claimed_value_total",
 			Help: "Value credited to vendors for their claims (paid and double-spent), in minor currency units."}),
+		voided: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "voided_value_total",
+			Help: "Value taken back from vendors by voids (answers not charged) and credited to readers, in minor currency units."}),
 		claims: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "claims_total", Help: "Reported claims by verdict."},
 			[]string{"verdict"}),
 		revocations: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "revocations_total", Help: "Certificates revoked, by reason (double-spend, recovered, admin)."},
@@ -44,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, a *Agent) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	var errs [9]error
+	var errs [10]error
 	m.issued, errs[0] = promreg.Register(reg, m.issued)
 	m.tokens, errs[1] = promreg.Register(reg, m.tokens)
 	m.disputes, errs[2] = promreg.Register(reg, m.disputes)
@@ -54,7 +56,8 @@ func newMetrics(reg prometheus.Registerer, a *Agent) (*metrics, error) {
 	m.latency, errs[6] = promreg.Register(reg, m.latency)
 	m.claimed, errs[7] = promreg.Register(reg, m.claimed)
 	var g *storeGauges
-	g, errs[8] = promreg.Register(reg, newStoreGauges())
+	m.voided, errs[8] = promreg.Register(reg, m.voided)
+	g, errs[9] = promreg.Register(reg, newStoreGauges())
 	g.agent.Store(a) // an agent provisioned again on the registry (a reload) takes over
 	return m, errors.Join(errs[:]...)
 }

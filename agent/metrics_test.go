@@ -90,10 +90,10 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
-// TestClaimedValue: the value counted as claimed is what the vendors'
-// statements show credited for claims, at the certificates' unit value:
-// paid and double-spent claims count, disputed ones and a replayed batch
-// do not.
+// TestClaimedValue: the value counted as claimed, and as voided, is what
+// the vendors' statements show credited for claims and taken back by
+// voids, at the certificates' unit value: paid and double-spent claims
+// count, disputed ones and a replayed batch do not.
 func TestClaimedValue(t *testing.T) {
 	t.Parallel()
 	e, reg := metricsEnv(t, func(c *Config) { c.UnitValue = 3 })
@@ -102,22 +102,24 @@ func TestClaimedValue(t *testing.T) {
 	first := []payword.Claim{w.claim(0, 3, 3, "planet"), w.claim(1, 1, 1, "")}
 	e.expectReport("paid:3 vendor_fraud:0", va, "planet", "b1", first...)
 	e.expectReport("paid:3 vendor_fraud:0", va, "planet", "b1", first...) // answered from its record
-	e.expectReport("paid:2", va, "planet", "b2", w.claim(0, 5, 2, "planet"))
+	second := w.claim(0, 5, 2, "planet")
+	e.expectReport("paid:2 voided:2", va, "planet", "b2", second, voidOf(second))
 	e.expectReport("double_spend:4", vb, "globe", "b1", w.claim(0, 4, 4, "globe"))
 
-	var credited int64
+	statements := map[string]int64{}
 	for _, auth := range []string{va, vb} {
 		st, err := e.as(auth).Statement(context.Background(), time.Time{}, time.Time{})
 		e.mustOK(err, "statement")
 		for _, en := range st.Entries {
-			if en.Kind == "claims" {
-				credited += en.Amount
-			}
+			statements[en.Kind] += en.Amount
 		}
 	}
-	got := metric(t, reg, "hashwall_agent_claimed_value_total", "")
-	if credited != (3+2+4)*3 || got != float64(credited) {
-		t.Fatalf("claimed value %v, statements credit %d for claims, want %d", got, credited, (3+2+4)*3)
+	claimed, voided := metric(t, reg, "hashwall_agent_claimed_value_total", ""), metric(t, reg, "hashwall_agent_voided_value_total", "")
+	if statements["claims"] != (3+2+4)*3 || claimed != float64(statements["claims"]) {
+		t.Errorf("claimed value %v, statements credit %d for claims, want %d", claimed, statements["claims"], (3+2+4)*3)
+	}
+	if statements["void"] != -2*3 || voided != float64(-statements["void"]) {
+		t.Errorf("voided value %v, statements take back %d for voids, want %d", voided, -statements["void"], 2*3)
 	}
 }
 

@@ -131,14 +131,16 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 	if err != nil {
 		return nil, err
 	}
-	if len(res) > 3 {
+	if len(res) > 4 {
 		return nil, errBatchMismatch
 	}
 	body, _ := res[0].(string)
 	revoked, _ := res[1].(int64)
 	credited, _ := res[2].(int64)
+	voided, _ := res[3].(int64)
 	a.metrics.revocations.WithLabelValues("double-spend").Add(float64(revoked))
 	a.metrics.claimed.Add(float64(credited))
+	a.metrics.voided.Add(float64(voided))
 	a.countVerdicts(rep.Vendor, rep.Batch, []byte(body))
 	return []byte(body), nil
 }
