@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -301,33 +302,72 @@ func (s *Server) failLocked(what string, err error) {
 	s.tb.Fatalf("redistest: %s redis-server on %s: %v", what, s.addrLocked(), err)
 }
 
-// FreePort asks the kernel for an unused loopback port, one this test
-// process has not handed out before. The port is released before its user
-// binds it (hence the retries in Start); never handing it out twice keeps
-// two parallel tests of one process from being given the same port.
+// FreePort returns a loopback port that no other caller of FreePort on
+// this machine holds, and that was free a moment ago. Ports come from below
+// the kernel's ephemeral range, so that a client's outgoing connection
+// cannot take the port of a server a test killed and is about to restart;
+// each is claimed with a lock file held until the process exits, so that
+// two test processes never hand out the same one. The port is released
+// before its user binds it (hence the retries in Start).
 func FreePort() (int, error) {
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
+	lo, hi := portRange()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 1000 {
+		port := lo + rand.IntN(hi-lo)
+		if handedOut.ports[port] || !claim(port) {
+			continue
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		handedOut.Lock()
-		seen := handedOut.ports[port]
 		handedOut.ports[port] = true
-		handedOut.Unlock()
-		if !seen {
-			return port, nil
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue // in use by something else; stays claimed, never handed out
 		}
+		l.Close()
+		return port, nil
 	}
-	return 0, errors.New("no port this process has not used yet")
+	return 0, errors.New("no free port below the ephemeral range")
 }
 
 var handedOut = struct {
 	sync.Mutex
 	ports map[int]bool
 }{ports: map[int]bool{}}
+
+// portRange is where FreePort looks: from 10000 to the start of the
+// kernel's ephemeral range (32768 when it cannot be read).
+func portRange() (lo, hi int) {
+	lo, hi = 10000, 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > lo+1000 {
+				hi = n
+			}
+		}
+	}
+	return lo, hi
+}
+
+// claim takes port's lock file for the rest of the process (the kernel
+// releases it when the process exits, however it exits).
+func claim(port int) bool {
+	dir := filepath.Join(os.TempDir(), "hashwall-test-ports")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
+		return true // no lock files: fall back to the probe alone
+	}
+	f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(port)), os.O_CREATE|os.O_RDWR, 0o666)
+	if err != nil {
+		return true
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return false
+	}
+	claimed = append(claimed, f) // held open: the lock lives as long as the process
+	return true
+}
+
+var claimed []*os.File
 
 // errOtherServer: the port answers, but from another test's redis-server,
 // which took it between freePort and our bind.
