@@ -40,11 +40,15 @@ type grantClaims struct {
 	jwt.RegisteredClaims
 
 	vars [len(placeholderKeys)]any // the placeholders' values, boxed once
+	// placeholders provides vars to a request's replacer: made once, so
+	// that a cached grant costs no allocation per request.
+	placeholders caddy.ReplacerFunc
 }
 
 // ready fills the placeholders' values; it is called before c is shared.
 func (c *grantClaims) ready() {
 	c.vars = [...]any{c.User, c.Subject, c.Product, c.ID}
+	c.placeholders = provide(&c.vars)
 }
 
 // granter mints and checks grants with the vendor's HS256 keys: the first
@@ -243,18 +247,44 @@ var placeholderKeys = [...]string{"http.paywall.user", "http.paywall.serial", "h
 // are always set: Caddy leaves an unknown placeholder as it is (header_up
 // replaces known ones only), and an upstream could take a literal
 // "{http.paywall.user}" for a reader.
+//
+// The first time in a request they come from a provider made with the
+// grant: setting them would grow the replacer's map of static values, an
+// allocation per request. But the first provider that knows a key answers
+// for it, so once they are known (set before in this request, or by some
+// other handler) they are set as static values, which are asked before
+// every provider.
 func setPlaceholders(r *http.Request, g *grantClaims) {
 	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if !ok {
 		return
 	}
-	vals := noGrantVars
+	vals, values := &noGrantVars, noGrantPlaceholders
 	if g != nil {
-		vals = g.vars
+		vals, values = &g.vars, g.placeholders
+	}
+	if _, known := repl.Get(placeholderKeys[0]); !known {
+		repl.Map(values)
+		return
 	}
 	for i, k := range placeholderKeys {
 		repl.Set(k, vals[i])
 	}
 }
 
-var noGrantVars = [len(placeholderKeys)]any{"", "", "", ""}
+// provide returns the placeholder provider of vals.
+func provide(vals *[len(placeholderKeys)]any) caddy.ReplacerFunc {
+	return func(key string) (any, bool) {
+		for i, k := range placeholderKeys {
+			if key == k {
+				return vals[i], true
+			}
+		}
+		return nil, false
+	}
+}
+
+var (
+	noGrantVars         = [len(placeholderKeys)]any{"", "", "", ""}
+	noGrantPlaceholders = provide(&noGrantVars)
+)

@@ -432,8 +432,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	// A trailing slash names the same resource (a directory): both forms
 	// get one price and one product, and only the forwarded path keeps it.
 	fwd := clean
-	if clean != "/" && strings.HasSuffix(r.URL.Path, "/") {
-		fwd += "/"
+	if p := r.URL.Path; clean != "/" && strings.HasSuffix(p, "/") {
+		fwd = p // already clean and slashed: no copy
+		if len(p) != len(clean)+1 || p[:len(clean)] != clean {
+			fwd = clean + "/"
+		}
 	}
 	for _, f := range h.free {
 		if match(f, lower) {
@@ -442,7 +445,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 			return next.ServeHTTP(w, r)
 		}
 	}
-	o, ok := h.price(clean, lower)
+	o, ok := h.price(clean, lower, fwd)
 	if !ok && !h.UpstreamPrice {
 		setPlaceholders(r, nil)
 		return next.ServeHTTP(w, r)
@@ -482,21 +485,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 // price returns the offer for a clean path. The path and its trailing-slash
 // form name one resource, so both are matched and the dearer first match
 // wins; a scope is matched against the trailing-slash form, so both forms
-// get one product too.
-func (h *Handler) price(clean, lower string) (offer, bool) {
+// get one product too. fwd is the path forwarded (clean, or clean and its
+// slash), the product of a scope that is the path's own prefix.
+func (h *Handler) price(clean, lower, fwd string) (offer, bool) {
 	plain, slash := -1, -1
-	lowerSlash := lower
-	if clean != "/" {
-		lowerSlash += "/"
-	}
+	hasSlash := clean != "/" // the path has a trailing-slash form
 	for i, rule := range h.rules {
 		if plain < 0 && match(rule.Pattern, lower) {
 			plain = i
 		}
-		if slash < 0 && clean != "/" && match(rule.Pattern, lowerSlash) {
+		if slash < 0 && hasSlash && matchSlash(rule.Pattern, lower, true) {
 			slash = i
 		}
-		if plain >= 0 && (slash >= 0 || clean == "/") {
+		if plain >= 0 && (slash >= 0 || !hasSlash) {
 			break
 		}
 	}
@@ -511,12 +512,13 @@ func (h *Handler) price(clean, lower string) (offer, bool) {
 	o := offer{Price: rule.Price, TTL: time.Duration(rule.TTL), Mode: rule.Mode, Rule: h.Rules[i].Pattern}
 	prod := clean
 	if rule.Scope != "" {
-		c := clean
-		if clean != "/" {
-			c += "/"
-		}
-		if n := scopePrefix(rule.Scope, lowerSlash); n > 0 {
-			prod = c[:n]
+		switch n := scopePrefix(rule.Scope, lower, hasSlash); {
+		case n > len(clean) && len(fwd) == n:
+			prod = fwd
+		case n > len(clean):
+			prod = clean + "/"
+		case n > 0:
+			prod = clean[:n]
 		}
 	}
 	o.Product, _ = productID(prod)

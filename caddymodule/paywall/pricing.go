@@ -96,37 +96,51 @@ func checkPattern(p string) error {
 // match reports whether the lower-case pattern matches s in full. A `*`
 // matches within one segment; a final `*` matches the rest of s. Patterns
 // hold at most maxStars stars, so backtracking is bounded.
-func match(pattern, s string) bool {
-	star := strings.IndexByte(pattern, '*')
-	if star < 0 {
-		return pattern == s
-	}
-	if !strings.HasPrefix(s, pattern[:star]) {
+func match(pattern, s string) bool { return matchSlash(pattern, s, false) }
+
+// matchSlash is match against s followed by a `/` when slash is set: a
+// path's trailing-slash form, matched without building it.
+func matchSlash(pattern, s string, slash bool) bool {
+	lit, rest, star := strings.Cut(pattern, "*")
+	switch n := len(lit); {
+	case n <= len(s) && s[:n] == lit:
+		s = s[n:]
+	case slash && n == len(s)+1 && lit[:len(s)] == s && lit[len(s)] == '/':
+		s, slash = "", false
+	default:
 		return false
 	}
-	s, pattern = s[star:], pattern[star+1:]
-	if pattern == "" {
+	if !star {
+		return s == "" && !slash
+	}
+	if rest == "" {
 		return true // final star: anything, across segments
 	}
+	// The star ends at the segment's end: the first `/` of s, or the one
+	// after it (at len(s)) when slash is set.
 	end := strings.IndexByte(s, '/')
 	if end < 0 {
 		end = len(s)
 	}
 	for k := 0; k <= end; k++ {
-		if match(pattern, s[k:]) {
+		if matchSlash(rest, s[k:], slash) {
 			return true
 		}
 	}
 	return false
 }
 
-// scopePrefix returns the shortest prefix of path (ending in `/`) that the
-// scope pattern matches, or "" if none does.
-func scopePrefix(scope, lower string) int {
+// scopePrefix returns the length of the shortest prefix of path (ending in
+// `/`) that the scope pattern matches, or 0 if none does; with slash, path
+// is followed by a `/`, so the whole path and its slash are a prefix too.
+func scopePrefix(scope, lower string, slash bool) int {
 	for i := 1; i < len(lower); i++ {
 		if lower[i] == '/' && match(scope, lower[:i+1]) {
 			return i + 1
 		}
+	}
+	if slash && len(lower) > 0 && matchSlash(scope, lower, true) {
+		return len(lower) + 1
 	}
 	return 0
 }

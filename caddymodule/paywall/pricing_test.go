@@ -35,7 +35,7 @@ func TestMatch(t *testing.T) {
 			t.Errorf("match(%q, %q) = %v", tc.pattern, tc.path, got)
 		}
 	}
-	if n := scopePrefix("/issues/*/", "/issues/2026/p1"); n != len("/issues/2026/") {
+	if n := scopePrefix("/issues/*/", "/issues/2026/p1", false); n != len("/issues/2026/") {
 		t.Errorf("scope prefix %d", n)
 	}
 }

@@ -3,6 +3,7 @@ package paywall
 import (
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -18,6 +19,10 @@ type privateWriter struct {
 	wrote bool
 	// answered, if set, sees the final status before the header goes out.
 	answered func(status int)
+	// cacheControl holds the response's Cache-Control field: a value the
+	// response owns (handlers may rewrite one in place), without an
+	// allocation of its own.
+	cacheControl [1]string
 }
 
 func private(w http.ResponseWriter) *privateWriter {
@@ -30,7 +35,9 @@ func (p *privateWriter) WriteHeader(status int) {
 		if p.answered != nil {
 			p.answered(status)
 		}
-		makePrivate(p.Header())
+		h := p.Header()
+		p.cacheControl[0] = privateCacheControl(h.Values("Cache-Control"))
+		h["Cache-Control"] = p.cacheControl[:]
 	}
 	p.ResponseWriterWrapper.WriteHeader(status)
 }
@@ -52,18 +59,62 @@ func (p *privateWriter) ReadFrom(r io.Reader) (int64, error) {
 // makePrivate rewrites Cache-Control to "private", keeping only the
 // directives that concern the reader's own cache.
 func makePrivate(h http.Header) {
-	keep := []string{"private"}
-	for _, v := range h.Values("Cache-Control") {
-		for _, d := range strings.Split(v, ",") {
+	h.Set("Cache-Control", privateCacheControl(h.Values("Cache-Control")))
+}
+
+// privateDirectives are the Cache-Control directives a private answer
+// keeps: they concern the reader's own cache.
+var privateDirectives = [...]string{"max-age", "no-cache", "no-store", "must-revalidate", "no-transform", "immutable"}
+
+// privateCacheControl is the value of Cache-Control fields vals made
+// private: "private" and the directives among vals that privateDirectives
+// name (in any ASCII case). It allocates only when it keeps a directive.
+func privateCacheControl(vals []string) string {
+	var b strings.Builder
+	for _, v := range vals {
+		for v != "" {
+			var d string
+			d, v, _ = strings.Cut(v, ",")
 			d = strings.TrimSpace(d)
-			name, _, _ := strings.Cut(strings.ToLower(d), "=")
-			switch name {
-			case "max-age", "no-cache", "no-store", "must-revalidate", "no-transform", "immutable":
-				keep = append(keep, d)
+			name, _, _ := strings.Cut(d, "=")
+			if !slices.ContainsFunc(privateDirectives[:], func(k string) bool { return equalASCIIFold(name, k) }) {
+				continue
 			}
+			if b.Len() == 0 {
+				// Room for this field's other directives too: none kept
+				// is shorter than the ", " it is given.
+				b.Grow(len("private, ") + len(d) + 2*len(v))
+				b.WriteString("private")
+			}
+			b.WriteString(", ")
+			b.WriteString(d)
 		}
 	}
-	h.Set("Cache-Control", strings.Join(keep, ", "))
+	if b.Len() == 0 {
+		return "private"
+	}
+	return b.String()
+}
+
+// equalASCIIFold reports whether a and b are equal up to the case of
+// ASCII letters (strings.EqualFold would also take `ſ` for `s`).
+func equalASCIIFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // isPreflight reports whether r is a CORS preflight request.
