@@ -38,10 +38,11 @@ const reportBatch = 500
 //   - readers: every claim of a report is another reader's (500
 //     certificates) and opens a segment: a binding signature to check and
 //     a certificate's records to read per claim, as 10^7 readers give.
+//
 //   - grouped: 8 claims per segment and one certificate per 7,000 segments,
 //     as agent's BenchmarkIngest: the cheapest case.
 //
-//	go test ./bench/capacity -run '^$' -bench CapacityIngest -benchtime 100x
+//     go test ./bench/capacity -run '^$' -bench CapacityIngest -benchtime 100x
 func BenchmarkCapacityIngest(b *testing.B) {
 	b.Run("readers", func(b *testing.B) {
 		benchIngest(b, reportBatch, func(k int) (int, uint32, uint32) {
@@ -153,7 +154,7 @@ func benchIngest(b *testing.B, ncerts int, at claimAt) {
 		b.Fatal(err)
 	}
 	ReportRate(b, n, took, lat, "claims") // latencies are of whole reports
-	if ncerts >= 100 { // fewer would mostly weigh the first one's tables
+	if ncerts >= 100 {                    // fewer would mostly weigh the first one's tables
 		b.ReportMetric(perCert, "B/cert")
 	}
 	m.Report(b, n, "claim")
