@@ -38,12 +38,18 @@ const Segments = 64
 // The certificates share K and the tree, so making n of them costs two
 // signatures each.
 func NewReaders(tb testing.TB, n int, price uint32, vendor string) []*payword.Payment {
+	return NewReadersFrom(tb, 0, n, price, vendor)
+}
+
+// NewReadersFrom is NewReaders for readers from, from+1, …: successive
+// calls make readers that are new to each other.
+func NewReadersFrom(tb testing.TB, from, n int, price uint32, vendor string) []*payword.Payment {
 	tb.Helper()
 	base := paytest.NewBank(tb).Issue(tb, paytest.Options{Seed: 60, Segments: Segments})
 	out := make([]*payword.Payment, n)
 	parallel(n, func(i int) {
 		c := *base.Certificate
-		binary.BigEndian.PutUint64(c.Serial[8:], uint64(i)+1) // serials differ from base's and each other's
+		binary.BigEndian.PutUint64(c.Serial[8:], uint64(from+i)+1) // serials differ from base's and each other's
 		if _, err := c.Sign(base.Bank.Key); err != nil {
 			panic(err)
 		}
