@@ -1,0 +1,498 @@
+package payword
+
+// The decoder of payment headers as it was before it was cut to two
+// allocations (commit 1ec9ca4), kept verbatim but for names as the reference
+// that payment_diff_test.go compares the production decoder with: same
+// accept/reject, same error, same parsed value.
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/binary"
+	"strings"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+var refB64 = refWireBase64{base64.RawURLEncoding.Strict()}
+
+type refWireBase64 struct{ *base64.Encoding }
+
+func (e refWireBase64) DecodeString(s string) ([]byte, error) {
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, base64.CorruptInputError(strings.IndexAny(s, "\r\n"))
+	}
+	return e.Encoding.DecodeString(s)
+}
+
+func (e refWireBase64) Decode(dst, src []byte) (int, error) {
+	if i := bytes.IndexAny(src, "\r\n"); i >= 0 {
+		return 0, base64.CorruptInputError(i)
+	}
+	return e.Encoding.Decode(dst, src)
+}
+
+// refParseAuthorization decodes an `Authorization: PayWord …` header value.
+// Inputs over MaxPaymentHeader are refused before decoding, so a hostile
+// header costs a bounded amount of memory and time.
+func refParseAuthorization(h string) (*Payment, error) {
+	if len(h) > MaxPaymentHeader {
+		return nil, errorf(ErrTooLarge, "payment header of %d bytes", len(h))
+	}
+	scheme, rest, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, Scheme) {
+		return nil, errorf(ErrMalformed, "not a PayWord authorization")
+	}
+	raw, err := refB64.DecodeString(strings.TrimSpace(rest))
+	if err != nil {
+		return nil, errorf(ErrMalformed, "payment is not base64url")
+	}
+	return refParsePayment(raw)
+}
+
+// refParsePayment decodes the JSON form of a payment and checks its shape.
+// Ranges that depend on the certificate (segment < S, index ≤ m) are checked
+// here too; everything that needs keys or state is left to Verify.
+func refParsePayment(raw []byte) (*Payment, error) {
+	if len(raw) > MaxPaymentHeader {
+		return nil, errorf(ErrTooLarge, "payment of %d bytes", len(raw))
+	}
+	var j paymentJSON
+	if !refDecodeFlat(raw, &j) {
+		return nil, errorf(ErrMalformed, "payment is not one flat JSON object of strings and integers")
+	}
+	if j.V != 1 {
+		return nil, errorf(ErrMalformed, "unsupported payment version %d", j.V)
+	}
+	p := &Payment{Vendor: j.Vendor, Product: j.Product}
+	if !ValidID(j.Vendor) {
+		return nil, errorf(ErrMalformed, "invalid vendor id")
+	}
+	if !ValidProduct(j.Product) {
+		return nil, errorf(ErrMalformed, "invalid product id")
+	}
+	if err := refDecodeFixed(p.Anchor[:], j.Anchor, "anchor"); err != nil {
+		return nil, err
+	}
+	if err := refDecodeFixed(p.Token[:], j.Tok, "token"); err != nil {
+		return nil, err
+	}
+	certRaw, err := refB64.DecodeString(j.Cert)
+	if err != nil {
+		return nil, errorf(ErrMalformed, "certificate is not base64url")
+	}
+	if p.Cert, err = refParseCertificate(certRaw); err != nil {
+		return nil, err
+	}
+	path, err := refB64.DecodeString(j.Path)
+	if err != nil || len(path)%TokenSize != 0 || len(path) > MaxPathLen*TokenSize {
+		return nil, errorf(ErrMalformed, "merkle path must be at most %d base64url tokens", MaxPathLen)
+	}
+	p.Path = make([]Token, len(path)/TokenSize)
+	for k := range p.Path {
+		copy(p.Path[k][:], path[k*TokenSize:])
+	}
+	if j.Bind != "" {
+		bindRaw, err := refB64.DecodeString(j.Bind)
+		if err != nil {
+			return nil, errorf(ErrMalformed, "binding is not base64url")
+		}
+		if p.Binding, err = refParseBinding(bindRaw); err != nil {
+			return nil, err
+		}
+	}
+	// Out-of-range integers are refused before narrowing to uint32.
+	if j.Seg < 0 || j.Seg > MaxSegments || j.I < 0 || j.I > MaxSegmentLen {
+		return nil, errorf(ErrBadIndex, "segment %d or token index %d out of range", j.Seg, j.I)
+	}
+	if j.P < 0 || j.P > MaxSegmentLen {
+		return nil, errorf(ErrBadAmount, "amount %d out of range", j.P)
+	}
+	p.Segment, p.Index, p.Amount = uint32(j.Seg), uint32(j.I), uint32(j.P)
+	if err := p.checkRanges(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func refDecodeFixed(dst []byte, s, what string) error {
+	if refB64.DecodedLen(len(s)) != len(dst) {
+		return errorf(ErrMalformed, "%s must be %d bytes", what, len(dst))
+	}
+	if _, err := refB64.Decode(dst, []byte(s)); err != nil {
+		return errorf(ErrMalformed, "%s is not base64url", what)
+	}
+	return nil
+}
+
+// refDecodeFlat decodes a payment's JSON: one object whose members are strings
+// and integers. It is the hot path of every payment, and a hand-written
+// scanner costs a fraction of encoding/json's reflection. It is stricter
+// than encoding/json: keys match exactly (no case folding), and a key given
+// twice, a non-ASCII value, a fraction, an exponent, a nested value or
+// trailing data are refused. Unknown members (strings, numbers, true, false,
+// null) are skipped.
+func refDecodeFlat(raw []byte, j *paymentJSON) bool {
+	s := refScanner{b: raw}
+	s.ws()
+	if !s.eat('{') {
+		return false
+	}
+	var seen uint16
+	for first := true; ; first = false {
+		s.ws()
+		if s.eat('}') {
+			if !first && s.trailingComma {
+				return false
+			}
+			break
+		}
+		if !first && !s.trailingComma {
+			return false
+		}
+		key, ok := s.str()
+		if !ok {
+			return false
+		}
+		s.ws()
+		if !s.eat(':') {
+			return false
+		}
+		s.ws()
+		bit, str, num := j.member(string(key))
+		if bit != 0 {
+			if seen&bit != 0 {
+				return false // a key given twice
+			}
+			seen |= bit
+		}
+		switch {
+		case str != nil:
+			v, ok := s.str()
+			if !ok || !refASCII(v) { // every field of a payment is ASCII
+				return false
+			}
+			*str = string(v)
+		case num != nil:
+			if *num, ok = s.int(); !ok {
+				return false
+			}
+		default:
+			if !s.skipScalar() {
+				return false
+			}
+		}
+		s.ws()
+		s.trailingComma = s.eat(',')
+	}
+	s.ws()
+	return s.i == len(s.b)
+}
+
+// member returns where the value of key goes, and the key's bit for
+// duplicate detection; all nil for an unknown key.
+func (j *paymentJSON) member(key string) (bit uint16, str *string, num *int64) {
+	switch key {
+	case "v":
+		return 1 << 0, nil, &j.V
+	case "cert":
+		return 1 << 1, &j.Cert, nil
+	case "seg":
+		return 1 << 2, nil, &j.Seg
+	case "anchor":
+		return 1 << 3, &j.Anchor, nil
+	case "path":
+		return 1 << 4, &j.Path, nil
+	case "bind":
+		return 1 << 5, &j.Bind, nil
+	case "i":
+		return 1 << 6, nil, &j.I
+	case "tok":
+		return 1 << 7, &j.Tok, nil
+	case "p":
+		return 1 << 8, nil, &j.P
+	case "vendor":
+		return 1 << 9, &j.Vendor, nil
+	case "product":
+		return 1 << 10, &j.Product, nil
+	}
+	return 0, nil, nil
+}
+
+type refScanner struct {
+	b             []byte
+	i             int
+	buf           []byte
+	trailingComma bool
+}
+
+func (s *refScanner) ws() {
+	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
+		s.i++
+	}
+}
+
+func (s *refScanner) eat(c byte) bool {
+	if s.i < len(s.b) && s.b[s.i] == c {
+		s.i++
+		return true
+	}
+	return false
+}
+
+// str reads a JSON string. Without escapes it returns a slice of the input;
+// with them, a decoded copy.
+func (s *refScanner) str() ([]byte, bool) {
+	if !s.eat('"') {
+		return nil, false
+	}
+	start := s.i
+	for s.i < len(s.b) {
+		switch c := s.b[s.i]; {
+		case c == '"':
+			s.i++
+			return s.b[start : s.i-1], true
+		case c == '\\':
+			return s.escaped(start)
+		case c < 0x20:
+			return nil, false
+		default:
+			s.i++
+		}
+	}
+	return nil, false
+}
+
+func (s *refScanner) escaped(start int) ([]byte, bool) {
+	out := append(s.buf[:0], s.b[start:s.i]...)
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			s.buf = out
+			return out, true
+		case c < 0x20:
+			return nil, false
+		case c != '\\':
+			out = append(out, c)
+			s.i++
+			continue
+		}
+		if s.i+1 >= len(s.b) {
+			return nil, false
+		}
+		e := s.b[s.i+1]
+		s.i += 2
+		switch e {
+		case '"', '\\', '/':
+			out = append(out, e)
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r, ok := s.hex4()
+			if !ok {
+				return nil, false
+			}
+			if utf16.IsSurrogate(r) {
+				r2 := rune(utf8.RuneError)
+				if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
+					save := s.i
+					s.i += 2
+					if lo, ok := s.hex4(); ok && utf16.DecodeRune(r, lo) != utf8.RuneError {
+						r2 = utf16.DecodeRune(r, lo)
+					} else {
+						s.i = save
+					}
+				}
+				r = r2
+			}
+			out = utf8.AppendRune(out, r)
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
+}
+
+func (s *refScanner) hex4() (rune, bool) {
+	if s.i+4 > len(s.b) {
+		return 0, false
+	}
+	var r rune
+	for _, c := range s.b[s.i : s.i+4] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	s.i += 4
+	return r, true
+}
+
+// int reads a JSON integer of at most 18 digits (no fraction, no exponent).
+func (s *refScanner) int() (int64, bool) {
+	neg := s.eat('-')
+	start := s.i
+	var n int64
+	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
+		n = n*10 + int64(s.b[s.i]-'0')
+		s.i++
+	}
+	digits := s.i - start
+	if digits == 0 || digits > 18 || (digits > 1 && s.b[start] == '0') {
+		return 0, false
+	}
+	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		return 0, false
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// skipScalar skips the value of an unknown member.
+func (s *refScanner) skipScalar() bool {
+	if s.i >= len(s.b) {
+		return false
+	}
+	switch c := s.b[s.i]; {
+	case c == '"':
+		_, ok := s.str()
+		return ok
+	case c == '-' || '0' <= c && c <= '9':
+		return s.number()
+	}
+	for _, lit := range [...]string{"true", "false", "null"} {
+		if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
+			s.i += len(lit)
+			return true
+		}
+	}
+	return false
+}
+
+// number skips a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *refScanner) number() bool {
+	s.eat('-')
+	if !s.eat('0') && s.digits() == 0 { // a leading zero stands alone
+		return false
+	}
+	if s.eat('.') && s.digits() == 0 {
+		return false
+	}
+	if s.eat('e') || s.eat('E') {
+		if !s.eat('+') {
+			s.eat('-')
+		}
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *refScanner) digits() int {
+	start := s.i
+	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
+		s.i++
+	}
+	return s.i - start
+}
+
+func refASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// refParseCertificate decodes a signed certificate. It checks the encoding and
+// field ranges only; Verify checks the signature.
+func refParseCertificate(b []byte) (*Certificate, error) {
+	if len(b) > MaxCertificateSize {
+		return nil, errorf(ErrTooLarge, "certificate of %d bytes", len(b))
+	}
+	if len(b) < certFixedLen+ed25519.SignatureSize || string(b[:len(certMagic)]) != certMagic {
+		return nil, errorf(ErrMalformed, "not a version 1 certificate")
+	}
+	r := refReader{b: b[len(certMagic) : len(b)-ed25519.SignatureSize]}
+	c := &Certificate{raw: b}
+	copy(c.Serial[:], r.take(16))
+	c.IssuedAt = int64(r.u64())
+	c.ExpiresAt = int64(r.u64())
+	c.Segments = r.u32()
+	c.SegmentLen = r.u32()
+	c.UnitValue = r.u64()
+	copy(c.UserKey[:], r.take(32))
+	copy(c.Root[:], r.take(32))
+	c.KeyID, c.UserID, c.Scope, c.Currency = r.str(), r.str(), r.str(), r.str()
+	if r.bad || len(r.b) != 0 {
+		return nil, errorf(ErrMalformed, "certificate length does not match its fields")
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// refParseBinding decodes a signed binding without checking the signature.
+func refParseBinding(raw []byte) (*Binding, error) {
+	if len(raw) > MaxBindingSize {
+		return nil, errorf(ErrTooLarge, "binding of %d bytes", len(raw))
+	}
+	if len(raw) < bindingFixedLen+ed25519.SignatureSize || string(raw[:len(bindingMagic)]) != bindingMagic {
+		return nil, errorf(ErrMalformed, "not a version 1 binding")
+	}
+	r := refReader{b: raw[len(bindingMagic) : len(raw)-ed25519.SignatureSize]}
+	b := &Binding{raw: raw}
+	copy(b.Serial[:], r.take(16))
+	b.Segment = r.u32()
+	b.Time = int64(r.u64())
+	b.Vendor = r.str()
+	if r.bad || len(r.b) != 0 {
+		return nil, errorf(ErrMalformed, "binding length does not match its fields")
+	}
+	if !ValidID(b.Vendor) {
+		return nil, errorf(ErrMalformed, "invalid vendor id")
+	}
+	return b, nil
+}
+
+// refReader consumes a binary encoding; the first error sticks.
+type refReader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *refReader) take(n int) []byte {
+	if r.bad || len(r.b) < n {
+		r.bad = true
+		return make([]byte, n)
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *refReader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
+func (r *refReader) u64() uint64 { return binary.BigEndian.Uint64(r.take(8)) }
+func (r *refReader) str() string { return string(r.take(int(r.take(1)[0]))) }
