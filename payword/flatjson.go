@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// paymentFields are a payment's JSON members as decode reads them. The
+// paymentFields are a payment's JSON members as decodeFields reads them. The
 // strings are slices of the input, unescaped in place: nothing is copied.
 type paymentFields struct {
 	v, seg, i, p                                   int64

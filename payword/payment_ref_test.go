@@ -3,28 +3,22 @@ package payword
 // The decoder of payment headers as it was before it was cut to two
 // allocations (commit 1ec9ca4), kept verbatim but for names as the reference
 // that payment_diff_test.go compares the production decoder with: same
-// accept/reject, same error, same parsed value.
+// accept/reject, same error, same parsed value. It shares what did not
+// change: ParseCertificate and ParseBinding (now also the new decoder's,
+// with the strings kept in one buffer), and the scanner's helpers.
 
 import (
 	"bytes"
-	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/binary"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
-var refB64 = refWireBase64{base64.RawURLEncoding.Strict()}
+// refB64 is b64 with its old Decode (DecodeString is unchanged).
+var refB64 = refWireBase64{b64}
 
-type refWireBase64 struct{ *base64.Encoding }
-
-func (e refWireBase64) DecodeString(s string) ([]byte, error) {
-	if strings.ContainsAny(s, "\r\n") {
-		return nil, base64.CorruptInputError(strings.IndexAny(s, "\r\n"))
-	}
-	return e.Encoding.DecodeString(s)
-}
+type refWireBase64 struct{ wireBase64 }
 
 func (e refWireBase64) Decode(dst, src []byte) (int, error) {
 	if i := bytes.IndexAny(src, "\r\n"); i >= 0 {
@@ -82,7 +76,7 @@ func refParsePayment(raw []byte) (*Payment, error) {
 	if err != nil {
 		return nil, errorf(ErrMalformed, "certificate is not base64url")
 	}
-	if p.Cert, err = refParseCertificate(certRaw); err != nil {
+	if p.Cert, err = ParseCertificate(certRaw); err != nil {
 		return nil, err
 	}
 	path, err := refB64.DecodeString(j.Path)
@@ -98,7 +92,7 @@ func refParsePayment(raw []byte) (*Payment, error) {
 		if err != nil {
 			return nil, errorf(ErrMalformed, "binding is not base64url")
 		}
-		if p.Binding, err = refParseBinding(bindRaw); err != nil {
+		if p.Binding, err = ParseBinding(bindRaw); err != nil {
 			return nil, err
 		}
 	}
@@ -134,7 +128,7 @@ func refDecodeFixed(dst []byte, s, what string) error {
 // trailing data are refused. Unknown members (strings, numbers, true, false,
 // null) are skipped.
 func refDecodeFlat(raw []byte, j *paymentJSON) bool {
-	s := refScanner{b: raw}
+	s := refScanner{scanner: scanner{b: raw}}
 	s.ws()
 	if !s.eat('{') {
 		return false
@@ -220,25 +214,11 @@ func (j *paymentJSON) member(key string) (bit uint16, str *string, num *int64) {
 	return 0, nil, nil
 }
 
+// refScanner is the old scanner; what it shares with the new one (ws,
+// eat, hex4, int, number, digits) is unchanged.
 type refScanner struct {
-	b             []byte
-	i             int
-	buf           []byte
-	trailingComma bool
-}
-
-func (s *refScanner) ws() {
-	for s.i < len(s.b) && (s.b[s.i] == ' ' || s.b[s.i] == '\t' || s.b[s.i] == '\n' || s.b[s.i] == '\r') {
-		s.i++
-	}
-}
-
-func (s *refScanner) eat(c byte) bool {
-	if s.i < len(s.b) && s.b[s.i] == c {
-		s.i++
-		return true
-	}
-	return false
+	scanner
+	buf []byte
 }
 
 // str reads a JSON string. Without escapes it returns a slice of the input;
@@ -324,49 +304,6 @@ func (s *refScanner) escaped(start int) ([]byte, bool) {
 	return nil, false
 }
 
-func (s *refScanner) hex4() (rune, bool) {
-	if s.i+4 > len(s.b) {
-		return 0, false
-	}
-	var r rune
-	for _, c := range s.b[s.i : s.i+4] {
-		switch {
-		case '0' <= c && c <= '9':
-			r = r<<4 | rune(c-'0')
-		case 'a' <= c && c <= 'f':
-			r = r<<4 | rune(c-'a'+10)
-		case 'A' <= c && c <= 'F':
-			r = r<<4 | rune(c-'A'+10)
-		default:
-			return 0, false
-		}
-	}
-	s.i += 4
-	return r, true
-}
-
-// int reads a JSON integer of at most 18 digits (no fraction, no exponent).
-func (s *refScanner) int() (int64, bool) {
-	neg := s.eat('-')
-	start := s.i
-	var n int64
-	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
-		n = n*10 + int64(s.b[s.i]-'0')
-		s.i++
-	}
-	digits := s.i - start
-	if digits == 0 || digits > 18 || (digits > 1 && s.b[start] == '0') {
-		return 0, false
-	}
-	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
-		return 0, false
-	}
-	if neg {
-		n = -n
-	}
-	return n, true
-}
-
 // skipScalar skips the value of an unknown member.
 func (s *refScanner) skipScalar() bool {
 	if s.i >= len(s.b) {
@@ -388,34 +325,6 @@ func (s *refScanner) skipScalar() bool {
 	return false
 }
 
-// number skips a JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
-func (s *refScanner) number() bool {
-	s.eat('-')
-	if !s.eat('0') && s.digits() == 0 { // a leading zero stands alone
-		return false
-	}
-	if s.eat('.') && s.digits() == 0 {
-		return false
-	}
-	if s.eat('e') || s.eat('E') {
-		if !s.eat('+') {
-			s.eat('-')
-		}
-		if s.digits() == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-func (s *refScanner) digits() int {
-	start := s.i
-	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
-		s.i++
-	}
-	return s.i - start
-}
-
 func refASCII(b []byte) bool {
 	for _, c := range b {
 		if c >= 0x80 {
@@ -424,75 +333,3 @@ func refASCII(b []byte) bool {
 	}
 	return true
 }
-
-// refParseCertificate decodes a signed certificate. It checks the encoding and
-// field ranges only; Verify checks the signature.
-func refParseCertificate(b []byte) (*Certificate, error) {
-	if len(b) > MaxCertificateSize {
-		return nil, errorf(ErrTooLarge, "certificate of %d bytes", len(b))
-	}
-	if len(b) < certFixedLen+ed25519.SignatureSize || string(b[:len(certMagic)]) != certMagic {
-		return nil, errorf(ErrMalformed, "not a version 1 certificate")
-	}
-	r := refReader{b: b[len(certMagic) : len(b)-ed25519.SignatureSize]}
-	c := &Certificate{raw: b}
-	copy(c.Serial[:], r.take(16))
-	c.IssuedAt = int64(r.u64())
-	c.ExpiresAt = int64(r.u64())
-	c.Segments = r.u32()
-	c.SegmentLen = r.u32()
-	c.UnitValue = r.u64()
-	copy(c.UserKey[:], r.take(32))
-	copy(c.Root[:], r.take(32))
-	c.KeyID, c.UserID, c.Scope, c.Currency = r.str(), r.str(), r.str(), r.str()
-	if r.bad || len(r.b) != 0 {
-		return nil, errorf(ErrMalformed, "certificate length does not match its fields")
-	}
-	if err := c.check(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// refParseBinding decodes a signed binding without checking the signature.
-func refParseBinding(raw []byte) (*Binding, error) {
-	if len(raw) > MaxBindingSize {
-		return nil, errorf(ErrTooLarge, "binding of %d bytes", len(raw))
-	}
-	if len(raw) < bindingFixedLen+ed25519.SignatureSize || string(raw[:len(bindingMagic)]) != bindingMagic {
-		return nil, errorf(ErrMalformed, "not a version 1 binding")
-	}
-	r := refReader{b: raw[len(bindingMagic) : len(raw)-ed25519.SignatureSize]}
-	b := &Binding{raw: raw}
-	copy(b.Serial[:], r.take(16))
-	b.Segment = r.u32()
-	b.Time = int64(r.u64())
-	b.Vendor = r.str()
-	if r.bad || len(r.b) != 0 {
-		return nil, errorf(ErrMalformed, "binding length does not match its fields")
-	}
-	if !ValidID(b.Vendor) {
-		return nil, errorf(ErrMalformed, "invalid vendor id")
-	}
-	return b, nil
-}
-
-// refReader consumes a binary encoding; the first error sticks.
-type refReader struct {
-	b   []byte
-	bad bool
-}
-
-func (r *refReader) take(n int) []byte {
-	if r.bad || len(r.b) < n {
-		r.bad = true
-		return make([]byte, n)
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *refReader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
-func (r *refReader) u64() uint64 { return binary.BigEndian.Uint64(r.take(8)) }
-func (r *refReader) str() string { return string(r.take(int(r.take(1)[0]))) }
