@@ -238,6 +238,18 @@ func TestParseAuthorizationMatchesReference(t *testing.T) {
 	t.Logf("%d mutated payments accepted", accepted)
 }
 
+// Every shape of payment, ids and product at their longest included, fits
+// the two allocations: the strings buffer is sized for the longest strings
+// its certificate and binding can hold.
+func TestParseAuthorizationAllocsEveryShape(t *testing.T) {
+	for _, p := range diffPayments(t) {
+		h := p.Header()
+		if got := testing.AllocsPerRun(50, func() { _, _ = ParseAuthorization(h) }); got > 2 {
+			t.Errorf("%d allocations for %q", int(got), h)
+		}
+	}
+}
+
 // FuzzParseAuthorizationReference compares ParseAuthorization with the
 // decoder it replaced on a header built of a prefix, the base64url of a
 // JSON payment, and a suffix, so that the fuzzer works on each layer.
