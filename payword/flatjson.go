@@ -6,8 +6,9 @@ import (
 	"unicode/utf8"
 )
 
-// paymentFields are a payment's JSON members as decodeFields reads them. The
-// strings are slices of the input, unescaped in place: nothing is copied.
+// paymentFields are a payment's JSON members as decodeFields reads them.
+// The strings are slices of the input, unescaped in place: nothing is
+// copied.
 type paymentFields struct {
 	v, seg, i, p                                   int64
 	cert, anchor, path, bind, tok, vendor, product []byte
@@ -224,17 +225,7 @@ func (s *scanner) unescape(start int, ascii bool) ([]byte, bool, bool) {
 				return nil, false, false
 			}
 			if utf16.IsSurrogate(r) {
-				r2 := rune(utf8.RuneError)
-				if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
-					save := s.i
-					s.i += 2
-					if lo, ok := s.hex4(); ok && utf16.DecodeRune(r, lo) != utf8.RuneError {
-						r2 = utf16.DecodeRune(r, lo)
-					} else {
-						s.i = save
-					}
-				}
-				r = r2
+				r = s.pair(r)
 			}
 		default:
 			return nil, false, false
@@ -267,6 +258,20 @@ func plainRun(b []byte, i int) int {
 		}
 	}
 	return i
+}
+
+// pair returns the character of surrogate r and the \uXXXX escape that
+// follows, which it consumes, if they make a valid pair; else U+FFFD.
+func (s *scanner) pair(r rune) rune {
+	if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
+		save := s.i
+		s.i += 2
+		if lo, ok := s.hex4(); ok && utf16.DecodeRune(r, lo) != utf8.RuneError {
+			return utf16.DecodeRune(r, lo)
+		}
+		s.i = save
+	}
+	return utf8.RuneError
 }
 
 func (s *scanner) hex4() (rune, bool) {
@@ -324,6 +329,11 @@ func (s *scanner) skipScalar() bool {
 	case c == '-' || '0' <= c && c <= '9':
 		return s.number()
 	}
+	return s.literal()
+}
+
+// literal skips true, false or null.
+func (s *scanner) literal() bool {
 	for _, lit := range [...]string{"true", "false", "null"} {
 		if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
 			s.i += len(lit)

@@ -215,7 +215,7 @@ func (j *paymentJSON) member(key string) (bit uint16, str *string, num *int64) {
 }
 
 // refScanner is the old scanner; what it shares with the new one (ws,
-// eat, hex4, int, number, digits) is unchanged.
+// eat, pair, hex4, int, literal, number, digits) is unchanged.
 type refScanner struct {
 	scanner
 	buf []byte
@@ -284,17 +284,7 @@ func (s *refScanner) escaped(start int) ([]byte, bool) {
 				return nil, false
 			}
 			if utf16.IsSurrogate(r) {
-				r2 := rune(utf8.RuneError)
-				if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
-					save := s.i
-					s.i += 2
-					if lo, ok := s.hex4(); ok && utf16.DecodeRune(r, lo) != utf8.RuneError {
-						r2 = utf16.DecodeRune(r, lo)
-					} else {
-						s.i = save
-					}
-				}
-				r = r2
+				r = s.pair(r)
 			}
 			out = utf8.AppendRune(out, r)
 		default:
@@ -316,13 +306,7 @@ func (s *refScanner) skipScalar() bool {
 	case c == '-' || '0' <= c && c <= '9':
 		return s.number()
 	}
-	for _, lit := range [...]string{"true", "false", "null"} {
-		if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
-			s.i += len(lit)
-			return true
-		}
-	}
-	return false
+	return s.literal()
 }
 
 func refASCII(b []byte) bool {
