@@ -78,3 +78,38 @@ func TestParseAllocationIsBounded(t *testing.T) {
 		}
 	}
 }
+
+// A gateway decodes a payment header on every payment: two allocations
+// (the payment with all it points to, and its strings), whatever its shape.
+// The common verification after it allocates nothing.
+func TestParseAuthorizationAllocs(t *testing.T) {
+	generic := issue(t, 782, 128, payword.GenericScope)
+	headers := map[string]string{
+		"generic, with a binding": generic.Pay(t, 400, 3, 1, "daily-planet", "/articles/a").Header(),
+		"specific, no binding":    issue(t, 1, 4, "daily-planet").Pay(t, 0, 4, 1, "daily-planet", "/x").Header(),
+		"escapes in the product":  generic.Pay(t, 7, 2, 2, "daily-planet", `/tags/<b>&"q"\`).Header(),
+	}
+	for name, h := range headers {
+		if got := testing.AllocsPerRun(100, func() {
+			if _, err := payword.ParseAuthorization(h); err != nil {
+				t.Fatal(err)
+			}
+		}); got > 2 {
+			t.Errorf("%s: ParseAuthorization makes %v allocations, want at most 2", name, got)
+		}
+	}
+	v := payword.NewVerifier(generic.Bank.Keys)
+	req := request("/articles/a", 1)
+	first, next := generic.Pay(t, 400, 1, 1, "daily-planet", "/articles/a"), generic.Pay(t, 400, 2, 1, "daily-planet", "/articles/a")
+	last, err := v.Verify(first, req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testing.AllocsPerRun(100, func() {
+		if _, err := v.Verify(next, req, &last); err != nil {
+			t.Fatal(err)
+		}
+	}); got != 0 {
+		t.Errorf("Verify of a cached certificate makes %v allocations, want 0", got)
+	}
+}

@@ -3,6 +3,7 @@ package payword
 import (
 	"crypto/ed25519"
 	"encoding/binary"
+	"strings"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
@@ -53,25 +54,35 @@ func (b *Binding) Sign(user ed25519.PrivateKey) ([]byte, error) {
 
 // ParseBinding decodes a signed binding without checking the signature.
 func ParseBinding(raw []byte) (*Binding, error) {
+	b := new(Binding)
+	if err := b.decode(raw, nil); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// decode is ParseBinding into b, its vendor kept in strs (nil: its own
+// allocation). b keeps raw as its encoding.
+func (b *Binding) decode(raw []byte, strs *strings.Builder) error {
 	if len(raw) > MaxBindingSize {
-		return nil, errorf(ErrTooLarge, "binding of %d bytes", len(raw))
+		return errorf(ErrTooLarge, "binding of %d bytes", len(raw))
 	}
 	if len(raw) < bindingFixedLen+ed25519.SignatureSize || string(raw[:len(bindingMagic)]) != bindingMagic {
-		return nil, errorf(ErrMalformed, "not a version 1 binding")
+		return errorf(ErrMalformed, "not a version 1 binding")
 	}
-	r := reader{b: raw[len(bindingMagic) : len(raw)-ed25519.SignatureSize]}
-	b := &Binding{raw: raw}
+	r := reader{b: raw[len(bindingMagic) : len(raw)-ed25519.SignatureSize], strs: strs}
+	b.raw = raw
 	copy(b.Serial[:], r.take(16))
 	b.Segment = r.u32()
 	b.Time = int64(r.u64())
 	b.Vendor = r.str()
 	if r.bad || len(r.b) != 0 {
-		return nil, errorf(ErrMalformed, "binding length does not match its fields")
+		return errorf(ErrMalformed, "binding length does not match its fields")
 	}
 	if !ValidID(b.Vendor) {
-		return nil, errorf(ErrMalformed, "invalid vendor id")
+		return errorf(ErrMalformed, "invalid vendor id")
 	}
-	return b, nil
+	return nil
 }
 
 // Verify checks the signature against the certificate's user key.

@@ -3,6 +3,7 @@ package payword
 import (
 	"crypto/ed25519"
 	"encoding/binary"
+	"strings"
 	"time"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
@@ -101,14 +102,24 @@ func (c *Certificate) Sign(k SigningKey) ([]byte, error) {
 // ParseCertificate decodes a signed certificate. It checks the encoding and
 // field ranges only; Verify checks the signature.
 func ParseCertificate(b []byte) (*Certificate, error) {
+	c := new(Certificate)
+	if err := c.decode(b, nil); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// decode is ParseCertificate into c, its strings kept in strs (nil: each
+// its own allocation). c keeps b as its encoding.
+func (c *Certificate) decode(b []byte, strs *strings.Builder) error {
 	if len(b) > MaxCertificateSize {
-		return nil, errorf(ErrTooLarge, "certificate of %d bytes", len(b))
+		return errorf(ErrTooLarge, "certificate of %d bytes", len(b))
 	}
 	if len(b) < certFixedLen+ed25519.SignatureSize || string(b[:len(certMagic)]) != certMagic {
-		return nil, errorf(ErrMalformed, "not a version 1 certificate")
+		return errorf(ErrMalformed, "not a version 1 certificate")
 	}
-	r := reader{b: b[len(certMagic) : len(b)-ed25519.SignatureSize]}
-	c := &Certificate{raw: b}
+	r := reader{b: b[len(certMagic) : len(b)-ed25519.SignatureSize], strs: strs}
+	c.raw = b
 	copy(c.Serial[:], r.take(16))
 	c.IssuedAt = int64(r.u64())
 	c.ExpiresAt = int64(r.u64())
@@ -119,12 +130,9 @@ func ParseCertificate(b []byte) (*Certificate, error) {
 	copy(c.Root[:], r.take(32))
 	c.KeyID, c.UserID, c.Scope, c.Currency = r.str(), r.str(), r.str(), r.str()
 	if r.bad || len(r.b) != 0 {
-		return nil, errorf(ErrMalformed, "certificate length does not match its fields")
+		return errorf(ErrMalformed, "certificate length does not match its fields")
 	}
-	if err := c.check(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c.check()
 }
 
 // Verify checks the agent signature against keys. It does not look at time.

@@ -108,7 +108,7 @@ func (b *Bytes) UnmarshalText(s []byte) error {
 func (t Token) MarshalText() ([]byte, error) { return []byte(b64.EncodeToString(t[:])), nil }
 
 // UnmarshalText decodes a base64url token.
-func (t *Token) UnmarshalText(b []byte) error { return decodeFixed(t[:], string(b), "token") }
+func (t *Token) UnmarshalText(b []byte) error { return decodeFixed(t[:], b, "token") }
 
 // MarshalText encodes a serial as hex.
 func (s Serial) MarshalText() ([]byte, error) { return []byte(s.String()), nil }

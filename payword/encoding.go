@@ -24,10 +24,43 @@ func (e wireBase64) DecodeString(s string) ([]byte, error) {
 }
 
 func (e wireBase64) Decode(dst, src []byte) (int, error) {
-	if i := bytes.IndexAny(src, "\r\n"); i >= 0 {
+	if i := lineBreak(src); i >= 0 {
 		return 0, base64.CorruptInputError(i)
 	}
 	return e.Encoding.Decode(dst, src)
+}
+
+// appendDecode appends the decoding of src to dst; it allocates only when
+// dst has no room for it.
+func (e wireBase64) appendDecode(dst, src []byte) ([]byte, error) {
+	if i := lineBreak(src); i >= 0 {
+		return dst, base64.CorruptInputError(i)
+	}
+	return e.Encoding.AppendDecode(dst, src)
+}
+
+// appendDecodeString is appendDecode of a string. Converting s to bytes
+// would allocate, so it goes through the stack in chunks of whole quanta,
+// which decode as the whole does (error offsets aside).
+func (e wireBase64) appendDecodeString(dst []byte, s string) ([]byte, error) {
+	var chunk [1024]byte // a multiple of 4
+	for {
+		n := copy(chunk[:], s)
+		var err error
+		if dst, err = e.appendDecode(dst, chunk[:n]); err != nil || n == len(s) {
+			return dst, err
+		}
+		s = s[n:]
+	}
+}
+
+// lineBreak returns the offset of the first CR or LF in src, or -1.
+func lineBreak(src []byte) int {
+	i, j := bytes.IndexByte(src, '\r'), bytes.IndexByte(src, '\n')
+	if i < 0 || 0 <= j && j < i {
+		return j
+	}
+	return i
 }
 
 // DecodeBase64 decodes a binary field of the wire encoding: base64url, no
@@ -104,8 +137,9 @@ func validCurrency(s string) bool {
 
 // reader consumes a binary encoding; the first error sticks.
 type reader struct {
-	b   []byte
-	bad bool
+	b    []byte
+	bad  bool
+	strs *strings.Builder // where str keeps its strings; nil: each its own allocation
 }
 
 func (r *reader) take(n int) []byte {
@@ -120,7 +154,23 @@ func (r *reader) take(n int) []byte {
 
 func (r *reader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
 func (r *reader) u64() uint64 { return binary.BigEndian.Uint64(r.take(8)) }
-func (r *reader) str() string { return string(r.take(int(r.take(1)[0]))) }
+
+func (r *reader) str() string {
+	b := r.take(int(r.take(1)[0]))
+	if r.strs == nil {
+		return string(b)
+	}
+	return cutString(r.strs, b)
+}
+
+// cutString appends b to sb and returns it as a string in sb's memory.
+// strings.Builder never rewrites what it holds, so many strings can share
+// one allocation.
+func cutString(sb *strings.Builder, b []byte) string {
+	n := sb.Len()
+	sb.Write(b)
+	return sb.String()[n:]
+}
 
 func appendStr(b []byte, s string) []byte {
 	return append(append(b, byte(len(s))), s...)

@@ -1,108 +1,139 @@
 package payword
 
 import (
+	"encoding/binary"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
-// decodeFlat decodes a payment's JSON: one object whose members are strings
+// paymentFields are a payment's JSON members as decodeFields reads them.
+// The strings are slices of the input, unescaped in place: nothing is
+// copied.
+type paymentFields struct {
+	v, seg, i, p                                   int64
+	cert, anchor, path, bind, tok, vendor, product []byte
+}
+
+// decodeFields reads a payment's JSON: one object whose members are strings
 // and integers. It is the hot path of every payment, and a hand-written
 // scanner costs a fraction of encoding/json's reflection. It is stricter
 // than encoding/json: keys match exactly (no case folding), and a key given
 // twice, a non-ASCII value, a fraction, an exponent, a nested value or
 // trailing data are refused. Unknown members (strings, numbers, true, false,
-// null) are skipped.
-func decodeFlat(raw []byte, j *paymentJSON) bool {
+// null) are skipped. It overwrites raw: escaped strings are unescaped where
+// they stand, which is safe because a value is never longer than its
+// spelling.
+func decodeFields(raw []byte) (paymentFields, bool) {
+	// Values go to local arrays, not through pointers into a struct, which
+	// escape analysis would take for the heap, and raw with them.
+	var strs [numStrMembers][]byte
+	var nums [numMembers - numStrMembers]int64
 	s := scanner{b: raw}
 	s.ws()
 	if !s.eat('{') {
-		return false
+		return paymentFields{}, false
 	}
 	var seen uint16
 	for first := true; ; first = false {
 		s.ws()
 		if s.eat('}') {
 			if !first && s.trailingComma {
-				return false
+				return paymentFields{}, false
 			}
 			break
 		}
 		if !first && !s.trailingComma {
-			return false
+			return paymentFields{}, false
 		}
-		key, ok := s.str()
+		key, _, ok := s.str()
 		if !ok {
-			return false
+			return paymentFields{}, false
 		}
 		s.ws()
 		if !s.eat(':') {
-			return false
+			return paymentFields{}, false
 		}
 		s.ws()
-		bit, str, num := j.member(string(key))
-		if bit != 0 {
-			if seen&bit != 0 {
-				return false // a key given twice
+		k := member(key)
+		if k >= 0 {
+			if seen&(1<<k) != 0 {
+				return paymentFields{}, false // a key given twice
 			}
-			seen |= bit
+			seen |= 1 << k
 		}
 		switch {
-		case str != nil:
-			v, ok := s.str()
-			if !ok || !ascii(v) { // every field of a payment is ASCII
-				return false
-			}
-			*str = string(v)
-		case num != nil:
-			if *num, ok = s.int(); !ok {
-				return false
-			}
+		case k < 0:
+			ok = s.skipScalar()
+		case k < numStrMembers:
+			var ascii bool
+			strs[k], ascii, ok = s.str()
+			ok = ok && ascii // every field of a payment is ASCII
 		default:
-			if !s.skipScalar() {
-				return false
-			}
+			nums[k-numStrMembers], ok = s.int()
+		}
+		if !ok {
+			return paymentFields{}, false
 		}
 		s.ws()
 		s.trailingComma = s.eat(',')
 	}
 	s.ws()
-	return s.i == len(s.b)
+	return paymentFields{
+		cert: strs[mCert], anchor: strs[mAnchor], path: strs[mPath], bind: strs[mBind], tok: strs[mTok],
+		vendor: strs[mVendor], product: strs[mProduct],
+		v: nums[mV-numStrMembers], seg: nums[mSeg-numStrMembers], i: nums[mI-numStrMembers], p: nums[mP-numStrMembers],
+	}, s.i == len(s.b)
 }
 
-// member returns where the value of key goes, and the key's bit for
-// duplicate detection; all nil for an unknown key.
-func (j *paymentJSON) member(key string) (bit uint16, str *string, num *int64) {
-	switch key {
-	case "v":
-		return 1 << 0, nil, &j.V
+// The members of a payment, the strings first, as decodeFields indexes them.
+const (
+	mCert = iota
+	mAnchor
+	mPath
+	mBind
+	mTok
+	mVendor
+	mProduct
+	mV
+	mSeg
+	mI
+	mP
+	numMembers
+	numStrMembers = mV
+)
+
+// member returns the index of key among the members, or -1.
+func member(key []byte) int {
+	switch string(key) {
 	case "cert":
-		return 1 << 1, &j.Cert, nil
-	case "seg":
-		return 1 << 2, nil, &j.Seg
+		return mCert
 	case "anchor":
-		return 1 << 3, &j.Anchor, nil
+		return mAnchor
 	case "path":
-		return 1 << 4, &j.Path, nil
+		return mPath
 	case "bind":
-		return 1 << 5, &j.Bind, nil
-	case "i":
-		return 1 << 6, nil, &j.I
+		return mBind
 	case "tok":
-		return 1 << 7, &j.Tok, nil
-	case "p":
-		return 1 << 8, nil, &j.P
+		return mTok
 	case "vendor":
-		return 1 << 9, &j.Vendor, nil
+		return mVendor
 	case "product":
-		return 1 << 10, &j.Product, nil
+		return mProduct
+	case "v":
+		return mV
+	case "seg":
+		return mSeg
+	case "i":
+		return mI
+	case "p":
+		return mP
 	}
-	return 0, nil, nil
+	return -1
 }
 
 type scanner struct {
 	b             []byte
 	i             int
-	buf           []byte
 	trailingComma bool
 }
 
@@ -120,87 +151,127 @@ func (s *scanner) eat(c byte) bool {
 	return false
 }
 
-// str reads a JSON string. Without escapes it returns a slice of the input;
-// with them, a decoded copy.
-func (s *scanner) str() ([]byte, bool) {
+// str reads a JSON string and returns its value, a slice of the input
+// (unescaped in place), and whether the value is all ASCII.
+func (s *scanner) str() (v []byte, ascii, ok bool) {
 	if !s.eat('"') {
-		return nil, false
+		return nil, false, false
 	}
 	start := s.i
-	for s.i < len(s.b) {
+	ascii = true
+	for {
+		s.i = plainRun(s.b, s.i)
+		if s.i == len(s.b) {
+			return nil, false, false
+		}
 		switch c := s.b[s.i]; {
 		case c == '"':
 			s.i++
-			return s.b[start : s.i-1], true
+			return s.b[start : s.i-1], ascii, true
 		case c == '\\':
-			return s.escaped(start)
+			return s.unescape(start, ascii)
 		case c < 0x20:
-			return nil, false
-		default:
+			return nil, false, false
+		default: // a byte ≥ 0x80
+			ascii = false
 			s.i++
 		}
 	}
-	return nil, false
 }
 
-func (s *scanner) escaped(start int) ([]byte, bool) {
-	out := append(s.buf[:0], s.b[start:s.i]...)
+// unescape reads the rest of the string that started at start from its
+// first backslash on, writing the value over its spelling: an escape is
+// always longer than what it stands for, so the write position w never
+// passes the read position s.i.
+func (s *scanner) unescape(start int, ascii bool) ([]byte, bool, bool) {
+	w := s.i
 	for s.i < len(s.b) {
 		c := s.b[s.i]
 		switch {
 		case c == '"':
 			s.i++
-			s.buf = out
-			return out, true
+			return s.b[start:w], ascii, true
 		case c < 0x20:
-			return nil, false
+			return nil, false, false
 		case c != '\\':
-			out = append(out, c)
+			ascii = ascii && c < utf8.RuneSelf
+			s.b[w] = c
+			w++
 			s.i++
 			continue
 		}
 		if s.i+1 >= len(s.b) {
-			return nil, false
+			return nil, false, false
 		}
 		e := s.b[s.i+1]
 		s.i += 2
+		var r rune
 		switch e {
 		case '"', '\\', '/':
-			out = append(out, e)
+			r = rune(e)
 		case 'b':
-			out = append(out, '\b')
+			r = '\b'
 		case 'f':
-			out = append(out, '\f')
+			r = '\f'
 		case 'n':
-			out = append(out, '\n')
+			r = '\n'
 		case 'r':
-			out = append(out, '\r')
+			r = '\r'
 		case 't':
-			out = append(out, '\t')
+			r = '\t'
 		case 'u':
-			r, ok := s.hex4()
-			if !ok {
-				return nil, false
+			var ok bool
+			if r, ok = s.hex4(); !ok {
+				return nil, false, false
 			}
 			if utf16.IsSurrogate(r) {
-				r2 := rune(utf8.RuneError)
-				if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
-					save := s.i
-					s.i += 2
-					if lo, ok := s.hex4(); ok && utf16.DecodeRune(r, lo) != utf8.RuneError {
-						r2 = utf16.DecodeRune(r, lo)
-					} else {
-						s.i = save
-					}
-				}
-				r = r2
+				r = s.pair(r)
 			}
-			out = utf8.AppendRune(out, r)
 		default:
-			return nil, false
+			return nil, false, false
+		}
+		ascii = ascii && r < utf8.RuneSelf
+		w += utf8.EncodeRune(s.b[w:], r)
+	}
+	return nil, false, false
+}
+
+// plainRun returns the index of the first byte from i on that a string
+// cannot simply hold: '"', '\\', a control character or a byte ≥ 0x80
+// (len(b) if none). It tests eight bytes at a time: a payment is mostly
+// long base64url strings.
+func plainRun(b []byte, i int) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		quote, backslash := x^(ones*'"'), x^(ones*'\\')
+		// The classic "has a zero byte" and "has a byte below n" tests:
+		// never a miss, and a false hit only above a true one.
+		special := x | (x-ones*0x20)&^x | (quote-ones)&^quote | (backslash-ones)&^backslash
+		if special&highs != 0 {
+			break
 		}
 	}
-	return nil, false
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+	}
+	return i
+}
+
+// pair returns the character of surrogate r and the \uXXXX escape that
+// follows, which it consumes, if they make a valid pair; else U+FFFD.
+func (s *scanner) pair(r rune) rune {
+	if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
+		save := s.i
+		s.i += 2
+		if lo, ok := s.hex4(); ok && utf16.DecodeRune(r, lo) != utf8.RuneError {
+			return utf16.DecodeRune(r, lo)
+		}
+		s.i = save
+	}
+	return utf8.RuneError
 }
 
 func (s *scanner) hex4() (rune, bool) {
@@ -253,11 +324,16 @@ func (s *scanner) skipScalar() bool {
 	}
 	switch c := s.b[s.i]; {
 	case c == '"':
-		_, ok := s.str()
+		_, _, ok := s.str()
 		return ok
 	case c == '-' || '0' <= c && c <= '9':
 		return s.number()
 	}
+	return s.literal()
+}
+
+// literal skips true, false or null.
+func (s *scanner) literal() bool {
 	for _, lit := range [...]string{"true", "false", "null"} {
 		if len(s.b)-s.i >= len(lit) && string(s.b[s.i:s.i+len(lit)]) == lit {
 			s.i += len(lit)
@@ -293,13 +369,4 @@ func (s *scanner) digits() int {
 		s.i++
 	}
 	return s.i - start
-}
-
-func ascii(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	return true
 }

@@ -70,7 +70,8 @@ func (p *Payment) Header() string {
 
 // ParseAuthorization decodes an `Authorization: PayWord …` header value.
 // Inputs over MaxPaymentHeader are refused before decoding, so a hostile
-// header costs a bounded amount of memory and time.
+// header costs a bounded amount of memory and time. A payment it accepts
+// costs two allocations: the Payment with all it points to, and its strings.
 func ParseAuthorization(h string) (*Payment, error) {
 	if len(h) > MaxPaymentHeader {
 		return nil, errorf(ErrTooLarge, "payment header of %d bytes", len(h))
@@ -79,83 +80,116 @@ func ParseAuthorization(h string) (*Payment, error) {
 	if !ok || !strings.EqualFold(scheme, Scheme) {
 		return nil, errorf(ErrMalformed, "not a PayWord authorization")
 	}
-	raw, err := b64.DecodeString(strings.TrimSpace(rest))
+	// The JSON is decoded on the stack: the payment copies what it keeps.
+	var buf [maxPaymentJSON]byte
+	raw, err := b64.appendDecodeString(buf[:0], strings.TrimSpace(rest))
 	if err != nil {
 		return nil, errorf(ErrMalformed, "payment is not base64url")
 	}
 	return parsePayment(raw)
 }
 
+// maxPaymentJSON bounds the JSON of a header of MaxPaymentHeader bytes.
+const maxPaymentJSON = MaxPaymentHeader * 3 / 4
+
+// parsedPayment is a payment with everything it points to, allocated at once.
+type parsedPayment struct {
+	Payment
+	cert    Certificate
+	bind    Binding
+	path    [MaxPathLen]Token
+	certRaw [MaxCertificateSize]byte
+	bindRaw [MaxBindingSize]byte
+}
+
 // parsePayment decodes the JSON form of a payment and checks its shape.
 // Ranges that depend on the certificate (segment < S, index ≤ m) are checked
-// here too; everything that needs keys or state is left to Verify.
+// here too; everything that needs keys or state is left to Verify. It
+// overwrites raw (see decodeFields).
 func parsePayment(raw []byte) (*Payment, error) {
 	if len(raw) > MaxPaymentHeader {
 		return nil, errorf(ErrTooLarge, "payment of %d bytes", len(raw))
 	}
-	var j paymentJSON
-	if !decodeFlat(raw, &j) {
+	j, ok := decodeFields(raw)
+	if !ok {
 		return nil, errorf(ErrMalformed, "payment is not one flat JSON object of strings and integers")
 	}
-	if j.V != 1 {
-		return nil, errorf(ErrMalformed, "unsupported payment version %d", j.V)
+	if j.v != 1 {
+		return nil, errorf(ErrMalformed, "unsupported payment version %d", j.v)
 	}
-	p := &Payment{Vendor: j.Vendor, Product: j.Product}
-	if !ValidID(j.Vendor) {
+	d := new(parsedPayment)
+	p := &d.Payment
+	// All strings share one buffer, sized for the longest that the
+	// certificate and binding can hold (their encodings less the fixed part).
+	var strs strings.Builder
+	certLen := min(b64.DecodedLen(len(j.cert)), MaxCertificateSize)
+	bindLen := min(b64.DecodedLen(len(j.bind)), MaxBindingSize)
+	strs.Grow(len(j.vendor) + len(j.product) +
+		max(certLen-certFixedLen-ed25519.SignatureSize, 0) + max(bindLen-bindingFixedLen-ed25519.SignatureSize, 0))
+	p.Vendor, p.Product = cutString(&strs, j.vendor), cutString(&strs, j.product)
+	if !ValidID(p.Vendor) {
 		return nil, errorf(ErrMalformed, "invalid vendor id")
 	}
-	if !ValidProduct(j.Product) {
+	if !ValidProduct(p.Product) {
 		return nil, errorf(ErrMalformed, "invalid product id")
 	}
-	if err := decodeFixed(p.Anchor[:], j.Anchor, "anchor"); err != nil {
+	if err := decodeFixed(p.Anchor[:], j.anchor, "anchor"); err != nil {
 		return nil, err
 	}
-	if err := decodeFixed(p.Token[:], j.Tok, "token"); err != nil {
+	if err := decodeFixed(p.Token[:], j.tok, "token"); err != nil {
 		return nil, err
 	}
-	certRaw, err := b64.DecodeString(j.Cert)
+	// An encoding too long for the array is decoded on the heap, to be
+	// refused by its parser as too large once known to be base64url.
+	certRaw, err := b64.appendDecode(d.certRaw[:0], j.cert)
 	if err != nil {
 		return nil, errorf(ErrMalformed, "certificate is not base64url")
 	}
-	if p.Cert, err = ParseCertificate(certRaw); err != nil {
+	if err := d.cert.decode(certRaw, &strs); err != nil {
 		return nil, err
 	}
-	path, err := b64.DecodeString(j.Path)
-	if err != nil || len(path)%TokenSize != 0 || len(path) > MaxPathLen*TokenSize {
+	p.Cert = &d.cert
+	var path [MaxPathLen * TokenSize]byte
+	n := b64.DecodedLen(len(j.path))
+	if n%TokenSize != 0 || n > len(path) {
 		return nil, errorf(ErrMalformed, "merkle path must be at most %d base64url tokens", MaxPathLen)
 	}
-	p.Path = make([]Token, len(path)/TokenSize)
+	if _, err := b64.Decode(path[:n], j.path); err != nil {
+		return nil, errorf(ErrMalformed, "merkle path must be at most %d base64url tokens", MaxPathLen)
+	}
+	p.Path = d.path[: n/TokenSize : n/TokenSize]
 	for k := range p.Path {
 		copy(p.Path[k][:], path[k*TokenSize:])
 	}
-	if j.Bind != "" {
-		bindRaw, err := b64.DecodeString(j.Bind)
+	if len(j.bind) != 0 {
+		bindRaw, err := b64.appendDecode(d.bindRaw[:0], j.bind)
 		if err != nil {
 			return nil, errorf(ErrMalformed, "binding is not base64url")
 		}
-		if p.Binding, err = ParseBinding(bindRaw); err != nil {
+		if err := d.bind.decode(bindRaw, &strs); err != nil {
 			return nil, err
 		}
+		p.Binding = &d.bind
 	}
 	// Out-of-range integers are refused before narrowing to uint32.
-	if j.Seg < 0 || j.Seg > MaxSegments || j.I < 0 || j.I > MaxSegmentLen {
-		return nil, errorf(ErrBadIndex, "segment %d or token index %d out of range", j.Seg, j.I)
+	if j.seg < 0 || j.seg > MaxSegments || j.i < 0 || j.i > MaxSegmentLen {
+		return nil, errorf(ErrBadIndex, "segment %d or token index %d out of range", j.seg, j.i)
 	}
-	if j.P < 0 || j.P > MaxSegmentLen {
-		return nil, errorf(ErrBadAmount, "amount %d out of range", j.P)
+	if j.p < 0 || j.p > MaxSegmentLen {
+		return nil, errorf(ErrBadAmount, "amount %d out of range", j.p)
 	}
-	p.Segment, p.Index, p.Amount = uint32(j.Seg), uint32(j.I), uint32(j.P)
+	p.Segment, p.Index, p.Amount = uint32(j.seg), uint32(j.i), uint32(j.p)
 	if err := p.checkRanges(); err != nil {
 		return nil, err
 	}
 	return p, nil
 }
 
-func decodeFixed(dst []byte, s, what string) error {
-	if b64.DecodedLen(len(s)) != len(dst) {
+func decodeFixed(dst, src []byte, what string) error {
+	if b64.DecodedLen(len(src)) != len(dst) {
 		return errorf(ErrMalformed, "%s must be %d bytes", what, len(dst))
 	}
-	if _, err := b64.Decode(dst, []byte(s)); err != nil {
+	if _, err := b64.Decode(dst, src); err != nil {
 		return errorf(ErrMalformed, "%s is not base64url", what)
 	}
 	return nil
