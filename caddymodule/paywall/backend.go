@@ -148,7 +148,7 @@ func (b *backend) storeReady(ctx context.Context) error {
 	return nil
 }
 
-// start launches the CRL sync and the two report streams' workers.
+// start launches the CRL sync and the two report modes' workers.
 func (b *backend) start(ctx context.Context) {
 	crlSync := b.pullCRL
 	if b.cfg.CRL == crlFromRedis {
@@ -163,8 +163,8 @@ func (b *backend) start(ctx context.Context) {
 	}
 	b.pipe = newScriptPipe(ctx, b.rdb, run)
 	run(crlSync)
-	run(func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeAlmostOnline), 0) })
-	run(func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeBatch), b.cfg.BatchInterval) })
+	run(func(ctx context.Context) { b.report(ctx, ModeAlmostOnline, 0) })
+	run(func(ctx context.Context) { b.report(ctx, ModeBatch, b.cfg.BatchInterval) })
 	run(b.watchGauges)
 }
 

@@ -292,24 +292,27 @@ func (w *world) waitClaims(s payword.Serial, n int, within time.Duration) map[st
 }
 
 // recorded is how many claims the vendor's gateways ever appended to the
-// almost-online report stream (entries are deleted once the agent has
+// almost-online report streams (entries are deleted once the agent has
 // them, so the stream's length would not tell).
 func (w *world) recorded() int64 {
 	w.t.Helper()
-	info, err := w.newsRDB.XInfoStream(w.t.Context(), newKeyspace(testVendor).stream(ModeAlmostOnline)).Result()
-	if err != nil {
-		w.t.Fatal(err)
+	var n int64
+	for _, s := range newKeyspace(testVendor).streams(ModeAlmostOnline) {
+		info, err := w.newsRDB.XInfoStream(w.t.Context(), s).Result()
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		n += info.EntriesAdded
 	}
-	return info.EntriesAdded
+	return n
 }
 
-// drained waits until every claim in the vendor's stream reached the agent.
+// drained waits until every claim in the vendor's streams reached the agent.
 func (w *world) drained() {
 	w.t.Helper()
-	stream := newKeyspace(testVendor).stream(ModeAlmostOnline)
-	waitFor(w.t, "the report stream drained", 10*time.Second, func() bool {
-		n, err := w.newsRDB.XLen(w.t.Context(), stream).Result()
-		return err == nil && n == 0
+	streams := newKeyspace(testVendor).streams(ModeAlmostOnline)
+	waitFor(w.t, "the report streams drained", 10*time.Second, func() bool {
+		return streamsLen(w.t, w.newsRDB, streams) == 0
 	})
 }
 

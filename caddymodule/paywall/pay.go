@@ -140,7 +140,7 @@ func (h *Handler) record(ctx context.Context, p *payword.Payment, o offer, now t
 		Record:      first,
 		RecordTTL:   int64(o.TTL/time.Second) + 1,
 		Claim:       claim,
-		Stream:      h.be.ks.stream(o.Mode),
+		Stream:      h.be.ks.streamOf(o.Mode, p.Cert.Serial),
 		StateExpiry: p.Cert.ExpiresAt + 3600,
 	})
 	if err != nil {
@@ -167,7 +167,7 @@ func (h *Handler) recordVoid(ctx context.Context, p *payword.Payment, g *grantCl
 		Token: p.Token, Amount: p.Amount, Product: p.Product, Auth: g.ID + payword.VoidSuffix, Time: iat, Void: true,
 	})
 	rec := g.ID + " " + strconv.FormatInt(iat, 10) + " " + strconv.FormatInt(exp, 10)
-	n, err := voidScript.Run(ctx, h.be.rdb, []string{h.be.ks.authorization(p), h.be.ks.stream(o.Mode)}, rec, claim).Int()
+	n, err := voidScript.Run(ctx, h.be.rdb, []string{h.be.ks.authorization(p), h.be.ks.streamOf(o.Mode, p.Cert.Serial)}, rec, claim).Int()
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUnavailable, err)
 	}
