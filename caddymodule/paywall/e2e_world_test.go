@@ -68,7 +68,7 @@ type world struct {
 	proxy                *faultProxy
 
 	bankPort, newsPort, news2Port, globePort int
-	deadPort                                 int // no one listens: the upstream of /articles/unreachable*
+	deadPort                                 int    // no one listens: the upstream of /articles/unreachable*
 	bank, news, news2, globe                 string // base URLs
 	token, globeToken                        string // vendor API tokens
 

@@ -143,6 +143,12 @@ func (h *Handler) record(ctx context.Context, p *payword.Payment, o offer, now t
 		Stream:      h.be.ks.streamOf(o.Mode, p.Cert.Serial),
 		StateExpiry: p.Cert.ExpiresAt + 3600,
 	})
+	if errors.Is(err, payword.ErrReplay) {
+		// Accepted before the store moved to the sharded layout?
+		if old, ok := h.be.legacyRecord(ctx, p); ok {
+			rec, err = old, nil
+		}
+	}
 	if err != nil {
 		return "", 0, 0, false, err
 	}
