@@ -199,6 +199,11 @@ func newEnv(t testing.TB) *env {
 	return &env{t: t, redis: redistest.Start(t), agent: newFakeAgent(t)}
 }
 
+// newClusterEnv is newEnv with the store on a Cluster of three primaries.
+func newClusterEnv(t testing.TB) *env {
+	return &env{t: t, url: redistest.StartCluster(t, 3).URL(), agent: newFakeAgent(t)}
+}
+
 const testGrantKey = "0123456789abcdef0123456789abcdef"
 
 // config returns a handler config for the env; mods adjust it.

@@ -377,10 +377,21 @@ func TestReportResumesSoonAfterOutage(t *testing.T) {
 }
 
 // Issue 9, item 4: a dead gateway's claims waited 30 s before another
-// gateway took them over. It must take about a second.
+// gateway took them over. It must take about a second, on one Redis and
+// on a Cluster.
 func TestDeadGatewayClaimsTakenOverSoon(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	t.Run("single", func(t *testing.T) {
+		t.Parallel()
+		deadGatewayTakenOver(t, newEnv(t))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		deadGatewayTakenOver(t, newClusterEnv(t))
+	})
+}
+
+func deadGatewayTakenOver(t *testing.T, e *env) {
 	h1 := provisionAsShipped(e)
 	waitCRLSynced(t, h1)
 	e.agent.setDown(true)

@@ -29,9 +29,44 @@ const clusterReady = 10 * time.Second
 // node. The servers stop when the test ends.
 func StartCluster(tb testing.TB, n int, opts ...Option) *Cluster {
 	tb.Helper()
-	if n < 1 {
-		tb.Fatalf("redistest: a cluster of %d nodes", n)
+	return StartClusters(tb, 1, n, opts...)[0]
+}
+
+// StartClusters starts count separate clusters of n primaries each, as
+// StartCluster does, waiting for all of them at once (a new primary
+// declares its cluster ok no sooner than 2 s after it started).
+func StartClusters(tb testing.TB, count, n int, opts ...Option) []*Cluster {
+	tb.Helper()
+	if n < 1 || count < 1 {
+		tb.Fatalf("redistest: %d clusters of %d nodes", count, n)
 	}
+	out := make([]*Cluster, count)
+	for i := range out {
+		out[i] = startCluster(tb, n, opts)
+	}
+	deadline := time.Now().Add(clusterReady)
+	for _, c := range out {
+		for _, s := range c.Nodes {
+			for {
+				info, err := send(s.Addr(), "CLUSTER", "INFO")
+				if err == nil && strings.Contains(info, "cluster_state:ok") &&
+					strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(n)+"\r\n") {
+					break
+				}
+				if time.Now().After(deadline) {
+					tb.Fatalf("redistest: cluster not ready after %v: %s %v", clusterReady, info, err)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+	}
+	return out
+}
+
+// startCluster starts the nodes of one cluster, assigns the slots and
+// introduces the nodes to the first.
+func startCluster(tb testing.TB, n int, opts []Option) *Cluster {
+	tb.Helper()
 	c := &Cluster{}
 	var buses []string
 	for range n {
@@ -60,20 +95,6 @@ func StartCluster(tb testing.TB, n int, opts ...Option) *Cluster {
 		host, port, _ := net.SplitHostPort(s.Addr())
 		if _, err := send(c.Nodes[0].Addr(), "CLUSTER", "MEET", host, port, buses[i]); err != nil {
 			tb.Fatalf("redistest: node %d meeting node 0: %v", i, err)
-		}
-	}
-	deadline := time.Now().Add(clusterReady)
-	for _, s := range c.Nodes {
-		for {
-			info, err := send(s.Addr(), "CLUSTER", "INFO")
-			if err == nil && strings.Contains(info, "cluster_state:ok") &&
-				strings.Contains(info, "cluster_known_nodes:"+strconv.Itoa(n)+"\r\n") {
-				break
-			}
-				if time.Now().After(deadline) {
-				tb.Fatalf("redistest: cluster not ready after %v: %s %v", clusterReady, info, err)
-			}
-			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	return c

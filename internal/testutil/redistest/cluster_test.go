@@ -7,16 +7,20 @@ import (
 )
 
 // TestStartCluster: three primaries sharing the slots, each answering for
-// its own range and redirecting the others; the URL names every node.
+// its own range and redirecting the others; the URL names every node. Two
+// clusters started together are apart.
 func TestStartCluster(t *testing.T) {
 	t.Parallel()
-	c := StartCluster(t, 3)
-	if len(c.Nodes) != 3 {
-		t.Fatalf("%d nodes", len(c.Nodes))
+	cs := StartClusters(t, 2, 3)
+	for _, c := range cs {
+		if len(c.Nodes) != 3 {
+			t.Fatalf("%d nodes", len(c.Nodes))
+		}
+		if want := "redis-cluster://" + c.Nodes[0].Addr() + "?addr=" + c.Nodes[1].Addr() + "&addr=" + c.Nodes[2].Addr(); c.URL() != want {
+			t.Fatalf("URL() = %q, want %q", c.URL(), want)
+		}
 	}
-	if want := "redis-cluster://" + c.Nodes[0].Addr() + "?addr=" + c.Nodes[1].Addr() + "&addr=" + c.Nodes[2].Addr(); c.URL() != want {
-		t.Fatalf("URL() = %q, want %q", c.URL(), want)
-	}
+	c := cs[0]
 	// Keys whose slots fall in each node's range: each node stores its own
 	// and sends the others on (MOVED).
 	for i, s := range c.Nodes {
@@ -30,6 +34,9 @@ func TestStartCluster(t *testing.T) {
 		}
 		if got := do(t, s.Addr(), "CLUSTER", "KEYSLOT", key); got != ":"+strconv.Itoa(Slot(key)) {
 			t.Fatalf("CLUSTER KEYSLOT %s = %s, Slot = %d", key, got, Slot(key))
+		}
+		if got := do(t, cs[1].Nodes[i].Addr(), "GET", key); got != "$-1" {
+			t.Fatalf("the other cluster has %s: %q", key, got)
 		}
 	}
 }
