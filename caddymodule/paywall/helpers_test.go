@@ -280,7 +280,7 @@ func status(w *httptest.ResponseRecorder, errStatus int) int {
 	return w.Code
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
