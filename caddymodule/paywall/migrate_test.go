@@ -3,6 +3,7 @@ package paywall
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
@@ -89,18 +90,7 @@ func TestMigrateToShards(t *testing.T) {
 
 func testMigrate(t *testing.T, cluster bool) {
 	ctx := t.Context()
-	var mu sync.Mutex
-	shipped := map[string]int{} // authorization number → times reported
-	a := stubAgent(t, func(w http.ResponseWriter, rep *payword.Report) {
-		mu.Lock()
-		defer mu.Unlock()
-		var out []stubResult
-		for _, c := range rep.Claims {
-			shipped[c.Auth]++
-			out = append(out, stubResult{Auth: c.Auth, Verdict: "paid", Amount: c.Amount})
-		}
-		answer(w, rep.Batch, out)
-	})
+	a, shipped := countingAgent(t)
 	e := &env{t: t, agent: a}
 	if cluster {
 		e.url = redistest.StartCluster(t, 3).URL()
@@ -175,19 +165,14 @@ func testMigrate(t *testing.T, cluster bool) {
 			t.Fatalf("another wallet's spent tokens: %d %q", r.status, r.code)
 		}
 	}
-	waitFor(t, "every claim at the agent", 10*time.Second, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(shipped) == len(auths)+1
-	})
+	waitFor(t, "every claim at the agent", 10*time.Second, func() bool { return len(shipped()) == len(auths)+1 })
 	time.Sleep(3 * reportLinger) // any report still on its way
-	mu.Lock()
+	got := shipped()
 	for _, auth := range auths {
-		if shipped[auth] != 1 {
-			t.Errorf("old claim %s shipped %d times", auth, shipped[auth])
+		if got[auth] != 1 {
+			t.Errorf("old claim %s shipped %d times", auth, got[auth])
 		}
 	}
-	mu.Unlock()
 
 	// The old layout is gone but for tombstones and the authorization
 	// records, left to expire.
@@ -230,6 +215,28 @@ func testMigrate(t *testing.T, cluster bool) {
 	}
 }
 
+// countingAgent is a stub agent that pays every claim; shipped tells how
+// many times each authorization number was reported.
+func countingAgent(t *testing.T) (a *fakeAgent, shipped func() map[string]int) {
+	var mu sync.Mutex
+	n := map[string]int{}
+	a = stubAgent(t, func(w http.ResponseWriter, rep *payword.Report) {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []stubResult
+		for _, c := range rep.Claims {
+			n[c.Auth]++
+			out = append(out, stubResult{Auth: c.Auth, Verdict: "paid", Amount: c.Amount})
+		}
+		answer(w, rep.Batch, out)
+	})
+	return a, func() map[string]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(n)
+	}
+}
+
 type httptestResponse struct {
 	status        int
 	code, receipt string
@@ -245,18 +252,7 @@ type httptestResponse struct {
 func TestMigrateAfterCrash(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	var mu sync.Mutex
-	shipped := map[string]int{}
-	a := stubAgent(t, func(w http.ResponseWriter, rep *payword.Report) {
-		mu.Lock()
-		defer mu.Unlock()
-		var out []stubResult
-		for _, c := range rep.Claims {
-			shipped[c.Auth]++
-			out = append(out, stubResult{Auth: c.Auth, Verdict: "paid", Amount: c.Amount})
-		}
-		answer(w, rep.Batch, out)
-	})
+	a, shipped := countingAgent(t)
 	e := &env{t: t, agent: a, redis: redistest.Start(t)}
 	rdb := mustRedis(t, e.storeURL())
 	old := &oldGateway{t: t, rdb: rdb, ks: oldLayout("hw:g:{" + testVendor + "}:")}
@@ -293,15 +289,9 @@ func TestMigrateAfterCrash(t *testing.T) {
 	if rw, es := do(h, get("/articles/d", "Authorization", wal.Header(t, 0, 6, 2, testVendor, "/articles/d")), nil); status(rw, es) != 200 {
 		t.Fatalf("the segment going on: %d %q", status(rw, es), rw.Header().Get(payword.ErrorHeader))
 	}
-	waitFor(t, "every claim at the agent", 10*time.Second, func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(shipped) == 3
-	})
+	waitFor(t, "every claim at the agent", 10*time.Second, func() bool { return len(shipped()) == 3 })
 	time.Sleep(3 * reportLinger)
-	mu.Lock()
-	defer mu.Unlock()
-	if shipped["0123456789abcdef.1"] != 2 || shipped["0123456789abcdef.2"] != 1 {
-		t.Fatalf("old claims shipped %v, want the one copied twice twice and the other once", shipped)
+	if got := shipped(); got["0123456789abcdef.1"] != 2 || got["0123456789abcdef.2"] != 1 {
+		t.Fatalf("old claims shipped %v, want the one copied twice twice and the other once", got)
 	}
 }
