@@ -43,7 +43,7 @@ const (
 	// inside its second.
 	reportLinger = 50 * time.Millisecond
 
-	// shippers bounds the reports of one stream in flight at once: a slow
+	// shippers bounds the reports of one mode in flight at once: a slow
 	// agent round trip no longer holds back the claims that came meanwhile
 	// (one report at a time put every claim of a busy second behind the
 	// whole queue). The reader stops reading when all are busy.
@@ -117,14 +117,14 @@ func (b *backend) report(ctx context.Context, mode string, interval time.Duratio
 			return
 		}
 		var parts []part
-		var more bool
+		more, ok := false, true
 		idle := time.Duration(b.reclaimIdle.Load())
 		if time.Since(lastReclaim) >= idle/4 {
 			lastReclaim = time.Now()
-			parts, more = b.readClaims(ctx, streams, idle)
+			parts, more, ok = b.readClaims(ctx, streams, idle)
 		}
-		if len(parts) == 0 {
-			parts, more = b.readClaims(ctx, streams, 0)
+		if len(parts) == 0 && ok {
+			parts, more, _ = b.readClaims(ctx, streams, 0)
 		}
 		if len(parts) > 0 {
 			wg.Add(1)
@@ -169,9 +169,9 @@ func (b *backend) createGroups(ctx context.Context, streams []string) error {
 // delivered (idle 0), or those pending for longer than idle, which it
 // claims for this gateway. Each stream gives up to reportBatch/len(streams)
 // entries; more reports whether one may hold more. A stream that cannot be
-// read is logged and left for the next read; one that lost its group (the
-// store lost its data) gets it back.
-func (b *backend) readClaims(ctx context.Context, streams []string, idle time.Duration) (parts []part, more bool) {
+// read is logged and left for the next read, after a pause (ok false);
+// one that lost its group (the store lost its data) gets it back.
+func (b *backend) readClaims(ctx context.Context, streams []string, idle time.Duration) (parts []part, more, ok bool) {
 	per := int64(max(1, reportBatch/len(streams)))
 	cmds, _ := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, s := range streams {
@@ -220,7 +220,7 @@ func (b *backend) readClaims(ctx context.Context, streams []string, idle time.Du
 		b.log.Warn("reading claims", zapErr(firstErr))
 		sleep(ctx, maxBackoff)
 	}
-	return parts, more
+	return parts, more, firstErr == nil
 }
 
 // deliver ships parts until the agent has taken them, keeping them this
