@@ -177,15 +177,15 @@ func (b *backend) start(ctx context.Context) {
 	run(b.watchGauges)
 }
 
-// Destruct stops the workers and closes Redis. Closing the client first
-// ends the report workers' blocking stream reads at once instead of at
-// their timeout: a config reload waits for this. No request is in flight on
-// the backend by now, since it outlives every handler that used it.
+// Destruct stops the workers, then closes Redis: every worker's Redis
+// call ends with its context (none blocks on the server), and a move to
+// the sharded layout cut short still releases its lock. No request is in
+// flight on the backend by now, since it outlives every handler that used
+// it.
 func (b *backend) Destruct() error {
 	b.cancel()
-	err := b.rdb.Close()
 	b.wg.Wait()
-	return err
+	return b.rdb.Close()
 }
 
 // boundedSet is a concurrent set emptied when it reaches its bound, for
