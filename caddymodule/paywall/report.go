@@ -258,6 +258,9 @@ func (b *backend) deliver(ctx context.Context, mode string, parts []part) {
 			batch = freshBatchID(batch)
 			continue
 		}
+		if ctx.Err() != nil {
+			return // stopping: the claims stay pending for the next gateway
+		}
 		b.log.Warn("reporting claims", zap.Int("claims", n), zapErr(err))
 		sleep(hold, backoff)
 	}
