@@ -2,9 +2,6 @@ package agent
 
 import (
 	"context"
-	"net"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -18,57 +15,7 @@ import (
 // startCluster starts a three-master Redis Cluster on loopback.
 func startCluster(t *testing.T) *redis.ClusterClient {
 	t.Helper()
-	ctx := context.Background()
-	var nodes []*redistest.Server
-	var buses []string
-	for range 3 {
-		port, err := redistest.FreePort()
-		if err != nil {
-			t.Fatal(err)
-		}
-		bus := strconv.Itoa(port)
-		buses = append(buses, bus)
-		nodes = append(nodes, redistest.Start(t, redistest.WithArgs(
-			"--cluster-enabled", "yes", "--cluster-port", bus, "--cluster-config-file", "nodes.conf")))
-	}
-	per := 16384 / len(nodes)
-	var addrs []string
-	for i, n := range nodes {
-		c := redis.NewClient(&redis.Options{Addr: n.Addr()})
-		last := (i+1)*per - 1
-		if i == len(nodes)-1 {
-			last = 16383
-		}
-		if err := c.ClusterAddSlotsRange(ctx, i*per, last).Err(); err != nil {
-			t.Fatal(err)
-		}
-		if i > 0 {
-			host, port, _ := net.SplitHostPort(n.Addr())
-			first := redis.NewClient(&redis.Options{Addr: nodes[0].Addr()})
-			if err := first.Do(ctx, "CLUSTER", "MEET", host, port, buses[i]).Err(); err != nil {
-				t.Fatal(err)
-			}
-			first.Close()
-		}
-		c.Close()
-		addrs = append(addrs, n.Addr())
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for _, addr := range addrs {
-		c := redis.NewClient(&redis.Options{Addr: addr})
-		for {
-			info, _ := c.ClusterInfo(ctx).Result()
-			if strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:3") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster not ready: %s", info)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		c.Close()
-	}
-	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: redistest.StartCluster(t, 3).Addrs()})
 	t.Cleanup(func() { cc.Close() })
 	return cc
 }
@@ -78,7 +25,7 @@ func startCluster(t *testing.T) *redis.ClusterClient {
 // recovery and settlement, with the ledger checked at the end.
 func TestCluster(t *testing.T) {
 	t.Parallel()
-	if slot := redisSlot(agentapi.CRLKey); slot != redisSlot(clusterTag) {
+	if slot := redistest.Slot(agentapi.CRLKey); slot != redistest.Slot(clusterTag) {
 		t.Fatalf("the cluster tag's slot is not hw:crl's (%d)", slot)
 	}
 	cc := startCluster(t)
@@ -104,25 +51,4 @@ func TestCluster(t *testing.T) {
 	_, err := e.as("Bearer "+adminToken).Revoke(context.Background(), agentapi.Revoke{Serial: &payword.Serial{}})
 	e.mustOK(err, "revoke")
 	e.checkLedger()
-}
-
-// redisSlot is Redis Cluster's key slot: CRC16 (XMODEM) of the hash tag.
-func redisSlot(key string) int {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			key = key[i+1 : i+1+j]
-		}
-	}
-	var crc uint16
-	for k := 0; k < len(key); k++ {
-		crc ^= uint16(key[k]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
-	}
-	return int(crc % 16384)
 }

@@ -172,8 +172,7 @@ func (w *faultWorld) admin() *agentapi.Client {
 // answered) but still in the stream, which no gateway will ship again.
 func (w *faultWorld) backlog(ctx context.Context) (undelivered, unacked, stale int64, err error) {
 	for _, v := range w.vendors {
-		for _, s := range []string{"now", "batch"} {
-			stream := "hw:g:{" + v + "}:r:" + s
+		for _, stream := range reportStreams(v) {
 			n, err := w.vdb.XLen(ctx, stream).Result()
 			if err != nil {
 				return 0, 0, 0, err
@@ -207,6 +206,18 @@ func (w *faultWorld) backlog(ctx context.Context) (undelivered, unacked, stale i
 	return undelivered, unacked, stale, nil
 }
 
+// reportStreams are vendor v's report streams: one per mode and shard of
+// the gateway's keys (docs/redis-keys.md).
+func reportStreams(v string) []string {
+	var out []string
+	for n := range 16 {
+		for _, s := range []string{"now", "batch"} {
+			out = append(out, fmt.Sprintf("hw:g:{%s/%d}:r:%s", v, n, s))
+		}
+	}
+	return out
+}
+
 // heldBy returns the claims of the report streams delivered to and not
 // acknowledged by the gateway process pid (its consumer in the group is
 // named "<host>-<pid>-<nanotime>"), by stream.
@@ -214,8 +225,7 @@ func (w *faultWorld) heldBy(ctx context.Context, pid int) map[string][]string {
 	mark := fmt.Sprintf("-%d-", pid)
 	out := map[string][]string{}
 	for _, v := range w.vendors {
-		for _, s := range []string{"now", "batch"} {
-			stream := "hw:g:{" + v + "}:r:" + s
+		for _, stream := range reportStreams(v) {
 			pend, err := w.vdb.XPending(ctx, stream, "reporters").Result()
 			if err != nil {
 				continue

@@ -57,6 +57,12 @@ type backend struct {
 	checkMu   sync.Mutex
 	lastCheck time.Time
 
+	// layoutReady is closed once the store's keys are in the sharded
+	// layout (migrate.go); payments wait for it. legacyAuthUntil is when
+	// the last authorization record of the old layout expires (Unix s).
+	layoutReady     chan struct{}
+	legacyAuthUntil atomic.Int64
+
 	// reclaimIdle is how long a claim may stay unacknowledged by a dead
 	// gateway before another takes it over.
 	reclaimIdle atomic.Int64 // nanoseconds
@@ -79,6 +85,8 @@ func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger, m *me
 		bound:    boundedSet{max: 1 << 16},
 		known:    boundedSet{max: 1 << 16},
 		cancel:   cancel,
+
+		layoutReady: make(chan struct{}),
 	}
 	if err := b.checkStore(); errors.Is(err, redisurl.ErrNotDurable) {
 		cancel()
@@ -126,29 +134,29 @@ func (b *backend) checkStore() error {
 	return err
 }
 
-// storeReady is nil once the store passed checkStore; it checks again at
-// most every second.
+// storeReady is nil once the store passed checkStore (checked again at
+// most every second) and is in the sharded layout (waited for).
 func (b *backend) storeReady(ctx context.Context) error {
-	if b.durable.Load() {
-		return nil
-	}
-	b.checkMu.Lock()
-	defer b.checkMu.Unlock()
-	if !b.durable.Load() && time.Since(b.lastCheck) >= time.Second {
-		b.lastCheck = time.Now()
-		if err := redisurl.CheckDurable(ctx, b.rdb); err != nil {
-			b.log.Error("vendor's redis not usable for payments", zap.Error(err))
-		} else {
-			b.durable.Store(true)
+	if !b.durable.Load() {
+		b.checkMu.Lock()
+		if !b.durable.Load() && time.Since(b.lastCheck) >= time.Second {
+			b.lastCheck = time.Now()
+			if err := redisurl.CheckDurable(ctx, b.rdb); err != nil {
+				b.log.Error("vendor's redis not usable for payments", zap.Error(err))
+			} else {
+				b.durable.Store(true)
+			}
+		}
+		b.checkMu.Unlock()
+		if !b.durable.Load() {
+			return fmt.Errorf("%w: store durability not verified", errUnavailable)
 		}
 	}
-	if !b.durable.Load() {
-		return fmt.Errorf("%w: store durability not verified", errUnavailable)
-	}
-	return nil
+	return b.waitLayout(ctx)
 }
 
-// start launches the CRL sync and the two report streams' workers.
+// start launches the CRL sync, the move to the sharded layout and the
+// two report modes' workers.
 func (b *backend) start(ctx context.Context) {
 	crlSync := b.pullCRL
 	if b.cfg.CRL == crlFromRedis {
@@ -163,20 +171,21 @@ func (b *backend) start(ctx context.Context) {
 	}
 	b.pipe = newScriptPipe(ctx, b.rdb, run)
 	run(crlSync)
-	run(func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeAlmostOnline), 0) })
-	run(func(ctx context.Context) { b.report(ctx, b.ks.stream(ModeBatch), b.cfg.BatchInterval) })
+	run(b.migrate)
+	run(func(ctx context.Context) { b.report(ctx, ModeAlmostOnline, 0) })
+	run(func(ctx context.Context) { b.report(ctx, ModeBatch, b.cfg.BatchInterval) })
 	run(b.watchGauges)
 }
 
-// Destruct stops the workers and closes Redis. Closing the client first
-// ends the report workers' blocking stream reads at once instead of at
-// their timeout: a config reload waits for this. No request is in flight on
-// the backend by now, since it outlives every handler that used it.
+// Destruct stops the workers, then closes Redis: every worker's Redis
+// call ends with its context (none blocks on the server), and a move to
+// the sharded layout cut short still releases its lock. No request is in
+// flight on the backend by now, since it outlives every handler that used
+// it.
 func (b *backend) Destruct() error {
 	b.cancel()
-	err := b.rdb.Close()
 	b.wg.Wait()
-	return err
+	return b.rdb.Close()
 }
 
 // boundedSet is a concurrent set emptied when it reaches its bound, for

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,4 +179,59 @@ func BenchmarkGrantHandler(b *testing.B) {
 			b.ReportMetric(plain.ns, "harness-ns/op")
 		})
 	}
+}
+
+// BenchmarkPaymentThroughput is the payment path under concurrent load:
+// payClients readers, each with its own certificate (so their segments
+// spread over the shards), pay one token at a time through one gateway,
+// on one Redis and on a Cluster of three primaries (both with appendfsync
+// always, on loopback). It reports payments/s. Run it bounded, e.g.
+// -bench PaymentThroughput -benchtime 20000x.
+func BenchmarkPaymentThroughput(b *testing.B) {
+	b.Run("single", func(b *testing.B) { payThroughput(b, newEnv(b)) })
+	b.Run("cluster3", func(b *testing.B) { payThroughput(b, newClusterEnv(b)) })
+}
+
+const payClients = 32
+
+func payThroughput(b *testing.B, e *env) {
+	h := e.handler(func(h *Handler) {
+		h.Rules = []Rule{{Pattern: "/articles/*", Price: 1}}
+		h.OfflineSegments = 64 // every segment on its binding: no bank in the loop
+	})
+	per := (b.N + payClients - 1) / payClients
+	bank := paytest.NewBank(b)
+	hdrs := make([][]string, payClients)
+	for c := range hdrs {
+		wal := bank.Issue(b, paytest.Options{Seed: byte(c), Segments: 64})
+		var bind *payword.Binding
+		for n := range per {
+			g, i := uint32(n/int(wal.SegmentLen)), uint32(n%int(wal.SegmentLen)+1)
+			if i == 1 {
+				bind = wal.Binding(b, g, testVendor)
+			}
+			hdrs[c] = append(hdrs[c], payword.NewPayment(wal.Certificate, wal.Tree, wal.K, bind, g, i, 1, testVendor, "/articles/a").Header())
+		}
+	}
+	waitFor(b, "the first CRL sync", 2*time.Second, func() bool { return h.be.crl.age(time.Now()) < time.Second })
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for c := range hdrs {
+		wg.Go(func() {
+			for _, hdr := range hdrs[c] {
+				if w, es := do(h, get("/articles/a", "Authorization", hdr), ok200); status(w, es) != 200 {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d payments refused", n)
+	}
+	b.ReportMetric(float64(per*payClients)/took.Seconds(), "payments/s")
 }

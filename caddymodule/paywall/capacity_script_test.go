@@ -106,7 +106,7 @@ func capacityAcceptance(p *payword.Payment, ks keyspace, ttl time.Duration) acce
 		Record:      fmt.Sprintf("%s %d %d", auth, iat, iat+int64(ttl/time.Second)),
 		RecordTTL:   int64(ttl/time.Second) + 1,
 		Claim:       claim,
-		Stream:      ks.stream(ModeAlmostOnline),
+		Stream:      ks.streamOf(ModeAlmostOnline, p.Cert.Serial),
 		StateExpiry: p.Cert.ExpiresAt + 3600,
 	}
 }

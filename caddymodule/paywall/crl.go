@@ -153,8 +153,8 @@ const crlPage = 1000
 // written in the same script as the entries it covers, so a Redis that
 // lost data (a restart without persistence, a snapshot restored) holds
 // either no head or a head consistent with its entries and their age.
-func crlExpKey(ks keyspace) string  { return string(ks) + "crlexp" }
-func crlHeadKey(ks keyspace) string { return string(ks) + "crlhead" }
+func crlExpKey(ks keyspace) string  { return ks.vendor + "crlexp" }
+func crlHeadKey(ks keyspace) string { return ks.vendor + "crlhead" }
 
 // crlSave: KEYS copy, by-expiry, head; ARGV prev since, since, last, time,
 // synced (Unix ns, 0 = not complete), prune cutoff, write head (1/0), then

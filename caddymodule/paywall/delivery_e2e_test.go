@@ -179,7 +179,7 @@ func deliveryUnderLoad(t *testing.T, stallAt int) {
 			seg++
 		}
 	}
-	hist := storeMetrics(t, w.newsRedis.URL()).delivery.WithLabelValues(testVendor, ModeAlmostOnline)
+	hist := storeMetrics(t, w.newsURL).delivery.WithLabelValues(testVendor, ModeAlmostOnline)
 	histBefore, _ := histogramOf(t, hist)
 	start := time.Now()
 	var wg sync.WaitGroup

@@ -17,7 +17,10 @@ import (
 // back. An upstream-priced page answered 404 spends nothing: the same
 // tokens then buy the page.
 func TestE2EOnlySuccessfulAnswersCharged(t *testing.T) {
-	w := newWorld(t, worldOpts{})
+	e2eVoids(t, newWorld(t, worldOpts{}))
+}
+
+func e2eVoids(t *testing.T, w *world) {
 	wal := w.buy(64)
 	unit := int64(wal.UnitValue)
 	balance := func() int64 {

@@ -312,7 +312,7 @@ func TestE2ETwoGatewaysDoubleSpend(t *testing.T) {
 	w := newWorld(t, worldOpts{second: true})
 	n := 0
 	backends.Range(func(k, _ any) bool {
-		if c, ok := k.(backendConfig); ok && c.Vendor == testVendor && c.Redis == w.newsRedis.URL() {
+		if c, ok := k.(backendConfig); ok && c.Vendor == testVendor && c.Redis == w.newsURL {
 			n++
 		}
 		return true

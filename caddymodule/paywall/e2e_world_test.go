@@ -55,13 +55,18 @@ type worldOpts struct {
 	aof    bool // the vendor's Redis persists every write
 	// offline sets the gateways' offline_segments (0: the default).
 	offline int
+	// cluster puts the bank's store and the vendor's on two Redis
+	// Clusters of three primaries; shared puts both on one, where the
+	// gateways follow the bank's revocation list (crl redis).
+	cluster, shared bool
 }
 
 type world struct {
 	t    *testing.T
 	opts worldOpts
 
-	bankRedis, newsRedis *redistest.Server
+	bankRedis, newsRedis *redistest.Server // nil on a Cluster
+	bankURL, newsURL     string
 	agentRDB, newsRDB    redis.UniversalClient
 	keyFile              string
 	cms                  *cms
@@ -83,13 +88,23 @@ type world struct {
 func newWorld(t *testing.T, opts worldOpts) *world {
 	t.Helper()
 	w := &world{t: t, opts: opts, hc: &http.Client{Timeout: 10 * time.Second}}
-	w.bankRedis = redistest.Start(t)
-	if opts.aof {
-		w.newsRedis = redistest.Start(t, redistest.WithAOF())
-	} else {
-		w.newsRedis = redistest.Start(t)
+	switch {
+	case opts.shared:
+		c := redistest.StartCluster(t, 3)
+		w.bankURL, w.newsURL = c.URL(), c.URL()
+	case opts.cluster:
+		cs := redistest.StartClusters(t, 2, 3)
+		w.bankURL, w.newsURL = cs[0].URL(), cs[1].URL()
+	default:
+		w.bankRedis = redistest.Start(t)
+		if opts.aof {
+			w.newsRedis = redistest.Start(t, redistest.WithAOF())
+		} else {
+			w.newsRedis = redistest.Start(t)
+		}
+		w.bankURL, w.newsURL = w.bankRedis.URL(), w.newsRedis.URL()
 	}
-	w.agentRDB, w.newsRDB = mustRedis(t, w.bankRedis.URL()), mustRedis(t, w.newsRedis.URL())
+	w.agentRDB, w.newsRDB = mustRedis(t, w.bankURL), mustRedis(t, w.newsURL)
 	// Listening before the ports for Caddy are picked, so none of those
 	// can be one of theirs; started before Caddy, so closed after it went
 	// idle.
@@ -166,7 +181,7 @@ func (w *world) caddyfile(gateways bool) string {
 		ephemeral
 	}
 }
-`, w.bankPort, w.bankRedis.URL(), w.keyFile, e2eAdmin)
+`, w.bankPort, w.bankURL, w.keyFile, e2eAdmin)
 	if !gateways {
 		return b.String()
 	}
@@ -198,9 +213,16 @@ func (w *world) gateway(port int, vendor, token, crl string) string {
 			price /issues/*/* 5 {
 				scope /issues/*/
 			}
+			price /live/* 1 {
+				mode online
+			}
+			price /digest/* 1 {
+				mode batch
+			}
+			batch_interval 300ms
 			free /articles/index.html
 			upstream_price
-			crl agent %s
+			crl %s %s
 			%s
 		}
 		reverse_proxy /articles/unreachable* 127.0.0.1:%d
@@ -210,7 +232,14 @@ func (w *world) gateway(port int, vendor, token, crl string) string {
 		}
 	}
 }
-`, port, vendor, token, w.proxy.URL, w.newsRedis.URL(), crl, w.offline(), w.deadPort, w.cms.Listener.Addr())
+`, port, vendor, token, w.proxy.URL, w.newsURL, w.crlMode(), crl, w.offline(), w.deadPort, w.cms.Listener.Addr())
+}
+
+func (w *world) crlMode() string {
+	if w.opts.shared {
+		return crlFromRedis
+	}
+	return crlFromAgent
 }
 
 func (w *world) offline() string {
@@ -265,11 +294,20 @@ func (w *world) content(p string) string {
 // serial, by "vendor|segment|index" (the agent's idempotency record).
 func (w *world) claims(s payword.Serial) map[string]string {
 	w.t.Helper()
-	m, err := w.agentRDB.HGetAll(w.t.Context(), "hw:a:c:{"+s.String()+"}:cl").Result()
+	m, err := w.agentRDB.HGetAll(w.t.Context(), w.agentKey("c:{"+s.String()+"}:cl")).Result()
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	return m
+}
+
+// agentKey is the name of an agent key: the contract's hw:a:<rest>, with
+// the agent's one hash tag on a Cluster (agent/scripts.go's clusterTag).
+func (w *world) agentKey(rest string) string {
+	if w.opts.cluster || w.opts.shared {
+		return "hw:a:{hw-agent-13708}:" + rest
+	}
+	return "hw:a:" + rest
 }
 
 // waitClaims waits until the agent holds n claims for serial, all paid.
@@ -292,24 +330,28 @@ func (w *world) waitClaims(s payword.Serial, n int, within time.Duration) map[st
 }
 
 // recorded is how many claims the vendor's gateways ever appended to the
-// almost-online report stream (entries are deleted once the agent has
+// almost-online report streams (entries are deleted once the agent has
 // them, so the stream's length would not tell).
 func (w *world) recorded() int64 {
 	w.t.Helper()
-	info, err := w.newsRDB.XInfoStream(w.t.Context(), newKeyspace(testVendor).stream(ModeAlmostOnline)).Result()
-	if err != nil {
-		w.t.Fatal(err)
+	var n int64
+	for _, s := range newKeyspace(testVendor).streams(ModeAlmostOnline) {
+		info, err := w.newsRDB.XInfoStream(w.t.Context(), s).Result()
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		n += info.EntriesAdded
 	}
-	return info.EntriesAdded
+	return n
 }
 
-// drained waits until every claim in the vendor's stream reached the agent.
+// drained waits until every claim in the vendor's streams reached the agent.
 func (w *world) drained() {
 	w.t.Helper()
-	stream := newKeyspace(testVendor).stream(ModeAlmostOnline)
-	waitFor(w.t, "the report stream drained", 10*time.Second, func() bool {
-		n, err := w.newsRDB.XLen(w.t.Context(), stream).Result()
-		return err == nil && n == 0
+	ks := newKeyspace(testVendor)
+	streams := append(ks.streams(ModeAlmostOnline), ks.streams(ModeBatch)...)
+	waitFor(w.t, "the report streams drained", 10*time.Second, func() bool {
+		return streamsLen(w.t, w.newsRDB, streams) == 0
 	})
 }
 
@@ -465,7 +507,8 @@ func lenient(target string) string {
 // rulePriced reports whether the newspaper's rules price lenient path p.
 func rulePriced(p string) bool {
 	return strings.HasPrefix(p, "/articles/") && p != "/articles/index.html" ||
-		strings.HasPrefix(p, "/brief/") || strings.HasPrefix(p, "/issues/")
+		strings.HasPrefix(p, "/brief/") || strings.HasPrefix(p, "/issues/") ||
+		strings.HasPrefix(p, "/live/") || strings.HasPrefix(p, "/digest/")
 }
 
 func (c *cms) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -44,7 +44,7 @@ redis.call('EXPIREAT', KEYS[3], ARGV[1])
 return n
 `)
 
-func (k keyspace) offline(s payword.Serial) string { return string(k) + "o:" + s.String() }
+func (k keyspace) offline(s payword.Serial) string { return k.of(s) + "o:" + s.String() }
 
 // admitSegment lets p's segment be taken on its binding alone while the
 // certificate has bound at most max new segments here so, and registers

@@ -298,8 +298,7 @@ func TestReportingAtLeastOnce(t *testing.T) {
 	e.agent.setDown(false)
 	waitFor(t, "backlog delivered", 5*time.Second, func() bool { return e.agent.claimCount() == 10 })
 	waitFor(t, "stream drained", 2*time.Second, func() bool {
-		n, _ := h.be.rdb.XLen(t.Context(), h.be.ks.stream(ModeAlmostOnline)).Result()
-		return n == 0
+		return streamLen(t, h, ModeAlmostOnline) == 0
 	})
 }
 
@@ -472,7 +471,7 @@ func TestBatchMode(t *testing.T) {
 	if w, es := do(h, get("/opinion/a", "Authorization", wal.Header(t, 0, 1, 1, testVendor, "/opinion/a")), nil); status(w, es) != 200 {
 		t.Fatalf("pay: %d", status(w, es))
 	}
-	if n, _ := h.be.rdb.XLen(t.Context(), h.be.ks.stream(ModeBatch)).Result(); n != 1 {
+	if n := streamLen(t, h, ModeBatch); n != 1 {
 		t.Fatalf("%d claims in the batch stream", n)
 	}
 	waitFor(t, "the batch shipped on its interval", 2500*time.Millisecond, func() bool { return e.agent.claimCount() == 1 })
@@ -546,8 +545,14 @@ func TestCRLResyncAfterReconnect(t *testing.T) {
 func TestBatchID(t *testing.T) {
 	a := []redis.XMessage{{ID: "1-0"}, {ID: "2-0"}}
 	b := []redis.XMessage{{ID: "1-0"}, {ID: "2-1"}}
-	if batchID("s", a) != batchID("s", a[:2:2]) || batchID("s", a) == batchID("s", b) || !payword.ValidID(batchID("s", a)) {
+	id := func(parts ...part) string { return batchID(parts) }
+	if id(part{"s", a}) != id(part{"s", a[:2:2]}) || id(part{"s", a}) == id(part{"s", b}) || !payword.ValidID(id(part{"s", a})) {
 		t.Fatal("batch ids must be deterministic, distinct and valid ids")
+	}
+	// The same entries split otherwise between streams are another batch.
+	if id(part{"s", a}, part{"t", b}) == id(part{"s", a[:1]}, part{"t", append(a[1:2:2], b...)}) ||
+		id(part{"s", a}) == id(part{"t", a}) {
+		t.Fatal("batch ids must tell the streams apart")
 	}
 }
 

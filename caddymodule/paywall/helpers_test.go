@@ -164,15 +164,29 @@ func agentFail(w http.ResponseWriter, status int, e agentapi.Error) {
 	_ = json.NewEncoder(w).Encode(e)
 }
 
-// env is a handler under test with a real Redis and a fake agent.
+// env is a handler under test with a real Redis (or a Cluster: url) and a
+// fake agent.
 type env struct {
 	t     testing.TB
 	redis *redistest.Server
+	url   string // the store's URL, if not redis's
 	agent *fakeAgent
+}
+
+func (e *env) storeURL() string {
+	if e.url != "" {
+		return e.url
+	}
+	return e.redis.URL()
 }
 
 func newEnv(t testing.TB) *env {
 	return &env{t: t, redis: redistest.Start(t), agent: newFakeAgent(t)}
+}
+
+// newClusterEnv is newEnv with the store on a Cluster of three primaries.
+func newClusterEnv(t testing.TB) *env {
+	return &env{t: t, url: redistest.StartCluster(t, 3).URL(), agent: newFakeAgent(t)}
 }
 
 const testGrantKey = "0123456789abcdef0123456789abcdef"
@@ -180,7 +194,7 @@ const testGrantKey = "0123456789abcdef0123456789abcdef"
 // config returns a handler config for the env; mods adjust it.
 func (e *env) config(mods ...func(*Handler)) *Handler {
 	h := &Handler{
-		Vendor: testVendor, APIToken: "secret-token", Agent: e.agent.URL, Redis: e.redis.URL(),
+		Vendor: testVendor, APIToken: "secret-token", Agent: e.agent.URL, Redis: e.storeURL(),
 		GrantKey: testGrantKey, Keys: map[string]string{e.agent.key.ID: pubB64(e.agent.key)},
 		CRLInterval: caddy.Duration(100 * time.Millisecond),
 		Rules: []Rule{
@@ -251,7 +265,7 @@ func status(w *httptest.ResponseRecorder, errStatus int) int {
 	return w.Code
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

@@ -136,9 +136,15 @@ func (h *Handler) record(ctx context.Context, p *payword.Payment, o offer, now t
 		Record:      first,
 		RecordTTL:   int64(o.TTL/time.Second) + 1,
 		Claim:       claim,
-		Stream:      h.be.ks.stream(o.Mode),
+		Stream:      h.be.ks.streamOf(o.Mode, p.Cert.Serial),
 		StateExpiry: p.Cert.ExpiresAt + 3600,
 	})
+	if errors.Is(err, payword.ErrReplay) {
+		// Accepted before the store moved to the sharded layout?
+		if old, ok := h.be.legacyRecord(ctx, p); ok {
+			rec, err = old, nil
+		}
+	}
 	if err != nil {
 		return "", 0, 0, false, err
 	}
@@ -163,7 +169,7 @@ func (h *Handler) recordVoid(ctx context.Context, p *payword.Payment, g *grantCl
 		Token: p.Token, Amount: p.Amount, Product: p.Product, Auth: g.ID + payword.VoidSuffix, Time: iat, Void: true,
 	})
 	rec := g.ID + " " + strconv.FormatInt(iat, 10) + " " + strconv.FormatInt(exp, 10)
-	n, err := voidScript.Run(ctx, h.be.rdb, []string{h.be.ks.authorization(p), h.be.ks.stream(o.Mode)}, rec, claim).Int()
+	n, err := voidScript.Run(ctx, h.be.rdb, []string{h.be.ks.authorization(p), h.be.ks.streamOf(o.Mode, p.Cert.Serial)}, rec, claim).Int()
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUnavailable, err)
 	}

@@ -1,6 +1,7 @@
 package paywall
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -37,12 +38,12 @@ const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 500 * time.Millisecond
 
-	// reportLinger is how long almost_online waits after a first claim for
-	// others to share its report: a burst becomes one report, and a single
-	// claim still reaches the agent far inside its second.
+	// reportLinger is how often almost_online reads its streams: a burst
+	// becomes one report, and a single claim still reaches the agent far
+	// inside its second.
 	reportLinger = 50 * time.Millisecond
 
-	// shippers bounds the reports of one stream in flight at once: a slow
+	// shippers bounds the reports of one mode in flight at once: a slow
 	// agent round trip no longer holds back the claims that came meanwhile
 	// (one report at a time put every claim of a busy second behind the
 	// whole queue). The reader stops reading when all are busy.
@@ -75,25 +76,33 @@ var consumerName = func() string {
 	return fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 }()
 
-// report ships the claims of one stream to the agent, at least once: an
-// entry is acknowledged and deleted only once the agent answered 200 with
-// a result for its very claim, and entries left pending (by a dead
-// gateway, or without a result) are reclaimed once idle for reclaimIdle.
-// interval 0 ships as claims arrive (almost_online); otherwise every
-// interval (batch).
-func (b *backend) report(ctx context.Context, stream string, interval time.Duration) {
-	mode := ModeAlmostOnline
-	if interval > 0 {
-		mode = ModeBatch
-	}
+// report ships the claims of mode's report streams (one per shard) to the
+// agent, at least once: an entry is acknowledged and deleted only once the
+// agent answered 200 with a result for its very claim, and entries left
+// pending (by a dead gateway, or without a result) are reclaimed once idle
+// for reclaimIdle. interval 0 ships as claims arrive (almost_online): the
+// streams are read every reportLinger, so a burst becomes one report and a
+// single claim still reaches the agent far inside its second; otherwise
+// every interval (batch).
+//
+// The streams are polled, all of them in one pipeline, rather than read
+// with BLOCK: a blocking read holds a connection per stream (2 × shards of
+// a pool of 10 per CPU), and on a Cluster cannot span the slots. One read
+// takes up to about reportBatch claims across the streams, and they go to
+// the agent in one report.
+func (b *backend) report(ctx context.Context, mode string, interval time.Duration) {
+	streams := b.ks.streams(mode)
 	for ctx.Err() == nil {
-		if err := b.rdb.XGroupCreateMkStream(ctx, stream, reportGroup, "0").Err(); err != nil &&
-			!strings.Contains(err.Error(), "BUSYGROUP") {
-			b.log.Warn("creating the report group", zapErr(err))
-			sleep(ctx, maxBackoff)
-			continue
+		err := b.createGroups(ctx, streams)
+		if err == nil {
+			break
 		}
-		break
+		b.log.Warn("creating the report groups", zapErr(err))
+		sleep(ctx, maxBackoff)
+	}
+	poll := reportLinger
+	if interval > 0 {
+		poll = interval
 	}
 	slots := make(chan struct{}, shippers)
 	var wg sync.WaitGroup
@@ -107,96 +116,129 @@ func (b *backend) report(ctx context.Context, stream string, interval time.Durat
 		case <-ctx.Done():
 			return
 		}
-		var msgs []redis.XMessage
-		var err error
+		var parts []part
+		more, ok := false, true
 		idle := time.Duration(b.reclaimIdle.Load())
 		if time.Since(lastReclaim) >= idle/4 {
 			lastReclaim = time.Now()
-			msgs, _, err = b.rdb.XAutoClaim(ctx, &redis.XAutoClaimArgs{
-				Stream: stream, Group: reportGroup, Consumer: consumerName,
-				MinIdle: idle, Start: "0-0", Count: reportBatch,
-			}).Result()
+			parts, more, ok = b.readClaims(ctx, streams, idle)
 		}
-		if err == nil && len(msgs) == 0 {
-			block := idle / 4 // no longer, so that the reclaim above runs on time
-			if interval > 0 {
-				block = -1 // no BLOCK: the batch worker sleeps instead
-			}
-			var res []redis.XStream
-			res, err = b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-				Group: reportGroup, Consumer: consumerName, Streams: []string{stream, ">"},
-				Count: reportBatch, Block: block,
-			}).Result()
-			if errors.Is(err, redis.Nil) {
-				err = nil
-			}
-			if len(res) > 0 {
-				msgs = res[0].Messages
-			}
-			if err == nil && interval == 0 && len(msgs) > 0 && len(msgs) < reportBatch {
-				msgs = b.linger(ctx, stream, msgs)
-			}
+		if len(parts) == 0 && ok {
+			parts, more, _ = b.readClaims(ctx, streams, 0)
 		}
-		if err != nil {
-			<-slots
-			if ctx.Err() != nil {
-				return
-			}
-			if strings.Contains(err.Error(), "NOGROUP") {
-				// The stream was deleted (e.g. Redis lost its data): recreate.
-				_ = b.rdb.XGroupCreateMkStream(ctx, stream, reportGroup, "0").Err()
-			}
-			b.log.Warn("reading claims", zap.String("stream", stream), zapErr(err))
-			sleep(ctx, maxBackoff)
-			continue
-		}
-		if len(msgs) > 0 {
+		if len(parts) > 0 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				defer func() { <-slots }()
-				b.deliver(ctx, stream, mode, msgs)
+				b.deliver(ctx, mode, parts)
 			}()
 		} else {
 			<-slots
 		}
-		if interval > 0 && len(msgs) < reportBatch {
-			sleep(ctx, interval)
+		if !more {
+			sleep(ctx, poll)
 		}
 	}
 }
 
-// linger waits reportLinger, then adds the claims that came meanwhile to
-// msgs, up to a full report. If that read fails, msgs go alone: they are
-// this consumer's already.
-func (b *backend) linger(ctx context.Context, stream string, msgs []redis.XMessage) []redis.XMessage {
-	sleep(ctx, reportLinger)
-	res, _ := b.rdb.XReadGroup(ctx, &redis.XReadGroupArgs{
-		Group: reportGroup, Consumer: consumerName, Streams: []string{stream, ">"},
-		Count: int64(reportBatch - len(msgs)), Block: -1,
-	}).Result()
-	if len(res) > 0 {
-		msgs = append(msgs, res[0].Messages...)
-	}
-	return msgs
+// part is what one read took from one stream.
+type part struct {
+	stream string
+	msgs   []redis.XMessage
 }
 
-// deliver ships msgs until the agent has taken them, keeping them this
+// createGroups creates the report group of each stream (and the stream),
+// unless it exists.
+func (b *backend) createGroups(ctx context.Context, streams []string) error {
+	cmds, _ := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, s := range streams {
+			p.XGroupCreateMkStream(ctx, s, reportGroup, "0")
+		}
+		return nil
+	})
+	for _, c := range cmds {
+		if err := c.Err(); err != nil && !strings.Contains(err.Error(), "BUSYGROUP") {
+			return err
+		}
+	}
+	return nil
+}
+
+// readClaims reads the streams in one pipeline: the entries never
+// delivered (idle 0), or those pending for longer than idle, which it
+// claims for this gateway. Each stream gives up to reportBatch/len(streams)
+// entries; more reports whether one may hold more. A stream that cannot be
+// read is logged and left for the next read, after a pause (ok false);
+// one that lost its group (the store lost its data) gets it back.
+func (b *backend) readClaims(ctx context.Context, streams []string, idle time.Duration) (parts []part, more, ok bool) {
+	per := int64(max(1, reportBatch/len(streams)))
+	cmds, _ := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, s := range streams {
+			if idle > 0 {
+				p.XAutoClaim(ctx, &redis.XAutoClaimArgs{
+					Stream: s, Group: reportGroup, Consumer: consumerName, MinIdle: idle, Start: "0-0", Count: per,
+				})
+			} else {
+				p.XReadGroup(ctx, &redis.XReadGroupArgs{
+					Group: reportGroup, Consumer: consumerName, Streams: []string{s, ">"}, Count: per, Block: -1,
+				})
+			}
+		}
+		return nil
+	})
+	var failed []string
+	var firstErr error
+	for i, c := range cmds {
+		var msgs []redis.XMessage
+		var err error
+		switch c := c.(type) {
+		case *redis.XAutoClaimCmd:
+			msgs, _, err = c.Result()
+		case *redis.XStreamSliceCmd:
+			var res []redis.XStream
+			if res, err = c.Result(); len(res) > 0 {
+				msgs = res[0].Messages
+			}
+		}
+		if err != nil && !errors.Is(err, redis.Nil) {
+			if strings.Contains(err.Error(), "NOGROUP") {
+				failed = append(failed, streams[i])
+			}
+			firstErr = cmp.Or(firstErr, err)
+			continue
+		}
+		if len(msgs) > 0 {
+			parts = append(parts, part{stream: streams[i], msgs: msgs})
+		}
+		more = more || int64(len(msgs)) == per
+	}
+	if firstErr != nil && ctx.Err() == nil {
+		if len(failed) > 0 {
+			_ = b.createGroups(ctx, failed)
+		}
+		b.log.Warn("reading claims", zapErr(firstErr))
+		sleep(ctx, maxBackoff)
+	}
+	return parts, more, firstErr == nil
+}
+
+// deliver ships parts until the agent has taken them, keeping them this
 // gateway's meanwhile (for up to holdLimit), then gives up: what is left is
 // reclaimed once idle, by this gateway or another.
-func (b *backend) deliver(ctx context.Context, stream, mode string, msgs []redis.XMessage) {
-	ids := make([]string, len(msgs))
-	for i, m := range msgs {
-		ids[i] = m.ID
-	}
+func (b *backend) deliver(ctx context.Context, mode string, parts []part) {
 	hold, stop := context.WithTimeout(ctx, holdLimit)
 	defer stop()
-	go b.heartbeat(hold, stream, ids)
-	batch := batchID(stream, msgs)
+	go b.heartbeat(hold, parts)
+	batch := batchID(parts)
+	n := 0
+	for _, p := range parts {
+		n += len(p.msgs)
+	}
 	timeout := reportTimeout
 	for backoff := minBackoff; hold.Err() == nil; backoff = min(2*backoff, maxBackoff) {
 		attempt, cancel := context.WithTimeout(ctx, timeout)
-		err := b.ship(attempt, stream, mode, batch, msgs)
+		err := b.ship(attempt, mode, batch, parts)
 		timedOut := attempt.Err() != nil && ctx.Err() == nil
 		cancel()
 		if err == nil {
@@ -212,36 +254,51 @@ func (b *backend) deliver(ctx context.Context, stream, mode string, msgs []redis
 			// same claims under a fresh id are ingested claim by claim,
 			// idempotently, so a retry never pays twice.
 			b.log.Error("the agent knows this batch id with other claims: shipping under a fresh one",
-				zap.String("batch", batch), zap.Int("claims", len(msgs)))
+				zap.String("batch", batch), zap.Int("claims", n))
 			batch = freshBatchID(batch)
 			continue
 		}
-		b.log.Warn("reporting claims", zap.Int("claims", len(msgs)), zapErr(err))
+		if ctx.Err() != nil {
+			return // stopping: the claims stay pending for the next gateway
+		}
+		b.log.Warn("reporting claims", zap.Int("claims", n), zapErr(err))
 		sleep(hold, backoff)
 	}
 }
 
-// heartbeat resets the idle time of ids, this gateway's until ctx ends,
-// every quarter of reclaimIdle.
-func (b *backend) heartbeat(ctx context.Context, stream string, ids []string) {
+// heartbeat resets the idle time of the entries of parts, this gateway's
+// until ctx ends, every quarter of reclaimIdle.
+func (b *backend) heartbeat(ctx context.Context, parts []part) {
+	ids := make([][]string, len(parts))
+	for i, p := range parts {
+		for _, m := range p.msgs {
+			ids[i] = append(ids[i], m.ID)
+		}
+	}
 	for ctx.Err() == nil {
 		sleep(ctx, time.Duration(b.reclaimIdle.Load())/4)
 		if ctx.Err() != nil {
 			return
 		}
-		_ = b.rdb.XClaimJustID(ctx, &redis.XClaimArgs{
-			Stream: stream, Group: reportGroup, Consumer: consumerName, MinIdle: 0, Messages: ids,
-		}).Err()
+		_, _ = b.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
+			for i, p := range parts {
+				pipe.XClaimJustID(ctx, &redis.XClaimArgs{
+					Stream: p.stream, Group: reportGroup, Consumer: consumerName, MinIdle: 0, Messages: ids[i],
+				})
+			}
+			return nil
+		})
 	}
 }
 
-// batchID names a report by everything it ships: the stream, and each
-// entry's id and claim. A redelivery of the same entries is the same
+// batchID names a report by everything it ships: each stream, and each of
+// its entries' id and claim. A redelivery of the same entries is the same
 // batch, and no two different sets of claims a vendor ships share an id,
-// whichever stream, millisecond or gateway they come from (the entry ids
+// whichever streams, millisecond or gateway they come from (the entry ids
 // of two streams collide; the authorization numbers in the claims do not).
-// The "r-" prefix keeps these ids apart from the earlier "b-" ones.
-func batchID(stream string, msgs []redis.XMessage) string {
+// The "s-" prefix keeps these ids apart from the earlier "r-" (one stream
+// per mode) and "b-" ones.
+func batchID(parts []part) string {
 	h := sha256.New()
 	var n [8]byte
 	field := func(s string) {
@@ -249,13 +306,16 @@ func batchID(stream string, msgs []redis.XMessage) string {
 		h.Write(n[:])
 		h.Write([]byte(s))
 	}
-	field(stream)
-	for _, m := range msgs {
-		raw, _ := m.Values["c"].(string)
-		field(m.ID)
-		field(raw)
+	for _, p := range parts {
+		field(p.stream)
+		field(strconv.Itoa(len(p.msgs)))
+		for _, m := range p.msgs {
+			raw, _ := m.Values["c"].(string)
+			field(m.ID)
+			field(raw)
+		}
 	}
-	return "r-" + hex.EncodeToString(h.Sum(nil))[:40]
+	return "s-" + hex.EncodeToString(h.Sum(nil))[:40]
 }
 
 // freshBatchID derives a new, random batch id from id.
@@ -270,24 +330,28 @@ func freshBatchID(id string) string {
 // authorization number, with a known verdict (a claim that got one is
 // settled at the agent: paid, refused or unknown). Every other entry stays
 // pending and is shipped again.
-func (b *backend) ship(ctx context.Context, stream, mode, batch string, msgs []redis.XMessage) error {
-	rep := &payword.Report{Vendor: b.cfg.Vendor, Batch: batch, Claims: make([]payword.Claim, 0, len(msgs))}
-	byAuth := make(map[string][]int, len(msgs)) // authorization number → indices in msgs
-	var unreadable []string
-	for i, m := range msgs {
-		raw, _ := m.Values["c"].(string)
-		var c payword.Claim
-		if err := json.Unmarshal([]byte(raw), &c); err != nil || !payword.ValidID(c.Auth) {
-			// Cannot happen for entries the accept script wrote; keep the
-			// entry in the stream for an operator, but do not block the rest.
-			b.log.Error("unreadable claim left in the stream", zap.String("id", m.ID))
-			unreadable = append(unreadable, m.ID)
-			continue
+func (b *backend) ship(ctx context.Context, mode, batch string, parts []part) error {
+	type at struct{ part, msg int }
+	rep := &payword.Report{Vendor: b.cfg.Vendor, Batch: batch}
+	byAuth := map[string][]at{} // authorization number → entries
+	done := make([][]string, len(parts))
+	unreadable := make([][]string, len(parts))
+	for i, p := range parts {
+		for j, m := range p.msgs {
+			raw, _ := m.Values["c"].(string)
+			var c payword.Claim
+			if err := json.Unmarshal([]byte(raw), &c); err != nil || !payword.ValidID(c.Auth) {
+				// Cannot happen for entries the accept script wrote; keep
+				// the entry in the stream for an operator, but do not
+				// block the rest.
+				b.log.Error("unreadable claim left in the stream", zap.String("stream", p.stream), zap.String("id", m.ID))
+				unreadable[i] = append(unreadable[i], m.ID)
+				continue
+			}
+			rep.Claims = append(rep.Claims, c)
+			byAuth[c.Auth] = append(byAuth[c.Auth], at{i, j})
 		}
-		rep.Claims = append(rep.Claims, c)
-		byAuth[c.Auth] = append(byAuth[c.Auth], i)
 	}
-	var done []string
 	if len(rep.Claims) > 0 {
 		out, err := b.agent.Report(ctx, rep)
 		if err != nil {
@@ -297,17 +361,18 @@ func (b *backend) ship(ctx context.Context, stream, mode, batch string, msgs []r
 			return fmt.Errorf("the agent answered for batch %q, not %q", out.Batch, batch)
 		}
 		now, m := time.Now(), b.metrics.get()
-		checked := make([]bool, len(msgs))
+		checked := map[at]bool{}
 		for _, r := range out.Results {
 			if !r.Verdict.Known() {
 				continue
 			}
-			for _, i := range byAuth[r.Auth] {
-				if !checked[i] {
-					checked[i] = true
-					done = append(done, msgs[i].ID)
+			for _, e := range byAuth[r.Auth] {
+				if !checked[e] {
+					checked[e] = true
+					id := parts[e.part].msgs[e.msg].ID
+					done[e.part] = append(done[e.part], id)
 					m.reports.WithLabelValues(string(r.Verdict)).Inc()
-					if at, ok := entryTime(msgs[i].ID); ok {
+					if at, ok := entryTime(id); ok {
 						m.delivery.WithLabelValues(b.cfg.Vendor, mode).Observe(max(0, now.Sub(at).Seconds()))
 					}
 				}
@@ -316,7 +381,7 @@ func (b *backend) ship(ctx context.Context, stream, mode, batch string, msgs []r
 				b.log.Error("agent refused a claim", zap.String("auth", r.Auth), zap.String("verdict", string(r.Verdict)))
 			}
 		}
-		if missing := len(rep.Claims) - len(done); missing > 0 {
+		if missing := len(rep.Claims) - len(checked); missing > 0 {
 			// A result missing or not for our claim: those entries stay
 			// pending and go again, in another report.
 			m.reports.WithLabelValues("unanswered").Add(float64(missing))
@@ -324,21 +389,24 @@ func (b *backend) ship(ctx context.Context, stream, mode, batch string, msgs []r
 				zap.String("batch", batch), zap.Int("claims", len(rep.Claims)), zap.Int("unanswered", missing))
 		}
 	}
-	// Acknowledged and deleted together; unreadable entries are only
+	// Acknowledged and deleted together, stream by stream (a transaction
+	// cannot span a Cluster's slots); unreadable entries are only
 	// acknowledged, and so kept out of the way.
-	if len(done)+len(unreadable) == 0 {
-		return nil
+	var errs []error
+	for i, p := range parts {
+		if len(done[i])+len(unreadable[i]) == 0 {
+			continue
+		}
+		_, err := b.rdb.TxPipelined(ctx, func(pipe redis.Pipeliner) error {
+			pipe.XAck(ctx, p.stream, reportGroup, append(append([]string(nil), done[i]...), unreadable[i]...)...)
+			if len(done[i]) > 0 {
+				pipe.XDel(ctx, p.stream, done[i]...)
+			}
+			return nil
+		})
+		errs = append(errs, err)
 	}
-	_, err := b.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		if acked := append(append([]string(nil), done...), unreadable...); len(acked) > 0 {
-			p.XAck(ctx, stream, reportGroup, acked...)
-		}
-		if len(done) > 0 {
-			p.XDel(ctx, stream, done...)
-		}
-		return nil
-	})
-	return err
+	return errors.Join(errs...)
 }
 
 // entryTime reads the acceptance time out of a stream entry id
@@ -376,9 +444,20 @@ func (b *backend) watchGauges(ctx context.Context) {
 }
 
 func (b *backend) updateBacklog(ctx context.Context) {
-	now, err1 := b.rdb.XLen(ctx, b.ks.stream(ModeAlmostOnline)).Result()
-	batch, err2 := b.rdb.XLen(ctx, b.ks.stream(ModeBatch)).Result()
-	if err1 == nil && err2 == nil {
-		b.metrics.get().backlog.WithLabelValues(b.cfg.Vendor).Set(float64(now + batch))
+	cmds, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for _, mode := range reportModes {
+			for _, s := range b.ks.streams(mode) {
+				p.XLen(ctx, s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return
 	}
+	var n int64
+	for _, c := range cmds {
+		n += c.(*redis.IntCmd).Val()
+	}
+	b.metrics.get().backlog.WithLabelValues(b.cfg.Vendor).Set(float64(n))
 }

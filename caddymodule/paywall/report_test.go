@@ -127,11 +127,21 @@ func kill(h *Handler) {
 	h.be.wg.Wait()
 }
 
+// streamLen is how many claims mode's report streams hold, in all shards.
 func streamLen(t *testing.T, h *Handler, mode string) int64 {
 	t.Helper()
-	n, err := h.be.rdb.XLen(t.Context(), h.be.ks.stream(mode)).Result()
-	if err != nil {
-		t.Fatal(err)
+	return streamsLen(t, h.be.rdb, newKeyspace(h.Vendor).streams(mode))
+}
+
+func streamsLen(t *testing.T, rdb redis.UniversalClient, streams []string) int64 {
+	t.Helper()
+	var n int64
+	for _, s := range streams {
+		l, err := rdb.XLen(t.Context(), s).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += l
 	}
 	return n
 }
@@ -175,7 +185,7 @@ func TestSameMillisecondClaimsOfBothModesReachLedger(t *testing.T) {
 	rdb := mustRedis(t, e.redis.URL())
 	ms := time.Now().UnixMilli() + 1000
 	for _, mode := range []string{ModeAlmostOnline, ModeBatch} {
-		stream := h1.be.ks.stream(mode)
+		stream := h1.be.ks.streamOf(mode, wal.Serial)
 		entries, err := rdb.XRange(ctx, stream, "-", "+").Result()
 		if err != nil || len(entries) != 1 {
 			t.Fatalf("%s stream: %v %v", mode, entries, err)
@@ -367,10 +377,21 @@ func TestReportResumesSoonAfterOutage(t *testing.T) {
 }
 
 // Issue 9, item 4: a dead gateway's claims waited 30 s before another
-// gateway took them over. It must take about a second.
+// gateway took them over. It must take about a second, on one Redis and
+// on a Cluster.
 func TestDeadGatewayClaimsTakenOverSoon(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	t.Run("single", func(t *testing.T) {
+		t.Parallel()
+		deadGatewayTakenOver(t, newEnv(t))
+	})
+	t.Run("cluster", func(t *testing.T) {
+		t.Parallel()
+		deadGatewayTakenOver(t, newClusterEnv(t))
+	})
+}
+
+func deadGatewayTakenOver(t *testing.T, e *env) {
 	h1 := provisionAsShipped(e)
 	waitCRLSynced(t, h1)
 	e.agent.setDown(true)
@@ -380,7 +401,7 @@ func TestDeadGatewayClaimsTakenOverSoon(t *testing.T) {
 			t.Fatalf("pay: %d", status(rw, es))
 		}
 	}
-	stream := h1.be.ks.stream(ModeAlmostOnline)
+	stream := h1.be.ks.streamOf(ModeAlmostOnline, wal.Serial)
 	waitFor(t, "claims read and pending", 2*time.Second, func() bool {
 		p, err := h1.be.rdb.XPending(t.Context(), stream, reportGroup).Result()
 		return err == nil && p.Count == 3

@@ -65,23 +65,66 @@ const voidPrefix = "void "
 // maxAttempts bounds the read-and-retry loop under contention.
 const maxAttempts = 4
 
-// keyspace names a vendor's gateway keys. They share the hash tag
-// {<vendor>}, so the script's keys live in one Redis Cluster slot.
-type keyspace string
+// shards is how many hash tags, and so Redis Cluster slots, one vendor's
+// payments spread over. Everything a payment's scripts touch (the segment's
+// state, its bound and offline markers, the authorization record and the
+// report stream the claim goes to) is keyed by the certificate's shard
+// under the tag {<vendor>/<n>}, so each script stays in one slot while a
+// vendor's certificates use up to 16 masters. More shards would spread a
+// vendor over more masters at the cost of more streams for every gateway
+// to poll (2 × shards per read, see report.go); 16 is more masters than a
+// vendor needs (docs/redis-keys.md). It is fixed: another count would move
+// a segment's state to a key where its spent tokens look fresh, which is
+// why the store records its layout (migrate.go).
+const shards = 16
 
-func newKeyspace(vendor string) keyspace { return keyspace("hw:g:{" + vendor + "}:") }
+// keyspace names a vendor's gateway keys: the vendor-wide ones (pinned
+// agent keys, the copy of the revocation list, the layout) under
+// hw:g:{<vendor>}:, and a certificate's under hw:g:{<vendor>/<n>}:, n its
+// shard. Vendor ids cannot hold '/', so no vendor's tag is another's.
+type keyspace struct {
+	vendor string         // hw:g:{<vendor>}:
+	shard  [shards]string // hw:g:{<vendor>/<n>}:
+}
+
+func newKeyspace(vendor string) keyspace {
+	k := keyspace{vendor: "hw:g:{" + vendor + "}:"}
+	for n := range k.shard {
+		k.shard[n] = "hw:g:{" + vendor + "/" + strconv.Itoa(n) + "}:"
+	}
+	return k
+}
+
+// shardOf is the shard of a certificate: FNV-1a of its serial, so that
+// serials a bank did not draw at random (a counter) spread all the same,
+// scaled to the shards by its high bits (its low bits mix poorly: serials
+// that differ by a constant in every byte fell in one shard).
+func shardOf(s payword.Serial) int {
+	h := uint32(2166136261)
+	for _, c := range s {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return int(uint64(h) * shards >> 32)
+}
+
+// of is the prefix of serial s's keys.
+func (k keyspace) of(s payword.Serial) string { return k.shard[shardOf(s)] }
 
 func (k keyspace) state(s payword.Serial, g uint32) string {
-	return string(k) + "s:" + s.String() + ":" + strconv.FormatUint(uint64(g), 10)
+	return k.of(s) + "s:" + s.String() + ":" + strconv.FormatUint(uint64(g), 10)
 }
 
 func (k keyspace) bound(s payword.Serial, g uint32) string {
-	return string(k) + "b:" + s.String() + ":" + strconv.FormatUint(uint64(g), 10)
+	return k.of(s) + "b:" + s.String() + ":" + strconv.FormatUint(uint64(g), 10)
 }
 
 // authorization keys a payment by everything it spends and buys, token
 // included: only the very same payment finds the record.
 func (k keyspace) authorization(p *payword.Payment) string {
+	return k.of(p.Cert.Serial) + "a:" + authDigest(p)
+}
+
+func authDigest(p *payword.Payment) string {
 	h := sha256.New()
 	h.Write(p.Cert.Serial[:])
 	var b [12]byte
@@ -91,18 +134,37 @@ func (k keyspace) authorization(p *payword.Payment) string {
 	h.Write(b[:])
 	h.Write(p.Token[:])
 	h.Write([]byte(p.Product))
-	return string(k) + "a:" + hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil))
 }
 
-func (k keyspace) stream(mode string) string {
+// reportModes are the modes whose claims go through report streams.
+var reportModes = [...]string{ModeAlmostOnline, ModeBatch}
+
+// streamName is the last part of a mode's report stream keys.
+func streamName(mode string) string {
 	if mode == ModeBatch {
-		return string(k) + "r:batch"
+		return "r:batch"
 	}
-	return string(k) + "r:now"
+	return "r:now"
 }
 
-func (k keyspace) keys() string { return string(k) + "keys" }
-func (k keyspace) crl() string  { return string(k) + "crl" }
+// stream is the report stream of mode in shard n.
+func (k keyspace) stream(mode string, n int) string { return k.shard[n] + streamName(mode) }
+
+// streamOf is the report stream of mode that serial s's claims go to.
+func (k keyspace) streamOf(mode string, s payword.Serial) string { return k.stream(mode, shardOf(s)) }
+
+// streams are mode's report streams, one per shard.
+func (k keyspace) streams(mode string) []string {
+	out := make([]string, shards)
+	for n := range out {
+		out[n] = k.stream(mode, n)
+	}
+	return out
+}
+
+func (k keyspace) keys() string { return k.vendor + "keys" }
+func (k keyspace) crl() string  { return k.vendor + "crl" }
 
 // acceptance is what the script is asked to record.
 type acceptance struct {

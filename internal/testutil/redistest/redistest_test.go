@@ -1,56 +1,24 @@
 package redistest
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// do sends one command as a RESP array over a fresh connection and returns
-// the reply: the payload for bulk strings, the line otherwise.
+// do sends one command (see send) and fails the test on an error.
 func do(t *testing.T, addr string, args ...string) string {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	r, err := send(addr, args...)
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		t.Fatalf("%s %v: %v", addr, args, err)
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := c.Write([]byte(b.String())); err != nil {
-		t.Fatalf("write: %v", err)
-	}
-	r := bufio.NewReader(c)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	line = strings.TrimSuffix(line, "\r\n")
-	if !strings.HasPrefix(line, "$") || line == "$-1" {
-		return line
-	}
-	n, err := strconv.Atoi(line[1:])
-	if err != nil {
-		t.Fatalf("bad bulk header %q", line)
-	}
-	buf := make([]byte, n+2)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		t.Fatalf("read bulk: %v", err)
-	}
-	return string(buf[:n])
+	return r
 }
 
 func TestStartPingStop(t *testing.T) {
