@@ -41,6 +41,9 @@ func TestE2EDoubleSpendExposure(t *testing.T) {
 					return 0
 				}
 				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Logf("%s at %s: %d %s", prod, vendors[v], resp.StatusCode, resp.Header.Get("Payment-Error"))
+				}
 				return resp.StatusCode
 			}
 			start := time.Now()
