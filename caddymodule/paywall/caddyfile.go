@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -263,14 +264,13 @@ func parseReplicas(d *caddyfile.Dispenser, h *Handler) error {
 	if err != nil || n == 0 {
 		return d.Errf("replicas: %q must be -1 or 1..%d", args[0], redisurl.MaxReplicas)
 	}
-	h.Replicas = n
+	var t time.Duration
 	if len(args) == 2 {
-		t, err := caddy.ParseDuration(args[1])
-		if err != nil || t <= 0 {
+		if t, err = caddy.ParseDuration(args[1]); err != nil || t <= 0 {
 			return d.Errf("replicas: timeout %q must be a positive duration", args[1])
 		}
-		h.ReplicaTimeout = caddy.Duration(t)
 	}
+	h.Replicas, h.ReplicaTimeout = n, caddy.Duration(t)
 	return nil
 }
 
