@@ -21,9 +21,10 @@ const MasterName = "hw"
 // each its own redis-server on a loopback port. The data servers run as
 // Start runs them (AOF with appendfsync always), so a killed one restarts
 // with what it acknowledged. The Sentinels are tuned to fail over within
-// about two seconds: down after 400 ms, and the periods of their pings,
-// queries and announcements cut from seconds to a fraction of one (SENTINEL
-// DEBUG), so that a test of a failover takes seconds.
+// about two seconds (the first acts 600 ms after the primary stops
+// answering, and the periods of their queries and announcements are cut
+// from seconds to a fraction of one with SENTINEL DEBUG), so that a test
+// of a failover takes seconds.
 type Sentinel struct {
 	tb        testing.TB
 	servers   []*Server // [0] starts as the primary
@@ -31,34 +32,50 @@ type Sentinel struct {
 }
 
 // StartSentinel starts a primary, replicas replicas of it (at least one)
-// and three Sentinels (quorum two), and waits until the replicas are in
+// and three Sentinels, and waits until the replicas are in
 // sync and every Sentinel knows the others and the replicas. opts apply to
 // the data servers. Everything stops when the test ends.
 func StartSentinel(tb testing.TB, replicas int, opts ...Option) *Sentinel {
 	tb.Helper()
+	replicas = max(replicas, 1)
 	s := &Sentinel{tb: tb}
-	// A (re)joining replica syncs at once, not after the default 5 s
-	// wait for others to share the transfer.
-	opts = append([]Option{WithArgs("--repl-diskless-sync-delay", "0")}, opts...)
+	// A (re)joining replica syncs through a file (on /dev/shm): a
+	// diskless sync waits 5 s for other replicas to share the transfer,
+	// and then up to a second for the replica's first acknowledgement
+	// before it streams. A primary stopped at the end of the test does
+	// not wait for its replicas (shutdown-timeout).
+	opts = append([]Option{WithArgs("--repl-diskless-sync", "no", "--shutdown-timeout", "0")}, opts...)
 	primary := Start(tb, opts...)
 	s.servers = append(s.servers, primary)
 	_, port, _ := net.SplitHostPort(primary.Addr())
-	for range max(replicas, 1) {
+	for range replicas {
 		o := append(opts[:len(opts):len(opts)], WithArgs("--replicaof", "127.0.0.1", port))
 		s.servers = append(s.servers, Start(tb, o...))
 	}
 	for i := range 3 {
+		// The first Sentinel acts alone and soon: the votes of three that
+		// see the primary down at once would split, and the next attempt
+		// comes only after twice the failover timeout. The other two
+		// vote for it.
+		quorum, downAfter := 2, 1500
+		if i == 0 {
+			quorum, downAfter = 1, 600
+		}
 		conf := filepath.Join(tb.TempDir(), "sentinel.conf")
-		text := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]s 2\n"+
-			"sentinel down-after-milliseconds %[1]s 400\n"+
-			"sentinel failover-timeout %[1]s 3000\n", MasterName, port)
+		text := fmt.Sprintf("sentinel monitor %[1]s 127.0.0.1 %[2]s %[3]d\n"+
+			"sentinel down-after-milliseconds %[1]s %[4]d\n"+
+			"sentinel failover-timeout %[1]s 3000\n", MasterName, port, quorum, downAfter)
 		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 			tb.Fatal(err)
 		}
 		sen := Start(tb, WithConfigFile(conf), WithArgs("--sentinel"))
+		// Faster pings, queries of the others, INFO and announcements.
+		// Pings no faster than 250 ms: a replica is promoted only if its
+		// last INFO is at most five ping periods old, and during a
+		// failover Sentinel asks it once a second.
 		for _, kv := range [][2]string{
-			{"ping-period", "100"}, {"ask-period", "100"}, {"info-period", "200"},
-			{"publish-period", "200"}, {"tilt-period", "1000"}, {"min-link-reconnect-period", "200"},
+			{"ping-period", "250"}, {"ask-period", "100"}, {"info-period", "200"}, {"publish-period", "100"},
+			{"tilt-period", "1000"}, {"min-link-reconnect-period", "200"},
 		} {
 			if _, err := Command(sen.Addr(), "SENTINEL", "DEBUG", kv[0], kv[1]); err != nil {
 				tb.Fatalf("redistest: sentinel %d: %v", i, err)
@@ -135,14 +152,27 @@ func (s *Sentinel) KillPrimary() *Server {
 // and that server says it is one; it returns the new primary.
 func (s *Sentinel) WaitPromotion(old *Server, within time.Duration) *Server {
 	s.tb.Helper()
+	var p *Server
+	s.await("a promotion", within, func() (err error) { p, err = s.promoted(old); return err })
+	return p
+}
+
+// await polls cond until it returns nil, or fails the test after within.
+func (s *Sentinel) await(what string, within time.Duration, cond func() error) {
+	s.tb.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		p, err := s.promoted(old)
+		err := cond()
 		if err == nil {
-			return p
+			return
 		}
 		if time.Now().After(deadline) {
-			s.tb.Fatalf("redistest: no promotion within %v: %v", within, err)
+			for _, sen := range s.sentinels { // they say why
+				if b, rerr := os.ReadFile(sen.logPath); rerr == nil {
+					s.tb.Logf("redistest: log of sentinel %s:\n%s", sen.Addr(), b)
+				}
+			}
+			s.tb.Fatalf("redistest: no %s within %v: %v", what, within, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -172,17 +202,7 @@ func (s *Sentinel) promoted(old *Server) (*Server, error) {
 // (WAIT): done with their sync and following its stream.
 func (s *Sentinel) WaitReplicas(n int, within time.Duration) {
 	s.tb.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := s.replicasAck(n)
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.tb.Fatalf("redistest: replicas not following within %v: %v", within, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.await("replicas following", within, func() error { return s.replicasAck(n) })
 }
 
 func (s *Sentinel) replicasAck(n int) error {
@@ -207,22 +227,18 @@ func (s *Sentinel) replicasAck(n int) error {
 // replicas: before that, it could not agree on a failover.
 func (s *Sentinel) waitSentinels(replicas int, within time.Duration) {
 	s.tb.Helper()
-	deadline := time.Now().Add(within)
 	for _, sen := range s.sentinels {
-		for {
+		s.await("sentinel ready", within, func() error {
 			r, err := Command(sen.Addr(), "SENTINEL", "MASTER", MasterName)
 			m := map[string]string{}
 			for i := 0; i+1 < len(r); i += 2 {
 				m[r[i]] = r[i+1]
 			}
-			if err == nil && m["num-other-sentinels"] == "2" && m["num-slaves"] == strconv.Itoa(replicas) {
-				break
+			if err == nil && (m["num-other-sentinels"] != "2" || m["num-slaves"] != strconv.Itoa(replicas)) {
+				err = fmt.Errorf("sentinel %s knows %s other sentinels and %s replicas", sen.Addr(), m["num-other-sentinels"], m["num-slaves"])
 			}
-			if time.Now().After(deadline) {
-				s.tb.Fatalf("redistest: sentinel %s not ready within %v: %v %v", sen.Addr(), within, err, m)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return err
+		})
 	}
 }
 
