@@ -230,20 +230,22 @@ func TestSentinelFailoverLosesUnreplicated(t *testing.T) {
 	}
 }
 
-// streamClaims counts the claims on the batch report stream by product.
+// streamClaims counts the claims on the batch report streams by product.
 func streamClaims(t *testing.T, h *Handler) map[string]int {
 	t.Helper()
-	msgs, err := h.be.rdb.XRange(t.Context(), h.be.ks.stream(ModeBatch), "-", "+").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := map[string]int{}
-	for _, m := range msgs {
-		var c payword.Claim
-		if err := json.Unmarshal([]byte(m.Values["c"].(string)), &c); err != nil {
+	for _, stream := range h.be.ks.streams(ModeBatch) {
+		msgs, err := h.be.rdb.XRange(t.Context(), stream, "-", "+").Result()
+		if err != nil {
 			t.Fatal(err)
 		}
-		n[c.Product]++
+		for _, m := range msgs {
+			var c payword.Claim
+			if err := json.Unmarshal([]byte(m.Values["c"].(string)), &c); err != nil {
+				t.Fatal(err)
+			}
+			n[c.Product]++
+		}
 	}
 	return n
 }
