@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hashwall/hashwall/agentapi"
+	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -50,8 +51,9 @@ type Config struct {
 type Agent struct {
 	cfg     Config
 	rdb     redis.UniversalClient
-	prefix  string   // of every agent key (keyPrefix)
-	pkeys   []string // the prefix as the scripts' KEYS
+	rep     redisurl.Replication // what run waits for
+	prefix  string               // of every agent key (keyPrefix)
+	pkeys   []string             // the prefix as the scripts' KEYS
 	keys    payword.KeySet
 	signer  payword.SigningKey
 	master  *sealer
@@ -91,6 +93,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 			return nil, fmt.Errorf("agent: refusing to start: %w (set Ephemeral / --ephemeral for a throwaway store)", err)
 		}
 		a.log.Warn("REDIS MAY LOSE ACKNOWLEDGED WRITES: running on an ephemeral store", zap.Error(err))
+	}
+	a.rep = redisurl.NewReplication(a.rdb, cfg.Replicas, time.Duration(cfg.ReplicaTimeout))
+	if a.rep.Replicas > 0 {
+		a.log.Info("writes are acknowledged once on replicas", zap.Int("replicas", a.rep.Replicas), zap.Duration("timeout", a.rep.Timeout))
 	}
 	if err := loadScripts(ctx, a.rdb); err != nil {
 		return nil, fmt.Errorf("agent: loading Lua scripts: %w", err)

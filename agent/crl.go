@@ -72,7 +72,7 @@ func (a *Agent) PruneCRL(ctx context.Context) (int, error) {
 	cutoff := a.now().Add(-payword.CRLKeep).Unix()
 	total := 0
 	for {
-		n, err := a.run(ctx, pruneCRL, cutoff, 1000).Int()
+		n, err := a.runNoWait(ctx, pruneCRL, cutoff, 1000).Int()
 		total += n
 		if err != nil || n < 1000 {
 			if total > 0 {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hashwall/hashwall/agentapi"
+	"github.com/hashwall/hashwall/internal/redisurl"
 )
 
 // fail is a refusal: the JSON error body of agentapi.Error with its status.
@@ -111,5 +112,6 @@ func (a *Agent) wrap(route string, h handler) http.Handler {
 func isRedisDown(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, redis.ErrClosed) || strings.HasPrefix(err.Error(), "LOADING")
+		errors.Is(err, redis.ErrClosed) || errors.Is(err, redisurl.ErrNotReplicated) ||
+		strings.HasPrefix(err.Error(), "LOADING")
 }

@@ -74,7 +74,7 @@ return bad
 
 // CheckLedger verifies that every balance equals the sum of its ledger.
 func (a *Agent) CheckLedger(ctx context.Context) error {
-	bad, err := a.run(ctx, ledgerCheck).StringSlice()
+	bad, err := a.runNoWait(ctx, ledgerCheck).StringSlice()
 	if err != nil {
 		return err
 	}

@@ -91,8 +91,19 @@ end
 
 func script(body string) *redis.Script { return redis.NewScript(luaPrelude + body) }
 
-// run runs a script on the agent's keyspace.
+// run runs a script on the agent's keyspace and waits until the configured
+// replicas hold what it wrote (and everything written before): the agent
+// acknowledges a purchase, a credit, a report, a binding or a revocation
+// only then, so that a Sentinel failover cannot lose it. A repeat of a
+// request its record answers waits the same way. Short of replicas the
+// error is redisurl.ErrNotReplicated, answered 503 store_unavailable.
 func (a *Agent) run(ctx context.Context, s *redis.Script, args ...any) *redis.Cmd {
+	return a.rep.Run(ctx, a.rdb, s, a.pkeys, args...)
+}
+
+// runNoWait runs a script that acknowledges nothing (a check, the login
+// throttle, the pruning of expired revocations) without waiting for replicas.
+func (a *Agent) runNoWait(ctx context.Context, s *redis.Script, args ...any) *redis.Cmd {
 	return s.Run(ctx, a.rdb, a.pkeys, args...)
 }
 

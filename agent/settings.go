@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -32,6 +33,11 @@ type Settings struct {
 	RecoverEvery   Duration `json:"recover_every,omitempty"`
 	OpenVendors    bool     `json:"open_vendors,omitempty"` // anyone may register a vendor, not only the admin
 	Ephemeral      bool     `json:"ephemeral,omitempty"`    // allow a Redis that may lose acknowledged writes
+	// Replicas of the agent's Redis that must hold a write before the agent
+	// acknowledges it (0: 1 with a redis-sentinel:// URL, else none; -1:
+	// none); ReplicaTimeout (default 500ms, at most 1s) bounds the wait.
+	Replicas       int      `json:"replicas,omitempty"`
+	ReplicaTimeout Duration `json:"replica_timeout,omitempty"`
 }
 
 // Defaults of Settings.
@@ -81,6 +87,9 @@ var ErrShortReportWindow = fmt.Errorf("not longer than the gateways' longest bat
 // is fatal to every caller.
 func (s Settings) Validate() error {
 	s = s.WithDefaults()
+	if err := redisurl.CheckReplication(s.Replicas, time.Duration(s.ReplicaTimeout)); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	switch {
 	case s.SegmentLen < 1 || s.SegmentLen > payword.MaxSegmentLen:
 		return fmt.Errorf("agent: segment_len %d out of 1..%d", s.SegmentLen, payword.MaxSegmentLen)
@@ -136,6 +145,8 @@ func (s *Settings) Table() []Setting {
 		{"recover_every", "least time between two recoveries of an account", positiveDuration{&s.RecoverEvery}},
 		{"open_vendors", "let anyone register a vendor, not only the admin", boolValue{&s.OpenVendors}},
 		{"ephemeral", "allow a Redis that may lose acknowledged writes", boolValue{&s.Ephemeral}},
+		{"replicas", "replicas that must hold a write before it is acknowledged; -1 none (default 1 with redis-sentinel://, else none)", replicasValue{&s.Replicas}},
+		{"replica_timeout", "how long to wait for them, at most 1s (default 500ms)", positiveDuration{&s.ReplicaTimeout}},
 	}
 }
 
@@ -162,6 +173,21 @@ func (v nonNegative) Set(s string) error {
 	n, err := strconv.ParseInt(s, 10, 63)
 	if err != nil || n < 0 {
 		return errors.New("must be a whole number of minor units")
+	}
+	*v.p = n
+	return nil
+}
+
+// replicasValue is -1 or 1..redisurl.MaxReplicas; 0, the default, is
+// what leaving it out gives.
+type replicasValue struct{ p *int }
+
+func (v replicasValue) String() string { return strconv.Itoa(*v.p) }
+func (v replicasValue) Type() string   { return "int" }
+func (v replicasValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n == 0 || n < -1 || n > redisurl.MaxReplicas {
+		return fmt.Errorf("must be -1 or 1..%d", redisurl.MaxReplicas)
 	}
 	*v.p = n
 	return nil

@@ -46,6 +46,9 @@ func TestSettingsValidate(t *testing.T) {
 		"recover_every":        {RecoverEvery: Duration(-time.Second)},
 		"settlement_window":    {SettlementWindow: Duration(-time.Second)},
 		"report_window (neg.)": {ReportWindow: Duration(-time.Hour)},
+		"replicas":             {Replicas: -2},
+		"replicas (many)":      {Replicas: 17},
+		"replica_timeout":      {ReplicaTimeout: Duration(2 * time.Second)},
 	} {
 		if err := s.Validate(); err == nil || !strings.Contains(err.Error(), strings.Fields(name)[0]) {
 			t.Errorf("%s: %v", name, err)
@@ -70,7 +73,8 @@ func TestSettingsTable(t *testing.T) {
 	}
 	in := map[string]string{"segment_len": "256", "max_tokens": "50000", "unit_value": "2", "currency": "USD",
 		"cert_ttl": "720h", "settlement_window": "7d", "settle_interval": "2h", "report_window": "15m",
-		"recover_advance": "64", "recover_every": "3h", "open_vendors": "true", "ephemeral": "true"}
+		"recover_advance": "64", "recover_every": "3h", "open_vendors": "true", "ephemeral": "true",
+		"replicas": "2", "replica_timeout": "250ms"}
 	var s Settings
 	table := s.Table()
 	if len(table) != len(in) {
@@ -87,12 +91,13 @@ func TestSettingsTable(t *testing.T) {
 	want := Settings{SegmentLen: 256, MaxTokens: 50000, UnitValue: 2, Currency: "USD", CertTTL: Duration(720 * time.Hour),
 		SettlementWindow: Duration(7 * 24 * time.Hour), SettleInterval: Duration(2 * time.Hour),
 		ReportWindow: Duration(15 * time.Minute), RecoverAdvance: 64, RecoverEvery: Duration(3 * time.Hour),
-		OpenVendors: true, Ephemeral: true}
+		OpenVendors: true, Ephemeral: true, Replicas: 2, ReplicaTimeout: Duration(250 * time.Millisecond)}
 	if s != want {
 		t.Fatalf("%+v, want %+v", s, want)
 	}
 	for key, bad := range map[string]string{"segment_len": "-1", "max_tokens": "lots", "unit_value": "0",
-		"cert_ttl": "-5s", "report_window": "soon", "recover_advance": "-1", "ephemeral": "maybe"} {
+		"cert_ttl": "-5s", "report_window": "soon", "recover_advance": "-1", "ephemeral": "maybe",
+		"replicas": "0", "replica_timeout": "0s"} {
 		for _, x := range table {
 			if x.Key == key && x.Value.Set(bad) == nil {
 				t.Errorf("%s accepted %q", key, bad)

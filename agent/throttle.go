@@ -65,7 +65,7 @@ return 0
 
 // reserveLogin reserves an attempt of username from addr, or fails with 429.
 func (a *Agent) reserveLogin(ctx context.Context, username, addr string) error {
-	wait, err := a.run(ctx, loginReserve, a.throttleArgs(username, addr)...).Int64()
+	wait, err := a.runNoWait(ctx, loginReserve, a.throttleArgs(username, addr)...).Int64()
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,7 @@ func (a *Agent) reserveLogin(ctx context.Context, username, addr string) error {
 func (a *Agent) releaseLogin(username, addr string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	a.run(ctx, loginRelease, a.throttleArgs(username, addr)...) // a lost release only costs the user one slot
+	a.runNoWait(ctx, loginRelease, a.throttleArgs(username, addr)...) // a lost release only costs the user one slot
 }
 
 func (a *Agent) throttleArgs(username, addr string) []any {

@@ -30,6 +30,8 @@ type backendConfig struct {
 	Keys                                string // pinned keys' fingerprint; "" = learnt at start (https or loopback only)
 	CRLInterval, BatchInterval          time.Duration
 	Ephemeral                           bool // Redis may lose acknowledged writes
+	Replicas                            int  // as Handler.Replicas
+	ReplicaTimeout                      time.Duration
 }
 
 const (
@@ -169,7 +171,7 @@ func (b *backend) start(ctx context.Context) {
 			f(ctx)
 		}()
 	}
-	b.pipe = newScriptPipe(ctx, b.rdb, run)
+	b.pipe = newScriptPipe(ctx, b.rdb, redisurl.NewReplication(b.rdb, b.cfg.Replicas, b.cfg.ReplicaTimeout), run)
 	run(crlSync)
 	run(b.migrate)
 	run(func(ctx context.Context) { b.report(ctx, ModeAlmostOnline, 0) })

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
+	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -68,6 +70,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    batch_interval <duration>                     # at most 5m
 //	    ephemeral                                     # allow a Redis that may lose payments
 //	    offline_segments <n>                          # new segments per certificate taken without the agent (default 1, -1 none)
+//	    replicas       <n> [<timeout>]                # replicas that must hold a payment before it is answered (default 1 on Sentinel, else none; -1 none)
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -149,6 +152,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = setFlag(d, &h.Ephemeral)
 		case "offline_segments":
 			err = parseOfflineSegments(d, h)
+		case "replicas":
+			err = parseReplicas(d, h)
 		default:
 			return d.Errf("unrecognized paywall option %q", opt)
 		}
@@ -246,6 +251,26 @@ func parseOfflineSegments(d *caddyfile.Dispenser, h *Handler) error {
 		return d.Errf("offline_segments: %q must be -1 or 1..%d", v, payword.MaxSegments)
 	}
 	h.OfflineSegments = n
+	return nil
+}
+
+// parseReplicas reads `replicas <n> [<timeout>]`.
+func parseReplicas(d *caddyfile.Dispenser, h *Handler) error {
+	args := d.RemainingArgs()
+	if len(args) == 0 || len(args) > 2 {
+		return d.ArgErr()
+	}
+	n, err := strconv.Atoi(args[0])
+	if err != nil || n == 0 {
+		return d.Errf("replicas: %q must be -1 or 1..%d", args[0], redisurl.MaxReplicas)
+	}
+	var t time.Duration
+	if len(args) == 2 {
+		if t, err = caddy.ParseDuration(args[1]); err != nil || t <= 0 {
+			return d.Errf("replicas: timeout %q must be a positive duration", args[1])
+		}
+	}
+	h.Replicas, h.ReplicaTimeout = n, caddy.Duration(t)
 	return nil
 }
 

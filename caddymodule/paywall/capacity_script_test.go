@@ -58,7 +58,7 @@ func benchScript(b *testing.B, conc int, admit bool, opts ...redistest.Option) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	pipe := newScriptPipe(ctx, rdb, func(f func(context.Context)) { wg.Go(func() { f(ctx) }) })
+	pipe := newScriptPipe(ctx, rdb, redisurl.Replication{}, func(f func(context.Context)) { wg.Go(func() { f(ctx) }) })
 	ks := newKeyspace(testVendor)
 
 	type job struct {

@@ -19,6 +19,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -100,6 +101,15 @@ type Handler struct {
 	// a reader can double-spend at this vendor to OfflineSegments × m
 	// tokens per certificate (see exposure.go).
 	OfflineSegments int `json:"offline_segments,omitempty"`
+	// Replicas is how many replicas of the vendor's Redis must hold a
+	// payment (its authorization record and claim) or a void before the
+	// gateway answers it (WAIT after the script): past ReplicaTimeout
+	// (default 500ms, at most 1s) with fewer, the payment gets 503
+	// unavailable, and the wallet's repeat of it is answered once it is
+	// on them. A failover then never loses an accepted payment. Default 1
+	// with a redis-sentinel:// URL, else none; -1: none.
+	Replicas       int            `json:"replicas,omitempty"`
+	ReplicaTimeout caddy.Duration `json:"replica_timeout,omitempty"`
 
 	lines     map[string]caddyfile.Token // where the Caddyfile set each setting (see checks)
 	logger    *zap.Logger
@@ -225,7 +235,7 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	h.poolKey = backendConfig{
 		Vendor: h.Vendor, Redis: redisURL, Agent: strings.TrimRight(h.Agent, "/"), APIToken: apiToken,
 		CRL: h.CRL, Keys: keysFingerprint(pinned), CRLInterval: crlInterval, BatchInterval: batchInterval,
-		Ephemeral: h.Ephemeral,
+		Ephemeral: h.Ephemeral, Replicas: h.Replicas, ReplicaTimeout: time.Duration(h.ReplicaTimeout),
 	}
 	if err := h.validate(); err != nil {
 		return err
@@ -276,6 +286,7 @@ func (h *Handler) checks() []check {
 		{"batch_interval", checkBatchInterval(h.BatchInterval)},
 		{"mode", checkMode(h.Mode)},
 		{"crl", checkCRL(h.CRL)},
+		{"replicas", redisurl.CheckReplication(h.Replicas, time.Duration(h.ReplicaTimeout))},
 	}
 	if len(h.Rules) > maxRules || len(h.Free) > maxRules {
 		cs = append(cs, check{"price", fmt.Errorf("at most %d rules and %d free patterns", maxRules, maxRules)})

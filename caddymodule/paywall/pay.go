@@ -169,7 +169,8 @@ func (h *Handler) recordVoid(ctx context.Context, p *payword.Payment, g *grantCl
 		Token: p.Token, Amount: p.Amount, Product: p.Product, Auth: g.ID + payword.VoidSuffix, Time: iat, Void: true,
 	})
 	rec := g.ID + " " + strconv.FormatInt(iat, 10) + " " + strconv.FormatInt(exp, 10)
-	n, err := voidScript.Run(ctx, h.be.rdb, []string{h.be.ks.authorization(p), h.be.ks.streamOf(o.Mode, p.Cert.Serial)}, rec, claim).Int()
+	keys := []string{h.be.ks.authorization(p), h.be.ks.streamOf(o.Mode, p.Cert.Serial)}
+	n, err := h.be.pipe.rep.Run(ctx, h.be.rdb, voidScript, keys, rec, claim).Int()
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUnavailable, err)
 	}

@@ -2,10 +2,11 @@ package paywall
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hashwall/hashwall/internal/redisurl"
 )
 
 // scriptPipe runs the accept scripts of payments. While few are in flight
@@ -13,10 +14,17 @@ import (
 // pipelines, so that under load a handful of payments share one write and
 // one read on each side instead of a system call pair each. Nothing waits
 // to fill a batch; a batch is whatever queued while the previous one ran.
+//
+// A payment is acknowledged only once rep's replicas hold it: one WAIT
+// after a pipeline covers all its scripts, and the segment admission
+// written before them. On a Cluster that WAIT must go to the one master
+// of the scripts' slot, so with replicas each script goes alone there.
 type scriptPipe struct {
-	rdb      redis.UniversalClient
-	reqs     chan *scriptCall
-	inflight atomic.Int32
+	rdb       redis.UniversalClient
+	rep       redisurl.Replication
+	unbatched bool
+	reqs      chan *scriptCall
+	inflight  atomic.Int32
 }
 
 type scriptCall struct {
@@ -37,8 +45,9 @@ const (
 	maxPipeBatch = 64 // scripts per pipeline
 )
 
-func newScriptPipe(ctx context.Context, rdb redis.UniversalClient, start func(func(context.Context))) *scriptPipe {
-	p := &scriptPipe{rdb: rdb, reqs: make(chan *scriptCall, maxPipeBatch*pipeWorkers)}
+func newScriptPipe(ctx context.Context, rdb redis.UniversalClient, rep redisurl.Replication, start func(func(context.Context))) *scriptPipe {
+	_, cluster := rdb.(*redis.ClusterClient)
+	p := &scriptPipe{rdb: rdb, rep: rep, unbatched: cluster && rep.Replicas > 0, reqs: make(chan *scriptCall, maxPipeBatch*pipeWorkers)}
 	for range pipeWorkers {
 		start(p.work)
 	}
@@ -49,8 +58,8 @@ func newScriptPipe(ctx context.Context, rdb redis.UniversalClient, start func(fu
 func (p *scriptPipe) run(ctx context.Context, keys []string, args ...any) ([]any, error) {
 	n := p.inflight.Add(1)
 	defer p.inflight.Add(-1)
-	if n <= directMax {
-		return acceptScript.Run(ctx, p.rdb, keys, args...).Slice()
+	if n <= directMax || p.unbatched {
+		return p.rep.Run(ctx, p.rdb, acceptScript, keys, args...).Slice()
 	}
 	c := &scriptCall{ctx: ctx, keys: keys, args: args, done: make(chan scriptResult, 1)}
 	select {
@@ -105,22 +114,21 @@ func (p *scriptPipe) exec(batch []*scriptCall) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
 	defer cancel()
-	cmds, _ := p.rdb.Pipelined(ctx, func(pipe redis.Pipeliner) error {
-		for _, c := range live {
-			acceptScript.EvalSha(ctx, pipe, c.keys, c.args...)
+	cmds := make([]*redis.Cmd, len(live))
+	acked := p.rep.Pipelined(ctx, p.rdb, live[0].keys[0], func(pipe redis.Pipeliner) {
+		for i, c := range live {
+			cmds[i] = acceptScript.EvalSha(ctx, pipe, c.keys, c.args...)
 		}
-		return nil
 	})
 	for i, c := range live {
 		var r scriptResult
-		if i < len(cmds) {
-			r.vals, r.err = cmds[i].(*redis.Cmd).Slice()
-		} else {
-			r.err = fmt.Errorf("pipeline lost command %d", i)
-		}
-		if r.err != nil && redis.HasErrorPrefix(r.err, "NOSCRIPT") {
+		r.vals, r.err = cmds[i].Slice()
+		switch {
+		case r.err != nil && redis.HasErrorPrefix(r.err, "NOSCRIPT"):
 			// First use on this server (or after a restart): Run loads it.
-			r.vals, r.err = acceptScript.Run(ctx, p.rdb, c.keys, c.args...).Slice()
+			r.vals, r.err = p.rep.Run(ctx, p.rdb, acceptScript, c.keys, c.args...).Slice()
+		case r.err == nil && acked != nil:
+			r.vals, r.err = nil, acked
 		}
 		c.done <- r
 	}
