@@ -2,7 +2,7 @@
 # Gateway benchmark. Every figure is a ratio against its reference, both
 # measured in this one run, on this machine and this Redis (AOF with
 # appendfsync always, as production needs). Loopback only, bounded in time
-# (about 13 x DUR plus building and payment generation).
+# (about 15 x DUR plus building and payment generation).
 #
 #  1. grant path / plain Caddy: the same static response and the same
 #     request (grant cookie included), one hashwall process, closed-loop
@@ -17,7 +17,7 @@
 #     timed from its due time (bench/loadgen): p50, p99, p99.9 (target p99
 #     <= 2 ms at 50%).
 #
-# Knobs (environment): DUR (seconds per measurement, 6), ROUNDS (2), CONNS
+# Knobs (environment): DUR (seconds per measurement, 6), ROUNDS (3), CONNS
 # (grant-path saturation connections, 50), PAY_CONNS (payment saturation
 # connections, 32), LANES (open-loop connections, 64), PAY_MAX (payments/s
 # the saturation run's payments allow for, 25000).
@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DUR=${DUR:-6}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
 PAY_CONNS=${PAY_CONNS:-32}
 LANES=${LANES:-64}
