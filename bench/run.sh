@@ -59,7 +59,8 @@ freeport() {
 RPORT=$(freeport); PLAIN=$(freeport); PAID=$(freeport)
 began=$SECONDS
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(redis-server --version | awk '{print $3}'), $(go version | awk '{print $3}')"
+# Other work on the machine shows in every figure: the load average says how much.
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), redis $(redis-server --version | awk '{print $3}'), $(go version | awk '{print $3}'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "building hashwall and the bench tools..."
 go build -o "$work/hashwall" ./cmd/hashwall
 go build -o "$work/loadgen" ./bench/loadgen
@@ -179,7 +180,7 @@ row() {
 }
 ms() { get "$1" <"$work/$2.out"; }
 echo
-echo "== ratios, one run, $(nproc) cores, $(date -u +%F), $((SECONDS - began)) s"
+echo "== ratios, one run, $(nproc) cores, $(date -u +%F), $((SECONDS - began)) s, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-58s %12s %10s  %s\n' what measured target result
 row "grant path / plain Caddy, saturation throughput" "$(calc "int($GRANT_RATIO * 1000 + 0.5) / 1000")" ">= 0.95"
 row "  plain Caddy, grant path saturation (req/s)" "$(calc "int($plain_sum / $ROUNDS)")/$(calc "int($grant_sum / $ROUNDS)")" -
