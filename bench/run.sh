@@ -19,7 +19,8 @@
 #
 # Knobs (environment): DUR (seconds per measurement, 6), ROUNDS (3), CONNS
 # (grant-path saturation connections, 50), PAY_CONNS (payment saturation
-# connections, 32), LANES (open-loop connections, 64), PAY_MAX (payments/s
+# connections, 160: enough in flight to fill the gateway's pipelines, 8
+# direct and 2 x 64, as full as the bare rate's), LANES (open-loop connections, 64), PAY_MAX (payments/s
 # the saturation run's payments allow for, 25000), REDIS_DIR (where Redis
 # keeps its AOF: a temporary directory on the disk of $TMPDIR by default, as
 # in production; a directory on /dev/shm takes the disk's fsync out).
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 DUR=${DUR:-6}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-50}
-PAY_CONNS=${PAY_CONNS:-32}
+PAY_CONNS=${PAY_CONNS:-160}
 LANES=${LANES:-64}
 PAY_MAX=${PAY_MAX:-25000}
 for v in DUR ROUNDS CONNS PAY_CONNS LANES PAY_MAX; do
