@@ -20,10 +20,11 @@
 # Knobs (environment): DUR (seconds per measurement, 6), ROUNDS (3), CONNS
 # (grant-path saturation connections, 50), PAY_CONNS (payment saturation
 # connections, 160: enough in flight to fill the gateway's pipelines, 8
-# direct and 2 x 64, as full as the bare rate's), LANES (open-loop connections, 64), PAY_MAX (payments/s
-# the saturation run's payments allow for, 25000), REDIS_DIR (where Redis
-# keeps its AOF: a temporary directory on the disk of $TMPDIR by default, as
-# in production; a directory on /dev/shm takes the disk's fsync out).
+# direct and 2 x 64, as full as the bare rate's), LANES (open-loop
+# connections, 64), PAY_MAX (payments/s the saturation run's payments allow
+# for, 25000), REDIS_DIR (where Redis keeps its AOF: a temporary directory
+# on the disk of $TMPDIR by default, as in production; a directory on
+# /dev/shm takes the disk's fsync out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
