@@ -1,7 +1,8 @@
 // Command paygen writes PayWord payment headers for the gateway benchmark:
-// a test certificate signed by a fixed agent key, and for each wrk thread a
-// file of payments that spend its own segments contiguously, one token each,
-// so every request carries a new, valid token.
+// a test certificate signed by a fixed agent key, and for each load
+// generator lane (bench/loadgen's -payments) a file of payments that spend
+// its own segments contiguously, one token each, so every request carries a
+// new, valid token.
 package main
 
 import (
@@ -20,7 +21,7 @@ import (
 
 func main() {
 	dir := flag.String("dir", ".", "output directory")
-	threads := flag.Int("threads", 4, "files to write, one per wrk thread")
+	threads := flag.Int("threads", 4, "files to write, one per load generator lane")
 	per := flag.Int("n", 20000, "payments per file")
 	vendor := flag.String("vendor", "bench", "vendor id")
 	product := flag.String("product", "/articles/bench", "product (path) paid for")
