@@ -202,5 +202,8 @@ row "payment path saturation / bare script rate" "$(calc "int($PAY_RATIO * 1000 
 row "  payment saturation, bare script max(pipelined, direct) (/s)" "$SAT/$(calc "int($BARE)")" -
 row "payment p99 at 50% of saturation ($R50/s) (ms)" "$(ms p99_ms pay-50)" "<= 2"
 row "  p50, p99.9 at 50% (ms)" "$(ms p50_ms pay-50)/$(ms p99.9_ms pay-50)" -
+# How late the generator itself sent, p99: near the latency above, the
+# machine (other work, too few cores) was the bottleneck, not the gateway.
+row "  the generator's own send delay at 50%, p99 (ms)" "$(ms lag_p99_ms pay-50)" -
 row "  p50, p99, p99.9 at 80% ($R80/s) (ms)" "$(ms p50_ms pay-80)/$(ms p99_ms pay-80)/$(ms p99.9_ms pay-80)" -
 row "errors (non-2xx, transport, not sent in time)" "$errs" "<= 0"
