@@ -25,7 +25,9 @@
 # connections, 64), PAY_MAX (payments/s the saturation run's payments allow
 # for, 25000), REDIS_DIR (where Redis keeps its AOF: a temporary directory
 # on the disk of $TMPDIR by default, as in production; a directory on
-# /dev/shm takes the disk's fsync out).
+# /dev/shm takes the disk's fsync out), PROFILE (a directory: CPU and
+# allocation profiles of the gateway from Caddy's admin API during the
+# payment runs, for go tool pprof), ONLY=pay (the payment sections alone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +37,8 @@ CONNS=${CONNS:-50}
 PAY_CONNS=${PAY_CONNS:-160}
 LANES=${LANES:-64}
 PAY_MAX=${PAY_MAX:-25000}
+PROFILE=${PROFILE:-}
+ONLY=${ONLY:-}
 for v in DUR ROUNDS CONNS PAY_CONNS LANES PAY_MAX; do
 	[[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "$v=${!v}: want a positive integer"; exit 2; }
 done
@@ -62,7 +66,7 @@ freeport() {
 	done
 	echo "no free port" >&2; return 1
 }
-RPORT=$(freeport); PLAIN=$(freeport); PAID=$(freeport)
+RPORT=$(freeport); PLAIN=$(freeport); PAID=$(freeport); ADMIN=$(freeport)
 began=$SECONDS
 
 # Other work on the machine shows in every figure: the load average says
@@ -93,9 +97,11 @@ redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly yes --appen
 pids+=($!)
 
 BODY="Lorem ipsum: the same static article for both servers."
+admin=off
+[ -z "$PROFILE" ] || { mkdir -p "$PROFILE"; admin="127.0.0.1:$ADMIN"; }
 cat >"$work/Caddyfile" <<CADDY
 {
-	admin off
+	admin $admin
 	log {
 		level ERROR
 	}
@@ -143,21 +149,36 @@ load() {
 	printf '%-14s %s\n' "$name" "$(cat "$work/$name.out")"
 }
 cookie=(-H "Cookie: hw_grant=$GRANT")
+# profiled NAME ARGS...: load, with the gateway's CPU profile of the run
+# and the allocations made during it written to $PROFILE/NAME.{cpu,allocs}.
+profiled() {
+	local name=$1 pp=()
+	if [ -n "$PROFILE" ]; then
+		local url="http://127.0.0.1:$ADMIN/debug/pprof"
+		curl -fs -o "$PROFILE/$name.cpu" "$url/profile?seconds=$((DUR - 1))" & pp+=($!)
+		curl -fs -o "$PROFILE/$name.allocs" "$url/allocs?seconds=$((DUR - 1))" & pp+=($!)
+	fi
+	load "$@"
+	for p in "${pp[@]}"; do wait "$p" || echo "profile of $name: curl failed"; done
+}
 
-echo "== 1. grant path vs plain Caddy"
-plain_sum=0; grant_sum=0; ratios=()
-for r in $(seq "$ROUNDS"); do
-	load "plain-sat-$r" -url "http://127.0.0.1:$PLAIN/articles/bench" "${cookie[@]}" -conns "$CONNS"
-	load "grant-sat-$r" -url "http://127.0.0.1:$PAID/articles/bench" "${cookie[@]}" -conns "$CONNS"
-	p=$(get rate <"$work/plain-sat-$r.out"); g=$(get rate <"$work/grant-sat-$r.out")
-	plain_sum=$(calc "$plain_sum + $p"); grant_sum=$(calc "$grant_sum + $g"); ratios+=("$(calc "$g / $p")")
-done
-# The median of the rounds' ratios: a burst of other work on the machine
-# spoils one round, not the figure.
-GRANT_RATIO=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
-FIXED=$(calc "int($plain_sum / $ROUNDS / 2)")
-load plain-fixed -url "http://127.0.0.1:$PLAIN/articles/bench" "${cookie[@]}" -conns "$LANES" -rate "$FIXED"
-load grant-fixed -url "http://127.0.0.1:$PAID/articles/bench" "${cookie[@]}" -conns "$LANES" -rate "$FIXED"
+GRANT_RATIO=0; FIXED=0; ratios=(); plain_sum=0; grant_sum=0
+if [ "$ONLY" != pay ]; then
+	echo "== 1. grant path vs plain Caddy"
+	plain_sum=0; grant_sum=0; ratios=()
+	for r in $(seq "$ROUNDS"); do
+		load "plain-sat-$r" -url "http://127.0.0.1:$PLAIN/articles/bench" "${cookie[@]}" -conns "$CONNS"
+		load "grant-sat-$r" -url "http://127.0.0.1:$PAID/articles/bench" "${cookie[@]}" -conns "$CONNS"
+		p=$(get rate <"$work/plain-sat-$r.out"); g=$(get rate <"$work/grant-sat-$r.out")
+		plain_sum=$(calc "$plain_sum + $p"); grant_sum=$(calc "$grant_sum + $g"); ratios+=("$(calc "$g / $p")")
+	done
+	# The median of the rounds' ratios: a burst of other work on the machine
+	# spoils one round, not the figure.
+	GRANT_RATIO=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+	FIXED=$(calc "int($plain_sum / $ROUNDS / 2)")
+	load plain-fixed -url "http://127.0.0.1:$PLAIN/articles/bench" "${cookie[@]}" -conns "$LANES" -rate "$FIXED"
+	load grant-fixed -url "http://127.0.0.1:$PAID/articles/bench" "${cookie[@]}" -conns "$LANES" -rate "$FIXED"
+fi
 
 echo "== 2. bare script rate, same Redis"
 timeout $((DUR * 2 + 60)) "$work/scriptrate" -redis "redis://127.0.0.1:$RPORT/0" -payments "$work/sat" \
@@ -167,7 +188,7 @@ PIPE=$(get pipelined_rate <"$work/script.out"); DIRECT=$(get direct_rate <"$work
 BARE=$(calc "($PIPE > $DIRECT) ? $PIPE : $DIRECT")
 
 echo "== 3. payment path saturation"
-load pay-sat -url "http://127.0.0.1:$PAID/articles/bench" -payments "$work/sat" -conns "$PAY_CONNS"
+profiled pay-sat -url "http://127.0.0.1:$PAID/articles/bench" -payments "$work/sat" -conns "$PAY_CONNS"
 SAT=$(get rate <"$work/pay-sat.out")
 PAY_RATIO=$(calc "$SAT / $BARE")
 
@@ -175,7 +196,7 @@ echo "== 4. payment latency at 50% and 80% of $SAT payments/s"
 R50=$(calc "int($SAT * 0.5)"); R80=$(calc "int($SAT * 0.8)")
 paygen "$work/r50" "$R50" "$LANES"
 paygen "$work/r80" "$R80" "$LANES"
-load pay-50 -url "http://127.0.0.1:$PAID/articles/bench" -payments "$work/r50" -conns "$LANES" -rate "$R50"
+profiled pay-50 -url "http://127.0.0.1:$PAID/articles/bench" -payments "$work/r50" -conns "$LANES" -rate "$R50"
 load pay-80 -url "http://127.0.0.1:$PAID/articles/bench" -payments "$work/r80" -conns "$LANES" -rate "$R80"
 
 errs=0
@@ -194,10 +215,12 @@ ms() { get "$1" <"$work/$2.out"; }
 echo
 echo "== ratios, one run, $(nproc) cores, $(date -u +%F), $((SECONDS - began)) s, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-58s %12s %10s  %s\n' what measured target result
-row "grant path / plain Caddy, saturation throughput (median)" "$(calc "int($GRANT_RATIO * 1000 + 0.5) / 1000")" ">= 0.95"
-row "  each round's ratio" "$(printf '%.3f/' "${ratios[@]}" | sed 's:/$::')" -
-row "  plain Caddy, grant path saturation (req/s)" "$(calc "int($plain_sum / $ROUNDS)")/$(calc "int($grant_sum / $ROUNDS)")" -
-row "  p99 at $FIXED req/s: plain Caddy, grant path (ms)" "$(ms p99_ms plain-fixed)/$(ms p99_ms grant-fixed)" -
+if [ "$ONLY" != pay ]; then
+	row "grant path / plain Caddy, saturation throughput (median)" "$(calc "int($GRANT_RATIO * 1000 + 0.5) / 1000")" ">= 0.95"
+	row "  each round's ratio" "$(printf '%.3f/' "${ratios[@]}" | sed 's:/$::')" -
+	row "  plain Caddy, grant path saturation (req/s)" "$(calc "int($plain_sum / $ROUNDS)")/$(calc "int($grant_sum / $ROUNDS)")" -
+	row "  p99 at $FIXED req/s: plain Caddy, grant path (ms)" "$(ms p99_ms plain-fixed)/$(ms p99_ms grant-fixed)" -
+fi
 row "payment path saturation / bare script rate" "$(calc "int($PAY_RATIO * 1000 + 0.5) / 1000")" ">= 0.6"
 row "  payment saturation, bare script max(pipelined, direct) (/s)" "$SAT/$(calc "int($BARE)")" -
 row "payment p99 at 50% of saturation ($R50/s) (ms)" "$(ms p99_ms pay-50)" "<= 2"

@@ -143,7 +143,10 @@ func (b *backend) storeReady(ctx context.Context) error {
 		b.checkMu.Lock()
 		if !b.durable.Load() && time.Since(b.lastCheck) >= time.Second {
 			b.lastCheck = time.Now()
-			if err := redisurl.CheckDurable(ctx, b.rdb); err != nil {
+			ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+			err := redisurl.CheckDurable(ctx, b.rdb)
+			cancel()
+			if err != nil {
 				b.log.Error("vendor's redis not usable for payments", zap.Error(err))
 			} else {
 				b.durable.Store(true)

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +65,7 @@ type granter struct {
 	all    jwt.VerificationKeySet
 	vendor string
 	parser *jwt.Parser
+	minter *minter
 
 	mu    sync.RWMutex
 	cache map[string]*grantClaims
@@ -83,6 +85,7 @@ func newGranter(keys [][]byte, vendor string) *granter {
 		g.kids = append(g.kids, grantKeyID(k))
 		g.all.Keys = append(g.all.Keys, k)
 	}
+	g.minter = newMinter(keys[0], g.kids[0])
 	return g
 }
 
@@ -91,15 +94,6 @@ func newGranter(keys [][]byte, vendor string) *granter {
 func grantKeyID(k []byte) string {
 	sum := sha256.Sum256(append([]byte("hashwall grant key id\x00"), k...))
 	return hex.EncodeToString(sum[:6])
-}
-
-// mint signs c with the first key. The same claims always give the same
-// token, so a retried payment gets back exactly the grant it was first
-// given (while the signing key stays the same).
-func (g *granter) mint(c *grantClaims) (string, error) {
-	t := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
-	t.Header["kid"] = g.kids[0]
-	return t.SignedString(g.keys[0])
 }
 
 // key is the verification key of token t: the one its kid names, or all
@@ -213,13 +207,39 @@ func (h *Handler) deliverGrant(w http.ResponseWriter, r *http.Request, g *grantC
 	if len(cpath) > 1 {
 		cpath = strings.TrimSuffix(cpath, "/")
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: grantCookieName(o.Product), Value: token, Path: cookiePath(r, cpath),
-		MaxAge: int(time.Until(g.ExpiresAt.Time) / time.Second), HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
-	})
+	w.Header().Add("Set-Cookie", grantSetCookie(grantCookieName(o.Product), token, cookiePath(r, cpath),
+		int(time.Until(g.ExpiresAt.Time)/time.Second), r.TLS != nil))
 	w.Header().Set(payword.ReceiptHeader, token)
 	w.Header().Set("Cache-Control", "private, no-store")
 	setPlaceholders(r, g)
+}
+
+// grantSetCookie is the Set-Cookie value of a grant, as http.Cookie's
+// String writes it (a test holds the two together), without its checks of
+// name and value, which are ours and valid: one is set per payment.
+func grantSetCookie(name, token, path string, maxAge int, secure bool) string {
+	plain := maxAge > 0 && path != ""
+	for i := 0; plain && i < len(path); i++ {
+		plain = path[i] >= 0x20 && path[i] < 0x7f && path[i] != ';'
+	}
+	if !plain {
+		c := &http.Cookie{Name: name, Value: token, Path: path, MaxAge: maxAge, HttpOnly: true, Secure: secure, SameSite: http.SameSiteLaxMode}
+		return c.String()
+	}
+	b := make([]byte, 0, len(name)+len(token)+len(path)+64)
+	b = append(b, name...)
+	b = append(b, '=')
+	b = append(b, token...)
+	b = append(b, "; Path="...)
+	b = append(b, path...)
+	b = append(b, "; Max-Age="...)
+	b = strconv.AppendInt(b, int64(maxAge), 10)
+	b = append(b, "; HttpOnly"...)
+	if secure {
+		b = append(b, "; Secure"...)
+	}
+	b = append(b, "; SameSite=Lax"...)
+	return string(b)
 }
 
 // cookiePath is the product's path as the browser sees it. A route that

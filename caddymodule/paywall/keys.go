@@ -83,6 +83,8 @@ func (k *keyStore) verifier(ctx context.Context) (*payword.Verifier, error) {
 	if s := k.cur.Load(); s != nil {
 		return s.v, nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	select {
 	case <-k.ready:
 	case <-ctx.Done():
@@ -113,6 +115,8 @@ func (k *keyStore) load(ctx context.Context) {
 // another than the one seen was built from (a sync worker may have learnt
 // the new key meanwhile). It asks the agent at most every refetchEvery.
 func (k *keyStore) refresh(ctx context.Context, seen *payword.Verifier) bool {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	k.refreshEvery(ctx, refetchEvery)
 	s := k.cur.Load()
 	return s != nil && s.v != seen

@@ -144,6 +144,13 @@ func (b *backend) waitLayout(ctx context.Context) error {
 	select {
 	case <-b.layoutReady:
 		return nil
+	default:
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	select {
+	case <-b.layoutReady:
+		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("%w: the store's keys are being moved to the sharded layout", errUnavailable)
 	}
