@@ -66,7 +66,7 @@ freeport() {
 	done
 	echo "no free port" >&2; return 1
 }
-RPORT=$(freeport); PLAIN=$(freeport); PAID=$(freeport); ADMIN=$(freeport)
+RPORT=$(freeport); PLAIN=$(freeport); PAID=$(freeport); ADMIN=$(freeport); AGENT=$(freeport)
 began=$SECONDS
 
 # Other work on the machine shows in every figure: the load average says
@@ -81,6 +81,7 @@ go build -o "$work/hashwall" ./cmd/hashwall
 go build -o "$work/loadgen" ./bench/loadgen
 go build -o "$work/scriptrate" ./bench/scriptrate
 go build -o "$work/paygen" ./bench/paygen
+go build -o "$work/stubagent" ./bench/stubagent
 
 # paygen DIR RATE CONNS: payments for RATE/s over DUR on CONNS lanes.
 paygen() {
@@ -94,6 +95,12 @@ read -r KID PUB <"$work/sat/agent-key.txt"
 # payment. No AOF rewrite: its fork would land in one measurement or another.
 redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly yes --appendfsync always \
 	--auto-aof-rewrite-percentage 0 --dir "$aof" >"$work/redis.log" 2>&1 &
+pids+=($!); REDIS_PID=$!
+
+# A stand-in bank that answers every claim report "paid": the gateway's
+# report path (reading the streams, shipping, acknowledging) runs as in
+# production and is measured with the rest.
+"$work/stubagent" -addr "127.0.0.1:$AGENT" -token bench-token >"$work/agent.log" 2>&1 &
 pids+=($!)
 
 BODY="Lorem ipsum: the same static article for both servers."
@@ -113,8 +120,8 @@ http://127.0.0.1:$PAID {
 	paywall {
 		vendor bench
 		api_token bench-token
-		agent http://127.0.0.1:9
-		crl redis                  # the revocation list from this Redis (empty): no bank in this bench
+		agent http://127.0.0.1:$AGENT
+		crl redis                  # the revocation list from this Redis (empty): the stand-in bank has none
 		key $KID $PUB
 		redis redis://127.0.0.1:$RPORT/0
 		grant_key bench-grant-key-bench-grant-key-0123
@@ -125,7 +132,7 @@ http://127.0.0.1:$PAID {
 }
 CADDY
 "$work/hashwall" run --config "$work/Caddyfile" --adapter caddyfile >"$work/caddy.log" 2>&1 &
-pids+=($!)
+pids+=($!); GW_PID=$!
 up=
 for _ in $(seq 50); do
 	curl -fs -o /dev/null "http://127.0.0.1:$PLAIN/" && { up=1; break; }
@@ -143,9 +150,22 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Cookie: hw_grant=$GRANT" "http
 get() { awk -v k="$1" '{for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2)}' | head -1; }
 calc() { awk "BEGIN{print $1}"; }
 # load NAME ARGS...: one bounded loadgen run, its line echoed and kept.
+# ticks PID: the CPU time a process has used, in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+# load NAME ARGS...: one bounded loadgen run, its line echoed and kept,
+# with the CPU time the gateway and Redis spent per answered request
+# (gw_cpu_us, redis_cpu_us): what each request costs whatever else runs.
 load() {
 	local name=$1; shift
+	local g0 r0
+	g0=$(ticks "$GW_PID"); r0=$(ticks "$REDIS_PID")
 	timeout $((DUR * 2 + 30)) "$work/loadgen" -duration "${DUR}s" "$@" >"$work/$name.out"
+	local ok; ok=$(get ok <"$work/$name.out")
+	if ((ok > 0)); then
+		local line; line=$(cat "$work/$name.out")
+		echo "$line gw_cpu_us=$(calc "int(($(ticks "$GW_PID") - $g0) * 1e6 / $TICK / $ok)") redis_cpu_us=$(calc "int(($(ticks "$REDIS_PID") - $r0) * 1e6 / $TICK / $ok)")" >"$work/$name.out"
+	fi
 	printf '%-14s %s\n' "$name" "$(cat "$work/$name.out")"
 }
 cookie=(-H "Cookie: hw_grant=$GRANT")
@@ -198,6 +218,14 @@ paygen "$work/r50" "$R50" "$LANES"
 paygen "$work/r80" "$R80" "$LANES"
 profiled pay-50 -url "http://127.0.0.1:$PAID/articles/bench" -payments "$work/r50" -conns "$LANES" -rate "$R50"
 load pay-80 -url "http://127.0.0.1:$PAID/articles/bench" -payments "$work/r80" -conns "$LANES" -rate "$R80"
+
+# The claims the stand-in bank has not taken yet: a few seconds' worth at
+# most, or the report path fell behind.
+backlog=0
+for k in $(redis-cli -p "$RPORT" --scan --type stream); do
+	backlog=$((backlog + $(redis-cli -p "$RPORT" xlen "$k")))
+done
+echo "claims not yet reported to the bank: $backlog"
 
 errs=0
 for f in "$work"/*.out; do errs=$((errs + $(get errors <"$f"))); done
