@@ -70,18 +70,19 @@ RPORT=$(freeport); PLAIN=$(freeport); PAID=$(freeport); ADMIN=$(freeport); AGENT
 began=$SECONDS
 
 # Other work on the machine shows in every figure: the load average says
-# how much. With appendfsync always, Redis's fsync bounds every write: the
-# time of one 1 KiB synchronous write in its directory says what it costs.
-fsync=$( { TIMEFORMAT=%R; time timeout 20 dd if=/dev/zero of="$aof/probe" bs=1k count=200 oflag=dsync 2>/dev/null; } 2>&1)
-rm -f "$aof/probe"
+# how much.
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), redis $(redis-server --version | awk '{print $3}'), $(go version | awk '{print $3}'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "AOF in $aof: $(awk "BEGIN{printf \"%.2f\", $fsync * 1000 / 200}") ms a synchronous 1 KiB write"
 echo "building hashwall and the bench tools..."
 go build -o "$work/hashwall" ./cmd/hashwall
 go build -o "$work/loadgen" ./bench/loadgen
 go build -o "$work/scriptrate" ./bench/scriptrate
 go build -o "$work/paygen" ./bench/paygen
 go build -o "$work/stubagent" ./bench/stubagent
+go build -o "$work/fsyncprobe" ./bench/fsyncprobe
+# With appendfsync always, Redis fsyncs its AOF before it replies: no
+# payment is answered sooner than one write and fdatasync in its directory.
+"$work/fsyncprobe" -dir "$aof" -n 1000 >"$work/fsync.out"
+echo "AOF in $aof: $(cat "$work/fsync.out")"
 
 # paygen DIR RATE CONNS: payments for RATE/s over DUR on CONNS lanes.
 paygen() {
@@ -228,7 +229,7 @@ done
 echo "claims not yet reported to the bank: $backlog"
 
 errs=0
-for f in "$work"/*.out; do errs=$((errs + $(get errors <"$f"))); done
+for f in "$work"/*.out; do e=$(get errors <"$f"); errs=$((errs + ${e:-0})); done
 
 # row WHAT VALUE TARGET: PASS/FAIL from TARGET (">= x", "<= x") or "-".
 row() {
@@ -252,6 +253,9 @@ fi
 row "payment path saturation / bare script rate" "$(calc "int($PAY_RATIO * 1000 + 0.5) / 1000")" ">= 0.6"
 row "  payment saturation, bare script max(pipelined, direct) (/s)" "$SAT/$(calc "int($BARE)")" -
 row "payment p99 at 50% of saturation ($R50/s) (ms)" "$(ms p99_ms pay-50)" "<= 2"
+# The AOF's fsync bounds every payment from below: with its p99 above the
+# target, no gateway meets it on this disk.
+row "  the AOF's fsync alone: p50, p99 (ms)" "$(get fsync_p50_ms <"$work/fsync.out")/$(get fsync_p99_ms <"$work/fsync.out")" -
 row "  p50, p99.9 at 50% (ms)" "$(ms p50_ms pay-50)/$(ms p99.9_ms pay-50)" -
 # How late the generator itself sent, p99: near the latency above, the
 # machine (other work, too few cores) was the bottleneck, not the gateway.
