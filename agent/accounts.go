@@ -50,22 +50,32 @@ func (a *Agent) handleRegisterUser(w http.ResponseWriter, r *http.Request) error
 	if err := checkUser(&q); err != nil {
 		return err
 	}
-	uid := "u-" + randomHex(12) // opaque: certificates do not reveal the username
-	info, _ := json.Marshal(q.Info)
-	pw, err := a.hashPassword(r.Context(), q.Password)
+	uid, err := a.registerUser(r.Context(), q)
 	if err != nil {
 		return err
 	}
-	res, err := a.run(r.Context(), registerUser, q.Username, uid, pw, info, a.now().Unix()).Text()
-	if err != nil {
-		return err
-	}
-	if res == "taken" {
-		return fail(http.StatusConflict, agentapi.CodeUsernameTaken, "username already registered")
-	}
-	a.log.Info("user registered", zap.String("user", uid))
 	writeJSON(w, http.StatusCreated, agentapi.User{User: uid, Username: q.Username})
 	return nil
+}
+
+// registerUser stores a checked (checkUser) registration; the API and the
+// sign-up page both call it.
+func (a *Agent) registerUser(ctx context.Context, q agentapi.RegisterUser) (string, error) {
+	uid := "u-" + randomHex(12) // opaque: certificates do not reveal the username
+	info, _ := json.Marshal(q.Info)
+	pw, err := a.hashPassword(ctx, q.Password)
+	if err != nil {
+		return "", err
+	}
+	res, err := a.run(ctx, registerUser, q.Username, uid, pw, info, a.now().Unix()).Text()
+	if err != nil {
+		return "", err
+	}
+	if res == "taken" {
+		return "", fail(http.StatusConflict, agentapi.CodeUsernameTaken, "username already registered")
+	}
+	a.log.Info("user registered", zap.String("user", uid))
+	return uid, nil
 }
 
 func (a *Agent) handleRegisterVendor(w http.ResponseWriter, r *http.Request) error {
@@ -161,12 +171,22 @@ func (a *Agent) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	token, hash := newToken(agentapi.SessionTokenPrefix)
-	if err := a.rdb.Set(r.Context(), a.prefix+"sess:"+hash, uid, a.cfg.SessionTTL).Err(); err != nil {
+	token, err := a.newSession(r.Context(), uid)
+	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, agentapi.Session{User: uid, Token: token, ExpiresAt: a.now().Add(a.cfg.SessionTTL).Unix()})
 	return nil
+}
+
+// newSession stores a new session of uid (the API's and the pages') and
+// returns its token; only its hash is stored.
+func (a *Agent) newSession(ctx context.Context, uid string) (string, error) {
+	token, hash := newToken(agentapi.SessionTokenPrefix)
+	if err := a.rdb.Set(ctx, a.prefix+"sess:"+hash, uid, a.cfg.SessionTTL).Err(); err != nil {
+		return "", err
+	}
+	return token, nil
 }
 
 var errCredentials = fail(http.StatusUnauthorized, agentapi.CodeInvalidCredentials, "unknown user or wrong password")

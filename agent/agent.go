@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/hashwall/hashwall/agent/web"
 	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/redisurl"
 	"github.com/hashwall/hashwall/payword"
@@ -41,6 +42,10 @@ type Config struct {
 	// ClientIP returns a request's client address for the login throttle
 	// (default: the connection's remote address).
 	ClientIP func(*http.Request) string
+	// TLS tells whether a request came over TLS, for the pages' Secure
+	// cookies (default: r.TLS != nil). Like ClientIP it trusts no
+	// forwarded header: a server in front that terminates TLS says so here.
+	TLS func(*http.Request) bool
 
 	Now     func() time.Time      // default time.Now
 	Logger  *zap.Logger           // default no-op
@@ -66,6 +71,8 @@ type Agent struct {
 	argon   chan struct{} // bounds concurrent argon2 computations (memory)
 	dummy   string        // a password hash checked for unknown users
 	crlRate crlLimits     // GET /v1/crl
+	pages   http.Handler  // the web pages (web_pages.go)
+	site    *web.Site
 }
 
 // New checks the configuration and Redis (durability, scripts) and returns the agent.
@@ -109,6 +116,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	a.argon = make(chan struct{}, 4)
 	a.dummy = cfg.Argon.hashPassword(randomHex(16))
 	a.mux = a.routes()
+	if a.pages, err = a.pageRoutes(); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 

@@ -156,31 +156,11 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := a.applyRecoveredFor(r.Context(), uid); err != nil {
-		return err
-	}
-	now := a.now()
-	due := now.Add(time.Duration(a.cfg.ReportWindow)).Unix()
-	res, err := a.run(r.Context(), recoverCerts, uid, now.Unix(), due, a.cfg.RecoverAdvance,
-		int64(time.Duration(a.cfg.RecoverEvery)/time.Second)).Int64Slice()
+	out, err := a.recoverAccount(r.Context(), uid)
 	if err != nil {
 		return err
 	}
-	value, pending := res[0], res[2]
-	a.metrics.revocations.WithLabelValues("recovered").Add(float64(res[1]))
-	switch value {
-	case -1:
-		return fail(http.StatusForbidden, agentapi.CodeUserRevoked, "user account is revoked")
-	case -2:
-		return retryLater(fail(http.StatusTooManyRequests, agentapi.CodeRecoverTooOften,
-			fmt.Sprintf("an account may recover once every %v", a.cfg.RecoverEvery)), time.Duration(res[3])*time.Second)
-	}
-	a.metrics.recoveries.Inc()
-	a.log.Info("certificates recovered", zap.String("user", uid), zap.Int64("value", value), zap.Int64("pending", pending))
-	out := agentapi.Recovery{RecoveredValue: value, PendingCredit: pending}
-	if pending > 0 {
-		out.CreditAt = due
-	}
+	value := out.RecoveredValue
 	// Buy as many whole segments of what was credited at once as the
 	// balance allows (late claims may already have eaten some).
 	segments := min(int(uint64(value)/(a.cfg.UnitValue*uint64(a.cfg.SegmentLen))), a.cfg.MaxTokens/a.cfg.SegmentLen)
@@ -196,6 +176,37 @@ func (a *Agent) handleRecover(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// recoverAccount revokes the user's certificates (the API's recovery and
+// the recovery page): the Recovery without its Bundle.
+func (a *Agent) recoverAccount(ctx context.Context, uid string) (agentapi.Recovery, error) {
+	if _, _, err := a.applyRecoveredFor(ctx, uid); err != nil {
+		return agentapi.Recovery{}, err
+	}
+	now := a.now()
+	due := now.Add(time.Duration(a.cfg.ReportWindow)).Unix()
+	res, err := a.run(ctx, recoverCerts, uid, now.Unix(), due, a.cfg.RecoverAdvance,
+		int64(time.Duration(a.cfg.RecoverEvery)/time.Second)).Int64Slice()
+	if err != nil {
+		return agentapi.Recovery{}, err
+	}
+	value, pending := res[0], res[2]
+	a.metrics.revocations.WithLabelValues("recovered").Add(float64(res[1]))
+	switch value {
+	case -1:
+		return agentapi.Recovery{}, fail(http.StatusForbidden, agentapi.CodeUserRevoked, "user account is revoked")
+	case -2:
+		return agentapi.Recovery{}, retryLater(fail(http.StatusTooManyRequests, agentapi.CodeRecoverTooOften,
+			fmt.Sprintf("an account may recover once every %v", a.cfg.RecoverEvery)), time.Duration(res[3])*time.Second)
+	}
+	a.metrics.recoveries.Inc()
+	a.log.Info("certificates recovered", zap.String("user", uid), zap.Int64("value", value), zap.Int64("pending", pending))
+	out := agentapi.Recovery{RecoveredValue: value, PendingCredit: pending}
+	if pending > 0 {
+		out.CreditAt = due
+	}
+	return out, nil
 }
 
 // storedBundle rebuilds the bundle of an issued certificate, for a retried

@@ -109,6 +109,7 @@ func RunServer(ctx context.Context, sc ServerConfig) error {
 	mux.Handle("/v1/", a)
 	mux.Handle("GET /healthz", a)
 	mux.Handle("GET /readyz", a)
+	mux.Handle("/", a.Pages()) // the readers' web pages (docs/web.md)
 	ln := sc.Listener
 	if ln == nil {
 		if ln, err = net.Listen("tcp", sc.Listen); err != nil {

@@ -33,6 +33,9 @@ type Settings struct {
 	RecoverEvery   Duration `json:"recover_every,omitempty"`
 	OpenVendors    bool     `json:"open_vendors,omitempty"` // anyone may register a vendor, not only the admin
 	Ephemeral      bool     `json:"ephemeral,omitempty"`    // allow a Redis that may lose acknowledged writes
+	// TestTopups offers the pages' built-in "test" checkout, which credits
+	// any top-up at once for nothing: for tests and the demo only.
+	TestTopups bool `json:"test_topups,omitempty"`
 	// Replicas of the agent's Redis that must hold a write before the agent
 	// acknowledges it (0: 1 with a redis-sentinel:// URL, else none; -1:
 	// none); ReplicaTimeout (default 500ms, at most 1s) bounds the wait.
@@ -145,6 +148,7 @@ func (s *Settings) Table() []Setting {
 		{"recover_every", "least time between two recoveries of an account", positiveDuration{&s.RecoverEvery}},
 		{"open_vendors", "let anyone register a vendor, not only the admin", boolValue{&s.OpenVendors}},
 		{"ephemeral", "allow a Redis that may lose acknowledged writes", boolValue{&s.Ephemeral}},
+		{"test_topups", "offer the pages' test checkout, which credits top-ups for free (tests and demos only)", boolValue{&s.TestTopups}},
 		{"replicas", "replicas that must hold a write before it is acknowledged; -1 none (default 1 with redis-sentinel://, else none)", replicasValue{&s.Replicas}},
 		{"replica_timeout", "how long to wait for them, at most 1s (default 500ms)", positiveDuration{&s.ReplicaTimeout}},
 	}

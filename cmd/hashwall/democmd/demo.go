@@ -101,7 +101,7 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 	defer rdb.Close()
 	metrics := prometheus.NewRegistry()
 	bank, err := agent.New(ctx, agent.Config{Redis: rdb, SigningKeys: []payword.SigningKey{{ID: "demo-agent", Key: priv}},
-		MasterKey: master, AdminToken: admin, Settings: agent.Settings{Ephemeral: true}, Metrics: metrics})
+		MasterKey: master, AdminToken: admin, Settings: agent.Settings{Ephemeral: true, TestTopups: true}, Metrics: metrics})
 	if err != nil {
 		return 1, err
 	}
@@ -110,6 +110,7 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", bank)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics, promhttp.HandlerOpts{}))
+	mux.Handle("/", bank.Pages()) // the readers' pages; top-ups through the free test checkout
 	agentURL, err := serve(ctx, fl.String("agent"), mux)
 	if err != nil {
 		return 1, err
@@ -158,7 +159,8 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 	if err != nil {
 		return 1, err
 	}
-	say("reader:  %q with a wallet of %d tokens at %s\n", demoReader, tokens, walletPath)
+	say("reader:  %q with a wallet of %d tokens at %s", demoReader, tokens, walletPath)
+	say("bank:    %s/login  (in a browser: log in as %q, password %q; top-ups are free in the demo)\n", agentURL, demoReader, demoPassword)
 
 	// One paid request, step by step.
 	article := siteURL + "/articles/moon-landing"
