@@ -42,6 +42,8 @@ import (
 //	hw:a:recov:<uid>       time of the user's last recovery (expires)
 //	hw:a:lf:u:<name>, hw:a:lf:a:<address>  login throttle windows (expire)
 //	hw:a:evt:<id>          webhook event already credited
+//	hw:a:co:<id>           a web top-up's checkout (web_topup.go, a day)
+//	hw:a:lim:<uid>         the reader's daily automatic limits (web_limits.go)
 //	hw:a:req:<uid>:<id>    purchase request id -> serial (a day)
 //	hw:a:fraud             list of fraud cases
 //	hw:a:crlseq, hw:crl    CRL sequence and entries (zset, and channel)

@@ -58,9 +58,10 @@ func (a *Agent) pageRoutes() (http.Handler, error) {
 	m.Handle("POST /limits/delete", a.page(true, a.pageLimitDelete))
 	m.Handle("GET /recover", a.page(true, a.pageRecover))
 	m.Handle("POST /recover", a.page(true, a.pageRecover))
-	m.Handle("/", a.page(false, func(p *pageReq) error {
-		return pageError(http.StatusNotFound, "There is no such page.")
-	}))
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { // 404 whatever the method: no form check
+		p := &pageReq{w: w, r: r, a: a, secure: a.isTLS(r)}
+		p.fail(pageError(http.StatusNotFound, "There is no such page."))
+	})
 	return web.Headers(m), nil
 }
 

@@ -597,3 +597,17 @@ func TestWebRoutesApart(t *testing.T) {
 		t.Fatalf("pages on /v1/me: %d", rec.Code)
 	}
 }
+
+// TestWebUnknownPath: any method on an unknown path is a 404 page (an
+// operator's command with a wrong base URL must say so).
+func TestWebUnknownPath(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	b := newBrowser(t, e.webServer())
+	for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+		req, _ := http.NewRequest(m, b.srv.URL+"/prefix/v1/admin/settle", strings.NewReader("{}"))
+		if p := b.do(req); p.code != 404 || p.header.Get("Content-Security-Policy") == "" {
+			t.Errorf("%s: %d", m, p.code)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package web
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestSameOrigin(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		origin, referer string
+		secure, ok      bool
+	}{
+		{"http://bank.test", "", false, true},
+		{"https://bank.test", "", false, true}, // a TLS proxy in front
+		{"https://bank.test", "", true, true},
+		{"http://bank.test", "", true, false}, // a downgrade
+		{"https://evil.test", "", false, false},
+		{"https://bank.test.evil.test", "", false, false},
+		{"null", "", false, false},
+		{"", "http://bank.test/login", false, true},
+		{"", "https://evil.test/bank.test", false, false},
+		{"", "::not a url", false, false},
+		{"", "", false, true}, // not a browser: the CSRF token decides
+		{"https://evil.test", "http://bank.test/", false, false},
+	} {
+		r := httptest.NewRequest("POST", "http://bank.test/limits", nil)
+		if c.origin != "" {
+			r.Header.Set("Origin", c.origin)
+		}
+		if c.referer != "" {
+			r.Header.Set("Referer", c.referer)
+		}
+		if got := SameOrigin(r, c.secure); got != c.ok {
+			t.Errorf("%+v: %v", c, got)
+		}
+	}
+}
+
+func TestCSRF(t *testing.T) {
+	t.Parallel()
+	a, b := CSRFToken("session-a"), CSRFToken("session-b")
+	if a == "" || a == b || strings.Contains(a, "session") {
+		t.Fatalf("tokens %q %q", a, b)
+	}
+	if !CheckCSRF("session-a", a) || CheckCSRF("session-a", b) || CheckCSRF("", "") || CheckCSRF("session-a", "") {
+		t.Fatal("CheckCSRF")
+	}
+}
+
+func TestParseFormBounds(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		strings.Repeat("a=1&", MaxFormFields) + "b=2", "a=" + strings.Repeat("x", MaxFieldBytes+1), "a=%ff", "%zz=1",
+		strings.Repeat("x", MaxFormBytes+1),
+	} {
+		if _, err := ParseFormBody(body); err == nil {
+			t.Errorf("accepted %.40q…", body)
+		}
+	}
+	f, err := ParseFormBody("a=1&a=2&b=%3Cx%3E")
+	if err != nil || f.Get("a") != "1" || f.Get("b") != "<x>" {
+		t.Fatalf("%v %v", f, err)
+	}
+	r := httptest.NewRequest("POST", "/", strings.NewReader("a=1"))
+	r.Header.Set("Content-Type", "multipart/form-data; boundary=x")
+	if _, err := ParseForm(httptest.NewRecorder(), r); err == nil {
+		t.Fatal("multipart accepted")
+	}
+}
+
+func TestBarChart(t *testing.T) {
+	t.Parallel()
+	c := BarChart("t", []string{"d1", "d2", "d3"}, []int64{0, 5, 10000}, func(v int64) string { return "x" })
+	if len(c.Bars) != 3 || c.Bars[0].H != 0 || c.Bars[1].H != 1 || c.Bars[2].Y != chartTop {
+		t.Fatalf("%+v", c.Bars)
+	}
+	for _, b := range c.Bars {
+		if b.X < 0 || b.X+b.W > chartW || b.Y+b.H > chartH-chartBottom {
+			t.Fatalf("bar out of the box: %+v", b)
+		}
+	}
+	if c := BarChart("t", nil, nil, nil); len(c.Bars) != 0 {
+		t.Fatal("bars of nothing")
+	}
+}
+
+func TestEveryPageParses(t *testing.T) {
+	t.Parallel()
+	s, err := New("Bank")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"signup", "login", "account", "topup", "topup_done", "limits", "recover", "error"} {
+		if _, ok := s.pages[p]; !ok {
+			t.Errorf("no page %s", p)
+		}
+	}
+}
