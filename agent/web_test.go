@@ -611,3 +611,25 @@ func TestWebUnknownPath(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWebAccount: the account page of a reader with a full ledger
+// page and chart, in process against real Redis.
+func BenchmarkWebAccount(b *testing.B) {
+	e := newEnv(b)
+	auth := e.user("alice", 100000)
+	for range 30 {
+		e.buy(auth, 128)
+	}
+	tok := strings.TrimPrefix(auth, "Bearer ")
+	h := e.a.Pages()
+	b.ResetTimer()
+	for b.Loop() {
+		req := httptest.NewRequest("GET", "/account", nil)
+		req.AddCookie(&http.Cookie{Name: "hw_session", Value: tok})
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code)
+		}
+	}
+}
