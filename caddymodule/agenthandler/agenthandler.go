@@ -33,6 +33,9 @@ type Handler struct {
 	OldMasterKeys []string `json:"old_master_keys,omitempty"`
 	AdminToken    string   `json:"admin_token,omitempty"`
 	WebhookSecret string   `json:"webhook_secret,omitempty"`
+	// Pages serves the readers' web pages (docs/web.md) for every request
+	// outside the API, instead of passing it on.
+	Pages bool `json:"pages,omitempty"`
 	// The tunables, shared with `hashwall agent` (its flags), inline:
 	// segment_len, cert_ttl, report_window, … (docs/agent-api.md).
 	agent.Settings
@@ -158,10 +161,14 @@ func (h *Handler) Validate() error {
 	return nil
 }
 
-// ServeHTTP serves /v1/, /healthz and /readyz, and passes everything else
-// to next.
+// ServeHTTP serves /v1/, /healthz and /readyz, and everything else with
+// the web pages (pages) or by passing it to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if !strings.HasPrefix(r.URL.Path, "/v1/") && r.URL.Path != "/healthz" && r.URL.Path != "/readyz" {
+		if h.Pages {
+			h.agent.Pages().ServeHTTP(w, r)
+			return nil
+		}
 		return next.ServeHTTP(w, r)
 	}
 	h.agent.ServeHTTP(w, r)

@@ -27,6 +27,7 @@ func TestCaddyfile(t *testing.T) {
 		master_key {env.HASHWALL_MASTER_KEY}
 		admin_token {env.ADMIN}
 		webhook_secret whsec
+		pages
 		open_vendors
 		ephemeral
 		segment_len 256
@@ -43,7 +44,7 @@ func TestCaddyfile(t *testing.T) {
 	if err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(good)); err != nil {
 		t.Fatal(err)
 	}
-	if h.Redis != "redis://127.0.0.1:6380/0" || len(h.SigningKeys) != 2 || !h.OpenVendors || !h.Ephemeral ||
+	if h.Redis != "redis://127.0.0.1:6380/0" || len(h.SigningKeys) != 2 || !h.Pages || !h.OpenVendors || !h.Ephemeral ||
 		h.SegmentLen != 256 || h.MaxTokens != 50000 || h.UnitValue != 2 || h.Currency != "USD" ||
 		time.Duration(h.CertTTL) != 720*time.Hour || time.Duration(h.SettlementWindow) != 7*24*time.Hour ||
 		time.Duration(h.ReportWindow) != 15*time.Minute || h.RecoverAdvance != 64 || time.Duration(h.RecoverEvery) != 2*time.Hour {
@@ -55,6 +56,7 @@ func TestCaddyfile(t *testing.T) {
 		"paywall_agent {\nredis a b\n}",
 		"paywall_agent {\nsigning_keys\n}",
 		"paywall_agent {\nephemeral yes\n}",
+		"paywall_agent {\npages please\n}",
 		"paywall_agent {\nsegment_len -1\n}",
 		"paywall_agent {\nmax_tokens lots\n}",
 		"paywall_agent {\ncert_ttl forever\n}",
@@ -132,6 +134,14 @@ func TestProvisionAndServe(t *testing.T) {
 	if rec.Code != 299 {
 		t.Fatalf("non-API request not passed on: %d", rec.Code)
 	}
+	// With pages, the readers' pages answer instead.
+	h.Pages = true
+	rec = httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/login", nil), next)
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "<form") || !strings.Contains(rec.Header().Get("Content-Security-Policy"), "frame-ancestors 'none'") {
+		t.Fatalf("/login with pages: %d %q", rec.Code, rec.Header())
+	}
+	h.Pages = false
 	// Without ephemeral, the AOF-less Redis is refused.
 	h3 := &Handler{Redis: srv.URL(), SigningKeys: []string{kf}, MasterKey: "{env.TEST_MASTER_KEY}"}
 	if err := h3.Provision(ctx); err == nil {

@@ -28,6 +28,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    old_master_keys   <key...>           # after a rotation
 //	    admin_token       <token>
 //	    webhook_secret    <secret>
+//	    pages                                # serve the readers' web pages (docs/web.md)
 //	    open_vendors
 //	    ephemeral
 //	    segment_len       <m>
@@ -69,6 +70,11 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.AdminToken, err = one()
 		case "webhook_secret":
 			h.WebhookSecret, err = one()
+		case "pages":
+			if len(args) != 0 {
+				return d.ArgErr()
+			}
+			h.Pages = true
 		case "signing_keys", "old_master_keys":
 			if len(args) == 0 {
 				return d.ArgErr()
