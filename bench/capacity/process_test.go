@@ -121,19 +121,29 @@ http://127.0.0.1:%d {
 			}
 		}
 	}()
+	// A 503 (the store slow to answer on a loaded machine: the gateway
+	// fails closed) is retried as a wallet would, a few times, and counted.
+	var retried atomic.Int64
 	visit := func(header, value string) (string, error) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		req.Header.Set(header, value)
-		resp, err := hc.Do(req)
-		if err != nil {
-			return "", err
+		for try := 0; ; try++ {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			req.Header.Set(header, value)
+			resp, err := hc.Do(req)
+			if err != nil {
+				return "", err
+			}
+			got, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && try < 5 {
+				retried.Add(1)
+				time.Sleep(200 * time.Millisecond)
+				continue
+			}
+			if resp.StatusCode != 200 || string(got) != body {
+				return "", fmt.Errorf("%s: %d %s", header, resp.StatusCode, resp.Header.Get(payword.ErrorHeader))
+			}
+			return resp.Header.Get(payword.ReceiptHeader), nil
 		}
-		got, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
-		resp.Body.Close()
-		if resp.StatusCode != 200 || string(got) != body {
-			return "", fmt.Errorf("%s: %d %s", header, resp.StatusCode, resp.Header.Get(payword.ErrorHeader))
-		}
-		return resp.Header.Get(payword.ReceiptHeader), nil
 	}
 	var peak atomic.Uint64
 	stopPoll := make(chan struct{})
@@ -191,7 +201,8 @@ http://127.0.0.1:%d {
 		wg.Wait()
 		select {
 		case err := <-errs:
-			b.Fatal(err)
+			logs, _ := os.ReadFile(logf.Name())
+			b.Fatalf("%v; the gateway's log ends:\n%s", err, logs[max(len(logs)-4096, 0):])
 		default:
 		}
 		if ctx.Err() != nil {
@@ -212,6 +223,7 @@ http://127.0.0.1:%d {
 		b.ReportMetric(heap/(1<<20), "heap-MiB")
 	}
 	b.ReportMetric(float64(b.N)/took.Seconds(), "readers/s")
+	b.ReportMetric(float64(retried.Load()), "retried-503")
 	if path := os.Getenv("HW_HEAP_PROFILE"); path != "" {
 		saveHeapProfile(b, hc, admin, path)
 	}
