@@ -93,13 +93,6 @@ func (b *Binding) Verify(c *Certificate) error {
 	return nil
 }
 
-func (b *Binding) verifyExpanded(user *voi.ExpandedPublicKey) error {
-	if msg, sig := b.Signed(); !voi.VerifyExpanded(user, msg, sig) {
-		return b.forged()
-	}
-	return nil
-}
-
 func (b *Binding) forged() error {
 	return errorf(ErrBadSignature, "binding of segment %d not signed by the certificate's user", b.Segment)
 }

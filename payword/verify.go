@@ -1,10 +1,9 @@
 package payword
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
-
-	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // Request is what the vendor expects of a payment.
@@ -25,47 +24,53 @@ type State struct {
 
 // Verifier checks payments against a set of trusted agent keys. It caches
 // certificates whose signature it has checked, so a returning certificate
-// costs a map lookup instead of an Ed25519 verification. It is safe for
-// concurrent use.
+// costs a hash and a map lookup instead of an Ed25519 verification. It is
+// safe for concurrent use.
 type Verifier struct {
 	keys KeySet
 
-	mu      sync.RWMutex
-	trusted map[string]*voi.ExpandedPublicKey // verified certificate encoding → its user key, expanded
+	// trusted holds the SHA-256 of each certificate encoding verified, 32
+	// bytes however long the certificate, in two generations of
+	// maxTrusted/2: when the newer is full the older is emptied (its table
+	// kept) and becomes the newer, so the cache's memory is fixed once both
+	// are full. A hit in the older is copied to the newer.
+	mu       sync.RWMutex
+	cur, old map[[sha256.Size]byte]struct{}
+	max      int // maxTrusted; tests lower it
 }
 
-// maxTrusted bounds the certificate cache; only validly signed certificates
-// enter it, and it is emptied when full.
+// maxTrusted bounds the certificate cache (both generations): about 3 MiB.
+// Only validly signed certificates enter it.
 const maxTrusted = 1 << 16
 
 // NewVerifier returns a verifier trusting keys. The set must not change after.
 func NewVerifier(keys KeySet) *Verifier {
-	return &Verifier{keys: keys, trusted: make(map[string]*voi.ExpandedPublicKey)}
+	return &Verifier{keys: keys, cur: make(map[[sha256.Size]byte]struct{}), old: make(map[[sha256.Size]byte]struct{}), max: maxTrusted}
 }
 
-// trust returns the expanded user key of c, verifying c's signature the
-// first time. Expanding the key once makes each binding check cheaper.
-func (v *Verifier) trust(c *Certificate) (*voi.ExpandedPublicKey, error) {
+// trust verifies c's signature unless it is cached.
+func (v *Verifier) trust(c *Certificate) error {
+	sum := sha256.Sum256(c.raw)
 	v.mu.RLock()
-	user, ok := v.trusted[string(c.raw)]
+	_, ok := v.cur[sum]
+	_, old := v.old[sum]
 	v.mu.RUnlock()
 	if ok {
-		return user, nil
+		return nil
 	}
-	if err := c.Verify(v.keys); err != nil {
-		return nil, err
-	}
-	user, err := voi.NewExpandedPublicKey(c.UserKey[:])
-	if err != nil {
-		return nil, errorf(ErrMalformed, "certificate %s: user key is not a curve point", c.Serial)
+	if !old {
+		if err := c.Verify(v.keys); err != nil {
+			return err
+		}
 	}
 	v.mu.Lock()
-	if len(v.trusted) >= maxTrusted {
-		clear(v.trusted)
+	if len(v.cur) >= max(v.max/2, 1) {
+		clear(v.old)
+		v.cur, v.old = v.old, v.cur
 	}
-	v.trusted[string(c.raw)] = user
+	v.cur[sum] = struct{}{}
 	v.mu.Unlock()
-	return user, nil
+	return nil
 }
 
 // Check is step 1 of Verify: every check that needs neither the vendor's
@@ -91,7 +96,7 @@ func (v *Verifier) Check(p *Payment, req Request) error {
 	if p.Amount < req.Price {
 		return errorf(ErrUnderpaid, "paid %d of %d tokens", p.Amount, req.Price)
 	}
-	if _, err := v.trust(p.Cert); err != nil {
+	if err := v.trust(p.Cert); err != nil {
 		return err
 	}
 	return p.Cert.validAt(req.Now)
@@ -101,20 +106,6 @@ func (v *Verifier) Check(p *Payment, req Request) error {
 // the user's binding of the segment to this vendor (generic certificates
 // only) and the anchor's Merkle path to the certificate root.
 func CheckSegment(p *Payment) error {
-	return verifySegment(p, func(b *Binding) error { return b.Verify(p.Cert) })
-}
-
-// checkSegment is CheckSegment with the certificate's user key kept expanded
-// across calls; the certificate must be trusted (Check) or it is verified now.
-func (v *Verifier) checkSegment(p *Payment) error {
-	user, err := v.trust(p.Cert)
-	if err != nil {
-		return err
-	}
-	return verifySegment(p, func(b *Binding) error { return b.verifyExpanded(user) })
-}
-
-func verifySegment(p *Payment, verifyBinding func(*Binding) error) error {
 	c := p.Cert
 	if c.Generic() {
 		b := p.Binding
@@ -128,7 +119,7 @@ func verifySegment(p *Payment, verifyBinding func(*Binding) error) error {
 		case b.Vendor != p.Vendor:
 			return errorf(ErrBadBinding, "binding is for vendor %q", b.Vendor)
 		}
-		if err := verifyBinding(b); err != nil {
+		if err := b.Verify(c); err != nil {
 			return err
 		}
 	}
@@ -172,7 +163,7 @@ func (v *Verifier) Verify(p *Payment, req Request, last *State) (State, error) {
 		return State{}, err
 	}
 	if last == nil {
-		if err := v.checkSegment(p); err != nil {
+		if err := CheckSegment(p); err != nil {
 			return State{}, err
 		}
 		return Advance(p, Genesis(p))

@@ -2,12 +2,14 @@ package paywall
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/redis/go-redis/v9"
@@ -83,9 +85,9 @@ func newBackend(cfg backendConfig, pinned payword.KeySet, log *zap.Logger, m *me
 		cfg: cfg, rdb: rdb, ks: newKeyspace(cfg.Vendor), log: log.Named("backend"),
 		agent:    newAgentClient(cfg.Agent, cfg.APIToken),
 		crl:      newCRLSet(),
-		segments: boundedSet{max: 1 << 16},
-		bound:    boundedSet{max: 1 << 16},
-		known:    boundedSet{max: 1 << 16},
+		segments: boundedSet{bounded[digest, struct{}]{max: maxSegmentCache}},
+		bound:    boundedSet{bounded[digest, struct{}]{max: maxSegmentCache}},
+		known:    boundedSet{bounded[digest, struct{}]{max: maxSegmentCache}},
 		cancel:   cancel,
 
 		layoutReady: make(chan struct{}),
@@ -193,29 +195,81 @@ func (b *backend) Destruct() error {
 	return b.rdb.Close()
 }
 
-// boundedSet is a concurrent set emptied when it reaches its bound, for
-// caches whose entries can always be recomputed.
-type boundedSet struct {
-	mu   sync.RWMutex
-	max  int
-	seen map[string]struct{}
+// bounded is a concurrent map of at most max entries, for caches whose
+// entries can always be recomputed. It keeps two generations of max/2:
+// when the newer is full the older is emptied and becomes the newer, its
+// table kept, so that once both are full the cache's memory stays as it
+// is (emptying the whole of it would leave it all to the collector at
+// once). A hit in the older generation is copied to the newer, so an
+// entry in use is not dropped.
+type bounded[K comparable, V any] struct {
+	mu       sync.RWMutex
+	max      int
+	cur, old map[K]V
 }
 
+func (c *bounded[K, V]) get(k K) (V, bool) {
+	c.mu.RLock()
+	v, ok := c.cur[k]
+	if ok {
+		c.mu.RUnlock()
+		return v, true
+	}
+	v, ok = c.old[k]
+	c.mu.RUnlock()
+	if ok {
+		c.put(k, v)
+	}
+	return v, ok
+}
+
+func (c *bounded[K, V]) put(k K, v V) {
+	c.mu.Lock()
+	if c.cur == nil {
+		c.cur, c.old = make(map[K]V), make(map[K]V)
+	}
+	if _, ok := c.cur[k]; !ok && len(c.cur) >= max(c.max/2, 1) {
+		clear(c.old)
+		c.cur, c.old = c.old, c.cur
+	}
+	c.cur[k] = v
+	c.mu.Unlock()
+}
+
+// len is the number of entries held, counting one in both generations
+// twice.
+func (c *bounded[K, V]) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.cur) + len(c.old)
+}
+
+// boundedSet is a bounded set of strings, each held as its SHA-256: 32
+// bytes an entry, however long the key.
+type boundedSet struct {
+	bounded[digest, struct{}]
+}
+
+// digest is a cache's key: the SHA-256 of what it stands for.
+type digest = [sha256.Size]byte
+
+// digestOf is s's digest, hashing s in place: []byte(s) would copy it to
+// the heap on every payment.
+func digestOf(s string) digest {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// maxSegmentCache bounds each of the segment caches (verified segments,
+// bindings registered, bindings known): 65,536 digests, about 5 MiB with
+// the maps' slack.
+const maxSegmentCache = 1 << 16
+
 func (s *boundedSet) has(key string) bool {
-	s.mu.RLock()
-	_, ok := s.seen[key]
-	s.mu.RUnlock()
+	_, ok := s.get(digestOf(key))
 	return ok
 }
 
-func (s *boundedSet) add(key string) {
-	s.mu.Lock()
-	if s.seen == nil || len(s.seen) >= s.max {
-		s.seen = make(map[string]struct{})
-	}
-	s.seen[key] = struct{}{}
-	s.mu.Unlock()
-}
+func (s *boundedSet) add(key string) { s.put(digestOf(key), struct{}{}) }
 
 // checkSegment verifies p's binding and Merkle path once per process, keyed
 // by everything those checks cover.

@@ -16,7 +16,7 @@ import (
 // back once with their grant, through one handler; the gateway's memory
 // must stay bounded however many there are, since what it keeps per reader
 // lives in its caches (grants, certificates, segments, bindings: 65,536
-// entries each, emptied when full) and the rest in Redis. It reports the
+// entries each, in two generations) and the rest in Redis. It reports the
 // process's RSS and Go heap after the run (payments are made in chunks, so
 // the test's own data stays small). For the figure of docs/scaling.md:
 //

@@ -4,10 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"hash/maphash"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -25,7 +25,9 @@ const grantCookie = "hw_grant"
 const (
 	maxGrantLen     = 2048
 	maxGrantCookies = 8
-	maxGrantCache   = 1 << 16
+	// maxGrantCache bounds the grants cached: about 560 bytes each
+	// (claims, boxed placeholders, key), 35 MiB in all.
+	maxGrantCache = 1 << 16
 )
 
 // grantClaims is a grant's payload: issuer = vendor, subject = certificate
@@ -56,9 +58,9 @@ func (c *grantClaims) ready() {
 // signs, every one verifies, so that a rotation (a new key first, the old
 // one kept until the grants it signed have expired) asks no reader to pay
 // again. A grant names its key by id (the JWT's kid); one minted before
-// key ids is tried against every key. Checked grants are cached by their
-// exact token, so a returning reader costs a map lookup and the expiry and
-// product comparisons.
+// key ids is tried against every key. Checked grants are cached, so a
+// returning reader costs a map lookup and the expiry and product
+// comparisons.
 type granter struct {
 	keys   [][]byte
 	kids   []string
@@ -67,13 +69,28 @@ type granter struct {
 	parser *jwt.Parser
 	minter *minter
 
-	mu    sync.RWMutex
-	cache map[string]*grantClaims
+	cache bounded[grantKey, grantEntry]
+	seed  maphash.Seed
+}
+
+// grantKey is a checked grant's cache key: the last characters of its
+// token, 192 bits of its HMAC, which name the one header and payload it was
+// computed over. Not the whole token (it would double the cache's memory),
+// nor its SHA-256 (a microsecond per request).
+type grantKey [32]byte
+
+// grantEntry is a checked grant. sum, the token's hash (seeded per
+// process), refuses the other spellings of a token with the same
+// signature; were one to collide it would only get the claims of the grant
+// whose signature it carries, which its sender holds.
+type grantEntry struct {
+	sum    uint64
+	claims *grantClaims
 }
 
 func newGranter(keys [][]byte, vendor string) *granter {
 	g := &granter{
-		keys: keys, vendor: vendor, cache: make(map[string]*grantClaims),
+		keys: keys, vendor: vendor, cache: bounded[grantKey, grantEntry]{max: maxGrantCache}, seed: maphash.MakeSeed(),
 		// No iat check: a grant minted by a gateway whose clock runs ahead
 		// must still open the product at its neighbours.
 		// Strict decoding: a signature (or payload) with non-zero trailing
@@ -118,21 +135,18 @@ func (g *granter) check(tok, product string, now time.Time) (*grantClaims, error
 	if len(tok) > maxGrantLen {
 		return nil, errGrant
 	}
-	g.mu.RLock()
-	c, ok := g.cache[tok]
-	g.mu.RUnlock()
-	if !ok {
+	var key grantKey
+	copy(key[:], tok[max(len(tok)-len(key), 0):])
+	sum := maphash.String(g.seed, tok)
+	e, ok := g.cache.get(key)
+	c := e.claims
+	if !ok || e.sum != sum {
 		c = new(grantClaims)
 		if _, err := g.parser.ParseWithClaims(tok, c, g.key); err != nil {
 			return nil, errGrant
 		}
 		c.ready()
-		g.mu.Lock()
-		if len(g.cache) >= maxGrantCache {
-			clear(g.cache)
-		}
-		g.cache[tok] = c
-		g.mu.Unlock()
+		g.cache.put(key, grantEntry{sum, c})
 	}
 	if c.ExpiresAt == nil || !now.Before(c.ExpiresAt.Time) || c.Product != product || c.Price < 1 {
 		return nil, errGrant
