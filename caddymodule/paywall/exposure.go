@@ -54,6 +54,9 @@ func (b *backend) admitSegment(ctx context.Context, p *payword.Payment, max int)
 	if b.bound.has(key) || b.known.has(key) {
 		return nil
 	}
+	// At most a few Redis calls and one to the agent: storeTimeout in all.
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	if max >= 0 {
 		n, err := offlineScript.Run(ctx, b.rdb,
 			[]string{b.ks.state(p.Cert.Serial, p.Segment), key, b.ks.offline(p.Cert.Serial)},

@@ -44,8 +44,9 @@ func (h *Handler) charge(ctx context.Context, p *payword.Payment, o offer, took 
 	if h.be.crl.revoked(p.Cert.Serial) {
 		return nil, "", fmt.Errorf("%w: %s", errRevoked, p.Cert.Serial) // while the upstream answered
 	}
-	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
-	defer cancel()
+	// No deadline of its own: every Redis command is bounded by storeTimeout
+	// (redisurl's budget, the pipeline's own), and so is a new segment's
+	// admission as a whole (admitSegment). A timer per payment costs more.
 	auth, iat, exp, retried, err := h.record(ctx, p, o, start)
 	if err != nil {
 		return nil, "", err
