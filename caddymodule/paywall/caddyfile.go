@@ -65,6 +65,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    free           <pattern...>
 //	    upstream_price
 //	    template       <file>
+//	    token_value    <minor units> <currency>       # a token's worth, to show prices in money on the 402 page
 //	    crl            agent|redis [<interval>]
 //	    crl_max_age    <duration>                     # refuse payments on an older CRL
 //	    batch_interval <duration>                     # at most 5m
@@ -142,6 +143,8 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			err = setFlag(d, &h.UpstreamPrice)
 		case "template":
 			err = oneArg(d, &h.Template)
+		case "token_value":
+			err = parseTokenValue(d, h)
 		case "crl":
 			err = parseCRL(d, h)
 		case "crl_max_age":

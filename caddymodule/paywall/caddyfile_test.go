@@ -90,6 +90,10 @@ func TestCaddyfileHostile(t *testing.T) {
 		{"upstream_price with an argument", "paywall {\nupstream_price yes\n}", "wrong argument count"},
 		{"crl with three args", "paywall {\ncrl agent 1s x\n}", "wrong argument count"},
 		{"crl bad interval", "paywall {\ncrl agent never\n}", "invalid interval"},
+		{"token_value without currency", "paywall {\ntoken_value 1\n}", "wrong argument count"},
+		{"token_value extra arg", "paywall {\ntoken_value 1 EUR x\n}", "wrong argument count"},
+		{"token_value not a number", "paywall {\ntoken_value 0.01 EUR\n}", "not a number of minor units"},
+		{"token_value negative", "paywall {\ntoken_value -1 EUR\n}", "not a number of minor units"},
 	} {
 		h := new(Handler)
 		err := h.UnmarshalCaddyfile(caddyfile.NewTestDispenser(tc.body))
@@ -106,7 +110,7 @@ func TestCaddyfileRepeated(t *testing.T) {
 		{"vendor", "v"}, {"api_token", "t"}, {"agent", "https://a"}, {"redis", "redis://r"},
 		{"grant_key", "k"}, {"ttl", "1h"}, {"mode", "batch"}, {"realm", "r"}, {"upstream_price", ""},
 		{"template", "f"}, {"crl", "agent 1s"}, {"crl_max_age", "1m"}, {"batch_interval", "1m"},
-		{"ephemeral", ""}, {"offline_segments", "2"},
+		{"ephemeral", ""}, {"offline_segments", "2"}, {"token_value", "1 EUR"},
 	} {
 		body := fmt.Sprintf("paywall {\n\t%s %s\n\tfree /f\n\t%s %s\n}", tc.opt, tc.value, tc.opt, tc.value)
 		err := new(Handler).UnmarshalCaddyfile(caddyfile.NewTestDispenser(body))
@@ -166,6 +170,12 @@ func TestValidateHostile(t *testing.T) {
 		{"no grant key", func(h *Handler) { h.GrantKey = "" }},
 		{"short grant key", func(h *Handler) { h.GrantKey = "0123456789" }},
 		{"dead rule", func(h *Handler) { h.Rules = append(h.Rules, Rule{Pattern: "/a/*", Price: 3}) }},
+		{"token worth nothing", func(h *Handler) { h.TokenValue = &TokenValue{Currency: "EUR"} }},
+		{"token worth too much", func(h *Handler) { h.TokenValue = &TokenValue{MinorUnits: maxMinorUnits + 1, Currency: "EUR"} }},
+		{"lower-case currency", func(h *Handler) { h.TokenValue = &TokenValue{MinorUnits: 1, Currency: "eur"} }},
+		{"no currency", func(h *Handler) { h.TokenValue = &TokenValue{MinorUnits: 1} }},
+		{"long currency", func(h *Handler) { h.TokenValue = &TokenValue{MinorUnits: 1, Currency: "ABCDEFGHI"} }},
+		{"markup currency", func(h *Handler) { h.TokenValue = &TokenValue{MinorUnits: 1, Currency: "<b>"} }},
 	} {
 		h := ok()
 		tc.mod(&h)
@@ -179,6 +189,8 @@ func TestValidateHostile(t *testing.T) {
 		func(h *Handler) { h.Agent = "http://localhost:8480" },
 		func(h *Handler) { h.Agent, h.InsecureAgent = "http://bank.internal", true },
 		func(h *Handler) { h.GrantKey = strings.Repeat("k", minGrantKey) },
+		func(h *Handler) { h.TokenValue = &TokenValue{MinorUnits: 1, Currency: "EUR"} },
+		func(h *Handler) { h.TokenValue = &TokenValue{MinorUnits: maxMinorUnits, Currency: "XBT8"} },
 		func(h *Handler) {
 			h.Rules = []Rule{{Pattern: "/i/*/special", Price: 9, Scope: "/i/*/"}, {Pattern: "/i/*/*", Price: 2, Scope: "/i/*/"}}
 		},
@@ -231,6 +243,8 @@ func TestCaddyfileErrorsNameTheirLine(t *testing.T) {
 		{"plain http agent", "agent https://bank.example", "agent http://bank.example", "plain http only to a loopback address", 4},
 		{"products collide", "", "price /articles/* 5", "price /articles/* is given twice", 8},
 		{"crl source", "", "crl dns", `crl must be "agent" or "redis"`, 8},
+		{"token worth nothing", "", "token_value 0 EUR", "token_value: 0 minor units", 8},
+		{"lower-case currency", "", "token_value 1 eur", `token_value: currency "eur"`, 8},
 	} {
 		lines := slices.Clone(base)
 		if tc.replace == "" {

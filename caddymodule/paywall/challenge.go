@@ -26,23 +26,6 @@ type problem struct {
 	Agent   string `json:"agent"`
 }
 
-// pageData is what a 402 page template sees.
-type pageData struct {
-	Header string // the WWW-Authenticate value
-	payword.Challenge
-}
-
-var defaultPage = template.Must(template.New("402").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Payment required</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body>
-<h1>This page costs {{.Price}} token{{if ne .Price 1}}s{{end}}</h1>
-<p>{{.Realm}} sells <code>{{.Product}}</code> for {{.Price}} PayWord token{{if ne .Price 1}}s{{end}}.
-Your Hashwall wallet pays it automatically; tokens are sold by <a href="{{.Agent}}">{{.Agent}}</a>.</p>
-<pre id="hashwall-challenge">{{.Header}}</pre>
-</body></html>
-`))
-
 func (h *Handler) challengeFor(o offer) payword.Challenge {
 	return payword.Challenge{Realm: h.realm, Vendor: h.Vendor, Price: o.Price, Product: o.Product, Agent: h.Agent}
 }
@@ -59,11 +42,17 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, o offer) err
 
 	var body bytes.Buffer
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
-		if err := h.page.Execute(&body, pageData{Header: ch.String(), Challenge: ch}); err != nil {
+		body.Grow(4 << 10) // the default page, in one allocation
+		if err := h.page.Execute(&body, newPageData(ch, h.TokenValue)); err != nil {
 			h.logger.Error("402 template", zapErr(err))
 			body.Reset()
 		}
 		hdr.Set("Content-Type", "text/html; charset=utf-8")
+		if h.page == defaultPage {
+			// Set, not added: a site-wide policy would block the page's
+			// style. A custom template keeps whatever the site sends.
+			hdr.Set("Content-Security-Policy", pageCSP)
+		}
 	} else {
 		_ = json.NewEncoder(&body).Encode(problem{
 			Type: "https://hashwall.dev/problems/payment-required", Title: "Payment Required",

@@ -75,6 +75,8 @@ type Handler struct {
 	UpstreamPrice bool `json:"upstream_price,omitempty"`
 	// Template is a file holding the html/template of the 402 page.
 	Template string `json:"template,omitempty"`
+	// TokenValue, what a token is worth, lets the 402 page show prices in money.
+	TokenValue *TokenValue `json:"token_value,omitempty"`
 	// CRL chooses how revocations arrive: "agent" (default) pulls the
 	// agent's /v1/crl into memory and the vendor's Redis; "redis" reads and
 	// subscribes to the agent's list when the vendor's Redis is the agent's.
@@ -286,6 +288,7 @@ func (h *Handler) checks() []check {
 		{"batch_interval", checkBatchInterval(h.BatchInterval)},
 		{"mode", checkMode(h.Mode)},
 		{"crl", checkCRL(h.CRL)},
+		{"token_value", checkTokenValue(h.TokenValue)},
 		{"replicas", redisurl.CheckReplication(h.Replicas, time.Duration(h.ReplicaTimeout))},
 	}
 	if len(h.Rules) > maxRules || len(h.Free) > maxRules {
