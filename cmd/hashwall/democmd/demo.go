@@ -224,6 +224,8 @@ func gatewayConfig(site, upstream, agentURL, redisURL, apiToken string) []byte {
 		},
 		"free":           []string{"/", "/index.html"},
 		"upstream_price": true,
+		// The demo's bank keeps the defaults: a token is one cent.
+		"token_value": map[string]any{"minor_units": 1, "currency": agent.DefaultCurrency},
 	}
 	cfg := map[string]any{
 		"admin":   map[string]any{"disabled": true},
