@@ -223,7 +223,7 @@ load pay-80 -url "http://127.0.0.1:$PAID/articles/bench" -payments "$work/r80" -
 # The claims the stand-in bank has not taken yet: a few seconds' worth at
 # most, or the report path fell behind.
 backlog=0
-for k in $(redis-cli -p "$RPORT" --scan --pattern "hw:g:*:r:*"); do
+for k in $(redis-cli -p "$RPORT" --scan --pattern "hw:g:{bench/*}:r:*"); do
 	backlog=$((backlog + $(redis-cli -p "$RPORT" xlen "$k")))
 done
 echo "claims not yet reported to the bank: $backlog"
