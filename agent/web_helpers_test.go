@@ -167,6 +167,8 @@ func (e *env) state() string {
 			v, _ = e.rdb.ZRangeWithScores(ctx, k, 0, -1).Result()
 		case "list":
 			v, _ = e.rdb.LRange(ctx, k, 0, -1).Result()
+		case "stream":
+			v, _ = e.rdb.XRange(ctx, k, "-", "+").Result()
 		default:
 			v, _ = e.rdb.Get(ctx, k).Result()
 		}
