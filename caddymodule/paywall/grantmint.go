@@ -36,8 +36,10 @@ func newMinter(key []byte, kid string) *minter {
 func (g *granter) mint(c *grantClaims) (string, error) {
 	m := g.minter
 	var payload [512]byte
-	claims := appendGrantClaims(payload[:0], c)
-	if !plainGrant(c) {
+	claims := payload[:0]
+	if plainGrant(c) {
+		claims = appendGrantClaims(claims, c)
+	} else {
 		var err error
 		if claims, err = json.Marshal(c); err != nil {
 			return "", err
