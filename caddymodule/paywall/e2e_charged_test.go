@@ -91,7 +91,13 @@ func e2eVoids(t *testing.T, w *world) {
 
 	// At the agent: 2 + 3 tokens paid for, 8 given back.
 	w.drained()
-	waitFor(t, "the voids to reach the agent", 10*time.Second, func() bool { return balance() == before+8*unit })
+	for deadline := time.Now().Add(10 * time.Second); balance() != before+8*unit; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			st, _ := w.api.WithToken(w.token).Statement(t.Context(), time.Time{}, time.Time{})
+			t.Fatalf("the voids did not reach the agent: the reader's balance moved by %d, want %d; the vendor's statement: %+v",
+				balance()-before, 8*unit, st)
+		}
+	}
 	if got := w.credited() - credited; got != 5*unit {
 		t.Fatalf("the vendor was credited %d, want %d (two pages served)", got, 5*unit)
 	}
