@@ -26,13 +26,20 @@ func Headers(h http.Handler) http.Handler {
 }
 
 // SameOrigin reports whether a state-changing request comes from a page of
-// this site: its Origin header, or its Referer when Origin is absent, is
-// the site's own origin. A request with neither (not a browser's form) is
-// let through: the CSRF token still guards it. secure is whether the
-// request came over TLS; an https Origin of the same host is accepted also
-// over plain HTTP, as a TLS-terminating proxy in front delivers it.
+// this site. A browser says so in Sec-Fetch-Site, which pages cannot forge:
+// only "same-origin" passes. Its Origin is then "null", since our pages'
+// Referrer-Policy is no-referrer (the Fetch standard's rule for POSTs), or
+// the site's own. Without Sec-Fetch-Site (older browsers), the Origin
+// header, or the Referer when Origin is absent, must be the site's own
+// origin; a request with neither (not a browser's form) is let through:
+// the CSRF token still guards it. secure is whether the request came over
+// TLS; an https Origin of the same host is accepted also over plain HTTP,
+// as a TLS-terminating proxy in front delivers it.
 func SameOrigin(r *http.Request, secure bool) bool {
 	o := r.Header.Get("Origin")
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site == "same-origin" && (o == "" || o == "null" || ownOrigin(o, r.Host, secure))
+	}
 	if o == "" {
 		ref := r.Header.Get("Referer")
 		if ref == "" {
@@ -44,8 +51,9 @@ func SameOrigin(r *http.Request, secure bool) bool {
 		}
 		o = u.Scheme + "://" + u.Host
 	}
-	if o == "https://"+r.Host {
-		return true
-	}
-	return !secure && o == "http://"+r.Host
+	return ownOrigin(o, r.Host, secure)
+}
+
+func ownOrigin(o, host string, secure bool) bool {
+	return o == "https://"+host || !secure && o == "http://"+host
 }

@@ -11,19 +11,28 @@ func TestSameOrigin(t *testing.T) {
 	for _, c := range []struct {
 		origin, referer string
 		secure, ok      bool
+		site            string // Sec-Fetch-Site
 	}{
-		{"http://bank.test", "", false, true},
-		{"https://bank.test", "", false, true}, // a TLS proxy in front
-		{"https://bank.test", "", true, true},
-		{"http://bank.test", "", true, false}, // a downgrade
-		{"https://evil.test", "", false, false},
-		{"https://bank.test.evil.test", "", false, false},
-		{"null", "", false, false},
-		{"", "http://bank.test/login", false, true},
-		{"", "https://evil.test/bank.test", false, false},
-		{"", "::not a url", false, false},
-		{"", "", false, true}, // not a browser: the CSRF token decides
-		{"https://evil.test", "http://bank.test/", false, false},
+		// What Chromium sends for our own forms (Referrer-Policy no-referrer).
+		{origin: "null", ok: true, site: "same-origin"},
+		{origin: "http://bank.test", ok: true, site: "same-origin"},
+		{origin: "https://evil.test", site: "same-origin"},
+		{origin: "null", site: "cross-site"},
+		{origin: "null", site: "same-site"},
+		{site: "none"},
+		{origin: "http://bank.test", site: "cross-site"},
+		{origin: "http://bank.test", referer: "", secure: false, ok: true},
+		{origin: "https://bank.test", referer: "", secure: false, ok: true}, // a TLS proxy in front
+		{origin: "https://bank.test", referer: "", secure: true, ok: true},
+		{origin: "http://bank.test", referer: "", secure: true, ok: false}, // a downgrade
+		{origin: "https://evil.test", referer: "", secure: false, ok: false},
+		{origin: "https://bank.test.evil.test", referer: "", secure: false, ok: false},
+		{origin: "null", referer: "", secure: false, ok: false},
+		{origin: "", referer: "http://bank.test/login", secure: false, ok: true},
+		{origin: "", referer: "https://evil.test/bank.test", secure: false, ok: false},
+		{origin: "", referer: "::not a url", secure: false, ok: false},
+		{origin: "", referer: "", secure: false, ok: true}, // not a browser: the CSRF token decides
+		{origin: "https://evil.test", referer: "http://bank.test/", secure: false, ok: false},
 	} {
 		r := httptest.NewRequest("POST", "http://bank.test/limits", nil)
 		if c.origin != "" {
@@ -31,6 +40,9 @@ func TestSameOrigin(t *testing.T) {
 		}
 		if c.referer != "" {
 			r.Header.Set("Referer", c.referer)
+		}
+		if c.site != "" {
+			r.Header.Set("Sec-Fetch-Site", c.site)
 		}
 		if got := SameOrigin(r, c.secure); got != c.ok {
 			t.Errorf("%+v: %v", c, got)
