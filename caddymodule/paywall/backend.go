@@ -274,16 +274,19 @@ func (s *boundedSet) add(key string) { s.put(digestOf(key), struct{}{}) }
 // checkSegment verifies p's binding and Merkle path once per process, keyed
 // by everything those checks cover.
 func (b *backend) checkSegment(p *payword.Payment) error {
-	var g [4]byte
-	binary.BigEndian.PutUint32(g[:], p.Segment)
-	key := string(p.Cert.Serial[:]) + string(p.Cert.Root[:]) + string(p.Anchor[:]) + string(g[:]) + string(bindingRaw(p))
-	if b.segments.has(key) {
+	var buf [256]byte // room for the fields and the largest binding, on the stack
+	k := append(buf[:0], p.Cert.Serial[:]...)
+	k = append(k, p.Cert.Root[:]...)
+	k = append(k, p.Anchor[:]...)
+	k = binary.BigEndian.AppendUint32(k, p.Segment)
+	key := sha256.Sum256(append(k, bindingRaw(p)...))
+	if _, ok := b.segments.get(key); ok {
 		return nil
 	}
 	if err := payword.CheckSegment(p); err != nil {
 		return err
 	}
-	b.segments.add(key)
+	b.segments.put(key, struct{}{})
 	return nil
 }
 
