@@ -73,6 +73,7 @@ type Agent struct {
 	crlRate crlLimits     // GET /v1/crl
 	pages   http.Handler  // the web pages (web_pages.go)
 	site    *web.Site
+	hosted  hostedState // hosted wallets' keys and certificates in memory
 }
 
 // New checks the configuration and Redis (durability, scripts) and returns the agent.
@@ -152,7 +153,7 @@ func (c *Config) fill() error {
 
 func loadScripts(ctx context.Context, rdb redis.UniversalClient) error {
 	for _, s := range []*redis.Script{registerUser, registerVendor, rotateToken, credit, purchase,
-		recoverCerts, applyRecovered, loginReserve, loginRelease, revokeCert, revokeAccount, bind, settle, ingest, crlPage, pruneCRL, ledgerCheck} {
+		recoverCerts, applyRecovered, loginReserve, loginRelease, revokeCert, revokeAccount, bind, settle, ingest, crlPage, pruneCRL, ledgerCheck, hostedReserve, unlock} {
 		if err := s.Load(ctx, rdb).Err(); err != nil {
 			return err
 		}

@@ -85,6 +85,12 @@ func (a *Agent) handlePurchase(w http.ResponseWriter, r *http.Request) error {
 // balance and record the certificate in one script. If the balance does not
 // cover it the certificate is simply dropped: it was never stored or sent.
 func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte, scope, requestID string) (*agentapi.Bundle, error) {
+	return a.issueFor(ctx, uid, segments, upk, scope, requestID, false)
+}
+
+// issueFor is issue; hosted: the certificate joins the user's hosted wallet
+// in the same script.
+func (a *Agent) issueFor(ctx context.Context, uid string, segments int, upk []byte, scope, requestID string, hosted bool) (*agentapi.Bundle, error) {
 	m := a.cfg.SegmentLen
 	now := a.now()
 	c := &payword.Certificate{
@@ -108,7 +114,7 @@ func (a *Agent) issue(ctx context.Context, uid string, segments int, upk []byte,
 	}
 	res, err := a.run(ctx, purchase, uid, serial, cost, tokens, segments, m,
 		a.cfg.UnitValue, scope, c.IssuedAt, c.ExpiresAt, a.master.seal(c.Serial, k),
-		b64.EncodeToString(upk), now.Unix(), requestID, b64.EncodeToString(raw)).Text()
+		b64.EncodeToString(upk), now.Unix(), requestID, b64.EncodeToString(raw), hostedFlag(hosted)).Text()
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,12 @@ import (
 //	hw:a:evt:<id>          webhook event already credited
 //	hw:a:co:<id>           a web top-up's checkout (web_topup.go, a day)
 //	hw:a:lim:<uid>         the reader's daily automatic limits (web_limits.go)
+//	hw:a:hk:<uid>          the hosted wallet's user key, sealed (hosted.go)
+//	hw:a:hc:<uid>          zset of its certificates by expiry; hw:a:hs:<serial>
+//	                       their spending state; hw:a:hn:<uid>:<key> a
+//	                       payment's reservation (10 min, idempotency);
+//	                       hw:a:hday:<uid>:<day> tokens paid per site that
+//	                       day; hw:a:hh:<uid> the payments, newest first
 //	hw:a:req:<uid>:<id>    purchase request id -> serial (a day)
 //	hw:a:fraud             list of fraud cases
 //	hw:a:crlseq, hw:crl    CRL sequence and entries (zset, and channel)
@@ -171,7 +177,7 @@ return 'ok'
 `)
 
 // purchase: ARGV uid, serial, cost, tokens, S, m, unit, scope, iat, exp, kenc,
-// upk, t, request id, certificate → "replay:<serial>" (request id seen in the
+// upk, t, request id, certificate, hosted ("1": for the hosted wallet) → "replay:<serial>" (request id seen in the
 // last day: the purchase already happened) | "ok" | "user_inactive" | "insufficient_funds" | "vendor_unknown" |
 // "vendor_generic" (specific certificates are sold for vendors of the specific system only).
 // The certificate is only recorded if the balance covered it: steps B and C
@@ -199,6 +205,12 @@ redis.call('HSET', P .. 'c:{' .. serial .. '}', 'user', uid, 'tokens', ARGV[4],
 if req ~= '' then redis.call('SET', req, serial, 'EX', 86400) end
 redis.call('SADD', P .. 'ucerts:' .. uid, serial)
 redis.call('ZADD', P .. 'expiry', ARGV[10], serial)
+if ARGV[16] == '1' then -- bought for the user's hosted wallet (hosted.go)
+  local hs = P .. 'hs:' .. serial
+  redis.call('HSET', hs, 'S', ARGV[5], 'm', ARGV[6], 'next', 0)
+  redis.call('EXPIREAT', hs, tonumber(ARGV[10]) + 86400)
+  redis.call('ZADD', P .. 'hc:' .. uid, ARGV[10], serial)
+end
 return 'ok'
 `)
 

@@ -50,29 +50,46 @@ func newSealer(current []byte, old ...[]byte) (*sealer, error) {
 }
 
 func (s *sealer) seal(serial payword.Serial, k payword.Secret) string {
-	aead := s.keys[s.current]
-	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(k)+aead.Overhead())
-	rand.Read(nonce)
-	return s.current + "." + b64.EncodeToString(aead.Seal(nonce, nonce, k[:], serial[:]))
+	return s.sealBytes(serial[:], k[:])
 }
 
 var errSecret = errors.New("agent: certificate secret does not decrypt (master key missing or wrong)")
 
 func (s *sealer) open(serial payword.Serial, enc string) (payword.Secret, error) {
 	var k payword.Secret
-	id, body, _ := strings.Cut(enc, ".")
-	aead, ok := s.keys[id]
-	raw, err := b64.DecodeString(body)
-	if !ok || err != nil || len(raw) < aead.NonceSize() {
-		return k, errSecret
-	}
-	n := aead.NonceSize()
-	plain, err := aead.Open(nil, raw[:n], raw[n:], serial[:])
+	plain, err := s.openBytes(serial[:], enc)
 	if err != nil || len(plain) != len(k) {
 		return k, errSecret
 	}
 	copy(k[:], plain)
 	return k, nil
+}
+
+// sealBytes encrypts plain bound to ad (what the ciphertext belongs to:
+// a serial, a hosted wallet's user), so that it opens for that ad only.
+func (s *sealer) sealBytes(ad, plain []byte) string {
+	aead := s.keys[s.current]
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
+	rand.Read(nonce)
+	return s.current + "." + b64.EncodeToString(aead.Seal(nonce, nonce, plain, ad))
+}
+
+func (s *sealer) openBytes(ad []byte, enc string) ([]byte, error) {
+	id, body, _ := strings.Cut(enc, ".")
+	aead, ok := s.keys[id]
+	if !ok {
+		return nil, errSecret
+	}
+	raw, err := b64.DecodeString(body)
+	if err != nil || len(raw) < aead.NonceSize() {
+		return nil, errSecret
+	}
+	n := aead.NonceSize()
+	plain, err := aead.Open(nil, raw[:n], raw[n:], ad)
+	if err != nil {
+		return nil, errSecret
+	}
+	return plain, nil
 }
 
 // newToken returns a high-entropy bearer token and the hash under which it
