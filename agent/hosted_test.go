@@ -73,7 +73,9 @@ func TestHostedPay(t *testing.T) {
 	hv := newHostedVerifier(t)
 
 	daily := hostedOrder("daily", "/a", 3)
-	pay := func(o *payOrder, auto bool, idem string) (string, error) { return e.a.hostedPay(ctx, uid, o, auto, idem) }
+	pay := func(o *payOrder, auto bool, idem string) (string, error) {
+		return e.a.hostedPay(ctx, uid, o, auto, idem)
+	}
 
 	first, err := pay(daily, false, "c1")
 	if err != nil {
