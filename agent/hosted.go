@@ -32,12 +32,12 @@ import (
 // reader's browser (web_pay.go).
 
 const (
-	hostedSegments      = 8                // segments of a certificate the hosted wallet buys, at most
-	hostedMaxCerts      = 32               // certificates it holds at once
-	hostedVendorSegs    = 4                // segments one vendor gets before payments share them
-	hostedIdle          = time.Second      // a segment paid from longer ago takes the next payment at its vendor
-	hostedIdemTTL       = 10 * time.Minute // a reservation answers its repeats this long
-	hostedHistory       = 1000             // payments kept for the account page
+	hostedSegments      = 8                      // segments of a certificate the hosted wallet buys, at most
+	hostedMaxCerts      = 32                     // certificates it holds at once
+	hostedVendorSegs    = 4                      // segments one vendor gets before payments share them
+	hostedIdle          = 500 * time.Millisecond // a segment paid from longer ago takes the next payment at its vendor
+	hostedIdemTTL       = 10 * time.Minute       // a reservation answers its repeats this long
+	hostedHistory       = 1000                   // payments kept for the account page
 	hostedBuyLock       = 10 * time.Second
 	hostedCacheEntries  = 4096
 	hostedKeyAD         = "hashwall/hosted-key\x00"

@@ -32,6 +32,9 @@ type accountView struct {
 	Chart              web.Chart
 	Certs              []certView
 	Entries            []entryView
+	WalletFree         int64 // tokens of the web wallet for any site
+	WalletBound        int64 // and those set aside for sites already paid
+	Payments           []paymentView
 	Page, Pages        int
 	Newer, Older       int // page numbers, 0: none
 }
@@ -40,6 +43,11 @@ type certView struct {
 	Serial, Scope, Expires string
 	Tokens, Claimed        int64
 	exp                    int64
+}
+
+type paymentView struct {
+	When, Site, Realm, Product string
+	Tokens                     uint32
 }
 
 type entryView struct {
@@ -66,6 +74,18 @@ func (a *Agent) pageAccount(p *pageReq) error {
 	}
 	if v.Chart, err = a.spendingChart(ctx, p.uid); err != nil {
 		return err
+	}
+	if v.WalletFree, v.WalletBound, err = a.hostedBalance(ctx, p.uid); err != nil {
+		return err
+	}
+	v.Tokens = strconv.FormatInt(bal/int64(a.cfg.UnitValue)+v.WalletFree+v.WalletBound, 10)
+	paid, err := a.hostedPayments(ctx, p.uid, ledgerPage)
+	if err != nil {
+		return err
+	}
+	for _, e := range paid {
+		v.Payments = append(v.Payments, paymentView{When: time.Unix(e.Time, 0).UTC().Format("2006-01-02 15:04"),
+			Site: e.Origin, Realm: e.Realm, Product: e.Product, Tokens: e.Tokens})
 	}
 	acct := a.prefix + "led:u:" + p.uid
 	n, err := a.rdb.ZCard(ctx, acct).Result()
@@ -167,8 +187,9 @@ func (a *Agent) certViews(ctx context.Context, uid string) ([]certView, error) {
 	return out, nil
 }
 
-// spendingChart sums what left the balance per UTC day over the last
-// chartDays days (tokens bought for wallets, late claims), in tokens.
+// spendingChart sums the tokens spent per UTC day over the last chartDays
+// days: what left the balance (tokens bought for the reader's own wallets,
+// late claims) and the web wallet's payments.
 func (a *Agent) spendingChart(ctx context.Context, uid string) (web.Chart, error) {
 	now := a.now().UTC()
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
@@ -183,10 +204,24 @@ func (a *Agent) spendingChart(ctx context.Context, uid string) (web.Chart, error
 	if err != nil {
 		return web.Chart{}, err
 	}
+	// Certificates of the web wallet are not spending: its payments are.
+	pipe := a.rdb.Pipeline()
+	hosted := make(map[string]*redis.IntCmd)
+	for _, e := range entries {
+		if e.Kind == "purchase" {
+			hosted[e.Ref] = pipe.Exists(ctx, a.prefix+"hs:"+e.Ref)
+		}
+	}
+	if len(hosted) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil {
+			return web.Chart{}, err
+		}
+	}
+	day := func(t int64) int { return int(time.Unix(t, 0).UTC().Sub(from) / (24 * time.Hour)) }
 	spent := make([]int64, chartDays)
 	for _, e := range entries {
-		d := int(time.Unix(e.Time, 0).UTC().Sub(from) / (24 * time.Hour))
-		if e.Amount < 0 && d >= 0 && d < chartDays {
+		d := day(e.Time)
+		if e.Amount < 0 && d >= 0 && d < chartDays && !(e.Kind == "purchase" && hosted[e.Ref].Val() == 1) {
 			spent[d] -= e.Amount
 		}
 	}
@@ -194,6 +229,15 @@ func (a *Agent) spendingChart(ctx context.Context, uid string) (web.Chart, error
 	for i := range names {
 		names[i] = from.AddDate(0, 0, i).Format("2006-01-02")
 		spent[i] /= int64(a.cfg.UnitValue)
+	}
+	paid, err := a.hostedPayments(ctx, uid, hostedHistory)
+	if err != nil {
+		return web.Chart{}, err
+	}
+	for _, e := range paid {
+		if d := day(e.Time); d >= 0 && d < chartDays {
+			spent[d] += int64(e.Tokens)
+		}
 	}
 	return web.BarChart(fmt.Sprintf("Tokens spent per day, %s to %s (UTC)", names[0], names[chartDays-1]),
 		names, spent, func(v int64) string { return strconv.FormatInt(v, 10) + " tokens" }), nil

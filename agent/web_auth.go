@@ -40,7 +40,7 @@ func checkSignup(f *web.Form) agentapi.RegisterUser {
 
 func (a *Agent) pageSignup(p *pageReq) error {
 	if p.r.Method == http.MethodGet {
-		return p.render(http.StatusOK, "signup", "Sign up", nil, nil)
+		return p.render(http.StatusOK, "signup", "Sign up", nextForm(p.r), nil)
 	}
 	f := p.form
 	q := checkSignup(f)
@@ -61,9 +61,9 @@ func (a *Agent) pageSignup(p *pageReq) error {
 func (a *Agent) pageLogin(p *pageReq) error {
 	if p.r.Method == http.MethodGet {
 		if p.uid != "" {
-			return p.redirect("/account")
+			return p.redirect(safeNext(p.r.URL.Query().Get("next")))
 		}
-		return p.render(http.StatusOK, "login", "Log in", nil, nil)
+		return p.render(http.StatusOK, "login", "Log in", nextForm(p.r), nil)
 	}
 	f := p.form
 	name, pw := f.Trimmed("username"), f.Get("password")
@@ -106,8 +106,19 @@ func (p *pageReq) loginRefused(f *web.Form, page, title string, data any, err er
 	return p.render(e.Status, page, title, f, data)
 }
 
+// nextForm is an empty form that remembers where a log-in goes on (the
+// pay page, for a reader who came from a paywall).
+func nextForm(r *http.Request) *web.Form {
+	f := web.NewForm()
+	if next := r.URL.Query().Get("next"); safeNext(next) == next {
+		f.Values["next"] = next
+	}
+	return f
+}
+
 // startSession logs the reader in with a new session id (the old one, if
-// any, is ended: no fixation) and goes to the account.
+// any, is ended: no fixation) and goes on to the form's next page (a path
+// of this site) or the account.
 func (p *pageReq) startSession(uid string) error {
 	ctx := p.r.Context()
 	if old := web.SessionToken(p.r, p.secure); strings.HasPrefix(old, agentapi.SessionTokenPrefix) {
@@ -120,7 +131,11 @@ func (p *pageReq) startSession(uid string) error {
 		return err
 	}
 	web.SetSession(p.w, tok, p.a.cfg.SessionTTL, p.secure)
-	return p.redirect("/account")
+	next := "/account"
+	if p.form != nil {
+		next = safeNext(p.form.Get("next"))
+	}
+	return p.redirect(next)
 }
 
 func (a *Agent) pageLogout(p *pageReq) error {

@@ -56,6 +56,8 @@ func (a *Agent) pageRoutes() (http.Handler, error) {
 	m.Handle("GET /limits", a.page(true, a.pageLimits))
 	m.Handle("POST /limits", a.page(true, a.pageLimits))
 	m.Handle("POST /limits/delete", a.page(true, a.pageLimitDelete))
+	m.Handle("GET /pay", a.page(false, a.pagePay))
+	m.Handle("POST /pay", a.page(true, a.pagePay))
 	m.Handle("GET /recover", a.page(true, a.pageRecover))
 	m.Handle("POST /recover", a.page(true, a.pageRecover))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { // 404 whatever the method: no form check

@@ -9,6 +9,15 @@ import (
 // foreign form target and framing: pages are HTML and one style sheet.
 const ContentSecurityPolicy = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
+// PolicyPostingTo is the policy of the page that hands a payment to a
+// vendor's site: the Content-Security-Policy, plus this site's own scripts
+// (the one that sends the form) and forms posting to origin only. origin
+// must be canonical (payword.ParseOrigin), so it holds no ';' or space.
+func PolicyPostingTo(origin string) string {
+	return "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; form-action " + origin +
+		"; frame-ancestors 'none'; base-uri 'none'"
+}
+
 // Headers sets the security headers of every response of h. Pages are
 // personal (a balance, a CSRF token): none is stored by any cache; the
 // static files set their own Cache-Control.
