@@ -377,10 +377,12 @@ func hostedFlag(b bool) string {
 	return "0"
 }
 
-// hostedState is the agent's in-memory part of hosted wallets.
+// hostedState is what the agent keeps in memory for hosted wallets and
+// their pages.
 type hostedState struct {
 	certs boundedMap[payword.Serial, *hostedCert]
 	keys  boundedMap[string, ed25519.PrivateKey]
+	names boundedMap[string, string] // usernames by uid, for the pages
 }
 
 // boundedMap is a map that empties itself when full: a cache whose misses

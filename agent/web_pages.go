@@ -110,9 +110,13 @@ func (a *Agent) pageSession(p *pageReq) error {
 	if err != nil {
 		return err
 	}
-	name, err := a.rdb.HGet(p.r.Context(), a.prefix+"u:"+uid, "name").Result()
-	if err != nil && err != redis.Nil {
-		return err
+	name, ok := a.hosted.names.get(uid) // a username never changes
+	if !ok {
+		name, err = a.rdb.HGet(p.r.Context(), a.prefix+"u:"+uid, "name").Result()
+		if err != nil && err != redis.Nil {
+			return err
+		}
+		a.hosted.names.put(uid, name)
 	}
 	p.uid, p.user = uid, name
 	return nil

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,8 +13,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/hashwall/hashwall/agent/web"
 	"github.com/hashwall/hashwall/agentapi"
@@ -104,15 +103,17 @@ func (o *payOrder) setReturn(s string) string {
 
 // vendorTakes reports whether vendor is active and origin one of its sites.
 func (a *Agent) vendorTakes(ctx context.Context, vendor, origin string) (bool, error) {
-	status, err := a.rdb.HGet(ctx, a.prefix+"v:"+vendor, "status").Result()
-	if err == redis.Nil || err == nil && status != "active" {
-		return false, nil
-	}
+	v, err := a.rdb.HMGet(ctx, a.prefix+"v:"+vendor, "status", "origins").Result()
 	if err != nil {
 		return false, err
 	}
-	origins, err := a.vendorOrigins(ctx, vendor)
-	return slices.Contains(origins, origin), err
+	status, _ := v[0].(string)
+	raw, _ := v[1].(string)
+	var origins []string
+	if status != "active" || json.Unmarshal([]byte(raw), &origins) != nil {
+		return false, nil
+	}
+	return slices.Contains(origins, origin), nil
 }
 
 type payView struct {
