@@ -36,6 +36,10 @@ type Settings struct {
 	// TestTopups offers the pages' built-in "test" checkout, which credits
 	// any top-up at once for nothing: for tests and the demo only.
 	TestTopups bool `json:"test_topups,omitempty"`
+	// BehindTLS: readers reach the bank over https through a proxy that
+	// terminates TLS, so its pages' cookies are Secure (and __Host-) even
+	// though requests arrive over plain HTTP.
+	BehindTLS bool `json:"behind_tls,omitempty"`
 	// Replicas of the agent's Redis that must hold a write before the agent
 	// acknowledges it (0: 1 with a redis-sentinel:// URL, else none; -1:
 	// none); ReplicaTimeout (default 500ms, at most 1s) bounds the wait.
@@ -149,6 +153,7 @@ func (s *Settings) Table() []Setting {
 		{"open_vendors", "let anyone register a vendor, not only the admin", boolValue{&s.OpenVendors}},
 		{"ephemeral", "allow a Redis that may lose acknowledged writes", boolValue{&s.Ephemeral}},
 		{"test_topups", "offer the pages' test checkout, which credits top-ups for free (tests and demos only)", boolValue{&s.TestTopups}},
+		{"behind_tls", "readers reach the bank over https through a TLS-terminating proxy: page cookies are Secure", boolValue{&s.BehindTLS}},
 		{"replicas", "replicas that must hold a write before it is acknowledged; -1 none (default 1 with redis-sentinel://, else none)", replicasValue{&s.Replicas}},
 		{"replica_timeout", "how long to wait for them, at most 1s (default 500ms)", positiveDuration{&s.ReplicaTimeout}},
 	}

@@ -67,8 +67,12 @@ func (a *Agent) pageRoutes() (http.Handler, error) {
 	return web.Headers(m), nil
 }
 
-// isTLS is whether r came over TLS (Config.TLS).
+// isTLS is whether r came over TLS (Config.TLS), or readers reach the bank
+// over https through a proxy (BehindTLS).
 func (a *Agent) isTLS(r *http.Request) bool {
+	if a.cfg.BehindTLS {
+		return true
+	}
 	if a.cfg.TLS != nil {
 		return a.cfg.TLS(r)
 	}

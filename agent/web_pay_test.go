@@ -233,3 +233,16 @@ func FuzzParsePayOrder(f *testing.F) {
 		}
 	})
 }
+
+// TestBehindTLSCookies: behind a TLS-terminating proxy the pages' cookies
+// are Secure and __Host- although the request came over plain HTTP.
+func TestBehindTLSCookies(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.BehindTLS = true
+	e.restartAgent()
+	p := newBrowser(t, e.webServer()).get("/login")
+	c := p.header.Get("Set-Cookie")
+	if !strings.HasPrefix(c, "__Host-hw_pre=") || !strings.Contains(c, "Secure") || !strings.Contains(c, "HttpOnly") {
+		t.Fatalf("cookie %q", c)
+	}
+}
