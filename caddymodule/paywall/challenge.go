@@ -43,7 +43,8 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, o offer) err
 	var body bytes.Buffer
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		body.Grow(4 << 10) // the default page, in one allocation
-		if err := h.page.Execute(&body, newPageData(ch, h.TokenValue)); err != nil {
+		d := newPageData(ch, h.TokenValue, r)
+		if err := h.page.Execute(&body, d); err != nil {
 			h.logger.Error("402 template", zapErr(err))
 			body.Reset()
 		}
@@ -51,7 +52,7 @@ func (h *Handler) challenge(w http.ResponseWriter, r *http.Request, o offer) err
 		if h.page == defaultPage {
 			// Set, not added: a site-wide policy would block the page's
 			// style. A custom template keeps whatever the site sends.
-			hdr.Set("Content-Security-Policy", pageCSP)
+			hdr.Set("Content-Security-Policy", d.csp())
 		}
 	} else {
 		_ = json.NewEncoder(&body).Encode(problem{

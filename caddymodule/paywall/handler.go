@@ -436,9 +436,18 @@ func (h *Handler) Cleanup() error {
 	return err
 }
 
-// ServeHTTP prices the request, then passes it on with a valid grant or an
-// accepted payment, or answers 402.
+// ServeHTTP answers the pay form's path itself (never priced or passed
+// on), and serves every other request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if r.URL.Path == payPath {
+		return h.servePayForm(w, r, next)
+	}
+	return h.serve(w, r, next)
+}
+
+// serve prices the request, then passes it on with a valid grant or an
+// accepted payment, or answers 402.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	clean, lower, err := canonicalPath(r.URL)
 	if err != nil {
 		return caddyhttp.Error(http.StatusBadRequest, err)

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"html/template"
 	"math/bits"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/hashwall/hashwall/payword"
 )
@@ -29,8 +31,11 @@ var (
 
 	// pageCSP is the default page's policy: nothing but its own <style>.
 	// No frame-ancestors: a vendor may frame its own pages.
-	pageCSP = "default-src 'none'; style-src 'sha256-" + cssHash(page402CSS) +
-		"'; base-uri 'none'; form-action 'none'"
+	pageCSP = pageCSPBase + "'none'"
+	// pageCSPBase is the policy up to form-action's sources: 'none', or
+	// the bank's origin when the page has the pay button.
+	pageCSPBase = "default-src 'none'; style-src 'sha256-" + cssHash(page402CSS) +
+		"'; base-uri 'none'; form-action "
 )
 
 func cssHash(css string) string {
@@ -49,6 +54,10 @@ type pageData struct {
 	BankURL    string // the agent's base URL, http(s) only, else empty
 	SignupURL  string // BankURL + "/signup", or empty
 	LoginURL   string // BankURL + "/login", or empty
+	PayURL     string // BankURL + "/pay", or empty: the pay button's form action
+	ReturnURL  string // the article's absolute URL as the browser asked for it; empty without PayURL or if the pay form could not return to it
+
+	formAction string // the CSP's form-action source for the pay button, if the page has one
 }
 
 // TokenValue is what one token is worth: MinorUnits of Currency, as the
@@ -94,10 +103,10 @@ func money(minor uint64, currency string) string {
 	return fmt.Sprintf("%d.%02d %s", minor/100, minor%100, currency)
 }
 
-// newPageData fills what the page shows. Values a check let through
-// unchecked (a handler built in Go) fall back to less: tokens only, no
-// bank link.
-func newPageData(ch payword.Challenge, tv *TokenValue) pageData {
+// newPageData fills what the page shows for request r (nil: no pay
+// button). Values a check let through unchecked (a handler built in Go)
+// fall back to less: tokens only, no bank link.
+func newPageData(ch payword.Challenge, tv *TokenValue, r *http.Request) pageData {
 	d := pageData{Header: ch.String(), Challenge: ch}
 	if tv != nil && checkTokenValue(tv) == nil {
 		if hi, lo := bits.Mul64(uint64(ch.Price), tv.MinorUnits); hi == 0 {
@@ -107,9 +116,64 @@ func newPageData(ch payword.Challenge, tv *TokenValue) pageData {
 	if u := bankURL(ch.Agent); u != nil {
 		d.Bank, d.BankURL = u.Host, u.String()
 		base := strings.TrimRight(d.BankURL, "/")
-		d.SignupURL, d.LoginURL = base+"/signup", base+"/login"
+		d.SignupURL, d.LoginURL, d.PayURL = base+"/signup", base+"/login", base+"/pay"
+		if d.ReturnURL = returnURL(r); d.ReturnURL != "" {
+			d.formAction = cspOrigin(u)
+		}
 	}
 	return d
+}
+
+// csp is the page's policy: the pay button's form may go to the bank.
+func (d *pageData) csp() string {
+	if d.formAction == "" {
+		return pageCSP
+	}
+	return pageCSPBase + d.formAction
+}
+
+// returnURL is the absolute URL of the article r asked for, as the browser
+// asked for it (before any rewrite or stripped prefix), where the bank's
+// pay form returns the reader; "" when the form's return could not name it
+// (docs/protocol.md §7, "Paying with a form"). The scheme is Caddy's
+// {http.request.scheme}: https when the request came over TLS.
+func returnURL(r *http.Request) string {
+	if r == nil || r.Host == "" {
+		return ""
+	}
+	ru, u := r.RequestURI, r.URL
+	if orig, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok && orig.URL != nil {
+		ru, u = orig.RequestURI, orig.URL
+	}
+	if !strings.HasPrefix(ru, "/") {
+		ru = u.RequestURI() // absolute-form, or a request made in Go
+	}
+	if ru == "" || checkReturn(ru) != "" {
+		return ""
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host + ru
+}
+
+// cspOrigin is bank URL u's origin as a CSP source. A host CSP cannot name
+// (an IPv6 literal) or that could break the header gets its scheme alone.
+func cspOrigin(u *url.URL) string {
+	host, port := u.Hostname(), u.Port()
+	ok := host != "" && !strings.Contains(u.Host, "[")
+	for i := 0; ok && i < len(host); i++ {
+		c := host[i]
+		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.'
+	}
+	for i := 0; ok && i < len(port); i++ {
+		ok = '0' <= port[i] && port[i] <= '9'
+	}
+	if !ok {
+		return u.Scheme + ":"
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 // bankURL is the agent's base URL if it is an absolute http(s) URL without
