@@ -16,12 +16,17 @@ import (
 // loopback, owned by one test.
 type Cluster struct {
 	Nodes []*Server
+	buses []string // the nodes' cluster bus ports
 }
 
 // clusterReady bounds how long the nodes may take to agree on the slots.
 // A new primary declares the cluster ok only 2 s after it started
 // (CLUSTER_WRITABLE_DELAY), so a cluster takes a little over that.
-const clusterReady = 10 * time.Second
+const clusterReady = 20 * time.Second
+
+// remeetAfter is how long a node may go without knowing every other node
+// before it is introduced to them again.
+const remeetAfter = 3 * time.Second
 
 // StartCluster starts n primaries, gives each an even share of the 16384
 // slots (node i the i-th range), joins them and waits until every node
@@ -46,7 +51,8 @@ func StartClusters(tb testing.TB, count, n int, opts ...Option) []*Cluster {
 	}
 	deadline := time.Now().Add(clusterReady)
 	for _, c := range out {
-		for _, s := range c.Nodes {
+		for i, s := range c.Nodes {
+			nextMeet := time.Now().Add(remeetAfter)
 			for {
 				info, err := send(s.Addr(), "CLUSTER", "INFO")
 				if err == nil && strings.Contains(info, "cluster_state:ok") &&
@@ -54,7 +60,15 @@ func StartClusters(tb testing.TB, count, n int, opts ...Option) []*Cluster {
 					break
 				}
 				if time.Now().After(deadline) {
-					tb.Fatalf("redistest: cluster not ready after %v: %s %v", clusterReady, info, err)
+					nodes, _ := send(s.Addr(), "CLUSTER", "NODES")
+					tb.Fatalf("redistest: cluster not ready after %v: %s %v\nnode %d knows:\n%s", clusterReady, info, err, i, nodes)
+				}
+				// A handshake can be lost on a loaded machine (the node
+				// forgets it after the node timeout); meeting again is
+				// harmless for nodes already known.
+				if time.Now().After(nextMeet) {
+					c.meetAll(s)
+					nextMeet = time.Now().Add(remeetAfter)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -68,7 +82,6 @@ func StartClusters(tb testing.TB, count, n int, opts ...Option) []*Cluster {
 func startCluster(tb testing.TB, n int, opts []Option) *Cluster {
 	tb.Helper()
 	c := &Cluster{}
-	var buses []string
 	for range n {
 		// The bus port is the node's own port + 10000 by default, which
 		// may be taken; a free one is picked instead.
@@ -76,8 +89,8 @@ func startCluster(tb testing.TB, n int, opts []Option) *Cluster {
 		if err != nil {
 			tb.Fatalf("redistest: pick a cluster bus port: %v", err)
 		}
-		buses = append(buses, strconv.Itoa(bus))
-		args := []string{"--cluster-enabled", "yes", "--cluster-port", buses[len(buses)-1], "--cluster-config-file", "nodes.conf"}
+		c.buses = append(c.buses, strconv.Itoa(bus))
+		args := []string{"--cluster-enabled", "yes", "--cluster-port", c.buses[len(c.buses)-1], "--cluster-config-file", "nodes.conf"}
 		c.Nodes = append(c.Nodes, Start(tb, append(opts, WithArgs(args...))...))
 	}
 	per := SlotCount / n
@@ -93,11 +106,22 @@ func startCluster(tb testing.TB, n int, opts []Option) *Cluster {
 			continue
 		}
 		host, port, _ := net.SplitHostPort(s.Addr())
-		if _, err := send(c.Nodes[0].Addr(), "CLUSTER", "MEET", host, port, buses[i]); err != nil {
+		if _, err := send(c.Nodes[0].Addr(), "CLUSTER", "MEET", host, port, c.buses[i]); err != nil {
 			tb.Fatalf("redistest: node %d meeting node 0: %v", i, err)
 		}
 	}
 	return c
+}
+
+// meetAll sends s a CLUSTER MEET for every other node.
+func (c *Cluster) meetAll(s *Server) {
+	for i, o := range c.Nodes {
+		if o == s {
+			continue
+		}
+		host, port, _ := net.SplitHostPort(o.Addr())
+		_, _ = send(s.Addr(), "CLUSTER", "MEET", host, port, c.buses[i])
+	}
 }
 
 // Addrs are the nodes' host:port.
