@@ -34,7 +34,8 @@ func Path(t testing.TB) string {
 }
 
 // Context is a tab of a fresh headless Chromium profile, closed with the
-// test; every action under it ends within timeout.
+// test; every action under it ends within timeout. Steps may run under
+// child contexts with shorter timeouts.
 func Context(t testing.TB, timeout time.Duration) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
@@ -47,6 +48,13 @@ func Context(t testing.TB, timeout time.Duration) context.Context {
 	)
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
+	// Start the browser now, under ctx, so that a step run under a
+	// shorter child context does not own (and, ending, close) it.
+	if err := chromedp.Do(ctx); err != nil {
+		cancelB()
+		cancelA()
+		t.Fatalf("starting chromium: %v", err)
+	}
 	ctx, cancelC := context.WithTimeout(ctx, timeout)
 	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
 	return ctx
@@ -87,4 +95,15 @@ func uniform(img image.Image) bool {
 		}
 	}
 	return true
+}
+
+// Tab opens another tab of ctx's browser, closed with the test.
+func Tab(t testing.TB, ctx context.Context) context.Context {
+	t.Helper()
+	tab, cancel := chromedp.NewContext(ctx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab); err != nil { // opened now: see Context
+		t.Fatalf("opening a tab: %v", err)
+	}
+	return tab
 }

@@ -1,0 +1,286 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/chromedp"
+
+	"github.com/hashwall/hashwall/agentapi"
+	"github.com/hashwall/hashwall/internal/testutil/chromiumtest"
+	"github.com/hashwall/hashwall/internal/testutil/redistest"
+)
+
+// demo is `hashwall demo` on a real Redis: the newspaper behind the real
+// gateway (Caddy), the bank with its pages, from the built binary.
+type demo struct {
+	site, bank, admin string
+	vendor            string // the newspaper's vendor id (suffixed on a shared store)
+}
+
+func startDemo(t *testing.T) *demo {
+	t.Helper()
+	hw, _ := binaries(t)
+	rds := redistest.Start(t)
+	site, bank := freePort(t), freePort(t)
+	cmd := exec.Command(hw, "demo", "--redis", rds.URL(), "--site", fmt.Sprintf("127.0.0.1:%d", site), "--agent", fmt.Sprintf("127.0.0.1:%d", bank))
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	lines := make(chan string, 100)
+	go func() {
+		s := bufio.NewScanner(stdout)
+		for s.Scan() {
+			lines <- s.Text()
+		}
+		close(lines)
+	}()
+	var out strings.Builder
+	deadline := time.After(60 * time.Second)
+	for !strings.Contains(out.String(), "Serving until Ctrl-C") {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("the demo stopped:\n%s", out.String())
+			}
+			out.WriteString(l + "\n")
+		case <-deadline:
+			t.Fatalf("the demo did not get ready:\n%s", out.String())
+		}
+	}
+	go func() { // keep draining
+		for range lines {
+		}
+	}()
+	creds := regexp.MustCompile(`ADMIN=(\S+)`).FindStringSubmatch(out.String())
+	if creds == nil {
+		t.Fatalf("no operator's token in:\n%s", out.String())
+	}
+	vendor := regexp.MustCompile(`demo accounts (\S+) and`).FindStringSubmatch(out.String())
+	if vendor == nil {
+		t.Fatalf("no vendor id in:\n%s", out.String())
+	}
+	return &demo{site: fmt.Sprintf("http://127.0.0.1:%d", site), bank: fmt.Sprintf("http://127.0.0.1:%d", bank), admin: creds[1], vendor: vendor[1]}
+}
+
+// payButton is the 402 page's "Pay N tokens with <bank>" button.
+const payButton = `form[action$="/pay"] button`
+
+// read opens a priced article, presses the paywall's button and waits for
+// the article's heading: the reader's whole click, timed from the click.
+func read(ctx context.Context, url, heading string, actions ...chromedp.Action[chromedp.Void]) (time.Duration, error) {
+	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(payButton))); err != nil {
+		return 0, fmt.Errorf("the paywall of %s: %w", url, err)
+	}
+	start := time.Now()
+	steps := append([]chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(payButton))}, actions...)
+	steps = append(steps, chromedp.WaitVisible(`//h1[contains(., "`+heading+`")]`))
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		return 0, fmt.Errorf("paying for %s: %w", url, err)
+	}
+	return time.Since(start), nil
+}
+
+func mustRead(t *testing.T, ctx context.Context, url, heading string, actions ...chromedp.Action[chromedp.Void]) time.Duration {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	d, err := read(sctx, url, heading, actions...)
+	if err != nil {
+		failAt(t, ctx, err)
+	}
+	return d
+}
+
+// stepTimeout bounds one step of a browser story, so that a step that
+// hangs fails with the page it hung on rather than running out the test.
+const stepTimeout = 30 * time.Second
+
+// step runs one step of a browser story.
+func step(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		failAt(t, ctx, fmt.Errorf("%s: %w", what, err))
+	}
+}
+
+// failAt fails the test with the page the browser is at.
+func failAt(t *testing.T, ctx context.Context, err error) {
+	t.Helper()
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	body, _ := chromedp.Run(dctx, chromedp.Text(chromedp.CSS(`body`)))
+	loc, _ := chromedp.Run(dctx, chromedp.Location())
+	t.Fatalf("%v\nat %s:\n%s", err, loc, body)
+}
+
+// scripts turns the tab's JavaScript on or off.
+func scripts(on bool) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !on})
+		return err
+	})
+}
+
+func location(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	loc, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// TestBrowserPayFromPaywall is issue 12's story in headless Chromium,
+// against the demo's real gateway, bank and Redis: a reader with nothing
+// installed signs up, tops up, and reads with one click per article.
+func TestBrowserPayFromPaywall(t *testing.T) {
+	ctx := chromiumtest.Context(t, 3*time.Minute)
+	d := startDemo(t)
+
+	// Sign up and top up.
+	step(t, ctx, "signing up and topping up",
+		chromedp.Navigate(d.bank+"/signup"),
+		chromedp.WaitVisible(chromedp.CSS(`#f-username`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-username`), "rosa"),
+		chromedp.SendKeys(chromedp.CSS(`#f-password`), "a long enough password"),
+		chromedp.SendKeys(chromedp.CSS(`#f-password2`), "a long enough password"),
+		chromedp.Submit(chromedp.CSS(`#f-username`)),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/topup"]`)),
+		chromedp.Navigate(d.bank+"/topup"),
+		chromedp.WaitVisible(chromedp.CSS(`#f-tokens`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-tokens`), "1000"),
+		chromedp.Submit(chromedp.CSS(`#f-tokens`)),
+		chromedp.WaitVisible(`//h1[contains(., "Top-up complete")]`),
+	)
+
+	// A priced article: the paywall, the bank's pay page, the article.
+	step(t, ctx, "the paywall of moon-landing", chromedp.Navigate(d.site+"/articles/moon-landing"), chromedp.WaitVisible(chromedp.CSS(payButton)))
+	chromiumtest.Screenshot(t, ctx, "paywall-402")
+	step(t, ctx, "the button", chromedp.Click(chromedp.CSS(payButton)), chromedp.WaitVisible(chromedp.CSS(`button.primary`)))
+	if loc := location(t, ctx); !strings.HasPrefix(loc, d.bank+"/pay?") {
+		t.Fatalf("the button led to %s", loc)
+	}
+	step(t, ctx, "ticking the automatic limit",
+		chromedp.Click(chromedp.CSS(`input[name=auto]`)),
+		chromedp.SetValue(chromedp.CSS(`#f-daily`), "60"),
+	)
+	chromiumtest.Screenshot(t, ctx, "bank-pay")
+	step(t, ctx, "paying for moon-landing", chromedp.Click(chromedp.CSS(`button.primary`)), chromedp.WaitVisible(`//h1[contains(., "Moon landing")]`))
+	if loc := location(t, ctx); loc != d.site+"/articles/moon-landing" {
+		t.Fatalf("after paying the reader is at %s", loc)
+	}
+	chromiumtest.Screenshot(t, ctx, "paid-article")
+	// The grant cookie opens it again without paying.
+	step(t, ctx, "reloading moon-landing", chromedp.Reload(), chromedp.WaitVisible(`//h1[contains(., "Moon landing")]`))
+
+	// Within the automatic limit (60 a day), each next article is one
+	// click: timed over 20 articles.
+	var took []time.Duration
+	for i := 1; i <= 20; i++ {
+		took = append(took, mustRead(t, ctx, fmt.Sprintf("%s/articles/archive/%d", d.site, i), fmt.Sprintf("story %d", i)))
+	}
+	slices.Sort(took)
+	median, p90 := took[len(took)/2], took[len(took)*9/10]
+	t.Logf("click on the paywall's button → paid article shown, 20 articles: median %v, p90 %v, min %v, max %v",
+		median, p90, took[0], took[len(took)-1])
+	if median > time.Second {
+		t.Errorf("median %v from click to article", median)
+	}
+
+	// A day pass (20 tokens, over what is left of the limit: the bank asks),
+	// then another page of that day's issue opens without paying.
+	mustRead(t, ctx, d.site+"/issues/2026-11-25/front", "front page", chromedp.Click(chromedp.CSS(`button.primary`)))
+	step(t, ctx, "the day pass opening the sport page", chromedp.Navigate(d.site+"/issues/2026-11-25/sport"), chromedp.WaitVisible(`//h1[contains(., "sport")]`))
+
+	// Log out at the bank in the middle: the button asks to log in, then
+	// pays and returns to the article.
+	step(t, ctx, "logging out",
+		chromedp.Navigate(d.bank+"/account"),
+		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`#f-username`)),
+	)
+	mustRead(t, ctx, d.site+"/articles/archive/100", "story 100",
+		chromedp.WaitVisible(chromedp.CSS(`#f-username`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-username`), "rosa"),
+		chromedp.SendKeys(chromedp.CSS(`#f-password`), "a long enough password"),
+		chromedp.Submit(chromedp.CSS(`#f-username`)),
+		chromedp.WaitVisible(chromedp.CSS(`button.primary`)), // over the day's limit now: asks
+		chromedp.Click(chromedp.CSS(`button.primary`)))
+
+	// Scripts off: the bank's page shows a button that carries the payment.
+	step(t, ctx, "scripts off", scripts(false))
+	mustRead(t, ctx, d.site+"/articles/archive/200", "story 200",
+		chromedp.WaitVisible(chromedp.CSS(`button.primary`)),
+		chromedp.Click(chromedp.CSS(`button.primary`)),
+		chromedp.WaitVisible(chromedp.CSS(`form#pay button`)),
+		chromedp.Click(chromedp.CSS(`form#pay button`)))
+	step(t, ctx, "scripts on", scripts(true))
+
+	// Two tabs paying at once, both within a raised limit.
+	step(t, ctx, "raising the limit",
+		chromedp.Navigate(d.bank+"/limits"),
+		chromedp.WaitVisible(chromedp.CSS(`#f-origin`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-origin`), d.site),
+		chromedp.SendKeys(chromedp.CSS(`#f-vendor`), d.vendor),
+		chromedp.SendKeys(chromedp.CSS(`#f-tokens`), "500"),
+		chromedp.Submit(chromedp.CSS(`#f-tokens`)),
+		chromedp.WaitVisible(`//td[contains(., "500")]`),
+	)
+	tabs := make([]context.Context, 2)
+	for i := range tabs {
+		tab := chromiumtest.Tab(t, ctx)
+		tabs[i] = tab
+		step(t, tab, "the paywall in a second tab", chromedp.Navigate(fmt.Sprintf("%s/articles/archive/%d", d.site, 300+i)), chromedp.WaitVisible(chromedp.CSS(payButton)))
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(tabs))
+	for i, tab := range tabs {
+		wg.Go(func() {
+			sctx, cancel := context.WithTimeout(tab, stepTimeout)
+			defer cancel()
+			errs[i] = chromedp.Do(sctx, chromedp.Click(chromedp.CSS(payButton)), chromedp.WaitVisible(fmt.Sprintf(`//h1[contains(., "story %d")]`, 300+i)))
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			failAt(t, tabs[i], fmt.Errorf("tab %d: %w", i, err))
+		}
+	}
+
+	// The account page lists what was paid; the bank credits the newspaper
+	// every token: the demo's own 2, then 2 + 20×2 + 20 + 2 + 2 + 2×2.
+	step(t, ctx, "the account page", chromedp.Navigate(d.bank+"/account"), chromedp.WaitVisible(`//h2[contains(., "Articles you paid for")]`))
+	chromiumtest.Screenshot(t, ctx, "bank-account-paid")
+	const want = 2 + 2 + 20*2 + 20 + 2 + 2 + 2*2
+	bank := agentapi.NewClient(d.bank, nil).WithToken(d.admin)
+	for end := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		st, err := bank.VendorStatement(t.Context(), d.vendor, time.Time{}, time.Time{})
+		if err == nil && st.Credited == want {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the newspaper was credited %+v (%v), want %d tokens", st, err, want)
+		}
+	}
+}
