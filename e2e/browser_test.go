@@ -83,30 +83,75 @@ func startDemo(t *testing.T) *demo {
 // payButton is the 402 page's "Pay N tokens with <bank>" button.
 const payButton = `form[action$="/pay"] button`
 
+// clicked is what a click on the paywall's button took until the article
+// was shown: seen by the browser (from the click event to the article's
+// DOMContentLoaded and first contentful paint, on the browser's clock) and
+// by the test driving it (from sending the click to seeing the heading,
+// which adds the DevTools round trips).
+type clicked struct {
+	dcl, paint, driver time.Duration
+}
+
 // read opens a priced article, presses the paywall's button and waits for
 // the article's heading: the reader's whole click, timed from the click.
-func read(ctx context.Context, url, heading string, actions ...chromedp.Action[chromedp.Void]) (time.Duration, error) {
-	if err := chromedp.Do(ctx, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(payButton))); err != nil {
-		return 0, fmt.Errorf("the paywall of %s: %w", url, err)
+// The click's time is kept in the site's sessionStorage, which the article,
+// at the same origin in the same tab, reads back.
+func read(ctx context.Context, url, heading string, actions ...chromedp.Action[chromedp.Void]) (clicked, error) {
+	var c clicked
+	if err := chromedp.Do(ctx,
+		chromedp.Navigate(url),
+		chromedp.WaitVisible(chromedp.CSS(payButton)),
+		evaluate(`addEventListener('click', e => sessionStorage.setItem('hw-click', String(performance.timeOrigin + e.timeStamp)), {capture: true, once: true})`),
+	); err != nil {
+		return c, fmt.Errorf("the paywall of %s: %w", url, err)
 	}
 	start := time.Now()
 	steps := append([]chromedp.Action[chromedp.Void]{chromedp.Click(chromedp.CSS(payButton))}, actions...)
 	steps = append(steps, chromedp.WaitVisible(`//h1[contains(., "`+heading+`")]`))
 	if err := chromedp.Do(ctx, steps...); err != nil {
-		return 0, fmt.Errorf("paying for %s: %w", url, err)
+		return c, fmt.Errorf("paying for %s: %w", url, err)
 	}
-	return time.Since(start), nil
+	c.driver = time.Since(start)
+	// The paint entry can lag the heading's visibility by a frame: wait for it.
+	const shown = `(() => {
+		const click = +sessionStorage.getItem('hw-click');
+		const nav = performance.getEntriesByType('navigation')[0];
+		const paint = performance.getEntriesByName('first-contentful-paint')[0];
+		if (!click || !nav || !paint || !nav.domContentLoadedEventEnd) return null;
+		return [performance.timeOrigin + nav.domContentLoadedEventEnd - click, performance.timeOrigin + paint.startTime - click];
+	})()`
+	for end := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		ms, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](shown))
+		if err != nil {
+			return c, fmt.Errorf("timing %s: %w", url, err)
+		}
+		if len(ms) == 2 {
+			c.dcl, c.paint = time.Duration(ms[0]*1e6), time.Duration(ms[1]*1e6)
+			return c, nil
+		}
+		if time.Now().After(end) {
+			return c, fmt.Errorf("%s: no paint timing", url)
+		}
+	}
 }
 
-func mustRead(t *testing.T, ctx context.Context, url, heading string, actions ...chromedp.Action[chromedp.Void]) time.Duration {
+// evaluate runs a script whose value does not matter.
+func evaluate(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Evaluate[any](js)(ctx, t)
+		return err
+	})
+}
+
+func mustRead(t *testing.T, ctx context.Context, url, heading string, actions ...chromedp.Action[chromedp.Void]) clicked {
 	t.Helper()
 	sctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
-	d, err := read(sctx, url, heading, actions...)
+	c, err := read(sctx, url, heading, actions...)
 	if err != nil {
 		failAt(t, ctx, err)
 	}
-	return d
+	return c
 }
 
 // stepTimeout bounds one step of a browser story, so that a step that
@@ -195,16 +240,28 @@ func TestBrowserPayFromPaywall(t *testing.T) {
 
 	// Within the automatic limit (60 a day), each next article is one
 	// click: timed over 20 articles.
-	var took []time.Duration
+	var dcl, paint, driver []time.Duration
 	for i := 1; i <= 20; i++ {
-		took = append(took, mustRead(t, ctx, fmt.Sprintf("%s/articles/archive/%d", d.site, i), fmt.Sprintf("story %d", i)))
+		c := mustRead(t, ctx, fmt.Sprintf("%s/articles/archive/%d", d.site, i), fmt.Sprintf("story %d", i))
+		dcl, paint, driver = append(dcl, c.dcl), append(paint, c.paint), append(driver, c.driver)
 	}
-	slices.Sort(took)
-	median, p90 := took[len(took)/2], took[len(took)*9/10]
-	t.Logf("click on the paywall's button → paid article shown, 20 articles: median %v, p90 %v, min %v, max %v",
-		median, p90, took[0], took[len(took)-1])
-	if median > time.Second {
-		t.Errorf("median %v from click to article", median)
+	for _, f := range []struct {
+		what string
+		took []time.Duration
+	}{
+		{"to the article's DOMContentLoaded (browser's clock)", dcl},
+		{"to the article's first contentful paint (browser's clock)", paint},
+		{"to the heading seen by the test (adds DevTools round trips)", driver},
+	} {
+		slices.Sort(f.took)
+		median, p90 := f.took[len(f.took)/2], f.took[len(f.took)*9/10]
+		t.Logf("click on the paywall's button %s, 20 articles: median %v, p90 %v, min %v, max %v",
+			f.what, median.Round(time.Millisecond), p90.Round(time.Millisecond), f.took[0].Round(time.Millisecond), f.took[len(f.took)-1].Round(time.Millisecond))
+		// 150 ms is the figure to reach on a quiet machine (README); the
+		// test only catches a flow gone wrong, as CI machines are loaded.
+		if median > time.Second {
+			t.Errorf("median %v from click %s", median, f.what)
+		}
 	}
 
 	// A day pass (20 tokens, over what is left of the limit: the bank asks),
