@@ -9,8 +9,11 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/hashwall/hashwall/payword"
 )
 
 // BenchmarkHostedPay is the hosted wallet's own work per payment: the
@@ -34,10 +37,16 @@ func BenchmarkHostedPay(b *testing.B) {
 	})
 }
 
+// tokenAt names one token of a certificate.
+type tokenAt struct {
+	serial payword.Serial
+	g, i   uint32
+}
+
 // BenchmarkPayEndpoint pays through the bank's pay page over real HTTP:
 // 64 logged-in sessions of one account POST /pay at once (b.SetParallelism
 // times GOMAXPROCS goroutines), each answered with the paying page.
-// Report payments/s.
+// Report payments/s, then check that no token was handed out twice.
 func BenchmarkPayEndpoint(b *testing.B) {
 	e := newEnv(b)
 	auth := e.vendor("daily")
@@ -60,6 +69,8 @@ func BenchmarkPayEndpoint(b *testing.B) {
 		sessions <- br
 	}
 	var n atomic.Int64
+	var mu sync.Mutex
+	var paid []string
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		br := <-sessions
@@ -75,7 +86,27 @@ func BenchmarkPayEndpoint(b *testing.B) {
 				b.Errorf("POST /pay: %d", p.code)
 				return
 			}
+			mu.Lock()
+			paid = append(paid, p.hidden("payment"))
+			mu.Unlock()
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "payments/s")
+	b.StopTimer()
+	// No token handed out twice, every price paid in full.
+	seen := make(map[tokenAt]bool, len(paid))
+	for _, hdr := range paid {
+		pm, err := payword.ParseAuthorization("PayWord " + hdr)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if pm.Amount != 1 {
+			b.Fatalf("paid %d tokens for a price of 1", pm.Amount)
+		}
+		k := tokenAt{pm.Cert.Serial, pm.Segment, pm.Index}
+		if seen[k] {
+			b.Fatalf("token %v handed out twice", k)
+		}
+		seen[k] = true
+	}
 }

@@ -186,25 +186,21 @@ func TestHostedConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	type tok struct {
-		serial payword.Serial
-		g, i   uint32
-	}
-	seen := map[tok]bool{}
-	owner := map[tok]string{} // segment (i = 0) → vendor
+	seen := map[tokenAt]bool{}
+	owner := map[tokenAt]string{} // segment (i = 0) → vendor
 	var prices, spent int
 	for _, x := range all {
 		prices += int(x.o.Price)
 		if x.p.Amount != x.o.Price || x.p.Vendor != x.o.Vendor || x.p.Product != x.o.Product {
 			t.Fatalf("payment %+v for order %+v", x.p, x.o)
 		}
-		seg := tok{x.p.Cert.Serial, x.p.Segment, 0}
+		seg := tokenAt{x.p.Cert.Serial, x.p.Segment, 0}
 		if v, ok := owner[seg]; ok && v != x.o.Vendor {
 			t.Fatalf("segment %v paid to %s and %s", seg, v, x.o.Vendor)
 		}
 		owner[seg] = x.o.Vendor
 		for i := x.p.Index - x.p.Amount + 1; i <= x.p.Index; i++ {
-			k := tok{x.p.Cert.Serial, x.p.Segment, i}
+			k := tokenAt{x.p.Cert.Serial, x.p.Segment, i}
 			if seen[k] {
 				t.Fatalf("token %v handed out twice", k)
 			}
