@@ -160,7 +160,7 @@ func runDemo(fl caddycmd.Flags) (int, error) {
 		return 1, err
 	}
 	say("reader:  %q with a wallet of %d tokens at %s", demoReader, tokens, walletPath)
-	say("bank:    %s/login  (in a browser: log in as %q, password %q; top-ups are free in the demo)\n", agentURL, demoReader, demoPassword)
+	say("bank:    %s/login  (reader %q, password %q)\n", agentURL, demoReader, demoPassword)
 
 	// One paid request, step by step.
 	article := siteURL + "/articles/moon-landing"
@@ -189,9 +189,19 @@ Try it yourself (in another terminal, from this repository):
   go run ./cmd/hashwall-wallet get %s/issues/%s/front --max-price 20   # the whole day's issue
   go run ./cmd/hashwall-wallet get %s/issues/%s/sport                  # covered by that day pass
   go run ./cmd/hashwall-wallet history
-  curl -i %s/articles/city-council    # what a browser without a wallet gets: 402 and a challenge
+  curl -i %s/articles/city-council    # what a browser without a wallet gets: 402 and a challenge`,
+		walletPath, demoPassword, siteURL, siteURL, siteURL, siteURL, demoIssue, siteURL, demoIssue, siteURL)
+	say(`
+Or read in a browser, with nothing installed:
 
-Serving until Ctrl-C.`, walletPath, demoPassword, siteURL, siteURL, siteURL, siteURL, demoIssue, siteURL, demoIssue, siteURL)
+  1. open %s/ and pick an article: the paywall asks for 2 tokens;
+  2. press "Pay 2 tokens with %s" and log in as %q, password %q
+     (or open your own account there: top-ups are free in the demo);
+  3. press "Pay 2 tokens" and you are back at the article, paid. Tick
+     "pay without asking" first, and every next article is one click.
+  Your tokens, what you read and your limits: %s/account
+
+Serving until Ctrl-C.`, siteURL, strings.TrimPrefix(agentURL, "http://"), demoReader, demoPassword, agentURL)
 	<-ctx.Done()
 	say("\nstopping.")
 	return 0, nil
@@ -222,7 +232,7 @@ func gatewayConfig(site, upstream, agentURL, redisURL, apiToken string) []byte {
 			{"pattern": "/articles/*", "price": 2},
 			{"pattern": "/issues/*/*", "price": 20, "scope": "/issues/*/", "ttl": "24h"},
 		},
-		"free":           []string{"/", "/index.html"},
+		"free":           []string{"/", "/index.html", "/planet.css"},
 		"upstream_price": true,
 		// The demo's bank keeps the defaults: a token is one cent.
 		"token_value": map[string]any{"minor_units": 1, "currency": agent.DefaultCurrency},

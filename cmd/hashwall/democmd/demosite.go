@@ -32,7 +32,7 @@ func newspaper() http.Handler {
 			return
 		}
 		var b strings.Builder
-		b.WriteString(`<!doctype html><title>The Daily Planet</title><h1>The Daily Planet</h1><p>Front page, free to read.</p><ul>`)
+		b.WriteString(`<!doctype html><meta name="viewport" content="width=device-width"><link rel="stylesheet" href="/planet.css"><title>The Daily Planet</title><h1>The Daily Planet</h1><p>Front page, free to read.</p><ul>`)
 		for _, a := range demoArticles {
 			fmt.Fprintf(&b, `<li><a href="%s">%s</a> (%s)</li>`, a.path, html.EscapeString(a.title), a.price)
 		}
@@ -42,8 +42,13 @@ func newspaper() http.Handler {
 	})
 	article := func(w http.ResponseWriter, r *http.Request, title string) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, "<!doctype html><title>%[1]s</title><h1>%[1]s</h1><p>Paid for by %[2]s. Thank you for reading!</p>\n",
-			html.EscapeString(title), html.EscapeString(r.Header.Get("X-Paywall-User")))
+		fmt.Fprintf(w, `<!doctype html><meta name="viewport" content="width=device-width"><link rel="stylesheet" href="/planet.css"><title>%[1]s</title>
+<header><a href="/">The Daily Planet</a></header>
+<article><h1>%[1]s</h1>
+<p class="lede">Our reporters were there, and this is what they saw.</p>
+<p>The story the reader just paid for would run here, in full, without a subscription: the newspaper was paid a few cents for it, through the paywall in front of this site.</p>
+<p class="paid">Paid for by reader %[2]s. Thank you for reading!</p></article>
+`, html.EscapeString(title), html.EscapeString(r.Header.Get("X-Paywall-User")))
 	}
 	page := func(w http.ResponseWriter, r *http.Request) {
 		for _, a := range demoArticles {
@@ -54,6 +59,11 @@ func newspaper() http.Handler {
 		}
 		http.NotFound(w, r)
 	}
+	mux.HandleFunc("/planet.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/css; charset=utf-8")
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		fmt.Fprint(w, planetCSS)
+	})
 	// The archive: a story for every number, at the article price.
 	mux.HandleFunc("/articles/archive/{n}", func(w http.ResponseWriter, r *http.Request) {
 		if _, err := strconv.ParseUint(r.PathValue("n"), 10, 20); err != nil {
@@ -70,3 +80,13 @@ func newspaper() http.Handler {
 	})
 	return mux
 }
+
+// planetCSS is the newspaper's own look, free like its front page.
+const planetCSS = `body { margin: 0; background: #fbfaf7; color: #1d1d1f; font: 18px/1.6 Georgia, "DejaVu Serif", serif; }
+header { border-bottom: 3px double #1d1d1f; padding: .75rem 1.25rem; text-align: center; }
+header a { color: inherit; text-decoration: none; font: 700 1.6rem/1 "DejaVu Serif", Georgia, serif; letter-spacing: .04em; text-transform: uppercase; }
+article, body > h1, body > p, body > ul { max-width: 40rem; margin-left: auto; margin-right: auto; padding: 0 1.25rem; }
+h1 { font-size: 2.1rem; line-height: 1.2; margin: 1.5rem auto .75rem; }
+.lede { font-size: 1.2rem; color: #444; }
+.paid { margin-top: 2rem; font: .85rem/1.4 "DejaVu Sans", sans-serif; color: #6b6b6b; border-top: 1px solid #ddd; padding-top: .75rem; }
+`
