@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -34,48 +32,15 @@ func startDemo(t *testing.T) *demo {
 	hw, _ := binaries(t)
 	rds := redistest.Start(t)
 	site, bank := freePort(t), freePort(t)
-	cmd := exec.Command(hw, "demo", "--redis", rds.URL(), "--site", fmt.Sprintf("127.0.0.1:%d", site), "--agent", fmt.Sprintf("127.0.0.1:%d", bank))
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, story := runDemo(t, hw, "--redis", rds.URL(), "--site", fmt.Sprintf("127.0.0.1:%d", site), "--agent", fmt.Sprintf("127.0.0.1:%d", bank))
 	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
-	lines := make(chan string, 100)
-	go func() {
-		s := bufio.NewScanner(stdout)
-		for s.Scan() {
-			lines <- s.Text()
-		}
-		close(lines)
-	}()
-	var out strings.Builder
-	deadline := time.After(60 * time.Second)
-	for !strings.Contains(out.String(), "Serving until Ctrl-C") {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatalf("the demo stopped:\n%s", out.String())
-			}
-			out.WriteString(l + "\n")
-		case <-deadline:
-			t.Fatalf("the demo did not get ready:\n%s", out.String())
-		}
-	}
-	go func() { // keep draining
-		for range lines {
-		}
-	}()
-	creds := regexp.MustCompile(`ADMIN=(\S+)`).FindStringSubmatch(out.String())
+	creds := regexp.MustCompile(`ADMIN=(\S+)`).FindStringSubmatch(story)
 	if creds == nil {
-		t.Fatalf("no operator's token in:\n%s", out.String())
+		t.Fatalf("no operator's token in:\n%s", story)
 	}
-	vendor := regexp.MustCompile(`demo accounts (\S+) and`).FindStringSubmatch(out.String())
+	vendor := regexp.MustCompile(`demo accounts (\S+) and`).FindStringSubmatch(story)
 	if vendor == nil {
-		t.Fatalf("no vendor id in:\n%s", out.String())
+		t.Fatalf("no vendor id in:\n%s", story)
 	}
 	return &demo{site: fmt.Sprintf("http://127.0.0.1:%d", site), bank: fmt.Sprintf("http://127.0.0.1:%d", bank), admin: creds[1], vendor: vendor[1]}
 }

@@ -3,25 +3,21 @@ package paywall
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"html"
-	"image"
-	_ "image/png"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/hashwall/hashwall/internal/testutil/chromiumtest"
 
 	"github.com/hashwall/hashwall/payword"
 )
@@ -208,22 +204,6 @@ func rawPost(t *testing.T, base, target, body string) rawResponse {
 	return rawResponse{Response: resp, body: string(rest), wire: string(wire)}
 }
 
-// chromium is the headless Chromium to drive: skipped where there is
-// none, except on CI (.ci/run installs it), which must not skip.
-func chromium(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal("no chromium on CI: .ci/run installs it")
-	}
-	t.Skip("no chromium: apt-get install chromium")
-	return ""
-}
-
 // TestE2EPayFormBrowser: in headless Chromium, the 402 page's button leaves
 // for the bank (its policy lets the form go there), and a bank's page on
 // another site (localhost, the news being 127.0.0.1) that posts the
@@ -232,7 +212,7 @@ func chromium(t *testing.T) string {
 // the article's GET. The bank's page here is the test's stand-in for the
 // hosted wallet (issue 12): it pays with a wallet of the test.
 func TestE2EPayFormBrowser(t *testing.T) {
-	exe := chromium(t)
+	ctx := chromiumtest.Context(t, 60*time.Second)
 	w := newWorld(t, worldOpts{})
 	wal := w.buy(128)
 	// The stand-in bank: /pay pays the product of the challenge's form.
@@ -256,14 +236,6 @@ func TestE2EPayFormBrowser(t *testing.T) {
 	t.Cleanup(bank.Close)
 	bankURL := strings.Replace(bank.URL, "127.0.0.1", "localhost", 1)
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe), chromedp.Flag("headless", "new"), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.WindowSize(900, 800), chromedp.UserDataDir(t.TempDir()))
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancelC := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
-
 	// The button, clicked: the browser goes to the challenge's bank.
 	const moon = "/articles/moon"
 	err := chromedp.Do(ctx,
@@ -273,7 +245,7 @@ func TestE2EPayFormBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	screenshot(t, ctx, "paywall-402")
+	chromiumtest.Screenshot(t, ctx, "payform-402")
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`form.pay button`))); err != nil {
 		t.Fatal(err)
 	}
@@ -324,35 +296,11 @@ func TestE2EPayFormBrowser(t *testing.T) {
 	if text, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`))); err != nil || !strings.Contains(text, "spent at this site already") || !strings.Contains(text, "replay") {
 		t.Fatalf("the replay's page: %q %v", text, err)
 	}
-	screenshot(t, ctx, "paywall-pay-refused")
+	chromiumtest.Screenshot(t, ctx, "payform-refused")
 	if n := w.cms.hitsOf(moon); n != 3 {
 		t.Fatalf("the CMS served %s %d times, want 3 (the form's payment, the 303's GET, the visit again)", moon, n)
 	}
 	if l := w.cms.leaked(); len(l) > 0 {
 		t.Fatalf("priced articles reached the CMS unpaid: %q", l)
-	}
-}
-
-// screenshot saves the page as name.png in $HW_SCREENSHOTS or the test's
-// directory, and checks it shows something.
-func screenshot(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: a PNG
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, _, err := image.Decode(bytes.NewReader(buf))
-	if err != nil {
-		t.Fatalf("%s: not a PNG: %v", name, err)
-	}
-	if b := img.Bounds(); img.At(b.Min.X, b.Min.Y) == img.At(b.Max.X/2, b.Max.Y/4) && img.At(b.Min.X, b.Min.Y) == img.At(b.Max.X/2, b.Max.Y/3) {
-		t.Logf("%s: the screenshot may be blank", name)
-	}
-	dir := os.Getenv("HW_SCREENSHOTS")
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
