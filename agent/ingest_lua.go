@@ -4,7 +4,7 @@ package agent
 //
 // ARGV: vendor, batch, t, n, ttl, then per claim: serial, seg, index, pre,
 // auth, void ("1" for the void of a claim, else "0"), p (the tokens the
-// payment carried); last, the digest of the batch's claims (64 hex digits). pre is Go's
+// payment carried), product; last, the digest of the batch's claims (64 hex digits). pre is Go's
 // verdict from the signatures and K: "ok", "invalid", "vendor_fraud" or
 // "unknown_certificate". Returns {response body, certificates revoked,
 // value credited to the vendor for claims, value taken back by voids}. A
@@ -33,10 +33,23 @@ package agent
 // State is read with a few HMGETs per certificate into local tables and
 // written back at the end: a batch costs a few calls per certificate, not
 // per claim or segment.
+//
+// What the vendor's pages and GET /v1/claims, /v1/revenue show is written
+// in the same script, so it always agrees with the ledger: each claim
+// recorded (not a duplicate, not refused after the settlement window) and
+// each void is one entry of the vendor's claims stream vc:<vid> (at most
+// maxClaimsLog, the oldest trimmed), its one field e "<t> <serial> <seg>
+// <index> <verdict> <tokens> <value> <product>" (a product has no spaces); the day's claims paid, value credited
+// and value voided go to vr:<vid> (fields n:<day>, c:<day>, v:<day>, day =
+// Unix days of t); each product's net value to vp:<vid>.
+// maxClaimsLog bounds a vendor's claims stream (XADD MAXLEN ~): about
+// 100 bytes an entry, so some 50 MB of Redis for a vendor at the bound.
+const maxClaimsLog = "500000"
+
 var ingest = script(`
 local vendor, batch, t, n, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local bk = P .. 'batch:' .. vendor .. ':' .. batch
-local digest = ARGV[6 + 7 * n]
+local digest = ARGV[6 + 8 * n]
 local prev = redis.call('GET', bk)
 if prev and string.sub(prev, 1, 1) ~= '{' then
   if string.sub(prev, 1, 64) ~= digest then return {'', 0, 0, 0, 1} end
@@ -47,7 +60,7 @@ end
 -- highs and its record, in four HMGETs.
 local certs, order = {}, {}
 for k = 0, n - 1 do
-  local b = 6 + 7 * k
+  local b = 6 + 8 * k
   local serial = ARGV[b]
   if ARGV[b + 3] ~= 'unknown_certificate' then
     local c = certs[serial]
@@ -107,6 +120,17 @@ end
 
 -- Pass 2: verdicts.
 local out, vcredit, vdebit, charges, users = {}, 0, 0, {}, {}
+local vc, paidn, prodv, prods = P .. 'vc:' .. vendor, 0, {}, {}
+-- logClaim adds a recorded claim or void to the vendor's claims stream
+-- and its value to its product's.
+local function logClaim(serial, seg, idx, product, verdict, amount, value)
+  redis.call('XADD', vc, 'MAXLEN', '~', ` + maxClaimsLog + `, '*', 'e',
+    t .. ' ' .. serial .. ' ' .. seg .. ' ' .. idx .. ' ' .. verdict .. ' ' .. amount .. ' ' .. value .. ' ' .. product)
+  if value ~= 0 then
+    if not prodv[product] then prodv[product] = 0; prods[#prods + 1] = product end
+    prodv[product] = prodv[product] + value
+  end
+end
 local function charge(uid, kind, v)
   local key = uid .. '|' .. kind
   if not charges[key] then charges[key] = 0; users[#users + 1] = {uid, kind} end
@@ -114,7 +138,7 @@ local function charge(uid, kind, v)
 end
 -- claim judges the claim of vendor at (seg, idx) of certificate c, with
 -- Go's verdict pre, and records it; returns its verdict and the tokens paid.
-local function claim(c, serial, seg, idx, verdict)
+local function claim(c, serial, seg, idx, verdict, product)
   local ckey = vendor .. '|' .. seg .. '|' .. idx
   if c.settled then
     return 'invalid', 0 -- reported after the settlement window: refused, not recorded
@@ -152,7 +176,7 @@ local function claim(c, serial, seg, idx, verdict)
       verdict = 'double_spend'
       if v > 0 then charge(c.user, 'double_spend', v) end
       if revoke(serial, 'double-spend', t) > 0 then
-        fraud(t, 'double_spend', vendor, serial, tonumber(seg), c.user)
+        fraud(t, 'double_spend', vendor, serial, tonumber(seg), c.user, owner)
       end
     end
   else
@@ -166,11 +190,13 @@ local function claim(c, serial, seg, idx, verdict)
     c.paid[ckey] = amount
     c.newpa[#c.newpa + 1] = ckey
     c.newpa[#c.newpa + 1] = amount
+    paidn = paidn + 1
   end
+  logClaim(serial, seg, idx, product, verdict, amount, amount * (c.unit or 0))
   return verdict, amount
 end
 -- void takes back what the claim at (seg, idx) was paid, at most p tokens.
-local function void(c, seg, idx, p)
+local function void(c, serial, seg, idx, p, product)
   local ckey = vendor .. '|' .. seg .. '|' .. idx
   if c.voided[ckey] then return 'duplicate', 0 end
   c.voided[ckey] = true
@@ -181,25 +207,26 @@ local function void(c, seg, idx, p)
     vdebit = vdebit + amount * c.unit
     charge(c.user, 'void', -amount * c.unit)
   end
+  logClaim(serial, seg, idx, product, 'voided', amount, -amount * c.unit)
   return 'voided', amount
 end
 for k = 0, n - 1 do
-  local b = 6 + 7 * k
+  local b = 6 + 8 * k
   local serial, seg, idx, verdict, auth = ARGV[b], ARGV[b + 1], tonumber(ARGV[b + 2]), ARGV[b + 3], ARGV[b + 4]
-  local isvoid, p = ARGV[b + 5] == '1', tonumber(ARGV[b + 6])
+  local isvoid, p, product = ARGV[b + 5] == '1', tonumber(ARGV[b + 6]), ARGV[b + 7]
   local amount = 0
   local c = certs[serial]
   if not c then
     verdict = 'unknown_certificate'
   elseif not isvoid then
-    verdict, amount = claim(c, serial, seg, idx, verdict)
+    verdict, amount = claim(c, serial, seg, idx, verdict, product)
   else
     local ckey = vendor .. '|' .. seg .. '|' .. idx
     if not c.seen[ckey] then
-      verdict = claim(c, serial, seg, idx, verdict) -- the void came first
+      verdict = claim(c, serial, seg, idx, verdict, product) -- the void came first
     end
     if c.seen[ckey] then
-      verdict, amount = void(c, seg, idx, p)
+      verdict, amount = void(c, serial, seg, idx, p, product)
     end
   end
   out[#out + 1] = string.format('{"auth":"%s","verdict":"%s","amount":%d}', auth, verdict, amount)
@@ -216,6 +243,15 @@ for _, serial in ipairs(order) do
   for hk in pairs(c.dirty) do hi[#hi + 1] = hk; hi[#hi + 1] = c.hi[hk] end
   if #hi > 0 then redis.call('HSET', c.key .. ':hi', unpack(hi)) end
   if c.claimed > 0 then redis.call('HINCRBY', c.key, 'claimed', c.claimed) end
+end
+local day = math.floor(t / 86400)
+local vr = {}
+if paidn > 0 then vr[#vr + 1] = {'n:' .. day, paidn} end
+if vcredit > 0 then vr[#vr + 1] = {'c:' .. day, vcredit} end
+if vdebit > 0 then vr[#vr + 1] = {'v:' .. day, vdebit} end
+for _, f in ipairs(vr) do redis.call('HINCRBY', P .. 'vr:' .. vendor, f[1], f[2]) end
+for _, pr in ipairs(prods) do
+  if prodv[pr] ~= 0 then redis.call('ZINCRBY', P .. 'vp:' .. vendor, prodv[pr], pr) end
 end
 if vcredit > 0 then post('v:' .. vendor, vcredit, 'claims', batch, t) end
 if vdebit > 0 then post('v:' .. vendor, -vdebit, 'void', batch, t) end

@@ -116,7 +116,7 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 		return nil, err
 	}
 	pre := a.precheck(rep, certs)
-	args := make([]any, 0, 6+7*len(rep.Claims))
+	args := make([]any, 0, 6+8*len(rep.Claims))
 	args = append(args, rep.Vendor, rep.Batch, a.now().Unix(), len(rep.Claims), int64(batchTTL/time.Second))
 	for i := range rep.Claims {
 		c := &rep.Claims[i]
@@ -124,7 +124,7 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 		if c.Void {
 			void = "1"
 		}
-		args = append(args, c.Serial.String(), c.Segment, c.Index, string(pre[i]), c.Auth, void, c.Amount)
+		args = append(args, c.Serial.String(), c.Segment, c.Index, string(pre[i]), c.Auth, void, c.Amount, c.Product)
 	}
 	args = append(args, claimsDigest(rep.Claims))
 	res, err := a.run(ctx, ingest, args...).Slice()

@@ -32,6 +32,10 @@ func (a *Agent) handlers() map[string]handler {
 		"POST /v1/reports":                 a.handleReports,
 		"POST /v1/bindings":                a.handleBind,
 		"GET /v1/statement":                a.handleVendorStatement,
+		"GET /v1/revenue":                  a.handleRevenue,
+		"GET /v1/revenue/products":         a.handleProducts,
+		"GET /v1/claims":                   a.handleClaims,
+		"GET /v1/disputes":                 a.handleDisputes,
 		"POST /v1/token":                   a.handleRotateToken,
 		"PUT /v1/vendors/{vendor}/origins": a.handleSetOrigins,
 		// Payment provider (HMAC-signed body).

@@ -51,7 +51,12 @@ import (
 //	                       hw:a:hday:<uid>:<day> tokens paid per site that
 //	                       day; hw:a:hh:<uid> the payments, newest first
 //	hw:a:req:<uid>:<id>    purchase request id -> serial (a day)
-//	hw:a:fraud             list of fraud cases
+//	hw:a:fraud             list of fraud cases; hw:a:vf:<vid> those of one
+//	                       vendor, newest first
+//	hw:a:vc:<vid>          stream of the vendor's claims with their
+//	                       verdicts (ingest_lua.go); hw:a:vr:<vid> its takings
+//	                       per UTC day, hw:a:vp:<vid> zset of product ->
+//	                       value earned
 //	hw:a:crlseq, hw:crl    CRL sequence and entries (zset, and channel)
 //	hw:a:crlexp            the same entries by certificate expiry, for pruning
 const luaPrelude = `
@@ -64,11 +69,19 @@ local function post(acct, amt, kind, ref, t)
     '{"seq":%d,"t":%d,"amt":%d,"kind":"%s","ref":"%s","bal":%d}', seq, t, amt, kind, ref, bal))
   return bal
 end
-local function fraud(t, kind, vendor, serial, seg, user)
-  redis.call('RPUSH', P .. 'fraud', string.format(
-    '{"t":%d,"kind":"%s","vendor":"%s","serial":"%s","seg":%d,"user":"%s"}',
-    t, kind, vendor, serial, seg, user))
+-- fraud records a case: in the bank's list, and newest first in the list
+-- of each vendor it concerns (vendor, and other if given: a segment's
+-- owner when another vendor's claim proved its double-spend).
+local function fraud(t, kind, vendor, serial, seg, user, other)
+  local e = string.format(
+    '{"t":%d,"kind":"%s","vendor":"%s","serial":"%s","seg":%d,"user":"%s","owner":"%s"}',
+    t, kind, vendor, serial, seg, user, other or '')
+  redis.call('RPUSH', P .. 'fraud', e)
   redis.call('LTRIM', P .. 'fraud', -100000, -1)
+  for _, v in ipairs({vendor, other}) do
+    redis.call('LPUSH', P .. 'vf:' .. v, e)
+    redis.call('LTRIM', P .. 'vf:' .. v, 0, 99999)
+  end
 end
 -- pruneCRL drops up to n entries of certificates expired at or before cutoff.
 local function pruneCRL(cutoff, n)
@@ -324,7 +337,7 @@ if not owner then
   return {vendor, 0}
 end
 if owner ~= vendor then
-  fraud(t, 'double_bind', vendor, serial, tonumber(seg), redis.call('HGET', ck, 'user'))
+  fraud(t, 'double_bind', vendor, serial, tonumber(seg), redis.call('HGET', ck, 'user'), owner)
   revoke(serial, 'double-spend', t)
 end
 return {owner, revoked}

@@ -325,6 +325,57 @@ func (c *Client) StatementCSV(ctx context.Context, from, to time.Time) ([]byte, 
 	return raw, err
 }
 
+// Revenue is the vendor's takings per UTC day from the day of from to the
+// day of to, both included (zero: the last 30 days).
+func (c *Client) Revenue(ctx context.Context, from, to time.Time) (*Revenue, error) {
+	q := url.Values{}
+	if !from.IsZero() {
+		q.Set("from", from.UTC().Format(time.DateOnly))
+	}
+	if !to.IsZero() {
+		q.Set("to", to.UTC().Format(time.DateOnly))
+	}
+	var out Revenue
+	if err := c.get(ctx, withQuery("/v1/revenue", q), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Products is a page of what each of the vendor's products earned, highest
+// first, from offset (limit 0: the agent's default).
+func (c *Client) Products(ctx context.Context, offset, limit int) (*Products, error) {
+	var out Products
+	if err := c.get(ctx, withQuery("/v1/revenue/products", pageQuery("offset", offset, limit)), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Claims is a page of the vendor's claims, newest first, before the id
+// before ("": from the newest).
+func (c *Client) Claims(ctx context.Context, before string, limit int) (*Claims, error) {
+	q := pageQuery("", 0, limit)
+	if before != "" {
+		q.Set("before", before)
+	}
+	var out Claims
+	if err := c.get(ctx, withQuery("/v1/claims", q), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Disputes is a page of the fraud cases that concern the vendor, newest
+// first, from offset.
+func (c *Client) Disputes(ctx context.Context, offset, limit int) (*Disputes, error) {
+	var out Disputes
+	if err := c.get(ctx, withQuery("/v1/disputes", pageQuery("offset", offset, limit)), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // RotateToken replaces the vendor's API token; the one in use keeps
 // working for grace (0: it stops at once).
 func (c *Client) RotateToken(ctx context.Context, grace time.Duration) (*VendorToken, error) {
@@ -440,6 +491,27 @@ func (c *Client) CheckLedger(ctx context.Context) (*LedgerCheck, error) {
 }
 
 // period is the query of a statement.
+// pageQuery is a page's query: offset under its name (if any and not 0)
+// and limit (if not 0).
+func pageQuery(name string, offset, limit int) url.Values {
+	q := url.Values{}
+	if name != "" && offset != 0 {
+		q.Set(name, strconv.Itoa(offset))
+	}
+	if limit != 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
+}
+
+// withQuery is path with q, if q has anything.
+func withQuery(path string, q url.Values) string {
+	if len(q) == 0 {
+		return path
+	}
+	return path + "?" + q.Encode()
+}
+
 func period(from, to time.Time, csv bool) string {
 	q := url.Values{}
 	if !from.IsZero() {

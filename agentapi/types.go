@@ -278,7 +278,9 @@ type FraudCases struct {
 	Cases []FraudCase `json:"cases"`
 }
 
-// FraudCase is one fraud case; Kind is a Verdict or "double_bind".
+// FraudCase is one fraud case; Kind is a Verdict or "double_bind". Owner
+// is, for a double-spend or a double binding, the vendor that owned the
+// segment before Vendor's claim or binding proved it spent twice.
 type FraudCase struct {
 	Time   int64  `json:"t"`
 	Kind   string `json:"kind"`
@@ -286,6 +288,79 @@ type FraudCase struct {
 	Serial string `json:"serial"`
 	Seg    uint32 `json:"seg"`
 	User   string `json:"user"`
+	Owner  string `json:"owner,omitempty"`
+}
+
+// Disputes is the 200 of GET /v1/disputes: the fraud cases that concern
+// the vendor, newest first. Next is the offset of the next page, 0 at
+// the end.
+type Disputes struct {
+	Cases []FraudCase `json:"cases"`
+	Next  int         `json:"next,omitempty"`
+}
+
+// Claims is the 200 of GET /v1/claims: the vendor's claims with their
+// verdicts, newest first. Next is the `before` of the next page, "" at
+// the end.
+type Claims struct {
+	Claims []ClaimRecord `json:"claims"`
+	Next   string        `json:"next,omitempty"`
+}
+
+// ClaimRecord is one claim (or void) the bank recorded for a vendor.
+// Tokens is what it was paid (a void: taken back), Value the same in
+// minor units (negative for a void). A claim refused for its signatures
+// or its certificate is recorded with 0.
+type ClaimRecord struct {
+	ID      string  `json:"id"` // the claims stream's id: time order
+	Time    int64   `json:"t"`
+	Serial  string  `json:"serial"`
+	Segment uint32  `json:"seg"`
+	Index   uint32  `json:"index"`
+	Product string  `json:"product"`
+	Verdict Verdict `json:"verdict"` // or "voided"
+	Tokens  int64   `json:"tokens"`
+	Value   int64   `json:"value"`
+}
+
+// Revenue is the 200 of GET /v1/revenue: the vendor's takings per UTC day
+// of a period, days without any included, and their totals.
+type Revenue struct {
+	Vendor   string       `json:"vendor"`
+	Currency string       `json:"currency"`
+	From     string       `json:"from"` // YYYY-MM-DD, inclusive
+	To       string       `json:"to"`   // YYYY-MM-DD, inclusive
+	Days     []RevenueDay `json:"days"`
+	Claims   int64        `json:"claims"`
+	Credited int64        `json:"credited"`
+	Voided   int64        `json:"voided"`
+}
+
+// RevenueDay is one day of Revenue: the claims paid, the value credited
+// for them and the value voids took back (minor units); Net is what the
+// day added to the vendor's balance, as the ledger's claims and void
+// entries of that day.
+type RevenueDay struct {
+	Day      string `json:"day"`
+	Claims   int64  `json:"claims"`
+	Credited int64  `json:"credited"`
+	Voided   int64  `json:"voided"`
+	Net      int64  `json:"net"`
+}
+
+// Products is the 200 of GET /v1/revenue/products: what each product
+// earned since the vendor's first claim (net of voids, minor units),
+// highest first. Next is the offset of the next page, 0 at the end.
+type Products struct {
+	Currency string         `json:"currency"`
+	Products []ProductValue `json:"products"`
+	Next     int            `json:"next,omitempty"`
+}
+
+// ProductValue is one product of Products.
+type ProductValue struct {
+	Product string `json:"product"`
+	Value   int64  `json:"value"`
 }
 
 // Settled is the 200 of POST /v1/admin/settle.
@@ -324,6 +399,10 @@ var Routes = []string{
 	"POST /v1/reports",
 	"POST /v1/bindings",
 	"GET /v1/statement",
+	"GET /v1/revenue",
+	"GET /v1/revenue/products",
+	"GET /v1/claims",
+	"GET /v1/disputes",
 	"POST /v1/token",
 	"PUT /v1/vendors/{vendor}/origins",
 	"POST /v1/webhooks/payment",
