@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -211,4 +213,27 @@ func TestVendorViewsRefuse(t *testing.T) {
 	if after := e.snapshot(); after != before {
 		t.Fatal("a refused view changed the store")
 	}
+}
+
+// FuzzVendorViewQuery: the views' query parsers never panic, and what they
+// accept is within bounds.
+func FuzzVendorViewQuery(f *testing.F) {
+	for _, s := range []string{"", "0", "50", "500", "501", "-1", "1e3", "100000", "1-0", "1796083200000-7", "-", "+", "(1-0", "2026-12-03", "2026-02-30", "0000-01-01"} {
+		f.Add(s, s)
+	}
+	a := &Agent{cfg: Config{Now: func() time.Time { return time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC) }}}
+	f.Fuzz(func(t *testing.T, x, y string) {
+		r := &http.Request{URL: &url.URL{RawQuery: url.Values{"limit": {x}, "offset": {y}}.Encode()}}
+		if off, lim, err := pageParams(r, "offset"); err == nil && (lim < 1 || lim > maxPage || off < 0 || off > maxOffset) {
+			t.Fatalf("accepted offset %d, limit %d", off, lim)
+		}
+		if validStreamID(x) && strings.Count(x, "-") != 1 {
+			t.Fatalf("accepted stream id %q", x)
+		}
+		if from, to, err := a.revenuePeriod(x, y); err == nil {
+			if n := unixDay(to) - unixDay(from) + 1; n < 1 || n > maxRevenueDays {
+				t.Fatalf("accepted %s..%s", from, to)
+			}
+		}
+	})
 }
