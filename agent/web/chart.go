@@ -48,3 +48,51 @@ func BarChart(title string, names []string, values []int64, label func(int64) st
 	}
 	return c
 }
+
+// Ranking is a horizontal bar chart drawn as inline SVG by the "ranking"
+// helper: one row per name, its bar as long as its value against the
+// largest, and the value written after it.
+type Ranking struct {
+	Title         string
+	Width, Height int
+	Rows          []RankRow
+}
+
+// RankRow is one row of a Ranking.
+type RankRow struct {
+	Y, W  int    // the row's top and its bar's width
+	Name  string // shown left of the bar
+	Value string // shown right of the bar
+}
+
+// Ranking geometry, in SVG user units: names take the left part.
+const (
+	rankRowH  = 22
+	rankNameW = 240
+	rankBarW  = chartW - rankNameW - 90 // room for the value
+)
+
+// RankChart draws values (a page of them: one row each) with their names;
+// label writes a value.
+func RankChart(title string, names []string, values []int64, label func(int64) string) Ranking {
+	r := Ranking{Title: title, Width: chartW, Height: max(1, len(values)) * rankRowH}
+	if len(values) != len(names) {
+		return r
+	}
+	var top int64 = 1
+	for _, v := range values {
+		top = max(top, v)
+	}
+	for i, v := range values {
+		w := int(float64(max(v, 0)) / float64(top) * rankBarW)
+		if v > 0 && w == 0 {
+			w = 1
+		}
+		name := names[i]
+		if len(name) > 36 { // a long path (ASCII) keeps its end, the part that differs
+			name = "…" + name[len(name)-35:]
+		}
+		r.Rows = append(r.Rows, RankRow{Y: i * rankRowH, W: w, Name: name, Value: label(v)})
+	}
+	return r
+}

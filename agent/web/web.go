@@ -92,6 +92,9 @@ func Static() http.Handler {
 
 var funcs = template.FuncMap{
 	"axisY": func(h int) int { return h - chartBottom },
+	// rankBarX and rankValueX place a ranking's bars and values.
+	"rankBarX":   func() int { return rankNameW },
+	"rankValueX": func(w int) int { return rankNameW + w + 6 },
 	// field is a form field of f for the "field" helper.
 	"field": func(f *Form, name, label, typ string, attrs ...string) Field {
 		fd := Field{Name: name, Label: label, Type: typ}

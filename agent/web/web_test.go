@@ -98,6 +98,21 @@ func TestBarChart(t *testing.T) {
 	}
 }
 
+func TestRankChart(t *testing.T) {
+	t.Parallel()
+	long := "/" + strings.Repeat("x", 100) + "/end"
+	r := RankChart("t", []string{"/a", "/b", long}, []int64{1000, 1, -3}, func(v int64) string { return "x" })
+	if len(r.Rows) != 3 || r.Rows[0].W != rankBarW || r.Rows[1].W != 1 || r.Rows[2].W != 0 || r.Height != 3*rankRowH {
+		t.Fatalf("%+v", r)
+	}
+	if !strings.HasSuffix(r.Rows[2].Name, "/end") || len(r.Rows[2].Name) > 40 {
+		t.Fatalf("long name shown as %q", r.Rows[2].Name)
+	}
+	if r := RankChart("t", nil, nil, nil); len(r.Rows) != 0 || r.Height != rankRowH {
+		t.Fatal("rows of nothing")
+	}
+}
+
 func TestEveryPageParses(t *testing.T) {
 	t.Parallel()
 	s, err := New("Bank")
