@@ -1,0 +1,85 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hashwall/hashwall/payword"
+)
+
+// seedClaims has vendor (auth its API token) report n claims of one token
+// each, bound to it, on certificates a reader buys, with products
+// /archive/<k mod products>, spread over the days days up to the clock's
+// today, in batches of 500. It returns the clock to where it was.
+func (e *env) seedClaims(auth, vendor string, n, days, products int) {
+	e.t.Helper()
+	reader := e.user(fmt.Sprintf("seed-%s", vendor), int64(n)*2)
+	perDay := (n + days - 1) / days
+	e.clock.Add(-time.Duration(days-1) * 24 * time.Hour)
+	defer e.clock.Add(time.Duration(days-1) * 24 * time.Hour)
+	var w *wallet
+	var g, i uint32
+	var batch []payword.Claim
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if _, code := e.report(auth, vendor, fmt.Sprintf("seed-%d-%d", e.clock.Now().Unix(), len(batch)+int(g)*1000+int(i)), batch...); code != 200 {
+			e.t.Fatalf("seeding: report %d", code)
+		}
+		batch = batch[:0]
+	}
+	for k := range n {
+		if k > 0 && k%perDay == 0 {
+			flush()
+			e.clock.Add(24 * time.Hour)
+		}
+		if w == nil || i == w.cert.SegmentLen {
+			g, i = g+1, 0
+			if w == nil || g == w.cert.Segments {
+				w, g = e.buy(reader, 1<<15), 0
+			}
+		}
+		i++
+		c := w.claim(g, i, 1, vendor)
+		c.Product = fmt.Sprintf("/archive/%d", k%products)
+		batch = append(batch, c)
+		if len(batch) == 500 {
+			flush()
+		}
+	}
+	flush()
+}
+
+// BenchmarkVendorViews reads each vendor view, as the vendor's pages do,
+// with 10⁵ claims of 5,000 products over 30 days in Redis.
+func BenchmarkVendorViews(b *testing.B) {
+	e := newEnv(b)
+	auth := e.vendor("planet")
+	e.seedClaims(auth, "planet", 100_000, 30, 5000)
+	ctx := context.Background()
+	now := e.clock.Now()
+	if rev, err := e.a.VendorRevenue(ctx, "planet", now.AddDate(0, 0, -29), now); err != nil || rev.Claims != 100_000 || rev.Days[0].Claims == 0 {
+		b.Fatalf("seeded %+v, %v", rev, err)
+	}
+	for _, v := range []struct {
+		name string
+		f    func() error
+	}{
+		{"revenue-30-days", func() error { _, err := e.a.VendorRevenue(ctx, "planet", now.AddDate(0, 0, -29), now); return err }},
+		{"products-page", func() error { _, err := e.a.VendorProducts(ctx, "planet", 0, defaultPage); return err }},
+		{"products-last-page", func() error { _, err := e.a.VendorProducts(ctx, "planet", 4950, defaultPage); return err }},
+		{"claims-page", func() error { _, err := e.a.VendorClaims(ctx, "planet", "", defaultPage); return err }},
+		{"disputes-page", func() error { _, err := e.a.VendorDisputes(ctx, "planet", 0, defaultPage); return err }},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := v.f(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
