@@ -17,8 +17,8 @@ func (e *env) seedClaims(auth, vendor string, n, days, products int) {
 	e.t.Helper()
 	reader := e.user(fmt.Sprintf("seed-%s", vendor), int64(n)*2)
 	perDay := (n + days - 1) / days
+	start := e.clock.Now()
 	e.clock.Add(-time.Duration(days-1) * 24 * time.Hour)
-	defer e.clock.Add(time.Duration(days-1) * 24 * time.Hour)
 	var w *wallet
 	var g, i uint32
 	var batch []payword.Claim
@@ -26,8 +26,14 @@ func (e *env) seedClaims(auth, vendor string, n, days, products int) {
 		if len(batch) == 0 {
 			return
 		}
-		if _, code := e.report(auth, vendor, fmt.Sprintf("seed-%d-%d", e.clock.Now().Unix(), len(batch)+int(g)*1000+int(i)), batch...); code != 200 {
+		res, code := e.report(auth, vendor, fmt.Sprintf("seed-%d-%d", e.clock.Now().Unix(), len(batch)+int(g)*1000+int(i)), batch...)
+		if code != 200 {
 			e.t.Fatalf("seeding: report %d", code)
+		}
+		for _, r := range res.Results {
+			if r.Verdict != "paid" {
+				e.t.Fatalf("seeding: %+v", r)
+			}
 		}
 		batch = batch[:0]
 	}
@@ -51,6 +57,7 @@ func (e *env) seedClaims(auth, vendor string, n, days, products int) {
 		}
 	}
 	flush()
+	e.clock.Add(start.Sub(e.clock.Now()))
 }
 
 // BenchmarkVendorViews reads each vendor view, as the vendor's pages do,
