@@ -71,6 +71,7 @@ func (a *Agent) pageRoutes() (http.Handler, error) {
 	m.Handle("POST /vendor/origins", a.vendorPage(true, a.pageVendorOrigins))
 	m.Handle("GET /vendor/token", a.vendorPage(true, a.pageVendorToken))
 	m.Handle("POST /vendor/token", a.vendorPage(true, a.pageVendorToken))
+	m.HandleFunc("/vendor/", a.vendorNotFound)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { // 404 whatever the method: no form check
 		p := &pageReq{w: w, r: r, a: a, secure: a.isTLS(r)}
 		p.fail(pageError(http.StatusNotFound, "There is no such page."))

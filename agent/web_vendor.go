@@ -144,3 +144,14 @@ func (p *vendorReq) fail(err error) {
 	se := p.shown(err)
 	p.render(se.status, "error", http.StatusText(se.status), nil, se.msg)
 }
+
+// vendorNotFound is the 404 of any other path under /vendor/, in the
+// vendors' layout, whatever the method (no form check, as the readers').
+func (a *Agent) vendorNotFound(w http.ResponseWriter, r *http.Request) {
+	p := &vendorReq{pageReq: &pageReq{w: w, r: r, a: a, secure: a.isTLS(r)}}
+	if err := a.vendorSession(p); err != nil {
+		p.fail(err)
+		return
+	}
+	p.fail(pageError(http.StatusNotFound, "There is no such page."))
+}

@@ -36,22 +36,28 @@ func (a *Agent) statementTotals(ctx context.Context, vendor string, from, to int
 	return opening, closing, err
 }
 
-// statementEntries is the period's count of entries and up to n of them
-// from the offset-th, in the ledger's order (by time; within a page by
-// sequence number, as the statement lists them).
-func (a *Agent) statementEntries(ctx context.Context, vendor string, from, to, offset, n int64) (int64, []agentapi.LedgerEntry, error) {
-	key := a.prefix + "led:v:" + vendor
-	min, max := strconv.FormatInt(from, 10), "("+strconv.FormatInt(to, 10)
-	count, err := a.rdb.ZCount(ctx, key, min, max).Result()
-	if err != nil || offset >= count {
-		return count, nil, err
-	}
+// statementRange is the ledger key and score range of a statement's
+// period [from, to), as Ledger reads it.
+func (a *Agent) statementRange(vendor string, from, to int64) (key, min, max string) {
+	return a.prefix + "led:v:" + vendor, strconv.FormatInt(from, 10), "(" + strconv.FormatInt(to, 10)
+}
+
+// statementCount is the number of entries of the period.
+func (a *Agent) statementCount(ctx context.Context, vendor string, from, to int64) (int64, error) {
+	key, min, max := a.statementRange(vendor, from, to)
+	return a.rdb.ZCount(ctx, key, min, max).Result()
+}
+
+// statementEntries is up to n entries of the period from the offset-th,
+// in the ledger's order (by time; within a page by sequence number, as
+// the statement lists them).
+func (a *Agent) statementEntries(ctx context.Context, vendor string, from, to, offset, n int64) ([]agentapi.LedgerEntry, error) {
+	key, min, max := a.statementRange(vendor, from, to)
 	raw, err := a.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{Min: min, Max: max, Offset: offset, Count: n}).Result()
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
-	entries, err := decodeEntries("v:"+vendor, raw)
-	return count, entries, err
+	return decodeEntries("v:"+vendor, raw)
 }
 
 // defaultPeriod is the last statementDays UTC days, today included, as
@@ -117,20 +123,16 @@ func (a *Agent) pageVendorStatement(p *vendorReq) error {
 		return err
 	}
 	v.Opening, v.Closing, v.Credited = a.money(opening), a.money(closing), a.money(closing-opening)
-	if k, err := strconv.Atoi(q.Get("page")); err == nil && k > 1 { // anything else is the first page
-		v.Page = k
-	}
-	count, entries, err := a.statementEntries(ctx, p.vendor, from.Unix(), to.Unix(), int64(v.Page-1)*statementPage, statementPage)
-	if err != nil {
+	if v.Count, err = a.statementCount(ctx, p.vendor, from.Unix(), to.Unix()); err != nil {
 		return err
 	}
-	v.Count = count
-	v.Pages = max(1, int((count+statementPage-1)/statementPage))
-	if v.Page > v.Pages { // past the end: the last page
-		v.Page = v.Pages
-		if _, entries, err = a.statementEntries(ctx, p.vendor, from.Unix(), to.Unix(), int64(v.Page-1)*statementPage, statementPage); err != nil {
-			return err
-		}
+	v.Pages = max(1, int((v.Count+statementPage-1)/statementPage))
+	if k, err := strconv.Atoi(q.Get("page")); err == nil && k > 1 { // anything else is the first page
+		v.Page = min(k, v.Pages) // past the end: the last
+	}
+	entries, err := a.statementEntries(ctx, p.vendor, from.Unix(), to.Unix(), int64(v.Page-1)*statementPage, statementPage)
+	if err != nil {
+		return err
 	}
 	for _, e := range entries {
 		v.Entries = append(v.Entries, vendorEntryView{

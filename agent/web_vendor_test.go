@@ -210,8 +210,8 @@ func TestVendorSeesOnlyItsOwn(t *testing.T) {
 		}
 	}
 	for _, path := range []string{"/vendor/globe", "/vendor/globe/statements", "/vendor/statements/globe", "/vendor/origins/globe"} {
-		if p := b.get(path); p.code != http.StatusNotFound {
-			t.Fatalf("GET %s: %d", path, p.code)
+		if p := b.get(path); p.code != http.StatusNotFound || !strings.Contains(p.body, "Log out planet") {
+			t.Fatalf("GET %s: %d\n%s", path, p.code, p.body)
 		}
 	}
 	p := b.get("/vendor/statements/download?vendor=globe&from=0")
