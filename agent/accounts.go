@@ -129,20 +129,31 @@ func (a *Agent) handleRotateToken(w http.ResponseWriter, r *http.Request) error 
 			return err
 		}
 	}
-	if q.GraceSeconds < 0 || q.GraceSeconds > agentapi.MaxTokenGrace {
-		return fail(http.StatusBadRequest, agentapi.CodeInvalidGrace, "grace_seconds must be 0 to 604800")
-	}
-	token, hash := newToken(agentapi.VendorTokenPrefix)
-	if err := a.run(r.Context(), rotateToken, vendor, hash, q.GraceSeconds).Err(); err != nil {
+	out, err := a.rotateVendorToken(r.Context(), vendor, q.GraceSeconds)
+	if err != nil {
 		return err
-	}
-	a.log.Info("vendor token rotated", zap.String("vendor", vendor), zap.Int64("grace_seconds", q.GraceSeconds))
-	out := agentapi.VendorToken{Vendor: vendor, Token: token}
-	if q.GraceSeconds > 0 {
-		out.OldValidUntil = a.now().Unix() + q.GraceSeconds
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
+}
+
+// rotateVendorToken gives vendor a new API token; the old one works for
+// grace seconds more (0: stops at once). The API and the vendor's token
+// page both call it.
+func (a *Agent) rotateVendorToken(ctx context.Context, vendor string, grace int64) (agentapi.VendorToken, error) {
+	if grace < 0 || grace > agentapi.MaxTokenGrace {
+		return agentapi.VendorToken{}, fail(http.StatusBadRequest, agentapi.CodeInvalidGrace, "grace_seconds must be 0 to 604800")
+	}
+	token, hash := newToken(agentapi.VendorTokenPrefix)
+	if err := a.run(ctx, rotateToken, vendor, hash, grace).Err(); err != nil {
+		return agentapi.VendorToken{}, err
+	}
+	a.log.Info("vendor token rotated", zap.String("vendor", vendor), zap.Int64("grace_seconds", grace))
+	out := agentapi.VendorToken{Vendor: vendor, Token: token}
+	if grace > 0 {
+		out.OldValidUntil = a.now().Unix() + grace
+	}
+	return out, nil
 }
 
 // handleLogout ends the session it is called with.
@@ -259,17 +270,26 @@ func (a *Agent) userAuth(r *http.Request) (string, error) {
 // vendorAuth authenticates a vendor by its API token.
 func (a *Agent) vendorAuth(r *http.Request) (string, error) {
 	tok, ok := bearer(r)
-	if !ok || !strings.HasPrefix(tok, agentapi.VendorTokenPrefix) {
+	if !ok {
 		return "", errUnauthorized
 	}
-	vid, err := a.rdb.Get(r.Context(), a.prefix+"vtok:"+tokenHash(tok)).Result()
+	return a.vendorOfToken(r.Context(), tok)
+}
+
+// vendorOfToken is the active vendor whose API token tok is (the API's
+// Bearer token, and the vendor pages' log-in).
+func (a *Agent) vendorOfToken(ctx context.Context, tok string) (string, error) {
+	if !strings.HasPrefix(tok, agentapi.VendorTokenPrefix) {
+		return "", errUnauthorized
+	}
+	vid, err := a.rdb.Get(ctx, a.prefix+"vtok:"+tokenHash(tok)).Result()
 	if err == redis.Nil {
 		return "", errUnauthorized
 	}
 	if err != nil {
 		return "", err
 	}
-	status, err := a.rdb.HGet(r.Context(), a.prefix+"v:"+vid, "status").Result()
+	status, err := a.rdb.HGet(ctx, a.prefix+"v:"+vid, "status").Result()
 	if err != nil && err != redis.Nil {
 		return "", err
 	}

@@ -103,18 +103,29 @@ func (a *Agent) handleSetOrigins(w http.ResponseWriter, r *http.Request) error {
 	if q.Origins == nil {
 		return fail(http.StatusBadRequest, agentapi.CodeInvalidOrigins, `give "origins": a list, possibly empty`)
 	}
-	origins, err := canonicalOrigins(q.Origins)
+	origins, err := a.setVendorOrigins(r.Context(), vendor, q.Origins)
 	if err != nil {
 		return err
 	}
-	// vendorAuth found the vendor's hash; vendors are never deleted, so this
-	// one write cannot recreate a missing one.
-	if err := a.rdb.HSet(r.Context(), a.prefix+"v:"+vendor, "origins", originsJSON(origins), "otime", a.now().Unix()).Err(); err != nil {
-		return err
-	}
-	a.log.Info("vendor origins set", zap.String("vendor", vendor), zap.Strings("origins", origins))
 	writeJSON(w, http.StatusOK, agentapi.VendorOrigins{Vendor: vendor, Origins: origins})
 	return nil
+}
+
+// setVendorOrigins validates and stores the origins of an authenticated
+// vendor (the API's and the vendor's origins page), and returns them in
+// their stored form.
+func (a *Agent) setVendorOrigins(ctx context.Context, vendor string, list []string) ([]string, error) {
+	origins, err := canonicalOrigins(list)
+	if err != nil {
+		return nil, err
+	}
+	// The caller authenticated the vendor, so its hash exists; vendors are
+	// never deleted, so this one write cannot recreate a missing one.
+	if err := a.rdb.HSet(ctx, a.prefix+"v:"+vendor, "origins", originsJSON(origins), "otime", a.now().Unix()).Err(); err != nil {
+		return nil, err
+	}
+	a.log.Info("vendor origins set", zap.String("vendor", vendor), zap.Strings("origins", origins))
+	return origins, nil
 }
 
 // vendorOrigins reads a vendor's stored origins (for tests and the admin).

@@ -60,6 +60,18 @@ func (a *Agent) pageRoutes() (http.Handler, error) {
 	m.Handle("POST /pay", a.page(true, a.pagePay))
 	m.Handle("GET /recover", a.page(true, a.pageRecover))
 	m.Handle("POST /recover", a.page(true, a.pageRecover))
+	// The vendors' pages (web_vendor.go): their own session, never the reader's.
+	m.Handle("GET /vendor/login", a.vendorPage(false, a.pageVendorLogin))
+	m.Handle("POST /vendor/login", a.vendorPage(false, a.pageVendorLogin))
+	m.Handle("POST /vendor/logout", a.vendorPage(false, a.pageVendorLogout))
+	m.Handle("GET /vendor", a.vendorPage(true, a.pageVendorOverview))
+	m.Handle("GET /vendor/statements", a.vendorPage(true, a.pageVendorStatement))
+	m.Handle("GET /vendor/statements/download", a.vendorPage(true, a.pageVendorStatementFile))
+	m.Handle("GET /vendor/origins", a.vendorPage(true, a.pageVendorOrigins))
+	m.Handle("POST /vendor/origins", a.vendorPage(true, a.pageVendorOrigins))
+	m.Handle("GET /vendor/token", a.vendorPage(true, a.pageVendorToken))
+	m.Handle("POST /vendor/token", a.vendorPage(true, a.pageVendorToken))
+	m.HandleFunc("/vendor/", a.vendorNotFound)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { // 404 whatever the method: no form check
 		p := &pageReq{w: w, r: r, a: a, secure: a.isTLS(r)}
 		p.fail(pageError(http.StatusNotFound, "There is no such page."))
@@ -179,6 +191,13 @@ func pageError(status int, msg string) error { return &shownError{status: status
 // fail shows an error page: a refusal of the agent (agentapi.Error) or of
 // a page with its message, anything else as the API's 500 or 503.
 func (p *pageReq) fail(err error) {
+	se := p.shown(err)
+	p.render(se.status, "error", http.StatusText(se.status), nil, se.msg)
+}
+
+// shown is the refusal an error page shows for err (logged if it is not a
+// refusal), its Retry-After set.
+func (p *pageReq) shown(err error) *shownError {
 	var se *shownError
 	if e, ok := errors.AsType[*agentapi.Error](err); ok {
 		se = &shownError{status: e.Status, msg: sentence(e.Message), retry: e.RetryAfter}
@@ -192,7 +211,7 @@ func (p *pageReq) fail(err error) {
 	if se.retry > 0 {
 		p.w.Header().Set("Retry-After", retrySeconds(se.retry))
 	}
-	p.render(se.status, "error", http.StatusText(se.status), nil, se.msg)
+	return se
 }
 
 // retrySeconds is a Retry-After value: whole seconds, rounded up.

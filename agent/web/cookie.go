@@ -57,7 +57,12 @@ func ClearSession(w http.ResponseWriter, secure bool) { setCookie(w, sessionCook
 // value, else the anonymous pre-session cookie's, which it sets when
 // create is true and there is none (a page showing a form).
 func CSRFSecret(w http.ResponseWriter, r *http.Request, secure, create bool) string {
-	if s := SessionToken(r, secure); s != "" {
+	return csrfSecret(w, r, sessionCookie, secure, create)
+}
+
+// csrfSecret is CSRFSecret for the session cookie named session.
+func csrfSecret(w http.ResponseWriter, r *http.Request, session string, secure, create bool) string {
+	if s := cookie(r, session, secure); s != "" {
 		return s
 	}
 	if s := cookie(r, preCookie, secure); s != "" {

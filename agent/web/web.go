@@ -34,6 +34,24 @@ type Page struct {
 	Flash string // a one-line notice above the content
 	Form  *Form  // the page's form, with the reader's input and its errors
 	Data  any    // the page's own data
+	Area  *Area  // a logged-in area other than the reader's; nil on the reader's pages
+}
+
+// Area is a part of the site with its own log-in (the vendors' pages): the
+// header shows its name, its links and its log-out form instead of the
+// reader's.
+type Area struct {
+	Name   string // shown beside the bank's name
+	Home   string // where the bank's name links to
+	Who    string // who is logged in, on the log-out button; "" if nobody
+	Logout string // the log-out form's action
+	Links  []Link
+}
+
+// Link is one link of an area's header.
+type Link struct {
+	Href, Name string
+	Current    bool // the page shown
 }
 
 // New parses every page of templates/ (all but the layout and helpers).
