@@ -22,14 +22,16 @@ import (
 // (hwv_) nor a reader's session (hws_), so none passes for another.
 const vendorSessionPrefix = "hwvs_"
 
-// vendorSection is a page of the vendor's header and overview. The claims
-// and revenue pages (issue 13) join this list when they exist.
+// vendorSection is a page of the vendor's header and overview.
 type vendorSection struct {
 	Href, Name, About string
 }
 
 var vendorSections = []vendorSection{
 	{"/vendor", "Overview", ""},
+	{"/vendor/revenue", "Revenue", "What you took per day and what each article earned."},
+	{"/vendor/claims", "Claims", "Every claim your paywall reported, with the bank's verdict."},
+	{"/vendor/disputes", "Disputes", "Fraud the bank proved on payments to you, and claims it refused."},
 	{"/vendor/statements", "Statements", "What the bank credited you, by period, with the same JSON and CSV as the API."},
 	{"/vendor/origins", "Sites", "The origins where readers' wallets pay you, as the bank publishes them."},
 	{"/vendor/token", "API token", "Replace the token your paywall and your scripts use with the bank."},
