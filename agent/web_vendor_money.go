@@ -105,7 +105,7 @@ func ordinal(n int) string {
 }
 
 type claimsView struct {
-	Claims             []claimView
+	Claims              []claimView
 	OlderURL, NewestURL string
 }
 
