@@ -28,7 +28,9 @@ func TestBrowserVendorPages(t *testing.T) {
 	for d := range 20 {
 		n := uint32(1 + d*3%5) // within one segment of the certificate
 		index += n
-		e.report(va, "dailyplanet", "day"+itoa(int64(d)), w.claim(0, index, n, "dailyplanet"))
+		c := w.claim(0, index, n, "dailyplanet")
+		c.Product = []string{"/articles/moon-landing", "/articles/city-council", "/issues/2026-11-25/", "/articles/premium/interview", "/features/crossword"}[d*d%5]
+		e.report(va, "dailyplanet", "day"+itoa(int64(d)), c)
 		e.clock.Add(24 * time.Hour)
 	}
 	st, err := e.as(va).Statement(context.Background(), time.Time{}, time.Time{})
@@ -84,4 +86,32 @@ func TestBrowserVendorPages(t *testing.T) {
 	if sites != "https://dailyplanet.example\nhttps://news.dailyplanet.example" {
 		t.Fatalf("the sites form holds %q", sites)
 	}
+
+	// Revenue: the API's net takings, per day and per article.
+	rev, err := e.as(va).Revenue(context.Background(), time.Time{}, time.Time{})
+	e.mustOK(err, "revenue")
+	err = chromedp.Do(ctx,
+		chromedp.Click(`//nav/a[.="Revenue"]`),
+		chromedp.WaitVisible(`//h1[contains(., "Revenue")]`),
+		chromedp.WaitVisible(chromedp.CSS(`figure.ranking`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revenue, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`main`)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(revenue, e.a.money(rev.Credited-rev.Voided)) || !strings.Contains(revenue, "/articles/moon-landing") {
+		t.Fatalf("the revenue page does not show the API's net %s or the articles:\n%s", e.a.money(rev.Credited-rev.Voided), revenue)
+	}
+	chromiumtest.Screenshot(t, ctx, "vendor-revenue")
+	err = chromedp.Do(ctx,
+		chromedp.Click(`//nav/a[.="Claims"]`),
+		chromedp.WaitVisible(chromedp.CSS(`table.claims`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chromiumtest.Screenshot(t, ctx, "vendor-claims")
 }

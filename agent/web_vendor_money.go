@@ -53,6 +53,9 @@ func (a *Agent) pageVendorRevenue(p *vendorReq) error {
 	if err != nil {
 		return err
 	}
+	if form.OK() {
+		form.Values["from"], form.Values["to"] = rev.From, rev.To
+	}
 	v := revenueView{From: rev.From, To: rev.To, Claims: rev.Claims, Credited: a.money(rev.Credited),
 		Voided: a.money(rev.Voided), Net: a.money(rev.Credited - rev.Voided), ProductsFrom: offset + 1}
 	names, nets := make([]string, len(rev.Days)), make([]int64, len(rev.Days))
@@ -67,7 +70,11 @@ func (a *Agent) pageVendorRevenue(p *vendorReq) error {
 	for i, pr := range prods.Products {
 		pn[i], pv[i] = pr.Product, pr.Value
 	}
-	v.Products = web.RankChart(fmt.Sprintf("What each article earned since your first claim, net of voids (from the %s)", ordinal(offset+1)), pn, pv, a.money)
+	title := "What each article earned since your first claim, net of voids"
+	if offset > 0 {
+		title += fmt.Sprintf(" (from the %s)", ordinal(offset+1))
+	}
+	v.Products = web.RankChart(title, pn, pv, a.money)
 	period := url.Values{"from": {rev.From}, "to": {rev.To}}
 	if prods.Next != 0 {
 		period.Set("p", strconv.Itoa(prods.Next))
@@ -111,6 +118,7 @@ type claimsView struct {
 
 type claimView struct {
 	When, Product, Serial, Verdict, Tokens, Value string
+	Short                                         string // the serial's start, shown
 	Segment, Index                                uint32
 	Bad, Debit                                    bool
 }
@@ -140,7 +148,7 @@ func (a *Agent) pageVendorClaims(p *vendorReq) error {
 			words = string(c.Verdict)
 		}
 		v.Claims = append(v.Claims, claimView{When: time.Unix(c.Time, 0).UTC().Format("2006-01-02 15:04"), Product: c.Product,
-			Serial: c.Serial, Segment: c.Segment, Index: c.Index, Verdict: words, Tokens: strconv.FormatInt(c.Tokens, 10),
+			Serial: c.Serial, Short: c.Serial[:min(8, len(c.Serial))], Segment: c.Segment, Index: c.Index, Verdict: words, Tokens: strconv.FormatInt(c.Tokens, 10),
 			Value: a.money(c.Value), Bad: c.Verdict == agentapi.VerdictInvalid || c.Verdict == agentapi.VerdictVendorFraud, Debit: c.Value < 0})
 	}
 	if cl.Next != "" {
