@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +86,55 @@ func BenchmarkVendorViews(b *testing.B) {
 			for b.Loop() {
 				if err := v.f(); err != nil {
 					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// seedReaders writes n readers' accounts straight into Redis, as
+// registration leaves them (without hashing n passwords): the bulk a
+// dashboard's store holds.
+func (e *env) seedReaders(n int) {
+	e.t.Helper()
+	ctx := context.Background()
+	pipe := e.rdb.Pipeline()
+	for k := range n {
+		uid, name := fmt.Sprintf("u-seed%06d", k), fmt.Sprintf("reader%06d", k)
+		pipe.HSet(ctx, e.a.prefix+"u:"+uid, "name", name, "bal", 1000+k, "status", "active")
+		pipe.Set(ctx, e.a.prefix+"uname:"+name, uid, 0)
+		pipe.SAdd(ctx, e.a.prefix+"accounts", "u:"+uid)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// BenchmarkVendorPages renders each vendor page over HTTP, logged in, with
+// 10⁵ claims of 5,000 products over 30 days and 10³ readers in Redis
+// (issue 13: ≤ 50 ms server-side).
+func BenchmarkVendorPages(b *testing.B) {
+	e := newEnv(b)
+	srv := e.webServer()
+	br, auth := e.vendorBrowser(srv, "planet")
+	e.seedClaims(auth, "planet", 100_000, 30, 5000)
+	e.seedReaders(1000)
+	mid, err := e.a.VendorClaims(context.Background(), "planet", "", 50_000)
+	if err != nil || len(mid.Claims) != 50_000 {
+		b.Fatal(err)
+	}
+	for _, path := range []string{
+		"/vendor", "/vendor/revenue", "/vendor/revenue?p=4980", "/vendor/claims",
+		"/vendor/claims?before=" + mid.Next, "/vendor/disputes", "/vendor/statements", "/vendor/statements?page=1000",
+	} {
+		name := strings.TrimPrefix(path, "/vendor/")
+		if path == "/vendor" {
+			name = "overview"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if p := br.get(path); p.code != 200 {
+					b.Fatalf("%s: %d", path, p.code)
 				}
 			}
 		})
