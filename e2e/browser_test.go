@@ -3,9 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/chromedp/cdproto/network"
+	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +30,7 @@ import (
 type demo struct {
 	site, bank, admin string
 	vendor            string // the newspaper's vendor id (suffixed on a shared store)
+	vendorToken       string // its API token
 }
 
 func startDemo(t *testing.T) *demo {
@@ -34,7 +40,7 @@ func startDemo(t *testing.T) *demo {
 	site, bank := freePort(t), freePort(t)
 	cmd, story := runDemo(t, hw, "--redis", rds.URL(), "--site", fmt.Sprintf("127.0.0.1:%d", site), "--agent", fmt.Sprintf("127.0.0.1:%d", bank))
 	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
-	creds := regexp.MustCompile(`ADMIN=(\S+)`).FindStringSubmatch(story)
+	creds := regexp.MustCompile(`ADMIN=(\S+) VENDOR=(\S+)`).FindStringSubmatch(story)
 	if creds == nil {
 		t.Fatalf("no operator's token in:\n%s", story)
 	}
@@ -42,7 +48,7 @@ func startDemo(t *testing.T) *demo {
 	if vendor == nil {
 		t.Fatalf("no vendor id in:\n%s", story)
 	}
-	return &demo{site: fmt.Sprintf("http://127.0.0.1:%d", site), bank: fmt.Sprintf("http://127.0.0.1:%d", bank), admin: creds[1], vendor: vendor[1]}
+	return &demo{site: fmt.Sprintf("http://127.0.0.1:%d", site), bank: fmt.Sprintf("http://127.0.0.1:%d", bank), admin: creds[1], vendorToken: creds[2], vendor: vendor[1]}
 }
 
 // payButton is the 402 page's "Pay N tokens with <bank>" button.
@@ -304,5 +310,60 @@ func TestBrowserPayFromPaywall(t *testing.T) {
 		if time.Now().After(end) {
 			t.Fatalf("the newspaper was credited %+v (%v), want %d tokens", st, err, want)
 		}
+	}
+
+	// The newspaper logs in at the bank with its API token: its revenue
+	// page shows what the reader just paid, as the API does, and the
+	// statement's CSV it downloads is the API's.
+	news := agentapi.NewClient(d.bank, nil).WithToken(d.vendorToken)
+	rev, err := news.Revenue(t.Context(), time.Time{}, time.Time{})
+	if err != nil || rev.Credited-rev.Voided != want {
+		t.Fatalf("the newspaper's revenue %+v (%v), want %d", rev, err, want)
+	}
+	step(t, ctx, "the newspaper's log-in",
+		chromedp.Navigate(d.bank+"/vendor/login"),
+		chromedp.WaitVisible(chromedp.CSS(`#f-token`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-token`), d.vendorToken),
+		chromedp.Submit(chromedp.CSS(`#f-token`)),
+		chromedp.WaitVisible(`//h1[contains(., "Overview")]`),
+		chromedp.Click(`//nav/a[.="Revenue"]`),
+		chromedp.WaitVisible(chromedp.CSS(`figure.ranking`)),
+	)
+	net, err := chromedp.Run(ctx, chromedp.Text(`//p[@class="label" and .="Net takings"]/following-sibling::p[@class="figure"]`))
+	if err != nil || net != fmt.Sprintf("%d.%02d EUR", want/100, want%100) {
+		t.Fatalf("the revenue page shows net takings %q (%v), want %d tokens", net, err, want)
+	}
+	chromiumtest.Screenshot(t, ctx, "vendor-revenue-demo")
+	step(t, ctx, "the statement page", chromedp.Click(`//nav/a[.="Statements"]`), chromedp.WaitVisible(`//a[.="CSV"]`))
+	csvURL, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.evaluate('//a[.="CSV"]', document).iterateNext().href`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The download, with the browser's session cookie (the pages' CSP lets
+	// no script fetch).
+	cookies, err := chromedp.Run(ctx, chromedp.Action[[]*network.Cookie](func(c context.Context, tg *chromedp.Target) ([]*network.Cookie, error) {
+		res, err := cdp.Call(c, tg, network.GetCookies, network.GetCookiesParams{URLs: []string{csvURL}})
+		return res.Cookies, err
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, csvURL, nil)
+	for _, c := range cookies {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	got := string(body)
+	u, _ := url.Parse(csvURL)
+	from, _ := strconv.ParseInt(u.Query().Get("from"), 10, 64)
+	to, _ := strconv.ParseInt(u.Query().Get("to"), 10, 64)
+	api, err := news.StatementCSV(t.Context(), time.Unix(from, 0), time.Unix(to, 0))
+	if err != nil || got != string(api) || !strings.Contains(got, "claims") {
+		t.Fatalf("the downloaded CSV:\n%s\nthe API's (%v):\n%s", got, err, api)
 	}
 }

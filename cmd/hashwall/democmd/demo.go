@@ -201,7 +201,10 @@ Or read in a browser, with nothing installed:
      "pay without asking" first, and every next article is one click.
   Your tokens, what you read and your limits: %s/account
 
-Serving until Ctrl-C.`, siteURL, strings.TrimPrefix(agentURL, "http://"), demoReader, demoPassword, agentURL)
+The newspaper's own pages at the bank (revenue, claims, disputes, statements):
+  %s/vendor/login  with the token %s
+
+Serving until Ctrl-C.`, siteURL, strings.TrimPrefix(agentURL, "http://"), demoReader, demoPassword, agentURL, agentURL, vendor.Token)
 	<-ctx.Done()
 	say("\nstopping.")
 	return 0, nil
