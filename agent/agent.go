@@ -109,6 +109,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err := loadScripts(ctx, a.rdb); err != nil {
 		return nil, fmt.Errorf("agent: loading Lua scripts: %w", err)
 	}
+	if err := a.indexNames(ctx); err != nil {
+		return nil, fmt.Errorf("agent: indexing the accounts' names: %w", err)
+	}
 	if a.metrics, err = newMetrics(cfg.Metrics, a); err != nil {
 		return nil, err
 	}

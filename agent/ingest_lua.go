@@ -4,7 +4,9 @@ package agent
 //
 // ARGV: vendor, batch, t, n, ttl, then per claim: serial, seg, index, pre,
 // auth, void ("1" for the void of a claim, else "0"), p (the tokens the
-// payment carried), product; last, the digest of the batch's claims (64 hex digits). pre is Go's
+// payment carried), product; then the digest of the batch's claims (64 hex
+// digits); last, the sum, count and largest of the claims' delivery delays
+// (seconds from their acceptance at the gateway to now). pre is Go's
 // verdict from the signatures and K: "ok", "invalid", "vendor_fraud" or
 // "unknown_certificate". Returns {response body, certificates revoked,
 // value credited to the vendor for claims, value taken back by voids}. A
@@ -120,10 +122,11 @@ end
 
 -- Pass 2: verdicts.
 local out, vcredit, vdebit, charges, users = {}, 0, 0, {}, {}
-local vc, paidn, prodv, prods = P .. 'vc:' .. vendor, 0, {}, {}
+local vc, paidn, logged, prodv, prods = P .. 'vc:' .. vendor, 0, 0, {}, {}
 -- logClaim adds a recorded claim or void to the vendor's claims stream
 -- and its value to its product's.
 local function logClaim(serial, seg, idx, product, verdict, amount, value)
+  logged = logged + 1
   redis.call('XADD', vc, 'MAXLEN', '~', ` + maxClaimsLog + `, '*', 'e',
     t .. ' ' .. serial .. ' ' .. seg .. ' ' .. idx .. ' ' .. verdict .. ' ' .. amount .. ' ' .. value .. ' ' .. product)
   if value ~= 0 then
@@ -261,6 +264,18 @@ end
 local body = '{"batch":"' .. batch .. '","results":[' .. table.concat(out, ',') .. ']}'
 if #order > 0 then -- a batch of unknown certificates only changes nothing
   redis.call('SET', bk, digest .. body, 'EX', ttl)
+  -- The operator's figures: this minute's claims, and the vendor's last
+  -- report and how late its oldest claim came.
+  local lagsum, lagn, lagmax = tonumber(ARGV[7 + 8 * n]), tonumber(ARGV[8 + 8 * n]), tonumber(ARGV[9 + 8 * n])
+  local st = P .. 'st:' .. math.floor(t / 60)
+  redis.call('HINCRBY', st, 'claims', logged)
+  redis.call('HINCRBY', st, 'paid', paidn)
+  redis.call('HINCRBY', st, 'value', vcredit - vdebit)
+  redis.call('HINCRBY', st, 'lagsum', lagsum)
+  redis.call('HINCRBY', st, 'lagn', lagn)
+  if lagmax > tonumber(redis.call('HGET', st, 'lagmax') or '0') then redis.call('HSET', st, 'lagmax', lagmax) end
+  redis.call('EXPIRE', st, 172800)
+  redis.call('HSET', P .. 'v:' .. vendor, 'lastrep', t, 'lag', lagmax)
 end
 return {body, revoked, vcredit, vdebit}
 `)

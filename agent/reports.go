@@ -116,7 +116,7 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 		return nil, err
 	}
 	pre := a.precheck(rep, certs)
-	args := make([]any, 0, 6+8*len(rep.Claims))
+	args := make([]any, 0, 9+8*len(rep.Claims))
 	args = append(args, rep.Vendor, rep.Batch, a.now().Unix(), len(rep.Claims), int64(batchTTL/time.Second))
 	for i := range rep.Claims {
 		c := &rep.Claims[i]
@@ -127,6 +127,7 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 		args = append(args, c.Serial.String(), c.Segment, c.Index, string(pre[i]), c.Auth, void, c.Amount, c.Product)
 	}
 	args = append(args, claimsDigest(rep.Claims))
+	args = append(args, deliveryDelays(rep.Claims, a.now().Unix())...)
 	res, err := a.run(ctx, ingest, args...).Slice()
 	if err != nil {
 		return nil, err
@@ -143,6 +144,25 @@ func (a *Agent) Ingest(ctx context.Context, rep *payword.Report) ([]byte, error)
 	a.metrics.voided.Add(float64(voided))
 	a.countVerdicts(rep.Vendor, rep.Batch, []byte(body))
 	return []byte(body), nil
+}
+
+// maxDelay caps a claim's delivery delay in the operator's figures: a
+// gateway's clock may be anything.
+const maxDelay = 30 * 24 * 3600
+
+// deliveryDelays is the sum, count and largest of the claims' delays from
+// their acceptance (Time, the gateway's clock) to now, in seconds, within
+// [0, maxDelay]; voids are not deliveries of a payment.
+func deliveryDelays(claims []payword.Claim, now int64) []any {
+	var sum, n, most int64
+	for i := range claims {
+		if claims[i].Void {
+			continue
+		}
+		d := min(max(now-claims[i].Time, 0), maxDelay)
+		sum, n, most = sum+d, n+1, max(most, d)
+	}
+	return []any{sum, n, most}
 }
 
 // precheck gives each claim Go's verdict. Claims of one segment are checked

@@ -22,6 +22,10 @@ import (
 //	hw:a:u:<uid>           user hash (name, pw, info, bal, status)
 //	hw:a:v:<vid>           vendor hash (kind, bal, status, fraud, origins)
 //	hw:a:uname:<name>      username -> uid
+//	hw:a:unames, hw:a:vnames  zsets (score 0) of usernames and vendor ids,
+//	                       for the operator's search (names.go)
+//	hw:a:st:<minute>       the claims of a minute (Unix minutes), for the
+//	                       operator's figures (ingest_lua.go); two days
 //	hw:a:vtok:<sha256>     vendor token hash -> vid
 //	hw:a:sess:<sha256>     session token hash -> uid (expires)
 //	hw:a:led:<acct>        ledger of account "u:<uid>" / "v:<vid>": zset of
@@ -149,6 +153,7 @@ if redis.call('SETNX', P .. 'uname:' .. name, uid) == 0 then return 'taken' end
 redis.call('HSET', P .. 'u:' .. uid, 'name', name, 'pw', ARGV[3], 'info', ARGV[4],
   'bal', 0, 'status', 'active', 'ctime', ARGV[5])
 redis.call('SADD', P .. 'accounts', 'u:' .. uid)
+redis.call('ZADD', P .. 'unames', 0, name)
 return 'ok'
 `)
 
@@ -160,6 +165,7 @@ redis.call('HSET', P .. 'v:' .. vid, 'kind', ARGV[2], 'bal', 0, 'status', 'activ
   'fraud', 0, 'ctime', ARGV[4], 'tok', ARGV[3], 'origins', ARGV[5], 'otime', ARGV[4])
 redis.call('SET', P .. 'vtok:' .. ARGV[3], vid)
 redis.call('SADD', P .. 'accounts', 'v:' .. vid)
+redis.call('ZADD', P .. 'vnames', 0, vid)
 return 'ok'
 `)
 

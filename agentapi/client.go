@@ -455,6 +455,50 @@ func (c *Client) Fraud(ctx context.Context, limit int) (*FraudCases, error) {
 	return &out, nil
 }
 
+// Users is a page of readers whose username starts with q, after the
+// username after ("": from the first).
+func (c *Client) Users(ctx context.Context, q, after string, limit int) (*Users, error) {
+	var out Users
+	if err := c.get(ctx, withQuery("/v1/admin/users", searchQuery(q, after, limit)), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// VendorList is a page of vendors whose id starts with q, after the id
+// after.
+func (c *Client) VendorList(ctx context.Context, q, after string, limit int) (*Vendors, error) {
+	var out Vendors
+	if err := c.get(ctx, withQuery("/v1/admin/vendors", searchQuery(q, after, limit)), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Stats is the bank's figures for the last minutes (0: the agent's default).
+func (c *Client) Stats(ctx context.Context, minutes int) (*Stats, error) {
+	q := url.Values{}
+	if minutes != 0 {
+		q.Set("minutes", strconv.Itoa(minutes))
+	}
+	var out Stats
+	if err := c.get(ctx, withQuery("/v1/admin/stats", q), &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+func searchQuery(q, after string, limit int) url.Values {
+	v := pageQuery("", 0, limit)
+	if q != "" {
+		v.Set("q", q)
+	}
+	if after != "" {
+		v.Set("after", after)
+	}
+	return v
+}
+
 // VendorStatement is a vendor's statement over [from, to), for the admin.
 func (c *Client) VendorStatement(ctx context.Context, vendor string, from, to time.Time) (*Statement, error) {
 	var out Statement

@@ -348,6 +348,66 @@ type RevenueDay struct {
 	Net      int64  `json:"net"`
 }
 
+// Users is the 200 of GET /v1/admin/users: readers by username, in
+// byte order, from the first after `after` that starts with `q`. Next is
+// the `after` of the next page, "" at the end.
+type Users struct {
+	Users []UserSummary `json:"users"`
+	Next  string        `json:"next,omitempty"`
+}
+
+// UserSummary is one reader as the operator sees it.
+type UserSummary struct {
+	Username     string `json:"username"`
+	ID           string `json:"id"`
+	Balance      int64  `json:"balance"`
+	Status       string `json:"status"`
+	Certificates int64  `json:"certificates"` // active ones
+	Created      int64  `json:"created"`
+}
+
+// Vendors is the 200 of GET /v1/admin/vendors, paged as Users.
+type Vendors struct {
+	Vendors []VendorSummary `json:"vendors"`
+	Next    string          `json:"next,omitempty"`
+}
+
+// VendorSummary is one vendor as the operator sees it. LastReport is when
+// its last report was ingested (0: never) and Lag how late (seconds) the
+// oldest claim of that report came after its payment: a gateway whose
+// reports lag or stop has a backlog.
+type VendorSummary struct {
+	Vendor     string `json:"vendor"`
+	Balance    int64  `json:"balance"`
+	Status     string `json:"status"`
+	Fraud      int64  `json:"fraud"`
+	LastReport int64  `json:"last_report"`
+	Lag        int64  `json:"lag"`
+}
+
+// Stats is the 200 of GET /v1/admin/stats: the claims of each of the last
+// minutes (oldest first, every minute included) and the sizes an operator
+// watches.
+type Stats struct {
+	Minutes    []MinuteStats `json:"minutes"`
+	CRLEntries int64         `json:"crl_entries"`
+	FraudCases int64         `json:"fraud_cases"`
+	Users      int64         `json:"users"`
+	Vendors    int64         `json:"vendors"`
+}
+
+// MinuteStats is one minute of Stats: claims recorded, claims paid
+// (payments), their net value (minor units), and the delivery delay of
+// its claims, mean and largest, in seconds.
+type MinuteStats struct {
+	Minute  int64   `json:"t"` // Unix seconds of its start
+	Claims  int64   `json:"claims"`
+	Paid    int64   `json:"paid"`
+	Value   int64   `json:"value"`
+	LagMean float64 `json:"lag_mean"`
+	LagMax  int64   `json:"lag_max"`
+}
+
 // Products is the 200 of GET /v1/revenue/products: what each product
 // earned since the vendor's first claim (net of voids, minor units),
 // highest first. Next is the offset of the next page, 0 at the end.
@@ -409,6 +469,9 @@ var Routes = []string{
 	"POST /v1/admin/credit",
 	"POST /v1/admin/revoke",
 	"GET /v1/admin/fraud",
+	"GET /v1/admin/users",
+	"GET /v1/admin/vendors",
+	"GET /v1/admin/stats",
 	"GET /v1/admin/vendors/{vendor}/statement",
 	"POST /v1/admin/settle",
 	"GET /v1/admin/ledger/check",
