@@ -125,3 +125,16 @@ func TestOperatorViewsRefuse(t *testing.T) {
 		t.Fatal("a refused view changed the store")
 	}
 }
+
+// FuzzOperatorQuery: what a search accepts is a short visible-ASCII name
+// start, which cannot reach past its prefix's range.
+func FuzzOperatorQuery(f *testing.F) {
+	for _, s := range []string{"", "al", "a b", "\xff", "[x", "(x", "-", "+", strings.Repeat("z", 65)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if searchable(s) && (len(s) > maxSearch || strings.ContainsAny(s, " \xff\x00")) {
+			t.Fatalf("searchable %q", s)
+		}
+	})
+}
