@@ -143,7 +143,8 @@ type revocationsView struct {
 type revocationView struct {
 	Seq                          uint64
 	When, Expires, Serial, Short string
-	Reason, Reader, Note         string
+	Reason, Note                 string
+	Reader, ReaderID             string // the username ("" if none) and the id
 }
 
 func (a *Agent) pageAdminRevocations(p *adminReq) error {
@@ -179,7 +180,7 @@ func (a *Agent) pageAdminRevocations(p *adminReq) error {
 			return fmt.Errorf("revocation %q: %w", s, err)
 		}
 	}
-	readers, notes, err := a.revocationReaders(p, entries)
+	uids, names, notes, err := a.revocationReaders(p, entries)
 	if err != nil {
 		return err
 	}
@@ -189,9 +190,9 @@ func (a *Agent) pageAdminRevocations(p *adminReq) error {
 			words = e.Reason
 		}
 		r := revocationView{Seq: e.Seq, When: time.Unix(e.Time, 0).UTC().Format("2006-01-02 15:04"),
-			Serial: e.Serial, Short: e.Serial[:min(8, len(e.Serial))], Reason: words, Reader: readers[i], Note: notes[i]}
+			Serial: e.Serial, Short: e.Serial[:min(8, len(e.Serial))], Reason: words, Reader: names[uids[i]], ReaderID: uids[i], Note: notes[i]}
 		if e.Exp > 0 {
-			r.Expires = time.Unix(e.Exp, 0).UTC().Format("2006-01-02 15:04")
+			r.Expires = time.Unix(e.Exp, 0).UTC().Format("2006-01-02")
 		}
 		v.Entries = append(v.Entries, r)
 	}
@@ -204,9 +205,10 @@ func (a *Agent) pageAdminRevocations(p *adminReq) error {
 	return p.render(http.StatusOK, "admin_revocations", "Revocations", nil, v)
 }
 
-// revocationReaders are the readers of a page's certificates, as words,
-// and the operator's notes on the revocations (revokeNote).
-func (a *Agent) revocationReaders(p *adminReq, entries []crlEntry) ([]string, []string, error) {
+// revocationReaders are the readers of a page's certificates (their ids,
+// and the usernames of the ids) and the operator's notes on the
+// revocations (P revnote, pageAdminRevoke).
+func (a *Agent) revocationReaders(p *adminReq, entries []crlEntry) ([]string, map[string]string, []string, error) {
 	ctx := p.r.Context()
 	pipe := a.rdb.Pipeline()
 	users := make([]*redis.StringCmd, len(entries))
@@ -215,7 +217,7 @@ func (a *Agent) revocationReaders(p *adminReq, entries []crlEntry) ([]string, []
 	}
 	if len(entries) > 0 {
 		if _, err := pipe.Exec(ctx); err != nil && err != redis.Nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	uids := make([]string, len(entries))
@@ -226,19 +228,16 @@ func (a *Agent) revocationReaders(p *adminReq, entries []crlEntry) ([]string, []
 	}
 	names, err := a.readerNames(p, uids)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var vals []any
 	if len(fields) > 0 {
 		if vals, err = a.rdb.HMGet(ctx, a.prefix+"revnote", fields...).Result(); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
-	readers, notes := make([]string, len(entries)), make([]string, len(entries))
+	notes := make([]string, len(entries))
 	for i := range entries {
-		if uids[i] != "" {
-			readers[i] = readerWords(uids[i], names[uids[i]])
-		}
 		if entries[i].Reason != "admin" {
 			continue // a note is on an operator's revocation only
 		}
@@ -248,5 +247,5 @@ func (a *Agent) revocationReaders(p *adminReq, entries []crlEntry) ([]string, []
 			}
 		}
 	}
-	return readers, notes, nil
+	return uids, names, notes, nil
 }
