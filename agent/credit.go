@@ -55,17 +55,23 @@ func (a *Agent) handleAdminCredit(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
-	if err := checkCredit(q); err != nil {
-		return err
-	}
-	if q.Ref == "" {
-		q.Ref = "admin"
-	}
-	if _, err := a.Credit(r.Context(), q.User, q.Amount, "admin_credit", q.Ref, q.Event); err != nil {
+	if _, err := a.adminCredit(r.Context(), q); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, agentapi.Credited{Credited: q.Amount})
 	return nil
+}
+
+// adminCredit is an operator's credit (POST /v1/admin/credit and the
+// operator's credit page); it reports false for an event id seen before.
+func (a *Agent) adminCredit(ctx context.Context, q agentapi.Credit) (bool, error) {
+	if err := checkCredit(q); err != nil {
+		return false, err
+	}
+	if q.Ref == "" {
+		q.Ref = "admin"
+	}
+	return a.Credit(ctx, q.User, q.Amount, "admin_credit", q.Ref, q.Event)
 }
 
 // handleWebhook is where a payment processor reports a completed payment:

@@ -245,35 +245,43 @@ func (a *Agent) handleAdminRevoke(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeJSON(w, r, &q); err != nil {
 		return err
 	}
-	ctx := r.Context()
+	out, err := a.adminRevoke(r.Context(), q)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// adminRevoke is an operator's revocation of a certificate or an account
+// (POST /v1/admin/revoke and the operator's revoke page).
+func (a *Agent) adminRevoke(ctx context.Context, q agentapi.Revoke) (agentapi.Revoked, error) {
 	switch {
 	case q.Serial != nil && q.User == "" && q.Vendor == "":
 		ok, err := a.Revoke(ctx, *q.Serial, "admin")
 		if err != nil {
-			return err
+			return agentapi.Revoked{}, err
 		}
-		writeJSON(w, http.StatusOK, agentapi.Revoked{Revoked: ok})
-		return nil
+		return agentapi.Revoked{Revoked: ok}, nil
 	case q.Serial == nil && (q.User == "") != (q.Vendor == ""):
 		acct := "v:" + q.Vendor
 		if q.User != "" {
 			uid, err := a.userID(ctx, q.User)
 			if err != nil {
-				return err
+				return agentapi.Revoked{}, err
 			}
 			acct = "u:" + uid
 		}
 		n, err := a.run(ctx, revokeAccount, acct, a.now().Unix()).Int64()
 		if err != nil {
-			return err
+			return agentapi.Revoked{}, err
 		}
 		if n < 0 {
-			return fail(http.StatusNotFound, agentapi.CodeUnknownAccount, "no such user or vendor")
+			return agentapi.Revoked{}, fail(http.StatusNotFound, agentapi.CodeUnknownAccount, "no such user or vendor")
 		}
 		a.metrics.revocations.WithLabelValues("admin").Add(float64(n))
 		a.log.Info("account revoked", zap.String("account", acct), zap.Int64("certificates", n))
-		writeJSON(w, http.StatusOK, agentapi.Revoked{Revoked: true, Certificates: int(n)})
-		return nil
+		return agentapi.Revoked{Revoked: true, Certificates: int(n)}, nil
 	}
-	return fail(http.StatusBadRequest, agentapi.CodeMalformed, "give exactly one of serial, user, vendor")
+	return agentapi.Revoked{}, fail(http.StatusBadRequest, agentapi.CodeMalformed, "give exactly one of serial, user, vendor")
 }

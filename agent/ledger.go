@@ -58,28 +58,62 @@ func decodeEntries(acct string, raw []string) ([]agentapi.LedgerEntry, error) {
 	return out, nil
 }
 
-// ledgerCheck: → list of accounts whose balance differs from the sum of
-// their ledger, checked in one script so it sees a consistent snapshot.
+// ledgerCheck: → {accounts, entries, readers' balances, vendors' balances,
+// {accounts whose balance differs from the sum of their ledger}}, checked
+// in one script so it sees a consistent snapshot.
 var ledgerCheck = script(`
-local bad = {}
+local bad, n, entries, users, vendors = {}, 0, 0, 0, 0
 for _, acct in ipairs(redis.call('SMEMBERS', P .. 'accounts')) do
   local sum = 0
-  for _, e in ipairs(redis.call('ZRANGE', P .. 'led:' .. acct, 0, -1)) do
+  local led = redis.call('ZRANGE', P .. 'led:' .. acct, 0, -1)
+  for _, e in ipairs(led) do
     sum = sum + cjson.decode(e).amt
   end
-  if sum ~= tonumber(redis.call('HGET', P .. acct, 'bal')) then bad[#bad + 1] = acct end
+  local bal = tonumber(redis.call('HGET', P .. acct, 'bal'))
+  if sum ~= bal then bad[#bad + 1] = acct end
+  n, entries = n + 1, entries + #led
+  if string.sub(acct, 1, 2) == 'u:' then users = users + (bal or 0) else vendors = vendors + (bal or 0) end
 end
-return bad
+return {n, entries, users, vendors, bad}
 `)
+
+// LedgerTotals is what the ledger check read: every account, every entry.
+type LedgerTotals struct {
+	Accounts, Entries int64
+	Readers, Vendors  int64    // the sums of the readers' and the vendors' balances
+	Bad               []string // accounts whose balance is not the sum of their ledger
+}
+
+// LedgerCheck sums every ledger (GET /v1/admin/ledger/check and the
+// operator's overview).
+func (a *Agent) LedgerCheck(ctx context.Context) (LedgerTotals, error) {
+	res, err := a.runNoWait(ctx, ledgerCheck).Slice()
+	if err != nil {
+		return LedgerTotals{}, err
+	}
+	if len(res) != 5 {
+		return LedgerTotals{}, fmt.Errorf("agent: ledger check answered %v", res)
+	}
+	var t LedgerTotals
+	for i, p := range []*int64{&t.Accounts, &t.Entries, &t.Readers, &t.Vendors} {
+		*p, _ = res[i].(int64)
+	}
+	bad, _ := res[4].([]any)
+	for _, b := range bad {
+		s, _ := b.(string)
+		t.Bad = append(t.Bad, s)
+	}
+	return t, nil
+}
 
 // CheckLedger verifies that every balance equals the sum of its ledger.
 func (a *Agent) CheckLedger(ctx context.Context) error {
-	bad, err := a.runNoWait(ctx, ledgerCheck).StringSlice()
+	t, err := a.LedgerCheck(ctx)
 	if err != nil {
 		return err
 	}
-	if len(bad) > 0 {
-		return fmt.Errorf("agent: ledger does not sum to the balance of %v", bad)
+	if len(t.Bad) > 0 {
+		return fmt.Errorf("agent: ledger does not sum to the balance of %v", t.Bad)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -43,16 +44,26 @@ func (a *Agent) handleFraud(w http.ResponseWriter, r *http.Request) error {
 	if n <= 0 || n > 1000 {
 		n = 100
 	}
-	raw, err := a.rdb.LRange(r.Context(), a.prefix+"fraud", int64(-n), -1).Result()
+	cases, err := a.fraudRange(r.Context(), int64(-n), -1)
 	if err != nil {
 		return err
 	}
-	out := agentapi.FraudCases{Cases: make([]agentapi.FraudCase, len(raw))}
+	writeJSON(w, http.StatusOK, agentapi.FraudCases{Cases: cases})
+	return nil
+}
+
+// fraudRange decodes the bank's fraud cases start to stop (LRANGE
+// indexes: the list is oldest first, -1 the newest).
+func (a *Agent) fraudRange(ctx context.Context, start, stop int64) ([]agentapi.FraudCase, error) {
+	raw, err := a.rdb.LRange(ctx, a.prefix+"fraud", start, stop).Result()
+	if err != nil {
+		return nil, err
+	}
+	cases := make([]agentapi.FraudCase, len(raw))
 	for i, s := range raw {
-		if err := json.Unmarshal([]byte(s), &out.Cases[i]); err != nil {
-			return fmt.Errorf("fraud case %q: %w", s, err)
+		if err := json.Unmarshal([]byte(s), &cases[i]); err != nil {
+			return nil, fmt.Errorf("fraud case %q: %w", s, err)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return cases, nil
 }

@@ -75,6 +75,19 @@ func (a *Agent) pageRoutes() (http.Handler, error) {
 	m.Handle("GET /vendor/token", a.vendorPage(true, a.pageVendorToken))
 	m.Handle("POST /vendor/token", a.vendorPage(true, a.pageVendorToken))
 	m.HandleFunc("/vendor/", a.vendorNotFound)
+	// The operator's pages (web_admin.go): their own session, the admin token's.
+	m.Handle("GET /admin/login", a.adminPage(false, a.pageAdminLogin))
+	m.Handle("POST /admin/login", a.adminPage(false, a.pageAdminLogin))
+	m.Handle("POST /admin/logout", a.adminPage(false, a.pageAdminLogout))
+	m.Handle("GET /admin", a.adminPage(true, a.pageAdminOverview))
+	m.Handle("GET /admin/disputes", a.adminPage(true, a.pageAdminDisputes))
+	m.Handle("GET /admin/revocations", a.adminPage(true, a.pageAdminRevocations))
+	m.Handle("GET /admin/credit", a.adminPage(true, a.pageAdminCredit))
+	m.Handle("POST /admin/credit", a.adminPage(true, a.pageAdminCredit))
+	m.Handle("GET /admin/credit/done", a.adminPage(true, a.pageAdminCreditDone))
+	m.Handle("GET /admin/revoke", a.adminPage(true, a.pageAdminRevoke))
+	m.Handle("POST /admin/revoke", a.adminPage(true, a.pageAdminRevoke))
+	m.HandleFunc("/admin/", a.adminNotFound)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { // 404 whatever the method: no form check
 		p := &pageReq{w: w, r: r, a: a, secure: a.isTLS(r)}
 		p.fail(pageError(http.StatusNotFound, "There is no such page."))
