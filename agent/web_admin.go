@@ -37,10 +37,11 @@ type adminSection struct {
 	Href, Name, About string
 }
 
-// adminSections: the pages "Readers", "Vendors" and "Figures" take their
-// place after the overview when they exist.
 var adminSections = []adminSection{
 	{"/admin", "Overview", ""},
+	{"/admin/readers", "Readers", "Find a reader by username: balance, status, certificates."},
+	{"/admin/vendors", "Vendors", "Every vendor's balance, fraud count, and whether its reports keep up."},
+	{"/admin/figures", "Figures", "Claims and payments per minute, claim delivery delay, list sizes."},
 	{"/admin/disputes", "Disputes", "Fraud the bank proved and claims it refused, in words, newest first."},
 	{"/admin/revocations", "Revocations", "The revocation list the gateways read, with the reason of each entry."},
 	{"/admin/credit", "Credit", "Add money to a reader's balance, as POST /v1/admin/credit does."},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashwall/hashwall/agentapi"
 	"github.com/hashwall/hashwall/internal/testutil/chromiumtest"
+	"github.com/hashwall/hashwall/payword"
 )
 
 // TestBrowserAdminPages: in headless Chromium against a real agent and
@@ -23,8 +24,9 @@ func TestBrowserAdminPages(t *testing.T) {
 	va, vb := e.vendor("dailyplanet"), e.vendor("globe")
 	alice := e.user("alice", 5000)
 	w := e.buy(alice, 256)
-	e.report(va, "dailyplanet", "b1", w.claim(0, 3, 3, "dailyplanet"))
-	e.expectReport("double_spend:3", vb, "globe", "b2", w.claim(0, 3, 3, "globe"))
+	recent := func(c payword.Claim) payword.Claim { c.Time = e.clock.Now().Unix() - 2; return c } // delivered 2 s after payment
+	e.report(va, "dailyplanet", "b1", recent(w.claim(0, 3, 3, "dailyplanet")))
+	e.expectReport("double_spend:3", vb, "globe", "b2", recent(w.claim(0, 3, 3, "globe")))
 	bob := e.user("bob", 2000)
 	wb := e.buy(bob, 64)
 	for _, n := range []string{"carol", "dave", "erin"} {
@@ -96,6 +98,23 @@ func TestBrowserAdminPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	chromiumtest.Screenshot(t, ctx, "admin-disputes")
+
+	err = chromedp.Do(ctx,
+		chromedp.Click(`//nav/a[.="Vendors"]`),
+		chromedp.WaitVisible(chromedp.CSS(`table`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chromiumtest.Screenshot(t, ctx, "admin-vendors")
+	err = chromedp.Do(ctx,
+		chromedp.Click(`//nav/a[.="Figures"]`),
+		chromedp.WaitVisible(chromedp.CSS(`figure.chart`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chromiumtest.Screenshot(t, ctx, "admin-figures")
 }
 
 func revokeUser(name string) agentapi.Revoke { return agentapi.Revoke{User: name} }
