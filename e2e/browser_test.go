@@ -367,3 +367,84 @@ func TestBrowserPayFromPaywall(t *testing.T) {
 		t.Fatalf("the downloaded CSV:\n%s\nthe API's (%v):\n%s", got, err, api)
 	}
 }
+
+// TestBrowserOperator: at the demo's bank, in headless Chromium, the
+// operator logs in with the admin token, credits the demo's reader and
+// revokes the reader's account; the newspaper's gateway then refuses the
+// reader's wallet, whose certificates the revocation list now holds.
+func TestBrowserOperator(t *testing.T) {
+	ctx := chromiumtest.Context(t, 2*time.Minute)
+	hw, wl := binaries(t)
+	rds := redistest.Start(t)
+	site, bankPort := freePort(t), freePort(t)
+	cmd, story := runDemo(t, hw, "--redis", rds.URL(), "--site", fmt.Sprintf("127.0.0.1:%d", site), "--agent", fmt.Sprintf("127.0.0.1:%d", bankPort))
+	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
+	m := regexp.MustCompile(`ADMIN=(\S+)[\s\S]*HASHWALL_WALLET=(\S+) HASHWALL_PASSWORD=(\S+)[\s\S]*log in as "(\S+)"`).FindStringSubmatch(story)
+	if m == nil {
+		t.Fatalf("no operator's token, wallet or reader in:\n%s", story)
+	}
+	admin, reader := m[1], m[4]
+	wallet := &walletCLI{bin: wl, path: m[2], password: m[3]}
+	siteURL, bankURL := fmt.Sprintf("http://127.0.0.1:%d", site), fmt.Sprintf("http://127.0.0.1:%d", bankPort)
+	if got := wallet.must(t, "get", siteURL+"/articles/city-council"); !strings.Contains(got, "paid 2 token(s)") {
+		t.Fatalf("before the revocation: %s", got)
+	}
+	api := agentapi.NewClient(bankURL, nil).WithToken(admin)
+	before, err := api.Users(t.Context(), reader, "", 1)
+	if err != nil || len(before.Users) != 1 {
+		t.Fatalf("the reader at the bank: %+v %v", before, err)
+	}
+
+	step(t, ctx, "the operator's log-in and credit",
+		chromedp.Navigate(bankURL+"/admin/login"),
+		chromedp.WaitVisible(chromedp.CSS(`#f-token`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-token`), admin),
+		chromedp.Submit(chromedp.CSS(`#f-token`)),
+		chromedp.WaitVisible(`//h1[contains(., "Overview")]`),
+		chromedp.Click(`//nav/a[.="Credit"]`),
+		chromedp.WaitVisible(chromedp.CSS(`#f-username`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-username`), reader),
+		chromedp.SendKeys(chromedp.CSS(`#f-amount`), "5.00"),
+		chromedp.SendKeys(chromedp.CSS(`#f-ref`), "sorry-for-the-outage"),
+		chromedp.Submit(chromedp.CSS(`#f-ref`)),
+		chromedp.WaitVisible(`//h1[contains(., "Credited")]`),
+	)
+	after, err := api.Users(t.Context(), reader, "", 1)
+	if err != nil || after.Users[0].Balance != before.Users[0].Balance+500 {
+		t.Fatalf("after a credit of 5.00: %+v (before %+v) %v", after, before, err)
+	}
+
+	step(t, ctx, "the revocation",
+		chromedp.Click(`//nav/a[.="Revoke"]`),
+		chromedp.WaitVisible(chromedp.CSS(`#f-username`)),
+		chromedp.SendKeys(chromedp.CSS(`#f-username`), reader),
+		chromedp.SendKeys(chromedp.CSS(`#f-reason`), "the reader reported a stolen laptop"),
+		chromedp.Submit(chromedp.CSS(`#f-reason`)),
+		chromedp.WaitVisible(chromedp.CSS(`table.revocations`)),
+	)
+	chromiumtest.Screenshot(t, ctx, "admin-revoked")
+	// The gateway pulls the revocation list every second (crl_interval):
+	// within a few seconds, and on every article after, the wallet's
+	// payment is refused, and it pays nothing.
+	var refused string
+	for k, end := 0, time.Now().Add(5*time.Second); ; k++ {
+		article := fmt.Sprintf("%s/articles/archive/%d", siteURL, 700+k)
+		stdout, stderr, err := wallet.run(t, "get", "--max-price", "2", article)
+		if err != nil && strings.Contains(stderr, `the payment refused: "revoked"`) {
+			refused = article
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the gateway still takes the revoked reader's payment: %v\n%s%s", err, stdout, stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if _, stderr, err := wallet.run(t, "get", "--max-price", "2", siteURL+"/articles/archive/799"); err == nil || !strings.Contains(stderr, "revoked") {
+		t.Fatalf("another article after the revocation: %v %s", err, stderr)
+	}
+	for _, l := range strings.Split(wallet.must(t, "history"), "\n") {
+		if strings.Contains(l, "paid") && (strings.HasSuffix(l, refused) || strings.HasSuffix(l, "/articles/archive/799")) {
+			t.Fatalf("a refused payment paid: %s", l)
+		}
+	}
+}

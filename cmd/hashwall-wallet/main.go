@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/hashwall/hashwall/agentapi"
+	"github.com/hashwall/hashwall/payword"
 	"github.com/hashwall/hashwall/wallet"
 )
 
@@ -362,6 +363,9 @@ func cmdGet(args []string) error {
 		fmt.Fprintf(os.Stderr, "request took %v (paid: %v)\n", time.Since(start).Round(time.Microsecond), paid)
 	}
 	if resp.StatusCode >= 300 {
+		if code := resp.Header.Get(payword.ErrorHeader); code != "" { // the site's words: quoted
+			return fmt.Errorf("%s answered %s, the payment refused: %q", pos[0], resp.Status, code)
+		}
 		return fmt.Errorf("%s answered %s", pos[0], resp.Status)
 	}
 	dst := io.Writer(os.Stdout)

@@ -203,8 +203,10 @@ Or read in a browser, with nothing installed:
 
 The newspaper's own pages at the bank (revenue, claims, disputes, statements):
   %s/vendor/login  with the token %s
+The bank operator's pages (readers, vendors, figures, disputes, revocations):
+  %s/admin/login  with the token %s
 
-Serving until Ctrl-C.`, siteURL, strings.TrimPrefix(agentURL, "http://"), demoReader, demoPassword, agentURL, agentURL, vendor.Token)
+Serving until Ctrl-C.`, siteURL, strings.TrimPrefix(agentURL, "http://"), demoReader, demoPassword, agentURL, agentURL, vendor.Token, agentURL, admin)
 	<-ctx.Done()
 	say("\nstopping.")
 	return 0, nil
