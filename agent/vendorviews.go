@@ -182,53 +182,39 @@ func (a *Agent) revenuePeriod(fromQ, toQ string) (from, to time.Time, err error)
 }
 
 func (a *Agent) handleProducts(w http.ResponseWriter, r *http.Request) error {
-	vendor, err := a.vendorAuth(r)
-	if err != nil {
-		return err
-	}
-	offset, limit, err := pageParams(r, "offset")
-	if err != nil {
-		return err
-	}
-	out, err := a.VendorProducts(r.Context(), vendor, offset, limit)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return a.serveVendorList(w, r, "offset", func(ctx context.Context, vendor string, offset, limit int) (any, error) {
+		return a.VendorProducts(ctx, vendor, offset, limit)
+	})
 }
 
 func (a *Agent) handleClaims(w http.ResponseWriter, r *http.Request) error {
-	vendor, err := a.vendorAuth(r)
-	if err != nil {
-		return err
-	}
-	_, limit, err := pageParams(r, "")
-	if err != nil {
-		return err
-	}
-	before := r.URL.Query().Get("before")
-	if before != "" && !validStreamID(before) {
-		return fail(http.StatusBadRequest, agentapi.CodeMalformed, "before is a claim's id, as <ms>-<n>")
-	}
-	out, err := a.VendorClaims(r.Context(), vendor, before, limit)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, out)
-	return nil
+	return a.serveVendorList(w, r, "", func(ctx context.Context, vendor string, _, limit int) (any, error) {
+		before := r.URL.Query().Get("before")
+		if before != "" && !validStreamID(before) {
+			return nil, fail(http.StatusBadRequest, agentapi.CodeMalformed, "before is a claim's id, as <ms>-<n>")
+		}
+		return a.VendorClaims(ctx, vendor, before, limit)
+	})
 }
 
 func (a *Agent) handleDisputes(w http.ResponseWriter, r *http.Request) error {
+	return a.serveVendorList(w, r, "offset", func(ctx context.Context, vendor string, offset, limit int) (any, error) {
+		return a.VendorDisputes(ctx, vendor, offset, limit)
+	})
+}
+
+// serveVendorList answers a page of one of the vendor's views: the
+// vendor's token, the page's offset (named name, if any) and limit, then f.
+func (a *Agent) serveVendorList(w http.ResponseWriter, r *http.Request, name string, f func(ctx context.Context, vendor string, offset, limit int) (any, error)) error {
 	vendor, err := a.vendorAuth(r)
 	if err != nil {
 		return err
 	}
-	offset, limit, err := pageParams(r, "offset")
+	offset, limit, err := pageParams(r, name)
 	if err != nil {
 		return err
 	}
-	out, err := a.VendorDisputes(r.Context(), vendor, offset, limit)
+	out, err := f(r.Context(), vendor, offset, limit)
 	if err != nil {
 		return err
 	}

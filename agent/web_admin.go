@@ -90,7 +90,7 @@ func (a *Agent) adminPage(auth bool, f adminFunc) http.Handler {
 // adminSession finds whether the session cookie is a live operator
 // session opened with the admin token configured now.
 func (a *Agent) adminSession(p *adminReq) error {
-	tok := web.AdminSessionToken(p.r, p.secure)
+	tok := web.AdminSession.Token(p.r, p.secure)
 	if !strings.HasPrefix(tok, adminSessionPrefix) {
 		return nil
 	}
@@ -120,7 +120,7 @@ func (p *adminReq) checkPost() error {
 	if err != nil {
 		return pageError(http.StatusBadRequest, "The form could not be read.")
 	}
-	if !web.CheckCSRF(web.AdminCSRFSecret(p.w, p.r, p.secure, false), f.Get(web.CSRFField)) {
+	if !web.CheckCSRF(web.AdminSession.CSRFSecret(p.w, p.r, p.secure, false), f.Get(web.CSRFField)) {
 		return errForged
 	}
 	p.form = f
@@ -142,7 +142,7 @@ func (p *adminReq) render(status int, page, title string, form *web.Form, data a
 	}
 	p.a.site.Render(p.w, status, page, web.Page{
 		Title: title, Form: form, Data: data, Area: area, Flash: p.flash,
-		CSRF: web.CSRFToken(web.AdminCSRFSecret(p.w, p.r, p.secure, true)),
+		CSRF: web.CSRFToken(web.AdminSession.CSRFSecret(p.w, p.r, p.secure, true)),
 	})
 	return nil
 }

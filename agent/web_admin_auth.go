@@ -84,13 +84,13 @@ func (p *adminReq) startAdminSession() error {
 	if err := p.a.rdb.Set(ctx, p.a.prefix+"asess:"+hash, hex.EncodeToString(p.a.admin[:]), ttl).Err(); err != nil {
 		return err
 	}
-	web.SetAdminSession(p.w, tok, ttl, p.secure)
+	web.AdminSession.Set(p.w, tok, ttl, p.secure)
 	return p.redirect("/admin")
 }
 
 // endAdminSession deletes the session of the browser's cookie, live or not.
 func (p *adminReq) endAdminSession(ctx context.Context) error {
-	if old := web.AdminSessionToken(p.r, p.secure); strings.HasPrefix(old, adminSessionPrefix) {
+	if old := web.AdminSession.Token(p.r, p.secure); strings.HasPrefix(old, adminSessionPrefix) {
 		return p.a.rdb.Del(ctx, p.a.prefix+"asess:"+tokenHash(old)).Err()
 	}
 	return nil
@@ -100,6 +100,6 @@ func (a *Agent) pageAdminLogout(p *adminReq) error {
 	if err := p.endAdminSession(p.r.Context()); err != nil {
 		return err
 	}
-	web.ClearAdminSession(p.w, p.secure)
+	web.AdminSession.Clear(p.w, p.secure)
 	return p.redirect("/admin/login")
 }

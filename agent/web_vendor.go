@@ -75,7 +75,7 @@ func (a *Agent) vendorPage(auth bool, f vendorFunc) http.Handler {
 // vendorSession finds the vendor of the session cookie, if the session,
 // the API token it was opened with and the vendor are all live.
 func (a *Agent) vendorSession(p *vendorReq) error {
-	tok := web.VendorSessionToken(p.r, p.secure)
+	tok := web.VendorSession.Token(p.r, p.secure)
 	if !strings.HasPrefix(tok, vendorSessionPrefix) {
 		return nil
 	}
@@ -115,7 +115,7 @@ func (p *vendorReq) checkPost() error {
 	if err != nil {
 		return pageError(http.StatusBadRequest, "The form could not be read.")
 	}
-	if !web.CheckCSRF(web.VendorCSRFSecret(p.w, p.r, p.secure, false), f.Get(web.CSRFField)) {
+	if !web.CheckCSRF(web.VendorSession.CSRFSecret(p.w, p.r, p.secure, false), f.Get(web.CSRFField)) {
 		return errForged
 	}
 	p.form = f
@@ -136,7 +136,7 @@ func (p *vendorReq) render(status int, page, title string, form *web.Form, data 
 	}
 	p.a.site.Render(p.w, status, page, web.Page{
 		Title: title, Form: form, Data: data, Area: area, Flash: p.flash,
-		CSRF: web.CSRFToken(web.VendorCSRFSecret(p.w, p.r, p.secure, true)),
+		CSRF: web.CSRFToken(web.VendorSession.CSRFSecret(p.w, p.r, p.secure, true)),
 	})
 	return nil
 }

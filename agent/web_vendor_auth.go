@@ -85,13 +85,13 @@ func (p *vendorReq) startVendorSession(vendor, apiTok string) error {
 	if err := p.a.rdb.Set(ctx, p.a.prefix+"vsess:"+hash, vendor+" "+apiTok, p.a.cfg.SessionTTL).Err(); err != nil {
 		return err
 	}
-	web.SetVendorSession(p.w, tok, p.a.cfg.SessionTTL, p.secure)
+	web.VendorSession.Set(p.w, tok, p.a.cfg.SessionTTL, p.secure)
 	return p.redirect("/vendor")
 }
 
 // endVendorSession deletes the session of the browser's cookie, live or not.
 func (p *vendorReq) endVendorSession(ctx context.Context) error {
-	if old := web.VendorSessionToken(p.r, p.secure); strings.HasPrefix(old, vendorSessionPrefix) {
+	if old := web.VendorSession.Token(p.r, p.secure); strings.HasPrefix(old, vendorSessionPrefix) {
 		return p.a.rdb.Del(ctx, p.a.prefix+"vsess:"+tokenHash(old)).Err()
 	}
 	return nil
@@ -101,6 +101,6 @@ func (a *Agent) pageVendorLogout(p *vendorReq) error {
 	if err := p.endVendorSession(p.r.Context()); err != nil {
 		return err
 	}
-	web.ClearVendorSession(p.w, p.secure)
+	web.VendorSession.Clear(p.w, p.secure)
 	return p.redirect("/vendor/login")
 }
