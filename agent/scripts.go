@@ -23,11 +23,16 @@ import (
 //	hw:a:v:<vid>           vendor hash (kind, bal, status, fraud, origins)
 //	hw:a:uname:<name>      username -> uid
 //	hw:a:unames, hw:a:vnames  zsets (score 0) of usernames and vendor ids,
-//	                       for the operator's search (names.go)
+//	                       for the operator's search (operatorviews.go)
 //	hw:a:st:<minute>       the claims of a minute (Unix minutes), for the
 //	                       operator's figures (ingest_lua.go); two days
 //	hw:a:vtok:<sha256>     vendor token hash -> vid
 //	hw:a:sess:<sha256>     session token hash -> uid (expires)
+//	hw:a:vsess:<sha256>    a vendor's page session -> "<vid> <API token
+//	                       hash>"; hw:a:asess:<sha256> the operator's ->
+//	                       admin token hash (web_vendor.go, web_admin.go)
+//	hw:a:revnote           serial or account -> the operator's note on
+//	                       its revocation (web_admin_actions.go)
 //	hw:a:led:<acct>        ledger of account "u:<uid>" / "v:<vid>": zset of
 //	                       entries by time, for statements of any period;
 //	                       hw:a:ledseq numbers the entries of all ledgers
