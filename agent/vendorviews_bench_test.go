@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/hashwall/hashwall/payword"
 )
 
@@ -101,9 +103,10 @@ func (e *env) seedReaders(n int) {
 	pipe := e.rdb.Pipeline()
 	for k := range n {
 		uid, name := fmt.Sprintf("u-seed%06d", k), fmt.Sprintf("reader%06d", k)
-		pipe.HSet(ctx, e.a.prefix+"u:"+uid, "name", name, "bal", 1000+k, "status", "active")
+		pipe.HSet(ctx, e.a.prefix+"u:"+uid, "name", name, "bal", 0, "status", "active", "ctime", 1796083200) // no ledger: no balance
 		pipe.Set(ctx, e.a.prefix+"uname:"+name, uid, 0)
 		pipe.SAdd(ctx, e.a.prefix+"accounts", "u:"+uid)
+		pipe.ZAdd(ctx, e.a.prefix+"unames", redis.Z{Member: name})
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		e.t.Fatal(err)
@@ -133,7 +136,34 @@ func BenchmarkVendorPages(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
-				if p := br.get(path); p.code != 200 {
+				if p := br.get(path); p.code != 200 || strings.Contains(p.body, "Fail") {
+					b.Fatalf("%s: %d", path, p.code)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAdminPages renders each operator page over HTTP, logged in,
+// with the data of BenchmarkVendorPages: 10⁵ claims and 10³ readers.
+func BenchmarkAdminPages(b *testing.B) {
+	e := newEnv(b)
+	srv := e.webServer()
+	br := e.adminBrowser(srv)
+	auth := e.vendor("planet")
+	e.seedClaims(auth, "planet", 100_000, 30, 5000)
+	e.seedReaders(1000)
+	for _, path := range []string{
+		"/admin", "/admin?check=1", "/admin/readers", "/admin/readers?q=reader0005", "/admin/readers?after=reader000900",
+		"/admin/vendors", "/admin/figures", "/admin/figures?minutes=1440", "/admin/disputes", "/admin/revocations",
+	} {
+		name := strings.TrimPrefix(path, "/admin/")
+		if !strings.HasPrefix(path, "/admin/") {
+			name = "overview" + strings.TrimPrefix(path, "/admin")
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				if p := br.get(path); p.code != 200 || strings.Contains(p.body, "Fail") {
 					b.Fatalf("%s: %d", path, p.code)
 				}
 			}

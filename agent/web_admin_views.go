@@ -113,8 +113,11 @@ func (a *Agent) pageAdminVendors(p *adminReq) error {
 // when is a Unix time as the operator reads it (UTC).
 func when(t int64) string { return time.Unix(t, 0).UTC().Format("2006-01-02 15:04") }
 
+// maxBars bounds the bars of a figures chart.
+const maxBars = 120
+
 type figuresView struct {
-	Minutes                          int
+	Minutes, Per                     int
 	Claims, Paid                     int64
 	Value                            string
 	LagMean                          string
@@ -137,12 +140,21 @@ func (a *Agent) pageAdminFigures(p *adminReq) error {
 		return err
 	}
 	v := figuresView{Minutes: minutes, CRL: st.CRLEntries, Fraud: st.FraudCases, Readers: st.Users, Vendors: st.Vendors}
-	names := make([]string, len(st.Minutes))
-	claims, paid, lag := make([]int64, len(st.Minutes)), make([]int64, len(st.Minutes)), make([]int64, len(st.Minutes))
+	// A bar stands for one minute, or for several when there are more than
+	// maxBars: a day's chart stays readable and quick to draw.
+	per := (len(st.Minutes) + maxBars - 1) / maxBars
+	bars := (len(st.Minutes) + per - 1) / per
+	names := make([]string, bars)
+	claims, paid, lag := make([]int64, bars), make([]int64, bars), make([]int64, bars)
 	var value, lagsum, lagn int64
 	for i, m := range st.Minutes {
-		names[i] = time.Unix(m.Minute, 0).UTC().Format("15:04")
-		claims[i], paid[i], lag[i] = m.Claims, m.Paid, m.LagMax
+		k := i / per
+		if i%per == 0 {
+			names[k] = time.Unix(m.Minute, 0).UTC().Format("15:04")
+		}
+		claims[k] += m.Claims
+		paid[k] += m.Paid
+		lag[k] = max(lag[k], m.LagMax)
 		v.Claims += m.Claims
 		v.Paid += m.Paid
 		value += m.Value
@@ -152,6 +164,7 @@ func (a *Agent) pageAdminFigures(p *adminReq) error {
 			lagn += m.Claims
 		}
 	}
+	v.Per = per
 	v.Value = a.money(value)
 	v.LagMean = "–"
 	if lagn > 0 {
@@ -159,8 +172,12 @@ func (a *Agent) pageAdminFigures(p *adminReq) error {
 	}
 	count := func(n int64) string { return strconv.FormatInt(n, 10) }
 	secs := func(n int64) string { return fmt.Sprintf("%d s", n) }
-	v.ClaimsChart = web.BarChart("Claims recorded per minute (UTC)", names, claims, count)
-	v.PaidChart = web.BarChart("Payments (claims paid) per minute (UTC)", names, paid, count)
-	v.LagChart = web.BarChart("Largest claim delivery delay per minute, seconds (UTC)", names, lag, secs)
+	unit := "minute"
+	if per > 1 {
+		unit = fmt.Sprintf("%d minutes", per)
+	}
+	v.ClaimsChart = web.BarChart("Claims recorded per "+unit+" (UTC)", names, claims, count)
+	v.PaidChart = web.BarChart("Payments (claims paid) per "+unit+" (UTC)", names, paid, count)
+	v.LagChart = web.BarChart("Largest claim delivery delay per "+unit+", seconds (UTC)", names, lag, secs)
 	return p.render(http.StatusOK, "admin_figures", "Figures", nil, v)
 }
