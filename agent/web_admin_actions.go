@@ -168,12 +168,23 @@ func (a *Agent) pageAdminRevoke(p *adminReq) error {
 		return p.render(http.StatusOK, "admin_revoke", "Revoke", nil, nil)
 	}
 	f := p.form
-	serial, user, note := f.Trimmed("serial"), f.Trimmed("username"), f.Trimmed("reason")
-	f.Values["serial"], f.Values["username"], f.Values["reason"] = serial, user, note
+	serial, user, vendor, note := f.Trimmed("serial"), f.Trimmed("username"), f.Trimmed("vendor"), f.Trimmed("reason")
+	f.Values["serial"], f.Values["username"], f.Values["vendor"], f.Values["reason"] = serial, user, vendor, note
 	var q agentapi.Revoke
+	given := 0
+	for _, v := range []string{serial, user, vendor} {
+		if v != "" {
+			given++
+		}
+	}
 	switch {
-	case (serial == "") == (user == ""):
-		f.Fail("", "Give either a certificate's serial or a reader's username, not both.")
+	case given != 1:
+		f.Fail("", "Give one of a certificate's serial, a reader's username or a vendor's id.")
+	case vendor != "":
+		if !payword.ValidID(vendor) {
+			f.Fail("vendor", "Enter the vendor's id: 1 to 64 characters of A-Z a-z 0-9 . _ - : @.")
+		}
+		q.Vendor = vendor
 	case serial != "":
 		s, err := payword.ParseSerial(serial)
 		if err != nil {
@@ -198,7 +209,11 @@ func (a *Agent) pageAdminRevoke(p *adminReq) error {
 	ctx := p.r.Context()
 	out, err := a.adminRevoke(ctx, q)
 	if e, ok := errors.AsType[*agentapi.Error](err); ok && (e.Code == agentapi.CodeUnknownUser || e.Code == agentapi.CodeUnknownAccount) {
-		f.Fail("username", "No reader has this username.")
+		if vendor != "" {
+			f.Fail("vendor", "No vendor has this id.")
+		} else {
+			f.Fail("username", "No reader has this username.")
+		}
 		return p.render(http.StatusUnprocessableEntity, "admin_revoke", "Revoke", f, nil)
 	}
 	if err != nil {
@@ -210,9 +225,12 @@ func (a *Agent) pageAdminRevoke(p *adminReq) error {
 	}
 	var field string
 	var done url.Values
-	if q.Serial != nil {
+	switch {
+	case q.Serial != nil:
 		field, done = "c:"+q.Serial.String(), url.Values{"serial": {q.Serial.String()}}
-	} else {
+	case vendor != "":
+		field, done = "v:"+vendor, url.Values{"vendor": {vendor}}
+	default:
 		uid, err := a.userID(ctx, user)
 		if err != nil {
 			return err
@@ -258,6 +276,15 @@ func (a *Agent) revokedFlash(p *adminReq) (string, error) {
 		}
 		if st == "revoked" {
 			return "The account of " + u + " is revoked: it can neither log in nor buy, and its certificates are on the list below.", nil
+		}
+	}
+	if v := q.Get("vendor"); v != "" && payword.ValidID(v) {
+		st, err := a.rdb.HGet(ctx, a.prefix+"v:"+v, "status").Result()
+		if err != nil && err != redis.Nil {
+			return "", err
+		}
+		if st == "revoked" {
+			return "Vendor " + v + " is revoked: its API token and pages stop working, and the bank takes no more of its reports.", nil
 		}
 	}
 	return "", nil

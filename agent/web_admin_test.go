@@ -472,6 +472,9 @@ func TestAdminFormsValidate(t *testing.T) {
 		{"/admin/revoke", url.Values{"username": {"alice"}, "reason": {""}}, "reason"},
 		{"/admin/revoke", url.Values{"username": {"alice"}, "reason": {strings.Repeat("x", maxNote+1)}}, "reason"},
 		{"/admin/revoke", url.Values{"username": {"alice"}, "serial": {strings.Repeat("0", 32)}, "reason": {"r"}}, ""},
+		{"/admin/revoke", url.Values{"username": {"alice"}, "vendor": {"planet"}, "reason": {"r"}}, ""},
+		{"/admin/revoke", url.Values{"vendor": {"no such"}, "reason": {"r"}}, "vendor"},
+		{"/admin/revoke", url.Values{"vendor": {"nobody"}, "reason": {"r"}}, "vendor"},
 	} {
 		p := b.adminSubmit(c.action, c.action, c.form)
 		mark := `id="e-` + c.field + `"`

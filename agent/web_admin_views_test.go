@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -101,5 +102,25 @@ func TestAdminViewPagesRefuse(t *testing.T) {
 	}
 	if e.snapshot() != before {
 		t.Fatal("a page changed the store")
+	}
+}
+
+// TestAdminRevokesVendor: the revoke page revokes a vendor as POST
+// /v1/admin/revoke does: its token and its reports stop.
+func TestAdminRevokesVendor(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	srv := e.webServer()
+	b := e.adminBrowser(srv)
+	va := e.vendor("planet")
+	p := b.adminSubmit("/admin/revoke", "/admin/revoke", url.Values{"vendor": {"planet"}, "reason": {"the paper closed"}})
+	if p.code != http.StatusSeeOther || p.header.Get("Location") != "/admin/revocations?vendor=planet" {
+		t.Fatalf("%d %s\n%s", p.code, p.header.Get("Location"), p.body)
+	}
+	if p := b.get(p.header.Get("Location")); !strings.Contains(p.body, "Vendor planet is revoked") {
+		t.Fatalf("no confirmation:\n%s", p.body)
+	}
+	if _, err := e.as(va).Statement(context.Background(), time.Time{}, time.Time{}); status(err, 200) != http.StatusForbidden {
+		t.Fatalf("a revoked vendor's token: %v", err)
 	}
 }
