@@ -117,7 +117,7 @@ func when(t int64) string { return time.Unix(t, 0).UTC().Format("2006-01-02 15:0
 const maxBars = 120
 
 type figuresView struct {
-	Minutes, Per                     int
+	Minutes                          int
 	Claims, Paid                     int64
 	Value                            string
 	LagMean                          string
@@ -164,7 +164,6 @@ func (a *Agent) pageAdminFigures(p *adminReq) error {
 			lagn += m.Claims
 		}
 	}
-	v.Per = per
 	v.Value = a.money(value)
 	v.LagMean = "–"
 	if lagn > 0 {

@@ -25,7 +25,6 @@ type revenueView struct {
 	Chart                           web.Chart
 	Days                            []revenueDayView
 	Products                        web.Ranking
-	ProductsFrom                    int
 	MoreProductsURL, TopProductsURL string
 }
 
@@ -57,7 +56,7 @@ func (a *Agent) pageVendorRevenue(p *vendorReq) error {
 		form.Values["from"], form.Values["to"] = rev.From, rev.To
 	}
 	v := revenueView{From: rev.From, To: rev.To, Claims: rev.Claims, Credited: a.money(rev.Credited),
-		Voided: a.money(rev.Voided), Net: a.money(rev.Credited - rev.Voided), ProductsFrom: offset + 1}
+		Voided: a.money(rev.Voided), Net: a.money(rev.Credited - rev.Voided)}
 	names, nets := make([]string, len(rev.Days)), make([]int64, len(rev.Days))
 	for i, d := range rev.Days {
 		names[i], nets[i] = d.Day, d.Net
