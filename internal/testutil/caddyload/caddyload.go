@@ -95,6 +95,7 @@ func Start(tb testing.TB, src string) *caddytest.Tester {
 		LoadRequestTimeout: 30 * time.Second, // a reload waits for the old config's handlers to stop
 	})
 	tb.Cleanup(func() { idle(tb, port) })
+	closeIdleAdmin()
 	tc.InitServer(cfg, "caddyfile")
 	g.mu.Lock()
 	failed := g.failed
@@ -181,6 +182,16 @@ func globalBrace(src string) int {
 	return -1
 }
 
+// closeIdleAdmin drops the kept-alive connections of http.DefaultTransport,
+// which caddytest's loads use: a load may restart the admin server, and a
+// POST sent on a connection it closed fails with EOF (Go resends only
+// idempotent requests).
+func closeIdleAdmin() {
+	if t, ok := http.DefaultTransport.(*http.Transport); ok {
+		t.CloseIdleConnections()
+	}
+}
+
 // idle replaces the running config with one that serves nothing but the
 // admin API.
 func idle(tb testing.TB, port int) {
@@ -188,7 +199,8 @@ func idle(tb testing.TB, port int) {
 		return // caddytest never started Caddy (a skipped test)
 	}
 	cfg := fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n", port)
-	c := &http.Client{Timeout: 30 * time.Second}
+	closeIdleAdmin()
+	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	resp, err := c.Post(fmt.Sprintf("http://localhost:%d/load", port), "text/caddyfile", bytes.NewReader([]byte(cfg)))
 	if err != nil {
 		tb.Errorf("caddyload: unloading the test's config: %v", err)
