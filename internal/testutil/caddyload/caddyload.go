@@ -95,7 +95,7 @@ func Start(tb testing.TB, src string) *caddytest.Tester {
 		LoadRequestTimeout: 30 * time.Second, // a reload waits for the old config's handlers to stop
 	})
 	tb.Cleanup(func() { idle(tb, port) })
-	closeIdleAdmin()
+	settleAdmin(port)
 	tc.InitServer(cfg, "caddyfile")
 	g.mu.Lock()
 	failed := g.failed
@@ -192,6 +192,28 @@ func closeIdleAdmin() {
 	}
 }
 
+// settleAdmin waits, up to a second, until the admin API answers three
+// fresh connections in a row: a load just before (the last test's idle)
+// stops the old admin server in the background, and a connection it takes
+// meanwhile ends in EOF. Before the first load nothing answers, and it
+// returns at once.
+func settleAdmin(port int) {
+	closeIdleAdmin()
+	if caddy.ActiveContext().Context == nil {
+		return
+	}
+	c := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	for ok, end := 0, time.Now().Add(time.Second); ok < 3 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		resp, err := c.Get(fmt.Sprintf("http://localhost:%d/config/", port))
+		if err != nil {
+			ok = 0
+			continue
+		}
+		resp.Body.Close()
+		ok++
+	}
+}
+
 // idle replaces the running config with one that serves nothing but the
 // admin API.
 func idle(tb testing.TB, port int) {
@@ -201,7 +223,14 @@ func idle(tb testing.TB, port int) {
 	cfg := fmt.Sprintf("{\n\tadmin localhost:%d\n\tpersist_config off\n}\n", port)
 	closeIdleAdmin()
 	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := c.Post(fmt.Sprintf("http://localhost:%d/load", port), "text/caddyfile", bytes.NewReader([]byte(cfg)))
+	var resp *http.Response
+	var err error
+	for try := 0; try < 3; try++ { // a connection the old admin server took as it stopped ends in EOF
+		if resp, err = c.Post(fmt.Sprintf("http://localhost:%d/load", port), "text/caddyfile", bytes.NewReader([]byte(cfg))); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if err != nil {
 		tb.Errorf("caddyload: unloading the test's config: %v", err)
 		return
