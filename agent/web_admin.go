@@ -4,10 +4,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"net/http"
-	"strings"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/hashwall/hashwall/agent/web"
 )
@@ -32,12 +29,7 @@ const maxAdminSession = 8 * time.Hour
 
 func (a *Agent) adminSessionTTL() time.Duration { return min(a.cfg.SessionTTL, maxAdminSession) }
 
-// adminSection is a page of the operator's header and overview.
-type adminSection struct {
-	Href, Name, About string
-}
-
-var adminSections = []adminSection{
+var adminSections = []pageSection{
 	{"/admin", "Overview", ""},
 	{"/admin/readers", "Readers", "Find a reader by username: balance, status, certificates."},
 	{"/admin/vendors", "Vendors", "Every vendor's balance, fraud count, and whether its reports keep up."},
@@ -72,7 +64,7 @@ func (a *Agent) adminPage(auth bool, f adminFunc) http.Handler {
 		}
 		err := a.adminSession(p)
 		if err == nil && r.Method == http.MethodPost {
-			err = p.checkPost()
+			err = p.checkPostWith(web.AdminSession.CSRFSecret)
 		}
 		if err == nil && auth && !p.operator {
 			http.Redirect(w, r, "/admin/login", http.StatusSeeOther)
@@ -90,40 +82,15 @@ func (a *Agent) adminPage(auth bool, f adminFunc) http.Handler {
 // adminSession finds whether the session cookie is a live operator
 // session opened with the admin token configured now.
 func (a *Agent) adminSession(p *adminReq) error {
-	tok := web.AdminSession.Token(p.r, p.secure)
-	if !strings.HasPrefix(tok, adminSessionPrefix) {
-		return nil
-	}
-	ctx := p.r.Context()
-	key := a.prefix + "asess:" + tokenHash(tok)
-	val, err := a.rdb.Get(ctx, key).Result()
-	if err == redis.Nil {
-		return nil
-	}
-	if err != nil {
+	val, key, err := adminSessions.get(p.pageReq)
+	if val == "" || err != nil {
 		return err
 	}
 	if subtle.ConstantTimeCompare([]byte(val), []byte(hex.EncodeToString(a.admin[:]))) != 1 {
 		// Opened with another admin token: the session ended with it.
-		return a.rdb.Del(ctx, key).Err()
+		return a.rdb.Del(p.r.Context(), key).Err()
 	}
 	p.operator = true
-	return nil
-}
-
-// checkPost is pageReq.checkPost with the operator session's CSRF secret.
-func (p *adminReq) checkPost() error {
-	if !web.SameOrigin(p.r, p.secure) {
-		return errForged
-	}
-	f, err := web.ParseForm(p.w, p.r)
-	if err != nil {
-		return pageError(http.StatusBadRequest, "The form could not be read.")
-	}
-	if !web.CheckCSRF(web.AdminSession.CSRFSecret(p.w, p.r, p.secure, false), f.Get(web.CSRFField)) {
-		return errForged
-	}
-	p.form = f
 	return nil
 }
 
@@ -133,13 +100,11 @@ func (p *adminReq) render(status int, page, title string, form *web.Form, data a
 	if form == nil {
 		form = web.NewForm()
 	}
-	area := &web.Area{Name: "Operator", Home: "/admin/login", Logout: "/admin/logout"}
+	who := ""
 	if p.operator {
-		area.Home, area.Who = "/admin", "operator"
-		for _, s := range adminSections {
-			area.Links = append(area.Links, web.Link{Href: s.Href, Name: s.Name, Current: s.Href == p.r.URL.Path})
-		}
+		who = "operator"
 	}
+	area := p.area("Operator", "/admin", who, adminSections)
 	p.a.site.Render(p.w, status, page, web.Page{
 		Title: title, Form: form, Data: data, Area: area, Flash: p.flash,
 		CSRF: web.CSRFToken(web.AdminSession.CSRFSecret(p.w, p.r, p.secure, true)),

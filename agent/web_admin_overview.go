@@ -17,7 +17,7 @@ type adminOverview struct {
 	Fraud, Revocations int64
 	Checked            bool // the ledger check ran for this view
 	Ledger             ledgerView
-	Sections           []adminSection
+	Sections           []pageSection
 }
 
 type ledgerView struct {

@@ -164,7 +164,14 @@ var errForged = pageError(http.StatusForbidden,
 
 // checkPost refuses a POST from another origin or without the session's
 // CSRF token, before anything else reads the form.
-func (p *pageReq) checkPost() error {
+func (p *pageReq) checkPost() error { return p.checkPostWith(web.CSRFSecret) }
+
+// csrfSecret is a session's form secret: web.CSRFSecret, or a
+// web.SessionCookie's.
+type csrfSecret func(w http.ResponseWriter, r *http.Request, secure, create bool) string
+
+// checkPostWith is checkPost with the CSRF secret of a session.
+func (p *pageReq) checkPostWith(secret csrfSecret) error {
 	if !web.SameOrigin(p.r, p.secure) {
 		return errForged
 	}
@@ -172,7 +179,7 @@ func (p *pageReq) checkPost() error {
 	if err != nil {
 		return pageError(http.StatusBadRequest, "The form could not be read.")
 	}
-	if !web.CheckCSRF(web.CSRFSecret(p.w, p.r, p.secure, false), f.Get(web.CSRFField)) {
+	if !web.CheckCSRF(secret(p.w, p.r, p.secure, false), f.Get(web.CSRFField)) {
 		return errForged
 	}
 	p.form = f

@@ -22,12 +22,7 @@ import (
 // (hwv_) nor a reader's session (hws_), so none passes for another.
 const vendorSessionPrefix = "hwvs_"
 
-// vendorSection is a page of the vendor's header and overview.
-type vendorSection struct {
-	Href, Name, About string
-}
-
-var vendorSections = []vendorSection{
+var vendorSections = []pageSection{
 	{"/vendor", "Overview", ""},
 	{"/vendor/revenue", "Revenue", "What you took per day and what each article earned."},
 	{"/vendor/claims", "Claims", "Every claim your paywall reported, with the bank's verdict."},
@@ -41,9 +36,9 @@ var vendorSections = []vendorSection{
 // writer, form, redirect and error mapping) and the session's vendor.
 type vendorReq struct {
 	*pageReq
-	vendor string // "" if not logged in
-	sess   string // the session token's hash
-	flash  string // a notice above the page
+	vendor  string // "" if not logged in
+	sessKey string // the session's Redis key
+	flash   string // a notice above the page
 }
 
 type vendorFunc func(p *vendorReq) error
@@ -57,7 +52,7 @@ func (a *Agent) vendorPage(auth bool, f vendorFunc) http.Handler {
 		p := &vendorReq{pageReq: &pageReq{w: w, r: r, a: a, secure: a.isTLS(r)}}
 		err := a.vendorSession(p)
 		if err == nil && r.Method == http.MethodPost {
-			err = p.checkPost()
+			err = p.checkPostWith(web.VendorSession.CSRFSecret)
 		}
 		if err == nil && auth && p.vendor == "" {
 			http.Redirect(w, r, "/vendor/login", http.StatusSeeOther)
@@ -75,19 +70,11 @@ func (a *Agent) vendorPage(auth bool, f vendorFunc) http.Handler {
 // vendorSession finds the vendor of the session cookie, if the session,
 // the API token it was opened with and the vendor are all live.
 func (a *Agent) vendorSession(p *vendorReq) error {
-	tok := web.VendorSession.Token(p.r, p.secure)
-	if !strings.HasPrefix(tok, vendorSessionPrefix) {
-		return nil
-	}
-	ctx := p.r.Context()
-	key := a.prefix + "vsess:" + tokenHash(tok)
-	val, err := a.rdb.Get(ctx, key).Result()
-	if err == redis.Nil {
-		return nil
-	}
-	if err != nil {
+	val, key, err := vendorSessions.get(p.pageReq)
+	if val == "" || err != nil {
 		return err
 	}
+	ctx := p.r.Context()
 	vendor, apiTok, _ := strings.Cut(val, " ")
 	pipe := a.rdb.Pipeline()
 	owner := pipe.Get(ctx, a.prefix+"vtok:"+apiTok)
@@ -102,23 +89,7 @@ func (a *Agent) vendorSession(p *vendorReq) error {
 		// The token was replaced or the vendor revoked: the session ended.
 		return a.rdb.Del(ctx, key).Err()
 	}
-	p.vendor, p.sess = vendor, tokenHash(tok)
-	return nil
-}
-
-// checkPost is pageReq.checkPost with the vendor session's CSRF secret.
-func (p *vendorReq) checkPost() error {
-	if !web.SameOrigin(p.r, p.secure) {
-		return errForged
-	}
-	f, err := web.ParseForm(p.w, p.r)
-	if err != nil {
-		return pageError(http.StatusBadRequest, "The form could not be read.")
-	}
-	if !web.CheckCSRF(web.VendorSession.CSRFSecret(p.w, p.r, p.secure, false), f.Get(web.CSRFField)) {
-		return errForged
-	}
-	p.form = f
+	p.vendor, p.sessKey = vendor, key
 	return nil
 }
 
@@ -127,13 +98,7 @@ func (p *vendorReq) render(status int, page, title string, form *web.Form, data 
 	if form == nil {
 		form = web.NewForm()
 	}
-	area := &web.Area{Name: "Vendors", Home: "/vendor/login", Logout: "/vendor/logout"}
-	if p.vendor != "" {
-		area.Home, area.Who = "/vendor", p.vendor
-		for _, s := range vendorSections {
-			area.Links = append(area.Links, web.Link{Href: s.Href, Name: s.Name, Current: s.Href == p.r.URL.Path})
-		}
-	}
+	area := p.area("Vendors", "/vendor", p.vendor, vendorSections)
 	p.a.site.Render(p.w, status, page, web.Page{
 		Title: title, Form: form, Data: data, Area: area, Flash: p.flash,
 		CSRF: web.CSRFToken(web.VendorSession.CSRFSecret(p.w, p.r, p.secure, true)),

@@ -13,7 +13,7 @@ type vendorOverview struct {
 	From, To                  string // the credited period's days, as the statement page shows them
 	Days                      int
 	Origins                   []string
-	Sections                  []vendorSection // the pages beside the overview
+	Sections                  []pageSection // the pages beside the overview
 }
 
 func (a *Agent) pageVendorOverview(p *vendorReq) error {

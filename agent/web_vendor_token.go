@@ -53,7 +53,7 @@ func (a *Agent) pageVendorToken(p *vendorReq) error {
 		return err
 	}
 	// XX: a session ended meanwhile (log-out elsewhere) is not brought back.
-	err = a.rdb.SetArgs(ctx, a.prefix+"vsess:"+p.sess, p.vendor+" "+tokenHash(out.Token), redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
+	err = a.rdb.SetArgs(ctx, p.sessKey, p.vendor+" "+tokenHash(out.Token), redis.SetArgs{Mode: "XX", KeepTTL: true}).Err()
 	if err != nil && err != redis.Nil {
 		return err
 	}
