@@ -31,6 +31,7 @@ type demo struct {
 	site, bank, admin string
 	vendor            string // the newspaper's vendor id (suffixed on a shared store)
 	vendorToken       string // its API token
+	story             string // what it printed
 }
 
 func startDemo(t *testing.T) *demo {
@@ -48,7 +49,7 @@ func startDemo(t *testing.T) *demo {
 	if vendor == nil {
 		t.Fatalf("no vendor id in:\n%s", story)
 	}
-	return &demo{site: fmt.Sprintf("http://127.0.0.1:%d", site), bank: fmt.Sprintf("http://127.0.0.1:%d", bank), admin: creds[1], vendorToken: creds[2], vendor: vendor[1]}
+	return &demo{site: fmt.Sprintf("http://127.0.0.1:%d", site), bank: fmt.Sprintf("http://127.0.0.1:%d", bank), admin: creds[1], vendorToken: creds[2], vendor: vendor[1], story: story}
 }
 
 // payButton is the 402 page's "Pay N tokens with <bank>" button.
@@ -374,18 +375,15 @@ func TestBrowserPayFromPaywall(t *testing.T) {
 // reader's wallet, whose certificates the revocation list now holds.
 func TestBrowserOperator(t *testing.T) {
 	ctx := chromiumtest.Context(t, 2*time.Minute)
-	hw, wl := binaries(t)
-	rds := redistest.Start(t)
-	site, bankPort := freePort(t), freePort(t)
-	cmd, story := runDemo(t, hw, "--redis", rds.URL(), "--site", fmt.Sprintf("127.0.0.1:%d", site), "--agent", fmt.Sprintf("127.0.0.1:%d", bankPort))
-	t.Cleanup(func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() })
-	m := regexp.MustCompile(`ADMIN=(\S+)[\s\S]*HASHWALL_WALLET=(\S+) HASHWALL_PASSWORD=(\S+)[\s\S]*log in as "(\S+)"`).FindStringSubmatch(story)
+	d := startDemo(t)
+	_, wl := binaries(t)
+	m := regexp.MustCompile(`HASHWALL_WALLET=(\S+) HASHWALL_PASSWORD=(\S+)[\s\S]*log in as "(\S+)"`).FindStringSubmatch(d.story)
 	if m == nil {
-		t.Fatalf("no operator's token, wallet or reader in:\n%s", story)
+		t.Fatalf("no wallet or reader in:\n%s", d.story)
 	}
-	admin, reader := m[1], m[4]
-	wallet := &walletCLI{bin: wl, path: m[2], password: m[3]}
-	siteURL, bankURL := fmt.Sprintf("http://127.0.0.1:%d", site), fmt.Sprintf("http://127.0.0.1:%d", bankPort)
+	admin, reader := d.admin, m[3]
+	wallet := &walletCLI{bin: wl, path: m[1], password: m[2]}
+	siteURL, bankURL := d.site, d.bank
 	if got := wallet.must(t, "get", siteURL+"/articles/city-council"); !strings.Contains(got, "paid 2 token(s)") {
 		t.Fatalf("before the revocation: %s", got)
 	}
