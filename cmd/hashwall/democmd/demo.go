@@ -237,7 +237,7 @@ func gatewayConfig(site, upstream, agentURL, redisURL, apiToken string) []byte {
 			{"pattern": "/articles/*", "price": 2},
 			{"pattern": "/issues/*/*", "price": 20, "scope": "/issues/*/", "ttl": "24h"},
 		},
-		"free":           []string{"/", "/index.html", "/planet.css"},
+		"free":           []string{"/", "/index.html", "/planet.css", "/free/*"},
 		"upstream_price": true,
 		// The demo's bank keeps the defaults: a token is one cent.
 		"token_value": map[string]any{"minor_units": 1, "currency": agent.DefaultCurrency},

@@ -41,14 +41,18 @@ func newspaper() http.Handler {
 		fmt.Fprint(w, b.String())
 	})
 	article := func(w http.ResponseWriter, r *http.Request, title string) {
+		footer := `<p class="free">Free to read, from the newspaper's open archive. Thank you for reading!</p>`
+		if user := r.Header.Get("X-Paywall-User"); user != "" {
+			footer = `<p class="paid">Paid for by reader ` + html.EscapeString(user) + `. Thank you for reading!</p>`
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<!doctype html><meta name="viewport" content="width=device-width"><link rel="stylesheet" href="/planet.css"><title>%[1]s</title>
 <header><a href="/">The Daily Planet</a></header>
 <article><h1>%[1]s</h1>
 <p class="lede">Our reporters were there, and this is what they saw.</p>
 <p>The story the reader just paid for would run here, in full, without a subscription: the newspaper was paid a few cents for it, through the paywall in front of this site.</p>
-<p class="paid">Paid for by reader %[2]s. Thank you for reading!</p></article>
-`, html.EscapeString(title), html.EscapeString(r.Header.Get("X-Paywall-User")))
+%[2]s</article>
+`, html.EscapeString(title), footer)
 	}
 	page := func(w http.ResponseWriter, r *http.Request) {
 		for _, a := range demoArticles {
@@ -72,6 +76,15 @@ func newspaper() http.Handler {
 		}
 		article(w, r, "From the archive: story "+r.PathValue("n"))
 	})
+	// The open archive: the same stories, free to read (the paywall lets
+	// /free/ through), for comparing a paid page with a free one.
+	mux.HandleFunc("/free/archive/{n}", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := strconv.ParseUint(r.PathValue("n"), 10, 20); err != nil {
+			http.NotFound(w, r)
+			return
+		}
+		article(w, r, "From the archive: story "+r.PathValue("n"))
+	})
 	mux.HandleFunc("/articles/", page)
 	mux.HandleFunc("/issues/", page)
 	mux.HandleFunc("/features/", func(w http.ResponseWriter, r *http.Request) {
@@ -88,5 +101,5 @@ header a { color: inherit; text-decoration: none; font: 700 1.6rem/1 "DejaVu Ser
 article, body > h1, body > p, body > ul { max-width: 40rem; margin-left: auto; margin-right: auto; padding: 0 1.25rem; }
 h1 { font-size: 2.1rem; line-height: 1.2; margin: 1.5rem auto .75rem; }
 .lede { font-size: 1.2rem; color: #444; }
-.paid { margin-top: 2rem; font: .85rem/1.4 "DejaVu Sans", sans-serif; color: #6b6b6b; border-top: 1px solid #ddd; padding-top: .75rem; }
+.paid, .free { margin-top: 2rem; font: .85rem/1.4 "DejaVu Sans", sans-serif; color: #6b6b6b; border-top: 1px solid #ddd; padding-top: .75rem; }
 `

@@ -1,0 +1,388 @@
+// Paying as the reader reads. A top-level navigation answered 402 with a
+// PayWord challenge is checked (the bank, the limits, the vendor's sites as
+// the bank publishes them), paid from the wallet, journalled, and sent on
+// the page's own next request: a declarativeNetRequest session rule adds
+// the Authorization header to that one URL in that one tab, and the tab is
+// sent there again. The answer to that request settles the payment and
+// removes the rule. A payment whose answer was lost stays in the journal and
+// is sent again, with the same bytes, before anything else is spent at that
+// vendor (the gateway answers a repeat with the same grant).
+
+import {b64decode, b64encode} from './lib/b64.js';
+import {canonicalOrigin, openKeys, openOrigins} from './lib/payword.js';
+import * as W from './lib/wallet.js';
+import {Bank} from './bank.js';
+import * as store from './store.js';
+
+const now = () => Math.floor(Date.now() / 1000);
+
+/** How many payments' timings are kept, for the popup and the tests. */
+const maxTimings = 50;
+
+/**
+ * @typedef {{realm?: string, vendor: string, price: number, product: string, agent?: string}} Challenge
+ * @typedef {{id: string, tabId: number, url: string, host: string, challenge: Challenge, reason: string, created: number}} Ask
+ */
+
+// Session records (chrome.storage.session: gone with the browser).
+// inflight: pending id → {tabId, url, rule}: a payment on its way in a tab.
+// asks: id → Ask. declined: "tabId url" → expiry (ms). tabcost: tabId → tokens.
+
+/** @param {string} name */
+async function sessionMap(name) {
+  return (await chrome.storage.session.get(name))[name] ?? {};
+}
+
+/** @param {string} name @param {object} value */
+async function setSessionMap(name, value) {
+  await chrome.storage.session.set({[name]: value});
+}
+
+/**
+ * on402 handles a top-level navigation answered 402.
+ * @param {number} tabId @param {string} url @param {Challenge} challenge
+ * @param {string} requestId the 402's request, which the paid one cancels
+ */
+export function on402(tabId, url, challenge, requestId) {
+  return store.serialize(async () => {
+    const started = performance.now();
+    const declined = await sessionMap('declined');
+    const dkey = tabId + ' ' + url;
+    if (declined[dkey] > Date.now()) {
+      delete declined[dkey];
+      await setSessionMap('declined', declined);
+      return; // the reader said no: the paywall's page stays
+    }
+    const st = await store.current();
+    if (!st) return askReader(tabId, url, challenge, 'locked');
+    return decide(st, tabId, url, challenge, false, started, requestId);
+  });
+}
+
+/**
+ * decide checks a challenge and pays it, or asks the reader first.
+ * confirmed: the reader said yes to this very payment.
+ * @param {any} st @param {number} tabId @param {string} url @param {Challenge} ch
+ * @param {boolean} confirmed @param {number} started @param {string} replaced
+ */
+async function decide(st, tabId, url, ch, confirmed, started, replaced) {
+  const host = new URL(url).host;
+  const t = now();
+  if (!sameBank(ch.agent, st.bank)) {
+    return refuse(st, tabId, {host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-bank'},
+      'the paywall names another bank than yours');
+  }
+  const over = W.checkLimits(st, {host, vendor: ch.vendor, price: ch.price}, t);
+  if (over === 'too-many-vendors') {
+    return refuse(st, tabId, {host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-limit'},
+      'this site named too many vendors today');
+  }
+  if (over && !confirmed) return askReader(tabId, url, ch, over);
+  const origin = canonicalOrigin(url);
+  const sites = origin ? await vendorOrigins(st, ch.vendor) : null;
+  if (!origin || !sites.includes(origin)) {
+    return refuse(st, tabId, {host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-origin'},
+      `${origin ?? url} is not a site of ${ch.vendor} as your bank publishes them`);
+  }
+  if (st.pending.some((/** @type {any} */ p) => p.vendor === ch.vendor)) {
+    st = await resend(st, ch.vendor);
+    if (st.pending.some((/** @type {any} */ p) => p.vendor === ch.vendor)) return badge(tabId, '…');
+  }
+  if (!W.choose(st, ch.vendor, ch.price, t)) return askReader(tabId, url, ch, 'no-tokens');
+  const work = performance.now();
+  const reserved = await W.reserve(st, {vendor: ch.vendor, product: ch.product, price: ch.price, url, host}, t);
+  await store.save(reserved.state); // the journal: on disk before the payment leaves
+  const worked = performance.now() - work;
+  const p = reserved.pending;
+  const rule = ruleId(p.id);
+  await chrome.declarativeNetRequest.updateSessionRules({
+    removeRuleIds: [rule],
+    addRules: [{
+      id: rule, priority: 1,
+      action: {type: 'modifyHeaders', requestHeaders: [{header: 'Authorization', operation: 'set', value: p.header}]},
+      condition: {regexFilter: '^' + escapeRegExp(url) + '$', resourceTypes: ['main_frame'], tabIds: [tabId]},
+    }],
+  });
+  const inflight = await sessionMap('inflight');
+  inflight[p.id] = {tabId, url, rule, replaced};
+  await setSessionMap('inflight', inflight);
+  await chrome.tabs.update(tabId, {url});
+  await timing(worked, performance.now() - started);
+}
+
+/**
+ * onAnswer settles a payment carried by the navigation that got this
+ * answer, if any. Returns whether it was one.
+ * @param {number} tabId @param {string} url @param {number} status
+ * @param {Map<string,string>} headers lower-case names
+ */
+export function onAnswer(tabId, url, status, headers) {
+  return store.serialize(async () => {
+    const inflight = await sessionMap('inflight');
+    const id = Object.keys(inflight).find((k) => inflight[k].tabId === tabId && inflight[k].url === url);
+    if (id === undefined) return false;
+    const {rule} = inflight[id];
+    delete inflight[id];
+    await setSessionMap('inflight', inflight);
+    await chrome.declarativeNetRequest.updateSessionRules({removeRuleIds: [rule]});
+    const st = await store.current();
+    if (!st) return true; // locked meanwhile: the journal keeps it for the unlock
+    const outcome = classify(status, headers);
+    await settle(st, Number(id), outcome, tabId);
+    return true;
+  });
+}
+
+/**
+ * onLost: the navigation carrying a payment failed (the reader stopped it,
+ * the connection broke). The payment is sent again by the worker itself.
+ * The 402's own navigation, cancelled by the paid one, is no loss.
+ * @param {number} tabId @param {string} url @param {string} requestId
+ */
+export function onLost(tabId, url, requestId) {
+  return store.serialize(async () => {
+    const inflight = await sessionMap('inflight');
+    const id = Object.keys(inflight).find((k) =>
+      inflight[k].tabId === tabId && inflight[k].url === url && inflight[k].replaced !== requestId);
+    if (id === undefined) return;
+    await chrome.declarativeNetRequest.updateSessionRules({removeRuleIds: [inflight[id].rule]});
+    delete inflight[id];
+    await setSessionMap('inflight', inflight);
+    const st = await store.current();
+    if (st) await resend(st);
+  });
+}
+
+/**
+ * classify reads what the gateway did with a payment (docs/protocol.md §7,
+ * "The vendor's answer").
+ * @param {number} status @param {Map<string,string>} headers
+ * @returns {'paid'|'refused'|'replay'|'voided'|'retry'}
+ */
+export function classify(status, headers) {
+  const code = headers.get('payment-error') ?? '';
+  if (code === 'unavailable' || code === 'crl_stale') return 'retry';
+  if (status >= 200 && status < 300 && headers.has('payment-receipt')) return 'paid';
+  if (code === 'replay') return 'replay';
+  if (code === 'voided') return 'voided';
+  if (code) return 'refused';
+  return 'retry'; // no word on the payment: it did not arrive, or the answer was not the gateway's
+}
+
+/**
+ * settle records a payment's outcome; 'retry' leaves it in the journal.
+ * @param {any} st @param {number} id @param {string} outcome @param {number} [tabId]
+ */
+async function settle(st, id, outcome, tabId) {
+  if (outcome === 'retry') return st;
+  const p = st.pending.find((/** @type {any} */ q) => q.id === id);
+  if (!p) return st;
+  const next = W.settle(st, id, outcome, now(), '') ?? st;
+  await store.save(next);
+  if (outcome === 'paid' && tabId !== undefined && tabId >= 0) {
+    const cost = await sessionMap('tabcost');
+    cost[tabId] = (cost[tabId] ?? 0) + p.p;
+    await setSessionMap('tabcost', cost);
+    await badge(tabId, String(cost[tabId]));
+  }
+  return next;
+}
+
+/**
+ * resend sends journalled payments again (all, or one vendor's) from the
+ * worker and settles those that got an answer.
+ * @param {any} st @param {string} [vendor]
+ */
+export async function resend(st, vendor) {
+  for (const p of [...st.pending]) {
+    if (vendor !== undefined && p.vendor !== vendor) continue;
+    let outcome = 'retry';
+    try {
+      const resp = await fetch(p.url, {
+        headers: {Authorization: p.header, Accept: 'text/html'},
+        credentials: 'include', cache: 'no-store', redirect: 'manual',
+      });
+      // A redirect's header is hidden (opaque): the answer was no success,
+      // and the tokens may have been spent; they are kept as spent.
+      outcome = resp.type === 'opaqueredirect' ? 'voided' : classify(resp.status, resp.headers);
+      await resp.body?.cancel();
+    } catch {
+      // unreachable: it stays in the journal
+    }
+    st = await settle(st, p.id, outcome);
+  }
+  return st;
+}
+
+/** resendAll is the worker's start, or an unlock: the journal first. */
+export function resendAll() {
+  return store.serialize(async () => {
+    const st = await store.current();
+    if (st && st.pending.length) await resend(st);
+  });
+}
+
+/**
+ * refuse records a payment the wallet would not make; nothing was spent.
+ * @param {any} st @param {number} tabId @param {any} what @param {string} why
+ */
+async function refuse(st, tabId, what, why) {
+  await store.save(W.recordRefusal(st, {...what, note: why}, now()) ?? st);
+  await badge(tabId, '!');
+  await chrome.action.setTitle({tabId, title: 'Hashwall did not pay: ' + why});
+}
+
+/**
+ * askReader shows the reader the extension's own question page in the tab.
+ * @param {number} tabId @param {string} url @param {Challenge} challenge @param {string} reason
+ */
+async function askReader(tabId, url, challenge, reason) {
+  const asks = await sessionMap('asks');
+  for (const [k, a] of Object.entries(asks)) {
+    if (Date.now() - a.created > 3600000) delete asks[k];
+  }
+  const id = crypto.randomUUID();
+  /** @type {Ask} */
+  const ask = {id, tabId, url, host: new URL(url).host, challenge, reason, created: Date.now()};
+  asks[id] = ask;
+  await setSessionMap('asks', asks);
+  await chrome.tabs.update(tabId, {url: chrome.runtime.getURL('ask.html') + '#' + id});
+}
+
+/** @param {string} id */
+export async function getAsk(id) {
+  return (await sessionMap('asks'))[id] ?? null;
+}
+
+/**
+ * answer is the reader's yes or no to a question.
+ * @param {string} id @param {boolean} yes
+ */
+export function answer(id, yes) {
+  return store.serialize(async () => {
+    const asks = await sessionMap('asks');
+    const ask = asks[id];
+    if (!ask) throw new Error('this question has expired: open the article again');
+    delete asks[id];
+    await setSessionMap('asks', asks);
+    if (!yes) {
+      const declined = await sessionMap('declined');
+      declined[ask.tabId + ' ' + ask.url] = Date.now() + 60000;
+      await setSessionMap('declined', declined);
+      await chrome.tabs.update(ask.tabId, {url: ask.url});
+      return;
+    }
+    const st = await store.current({touch: true});
+    if (!st) throw new Error('the wallet is locked');
+    await decide(st, ask.tabId, ask.url, ask.challenge, ask.reason !== 'locked', performance.now(), '');
+  });
+}
+
+/**
+ * vendorOrigins: the vendor's sites as the wallet's own bank publishes
+ * them, verified with the bank's pinned keys; cached in memory.
+ * @param {any} st @param {string} vendor @returns {Promise<string[]>}
+ */
+async function vendorOrigins(st, vendor) {
+  const hit = originCache.get(vendor);
+  if (hit && hit.until > Date.now()) return hit.origins;
+  const got = await new Bank(st.bank).origins(vendor);
+  /** @type {string[]} */
+  let origins = [];
+  let ttl = 60000; // an unknown vendor is asked again in a minute
+  if (got) {
+    let keys = pinned(st);
+    try {
+      origins = await openOrigins(got.doc, keys, vendor, now());
+    } catch (e) {
+      if (!(got.doc && typeof got.doc.kid === 'string' && !keys.has(got.doc.kid))) throw e;
+      keys = await refreshKeys(st);
+      origins = await openOrigins(got.doc, keys, vendor, now());
+    }
+    ttl = Math.min(300, got.maxAge) * 1000;
+  }
+  if (originCache.size >= 256) originCache.delete(originCache.keys().next().value);
+  originCache.set(vendor, {origins, until: Date.now() + ttl});
+  return origins;
+}
+
+/** @type {Map<string, {origins: string[], until: number}>} */
+const originCache = new Map();
+let keysFetched = 0;
+
+/** @param {any} st @returns {Map<string, Uint8Array>} */
+function pinned(st) {
+  return new Map(Object.entries(st.keys).map(([kid, k]) => [kid, b64decode(/** @type {string} */ (k))]));
+}
+
+/**
+ * refreshKeys learns the bank's new keys from an announcement signed by a
+ * key already pinned, at most every 10 minutes; a pinned key never changes.
+ * @param {any} st
+ */
+async function refreshKeys(st) {
+  const keys = pinned(st);
+  if (Date.now() - keysFetched < 600000) return keys;
+  keysFetched = Date.now();
+  const got = await new Bank(st.bank).keys();
+  const learned = await openKeys(got.signed, keys, {bootstrap: false});
+  const next = {...st, keys: {...st.keys}};
+  for (const [kid, k] of learned) {
+    if (!(kid in next.keys)) next.keys[kid] = b64encode(k);
+  }
+  await store.save(next);
+  return pinned(next);
+}
+
+/** @param {string|undefined} agent @param {string} bank */
+export function sameBank(agent, bank) {
+  if (!agent) return false;
+  return agent.replace(/\/+$/, '') === bank;
+}
+
+/** @param {number} id */
+function ruleId(id) {
+  return (id % 1000000000) + 1;
+}
+
+/** @param {string} s */
+function escapeRegExp(s) {
+  return s.replace(/[\\^$.*+?()[\]{}|]/g, '\\$&');
+}
+
+/** @param {number} tabId @param {string} text */
+async function badge(tabId, text) {
+  if (tabId < 0) return;
+  try {
+    await chrome.action.setBadgeBackgroundColor({tabId, color: text === '!' ? '#b3261e' : '#1d5c96'});
+    await chrome.action.setBadgeText({tabId, text});
+  } catch {
+    // the tab is gone
+  }
+}
+
+/**
+ * timing keeps what a payment took in this worker: its own work (choosing
+ * tokens, hashing, signing, journalling) and all of it from the 402 to the
+ * tab's next request (the checks and the rule included).
+ * @param {number} work @param {number} total
+ */
+async function timing(work, total) {
+  const {timings = []} = await chrome.storage.session.get('timings');
+  timings.push({work: Math.round(work * 10) / 10, total: Math.round(total * 10) / 10});
+  await chrome.storage.session.set({timings: timings.slice(-maxTimings)});
+}
+
+/** @param {number} tabId */
+export async function tabCost(tabId) {
+  return (await sessionMap('tabcost'))[tabId] ?? 0;
+}
+
+/** @param {number} tabId */
+export async function forgetTab(tabId) {
+  const cost = await sessionMap('tabcost');
+  if (tabId in cost) {
+    delete cost[tabId];
+    await setSessionMap('tabcost', cost);
+  }
+}
