@@ -30,6 +30,10 @@ chrome.webRequest.onErrorOccurred.addListener((d) => {
   pay.onLost(d.tabId, d.url, d.requestId).catch((e) => console.warn('hashwall: lost answer:', e.message));
 }, pages);
 
+chrome.tabs.onUpdated.addListener((tabId, info, tab) => {
+  if (info.status) pay.showCost(tabId, tab.url).catch(() => {});
+});
+
 chrome.tabs.onRemoved.addListener((tabId) => {
   pay.forgetTab(tabId).catch(() => {});
 });

@@ -69,19 +69,19 @@ async function decide(st, tabId, url, ch, confirmed, started, replaced) {
   const host = new URL(url).host;
   const t = now();
   if (!sameBank(ch.agent, st.bank)) {
-    return refuse(st, tabId, {host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-bank'},
+    return refuse(st, tabId, {url, host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-bank'},
       'the paywall names another bank than yours');
   }
   const over = W.checkLimits(st, {host, vendor: ch.vendor, price: ch.price}, t);
   if (over === 'too-many-vendors') {
-    return refuse(st, tabId, {host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-limit'},
+    return refuse(st, tabId, {url, host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-limit'},
       'this site named too many vendors today');
   }
   if (over && !confirmed) return askReader(tabId, url, ch, over);
   const origin = canonicalOrigin(url);
   const sites = origin ? await vendorOrigins(st, ch.vendor) : null;
   if (!origin || !sites.includes(origin)) {
-    return refuse(st, tabId, {host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-origin'},
+    return refuse(st, tabId, {url, host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-origin'},
       `${origin ?? url} is not a site of ${ch.vendor} as your bank publishes them`);
   }
   if (st.pending.some((/** @type {any} */ p) => p.vendor === ch.vendor)) {
@@ -91,6 +91,7 @@ async function decide(st, tabId, url, ch, confirmed, started, replaced) {
   if (!W.choose(st, ch.vendor, ch.price, t)) return askReader(tabId, url, ch, 'no-tokens');
   const work = performance.now();
   const reserved = await W.reserve(st, {vendor: ch.vendor, product: ch.product, price: ch.price, url, host}, t);
+  const chosen = performance.now() - work;
   await store.save(reserved.state); // the journal: on disk before the payment leaves
   const worked = performance.now() - work;
   const p = reserved.pending;
@@ -107,7 +108,7 @@ async function decide(st, tabId, url, ch, confirmed, started, replaced) {
   inflight[p.id] = {tabId, url, rule, replaced};
   await setSessionMap('inflight', inflight);
   await chrome.tabs.update(tabId, {url});
-  await timing(worked, performance.now() - started);
+  await timing(worked, chosen, performance.now() - started);
 }
 
 /**
@@ -128,7 +129,7 @@ export function onAnswer(tabId, url, status, headers) {
     const st = await store.current();
     if (!st) return true; // locked meanwhile: the journal keeps it for the unlock
     const outcome = classify(status, headers);
-    await settle(st, Number(id), outcome, tabId);
+    await settle(st, Number(id), outcome, tabId, said(status, headers));
     return true;
   });
 }
@@ -170,14 +171,23 @@ export function classify(status, headers) {
 }
 
 /**
+ * said is the gateway's word on a payment, for the history.
+ * @param {number} status @param {{get(name: string): string|null|undefined}} headers
+ */
+function said(status, headers) {
+  const code = headers.get('payment-error');
+  return code ? `${status} ${code}` : String(status);
+}
+
+/**
  * settle records a payment's outcome; 'retry' leaves it in the journal.
  * @param {any} st @param {number} id @param {string} outcome @param {number} [tabId]
  */
-async function settle(st, id, outcome, tabId) {
+async function settle(st, id, outcome, tabId, note = '') {
   if (outcome === 'retry') return st;
   const p = st.pending.find((/** @type {any} */ q) => q.id === id);
   if (!p) return st;
-  const next = W.settle(st, id, outcome, now(), '') ?? st;
+  const next = W.settle(st, id, outcome, now(), note) ?? st;
   await store.save(next);
   if (outcome === 'paid' && tabId !== undefined && tabId >= 0) {
     const cost = await sessionMap('tabcost');
@@ -197,21 +207,36 @@ export async function resend(st, vendor) {
   for (const p of [...st.pending]) {
     if (vendor !== undefined && p.vendor !== vendor) continue;
     let outcome = 'retry';
+    let note = '';
     try {
-      const resp = await fetch(p.url, {
-        headers: {Authorization: p.header, Accept: 'text/html'},
-        credentials: 'include', cache: 'no-store', redirect: 'manual',
-      });
+      // Without the reader's cookies, so that the answer speaks of this
+      // payment alone: with a grant the gateway would not look at it.
+      const resp = await send(p, 'omit');
       // A redirect's header is hidden (opaque): the answer was no success,
       // and the tokens may have been spent; they are kept as spent.
       outcome = resp.type === 'opaqueredirect' ? 'voided' : classify(resp.status, resp.headers);
-      await resp.body?.cancel();
+      note = resp.type === 'opaqueredirect' ? 'redirected' : said(resp.status, resp.headers);
+      // Paid: once more with the cookies, so that the browser keeps the
+      // grant cookie of the answer (a repeat is answered with the same grant).
+      if (outcome === 'paid') await send(p, 'include');
     } catch {
       // unreachable: it stays in the journal
     }
-    st = await settle(st, p.id, outcome);
+    st = await settle(st, p.id, outcome, undefined, note);
   }
   return st;
+}
+
+/**
+ * send sends a journalled payment from the worker, and drops the page.
+ * @param {any} p @param {RequestCredentials} credentials
+ */
+async function send(p, credentials) {
+  const resp = await fetch(p.url, {
+    headers: {Authorization: p.header, Accept: 'text/html'}, credentials, cache: 'no-store', redirect: 'manual',
+  });
+  await resp.body?.cancel();
+  return resp;
 }
 
 /** resendAll is the worker's start, or an unlock: the journal first. */
@@ -228,6 +253,9 @@ export function resendAll() {
  */
 async function refuse(st, tabId, what, why) {
   await store.save(W.recordRefusal(st, {...what, note: why}, now()) ?? st);
+  const refused = await sessionMap('refused');
+  refused[tabId] = what.url;
+  await setSessionMap('refused', refused);
   await badge(tabId, '!');
   await chrome.action.setTitle({tabId, title: 'Hashwall did not pay: ' + why});
 }
@@ -365,17 +393,26 @@ async function badge(tabId, text) {
  * timing keeps what a payment took in this worker: its own work (choosing
  * tokens, hashing, signing, journalling) and all of it from the 402 to the
  * tab's next request (the checks and the rule included).
- * @param {number} work @param {number} total
+ * @param {number} work @param {number} chosen the work before journalling @param {number} total
  */
-async function timing(work, total) {
+async function timing(work, chosen, total) {
   const {timings = []} = await chrome.storage.session.get('timings');
-  timings.push({work: Math.round(work * 10) / 10, total: Math.round(total * 10) / 10});
+  const ms = (/** @type {number} */ x) => Math.round(x * 10) / 10;
+  timings.push({work: ms(work), chosen: ms(chosen), total: ms(total)});
   await chrome.storage.session.set({timings: timings.slice(-maxTimings)});
 }
 
-/** @param {number} tabId */
-export async function tabCost(tabId) {
-  return (await sessionMap('tabcost'))[tabId] ?? 0;
+/**
+ * showCost puts the tab's cost back on the badge: Chromium clears a tab's
+ * badge when the tab moves to another page. A page the wallet refused to
+ * pay keeps its '!'.
+ * @param {number} tabId @param {string|undefined} url
+ */
+export async function showCost(tabId, url) {
+  const refused = (await sessionMap('refused'))[tabId];
+  if (refused && refused === url) return badge(tabId, '!');
+  const cost = (await sessionMap('tabcost'))[tabId];
+  if (cost) await badge(tabId, String(cost));
 }
 
 /** @param {number} tabId */

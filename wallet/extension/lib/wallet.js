@@ -30,9 +30,9 @@ const MAX_PRICE = 1024;
 const MAX_BUNDLE_TOKENS = 1 << 21;
 // History kinds that count toward a site's daily cap and vendor count.
 const COUNTED = new Set(['paid', 'refused', 'refused-origin']);
-const REFUSAL_KINDS = new Set(['refused-origin', 'refused-limit']);
+const REFUSAL_KINDS = new Set(['refused-origin', 'refused-limit', 'refused-bank']);
 
-export const DEFAULT_LIMITS = Object.freeze({ perArticle: 10, perSiteDay: 50, askNewSite: false, idleMinutes: 30 });
+export const DEFAULT_LIMITS = Object.freeze({ perArticle: 20, perSiteDay: 200, askNewSite: false, idleMinutes: 30 });
 
 /** A payment to this vendor is unsettled: it must be sent again and settled first. */
 export class PendingError extends Error {
