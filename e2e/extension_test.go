@@ -51,7 +51,7 @@ type walletStatus struct {
 	Pending       int
 	History       []struct {
 		Kind, Host, Product, Note string
-		Tokens              int
+		Tokens                    int
 	}
 	Timings []struct{ Work, Chosen, Total float64 }
 }

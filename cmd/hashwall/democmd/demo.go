@@ -201,12 +201,16 @@ Or read in a browser, with nothing installed:
      "pay without asking" first, and every next article is one click.
   Your tokens, what you read and your limits: %s/account
 
+Or with the browser wallet, which pays as you read, with no click: load
+wallet/extension in chrome://extensions (Developer mode, "Load unpacked"),
+set it up with the bank %s and the reader above, and open %s/.
+
 The newspaper's own pages at the bank (revenue, claims, disputes, statements):
   %s/vendor/login  with the token %s
 The bank operator's pages (readers, vendors, figures, disputes, revocations):
   %s/admin/login  with the token %s
 
-Serving until Ctrl-C.`, siteURL, strings.TrimPrefix(agentURL, "http://"), demoReader, demoPassword, agentURL, agentURL, vendor.Token, agentURL, admin)
+Serving until Ctrl-C.`, siteURL, strings.TrimPrefix(agentURL, "http://"), demoReader, demoPassword, agentURL, agentURL, siteURL, agentURL, vendor.Token, agentURL, admin)
 	<-ctx.Done()
 	say("\nstopping.")
 	return 0, nil
