@@ -8,7 +8,8 @@
 // is sent again, with the same bytes, before anything else is spent at that
 // vendor (the gateway answers a repeat with the same grant).
 
-import {b64decode, b64encode} from './lib/b64.js';
+import {b64decode, b64encode, hex} from './lib/b64.js';
+import {sha256} from './lib/crypto.js';
 import {canonicalOrigin, openKeys, openOrigins} from './lib/payword.js';
 import * as W from './lib/wallet.js';
 import {Bank} from './bank.js';
@@ -85,8 +86,14 @@ async function decide(st, tabId, url, ch, confirmed, started, replaced) {
       `${origin ?? url} is not a site of ${ch.vendor} as your bank publishes them`);
   }
   if (st.pending.some((/** @type {any} */ p) => p.vendor === ch.vendor)) {
+    const before = st;
     st = await resend(st, ch.vendor);
     if (st.pending.some((/** @type {any} */ p) => p.vendor === ch.vendor)) return badge(tabId, '…');
+    // The payment sent again may have bought this very page: its grant
+    // cookie now opens it.
+    const bought = before.pending.some((/** @type {any} */ p) => p.url === url) &&
+      st.history.at(-1)?.kind === 'paid' && st.history.at(-1)?.product === ch.product;
+    if (bought) return chrome.tabs.update(tabId, {url});
   }
   if (!W.choose(st, ch.vendor, ch.price, t)) return askReader(tabId, url, ch, 'no-tokens');
   const work = performance.now();
@@ -211,14 +218,18 @@ export async function resend(st, vendor) {
     try {
       // Without the reader's cookies, so that the answer speaks of this
       // payment alone: with a grant the gateway would not look at it.
-      const resp = await send(p, 'omit');
+      const resp = await send(p);
       // A redirect's header is hidden (opaque): the answer was no success,
       // and the tokens may have been spent; they are kept as spent.
       outcome = resp.type === 'opaqueredirect' ? 'voided' : classify(resp.status, resp.headers);
       note = resp.type === 'opaqueredirect' ? 'redirected' : said(resp.status, resp.headers);
-      // Paid: once more with the cookies, so that the browser keeps the
-      // grant cookie of the answer (a repeat is answered with the same grant).
-      if (outcome === 'paid') await send(p, 'include');
+      // Paid: the browser never saw the answer's grant cookie; the wallet
+      // sets it from the receipt, so that the page opens without paying.
+      if (outcome === 'paid') {
+        await keepGrant(p.url, resp.headers.get('payment-receipt') ?? '').catch((e) => {
+          note += '; the grant cookie was not kept: ' + e.message;
+        });
+      }
     } catch {
       // unreachable: it stays in the journal
     }
@@ -229,14 +240,35 @@ export async function resend(st, vendor) {
 
 /**
  * send sends a journalled payment from the worker, and drops the page.
- * @param {any} p @param {RequestCredentials} credentials
+ * @param {any} p
  */
-async function send(p, credentials) {
+async function send(p) {
   const resp = await fetch(p.url, {
-    headers: {Authorization: p.header, Accept: 'text/html'}, credentials, cache: 'no-store', redirect: 'manual',
+    headers: {Authorization: p.header, Accept: 'text/html'}, credentials: 'omit', cache: 'no-store', redirect: 'manual',
   });
   await resp.body?.cancel();
   return resp;
+}
+
+/**
+ * keepGrant sets the grant cookie the gateway would have set with the
+ * receipt (docs/protocol.md §7 "The vendor's answer"): HttpOnly, Lax, the
+ * grant's lifetime, the product's path (a prefix's without its slash).
+ * @param {string} url @param {string} receipt the grant (a JWT)
+ */
+async function keepGrant(url, receipt) {
+  const parts = receipt.split('.');
+  if (parts.length !== 3 || receipt.length > 4096) throw new Error('no grant in the answer');
+  const claims = JSON.parse(new TextDecoder().decode(b64decode(parts[1])));
+  const product = String(claims.product ?? '');
+  const u = new URL(url);
+  let name = 'hw_grant';
+  if (product.includes('?')) name += '_' + hex((await sha256(new TextEncoder().encode(product))).slice(0, 8));
+  let path = u.pathname;
+  const prefix = product.replace(/\/+$/, '');
+  if (claims.scope === 'prefix' && path.toLowerCase().startsWith(prefix.toLowerCase())) path = prefix || '/';
+  await chrome.cookies.set({url, name, value: receipt, path, httpOnly: true, sameSite: 'lax',
+    secure: u.protocol === 'https:', expirationDate: Number(claims.exp)});
 }
 
 /** resendAll is the worker's start, or an unlock: the journal first. */

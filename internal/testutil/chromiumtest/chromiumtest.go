@@ -38,15 +38,26 @@ func Path(t testing.TB) string {
 // child contexts with shorter timeouts.
 func Context(t testing.TB, timeout time.Duration) context.Context {
 	t.Helper()
+	ctx, cancelA, cancelB := start(t, t.TempDir())
+	ctx, cancelC := context.WithTimeout(ctx, timeout)
+	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
+	return ctx
+}
+
+// start starts a headless Chromium on profile, with extra flags; it
+// returns its first tab and the cancels of the allocator (which ends the
+// process) and of the tab.
+func start(t testing.TB, profile string, extra ...chromedp.ExecAllocatorOption) (context.Context, context.CancelFunc, context.CancelFunc) {
+	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(Path(t)),
 		chromedp.Flag("headless", "new"),
 		chromedp.NoSandbox, // as root in CI containers
 		chromedp.DisableGPU,
 		chromedp.WindowSize(1100, 800),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), append(opts, extra...)...)
 	ctx, cancelB := chromedp.NewContext(actx)
 	// Start the browser now, under ctx, so that a step run under a
 	// shorter child context does not own (and, ending, close) it.
@@ -55,9 +66,7 @@ func Context(t testing.TB, timeout time.Duration) context.Context {
 		cancelA()
 		t.Fatalf("starting chromium: %v", err)
 	}
-	ctx, cancelC := context.WithTimeout(ctx, timeout)
-	t.Cleanup(func() { cancelC(); cancelB(); cancelA() })
-	return ctx
+	return ctx, cancelA, cancelB
 }
 
 // Screenshot saves the page as name.png in $HW_SCREENSHOTS (the README's

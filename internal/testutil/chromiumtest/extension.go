@@ -27,26 +27,13 @@ type Extension struct {
 // unpacked extension in dir, and waits for the extension's service worker.
 func StartExtension(t testing.TB, dir, profile string, timeout time.Duration) *Extension {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(Path(t)),
-		chromedp.Flag("headless", "new"),
-		chromedp.NoSandbox, // as root in CI containers
-		chromedp.DisableGPU,
-		chromedp.WindowSize(1100, 800),
-		chromedp.UserDataDir(profile),
+	ctx, cancelA, cancelB := start(t, profile,
 		chromedp.Flag("disable-extensions", false),
 		chromedp.Flag("load-extension", dir),
 		chromedp.Flag("disable-extensions-except", dir),
 		// Chromium 137 on ignores --load-extension unless this is off.
 		chromedp.Flag("disable-features", "Translate,BlinkGenPropertyTrees,DisableLoadExtensionCommandLineSwitch"),
 	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelB := chromedp.NewContext(actx)
-	if err := chromedp.Do(ctx); err != nil {
-		cancelB()
-		cancelA()
-		t.Fatalf("starting chromium: %v", err)
-	}
 	tctx, cancelC := context.WithTimeout(ctx, timeout)
 	e := &Extension{Ctx: tctx, t: t}
 	var closed bool
@@ -136,7 +123,7 @@ func (e *Extension) StopWorker() {
 	if _, err := chromedp.CallBrowser(e.Ctx, target.CloseTarget, target.CloseTargetParams{TargetID: id}); err != nil {
 		e.t.Fatalf("stopping the service worker: %v", err)
 	}
-	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	for end := time.Now().Add(15 * time.Second); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		gone := true
 		for _, ti := range mustTargets(e.t, e.Ctx) {
 			if ti.TargetID == id {
