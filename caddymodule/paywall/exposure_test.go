@@ -33,14 +33,23 @@ func TestE2EDoubleSpendExposure(t *testing.T) {
 			var spent [2][segs]uint32
 			pay := func(v int, g, idx uint32) int {
 				prod := fmt.Sprintf("/articles/x-%d-%d", g, idx)
-				req, _ := http.NewRequest("GET", bases[v]+prod, nil)
-				req.Header.Set("Authorization", wal.Header(t, g, idx, 2, vendors[v], prod))
-				resp, err := w.hc.Do(req)
-				if err != nil {
-					t.Error(err)
-					return 0
+				var resp *http.Response
+				// A gateway just started may not trust the bank's keys yet:
+				// 503 unavailable, and a wallet sends the payment again.
+				for try := 0; ; try++ {
+					req, _ := http.NewRequest("GET", bases[v]+prod, nil)
+					req.Header.Set("Authorization", wal.Header(t, g, idx, 2, vendors[v], prod))
+					var err error
+					if resp, err = w.hc.Do(req); err != nil {
+						t.Error(err)
+						return 0
+					}
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusServiceUnavailable || try == 50 {
+						break
+					}
+					time.Sleep(100 * time.Millisecond)
 				}
-				resp.Body.Close()
 				if resp.StatusCode != 200 {
 					t.Logf("%s at %s: %d %s", prod, vendors[v], resp.StatusCode, resp.Header.Get("Payment-Error"))
 				}
