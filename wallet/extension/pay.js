@@ -327,6 +327,9 @@ export function answer(id, yes) {
     await setSessionMap('asks', asks);
     if (!yes) {
       const declined = await sessionMap('declined');
+      for (const [k, until] of Object.entries(declined)) {
+        if (until <= Date.now()) delete declined[k];
+      }
       declined[ask.tabId + ' ' + ask.url] = Date.now() + 60000;
       await setSessionMap('declined', declined);
       await chrome.tabs.update(ask.tabId, {url: ask.url});
