@@ -243,7 +243,10 @@ func run(name string, lanes [][]*call, workers int, d time.Duration, n int64, t 
 	for id := range workers {
 		w := newWorker(name, id, lanes, workers)
 		wg.Go(func() {
-			for time.Since(start) < d && t.done.Load() < n {
+			// Each worker ends its first pass over its lane, so that every
+			// keyspace it started is whole (a slow worker is not cut short
+			// by the others' count); the time still bounds it.
+			for time.Since(start) < d && (t.done.Load() < n || w.pass == 0) {
 				body(w)
 			}
 		})
