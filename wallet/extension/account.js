@@ -123,8 +123,7 @@ export async function status(tabId) {
   if (!m) return {setup: false};
   const st = await store.current();
   if (!st) return {setup: true, locked: true, bank: m.bank, username: m.username};
-  const {timings = []} = await chrome.storage.session.get('timings');
-  const {tabcost = {}} = await chrome.storage.session.get('tabcost');
+  const {timings = [], tabcost = {}} = await chrome.storage.session.get(['timings', 'tabcost']);
   return {
     setup: true, locked: false, bank: st.bank, username: st.username,
     balance: W.balance(st, now()), unitValue: st.unitValue, currency: st.currency,

@@ -69,21 +69,15 @@ export function on402(tabId, url, challenge, requestId) {
 async function decide(st, tabId, url, ch, confirmed, started, replaced) {
   const host = new URL(url).host;
   const t = now();
-  if (!sameBank(ch.agent, st.bank)) {
-    return refuse(st, tabId, {url, host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-bank'},
-      'the paywall names another bank than yours');
-  }
+  const refusal = (/** @type {string} */ kind, /** @type {string} */ why) =>
+    refuse(st, tabId, {url, host, vendor: ch.vendor, product: ch.product, price: ch.price, kind}, why);
+  if (!sameBank(ch.agent, st.bank)) return refusal('refused-bank', 'the paywall names another bank than yours');
   const over = W.checkLimits(st, {host, vendor: ch.vendor, price: ch.price}, t);
-  if (over === 'too-many-vendors') {
-    return refuse(st, tabId, {url, host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-limit'},
-      'this site named too many vendors today');
-  }
+  if (over === 'too-many-vendors') return refusal('refused-limit', 'this site named too many vendors today');
   if (over && !confirmed) return askReader(tabId, url, ch, over);
   const origin = canonicalOrigin(url);
-  const sites = origin ? await vendorOrigins(st, ch.vendor) : null;
-  if (!origin || !sites.includes(origin)) {
-    return refuse(st, tabId, {url, host, vendor: ch.vendor, product: ch.product, price: ch.price, kind: 'refused-origin'},
-      `${origin ?? url} is not a site of ${ch.vendor} as your bank publishes them`);
+  if (!origin || !(await vendorOrigins(st, ch.vendor)).includes(origin)) {
+    return refusal('refused-origin', `${origin ?? url} is not a site of ${ch.vendor} as your bank publishes them`);
   }
   if (st.pending.some((/** @type {any} */ p) => p.vendor === ch.vendor)) {
     const before = st;
@@ -95,9 +89,14 @@ async function decide(st, tabId, url, ch, confirmed, started, replaced) {
       st.history.at(-1)?.kind === 'paid' && st.history.at(-1)?.product === ch.product;
     if (bought) return chrome.tabs.update(tabId, {url});
   }
-  if (!W.choose(st, ch.vendor, ch.price, t)) return askReader(tabId, url, ch, 'no-tokens');
   const work = performance.now();
-  const reserved = await W.reserve(st, {vendor: ch.vendor, product: ch.product, price: ch.price, url, host}, t);
+  let reserved;
+  try {
+    reserved = await W.reserve(st, {vendor: ch.vendor, product: ch.product, price: ch.price, url, host}, t);
+  } catch (e) {
+    if (e instanceof W.NoTokensError) return askReader(tabId, url, ch, 'no-tokens');
+    throw e;
+  }
   const chosen = performance.now() - work;
   await store.save(reserved.state); // the journal: on disk before the payment leaves
   const worked = performance.now() - work;
@@ -126,13 +125,8 @@ async function decide(st, tabId, url, ch, confirmed, started, replaced) {
  */
 export function onAnswer(tabId, url, status, headers) {
   return store.serialize(async () => {
-    const inflight = await sessionMap('inflight');
-    const id = Object.keys(inflight).find((k) => inflight[k].tabId === tabId && inflight[k].url === url);
+    const id = await takeInflight(tabId, url, '');
     if (id === undefined) return false;
-    const {rule} = inflight[id];
-    delete inflight[id];
-    await setSessionMap('inflight', inflight);
-    await chrome.declarativeNetRequest.updateSessionRules({removeRuleIds: [rule]});
     const st = await store.current();
     if (!st) return true; // locked meanwhile: the journal keeps it for the unlock
     const outcome = classify(status, headers);
@@ -149,16 +143,27 @@ export function onAnswer(tabId, url, status, headers) {
  */
 export function onLost(tabId, url, requestId) {
   return store.serialize(async () => {
-    const inflight = await sessionMap('inflight');
-    const id = Object.keys(inflight).find((k) =>
-      inflight[k].tabId === tabId && inflight[k].url === url && inflight[k].replaced !== requestId);
-    if (id === undefined) return;
-    await chrome.declarativeNetRequest.updateSessionRules({removeRuleIds: [inflight[id].rule]});
-    delete inflight[id];
-    await setSessionMap('inflight', inflight);
+    if ((await takeInflight(tabId, url, requestId)) === undefined) return;
     const st = await store.current();
     if (st) await resend(st);
   });
+}
+
+/**
+ * takeInflight ends the journey of the payment on its way to url in the
+ * tab (not one whose 402 was the request `replaced`): its rule goes.
+ * @param {number} tabId @param {string} url @param {string} replaced
+ * @returns {Promise<string|undefined>} the pending payment's id
+ */
+async function takeInflight(tabId, url, replaced) {
+  const inflight = await sessionMap('inflight');
+  const id = Object.keys(inflight).find((k) =>
+    inflight[k].tabId === tabId && inflight[k].url === url && (!replaced || inflight[k].replaced !== replaced));
+  if (id === undefined) return undefined;
+  await chrome.declarativeNetRequest.updateSessionRules({removeRuleIds: [inflight[id].rule]});
+  delete inflight[id];
+  await setSessionMap('inflight', inflight);
+  return id;
 }
 
 /**
@@ -389,12 +394,12 @@ async function refreshKeys(st) {
   keysFetched = Date.now();
   const got = await new Bank(st.bank).keys();
   const learned = await openKeys(got.signed, keys, {bootstrap: false});
-  const next = {...st, keys: {...st.keys}};
+  // In place: the caller goes on with this state and saves it again.
   for (const [kid, k] of learned) {
-    if (!(kid in next.keys)) next.keys[kid] = b64encode(k);
+    if (!(kid in st.keys)) st.keys[kid] = b64encode(k);
   }
-  await store.save(next);
-  return pinned(next);
+  await store.save(st);
+  return pinned(st);
 }
 
 /** @param {string|undefined} agent @param {string} bank */
