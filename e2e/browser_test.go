@@ -62,6 +62,10 @@ const payButton = `form[action$="/pay"] button`
 // which adds the DevTools round trips).
 type clicked struct {
 	dcl, paint, driver time.Duration
+	// Where the time went, also from the click: the bank's page handing
+	// the payment on (the article's navigation starts) and the article's
+	// last byte in (after the gateway's 303).
+	handoff, response time.Duration
 }
 
 // read opens a priced article, presses the paywall's button and waits for
@@ -90,15 +94,16 @@ func read(ctx context.Context, url, heading string, actions ...chromedp.Action[c
 		const nav = performance.getEntriesByType('navigation')[0];
 		const paint = performance.getEntriesByName('first-contentful-paint')[0];
 		if (!click || !nav || !paint || !nav.domContentLoadedEventEnd) return null;
-		return [performance.timeOrigin + nav.domContentLoadedEventEnd - click, performance.timeOrigin + paint.startTime - click];
+		const at = t => performance.timeOrigin + t - click;
+		return [at(nav.domContentLoadedEventEnd), at(paint.startTime), at(0), at(nav.responseEnd)];
 	})()`
 	for end := time.Now().Add(2 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		ms, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](shown))
 		if err != nil {
 			return c, fmt.Errorf("timing %s: %w", url, err)
 		}
-		if len(ms) == 2 {
-			c.dcl, c.paint = time.Duration(ms[0]*1e6), time.Duration(ms[1]*1e6)
+		if len(ms) == 4 {
+			c.dcl, c.paint, c.handoff, c.response = time.Duration(ms[0]*1e6), time.Duration(ms[1]*1e6), time.Duration(ms[2]*1e6), time.Duration(ms[3]*1e6)
 			return c, nil
 		}
 		if time.Now().After(end) {
@@ -212,15 +217,18 @@ func TestBrowserPayFromPaywall(t *testing.T) {
 
 	// Within the automatic limit (60 a day), each next article is one
 	// click: timed over 20 articles.
-	var dcl, paint, driver []time.Duration
+	var dcl, paint, driver, handoff, response []time.Duration
 	for i := 1; i <= 20; i++ {
 		c := mustRead(t, ctx, fmt.Sprintf("%s/articles/archive/%d", d.site, i), fmt.Sprintf("story %d", i))
 		dcl, paint, driver = append(dcl, c.dcl), append(paint, c.paint), append(driver, c.driver)
+		handoff, response = append(handoff, c.handoff), append(response, c.response)
 	}
 	for _, f := range []struct {
 		what string
 		took []time.Duration
 	}{
+		{"to the bank's page sending the payment on (browser's clock)", handoff},
+		{"to the article's last byte, after the gateway's 303 (browser's clock)", response},
 		{"to the article's DOMContentLoaded (browser's clock)", dcl},
 		{"to the article's first contentful paint (browser's clock)", paint},
 		{"to the heading seen by the test (adds DevTools round trips)", driver},
