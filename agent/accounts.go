@@ -50,6 +50,11 @@ func (a *Agent) handleRegisterUser(w http.ResponseWriter, r *http.Request) error
 	if err := checkUser(&q); err != nil {
 		return err
 	}
+	if a.requireAdmin(r) != nil { // the operator opens accounts uncounted
+		if err := a.reserveSignup(r.Context(), r); err != nil {
+			return err
+		}
+	}
 	uid, err := a.registerUser(r.Context(), q)
 	if err != nil {
 		return err

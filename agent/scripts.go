@@ -50,6 +50,7 @@ import (
 //	                       users by their earliest due, for the loop
 //	hw:a:recov:<uid>       time of the user's last recovery (expires)
 //	hw:a:lf:u:<name>, hw:a:lf:a:<address>  login throttle windows (expire)
+//	hw:a:su:<address>      sign-ups of a client address this hour (expires)
 //	hw:a:evt:<id>          webhook event already credited
 //	hw:a:co:<id>           a web top-up's checkout (web_topup.go, a day)
 //	hw:a:lim:<uid>         the reader's daily automatic limits (web_limits.go)

@@ -32,7 +32,11 @@ type Settings struct {
 	RecoverAdvance int64    `json:"recover_advance,omitempty"`
 	RecoverEvery   Duration `json:"recover_every,omitempty"`
 	OpenVendors    bool     `json:"open_vendors,omitempty"` // anyone may register a vendor, not only the admin
-	Ephemeral      bool     `json:"ephemeral,omitempty"`    // allow a Redis that may lose acknowledged writes
+	// SignupsPerHour bounds the accounts one client address opens in an
+	// hour, on the pages and the API (the admin's are not counted): each
+	// costs an argon2 hash and a stored account. Default 20.
+	SignupsPerHour int  `json:"signups_per_hour,omitempty"`
+	Ephemeral      bool `json:"ephemeral,omitempty"` // allow a Redis that may lose acknowledged writes
 	// TestTopups offers the pages' built-in "test" checkout, which credits
 	// any top-up at once for nothing: for tests and the demo only.
 	TestTopups bool `json:"test_topups,omitempty"`
@@ -54,6 +58,7 @@ const (
 	DefaultCertTTL          = 30 * 24 * time.Hour
 	DefaultSettlementWindow = 7 * 24 * time.Hour
 	DefaultSettleInterval   = time.Hour
+	DefaultSignupsPerHour   = 20
 )
 
 // WithDefaults returns s with every zero setting set to its default.
@@ -65,6 +70,9 @@ func (s Settings) WithDefaults() Settings {
 	}
 	if s.SegmentLen == 0 {
 		s.SegmentLen = payword.DefaultSegmentLen
+	}
+	if s.SignupsPerHour == 0 {
+		s.SignupsPerHour = DefaultSignupsPerHour
 	}
 	if s.MaxTokens == 0 {
 		s.MaxTokens = DefaultMaxTokens
@@ -108,6 +116,8 @@ func (s Settings) Validate() error {
 		return errors.New("agent: cert_ttl, settlement_window, settle_interval and recover_every must not be negative")
 	case s.RecoverAdvance < 0:
 		return errors.New("agent: recover_advance must not be negative")
+	case s.SignupsPerHour < 0:
+		return errors.New("agent: signups_per_hour must not be negative")
 	case s.ReportWindow < Duration(time.Second):
 		return fmt.Errorf("agent: report_window %v must be at least 1s", s.ReportWindow)
 	case time.Duration(s.ReportWindow) <= MaxBatchInterval:
@@ -151,6 +161,7 @@ func (s *Settings) Table() []Setting {
 		{"recover_advance", "minor units of a recovery credited at once", nonNegative{&s.RecoverAdvance}},
 		{"recover_every", "least time between two recoveries of an account", positiveDuration{&s.RecoverEvery}},
 		{"open_vendors", "let anyone register a vendor, not only the admin", boolValue{&s.OpenVendors}},
+		{"signups_per_hour", "accounts one client address may open per hour (the admin's are not counted)", positive[int]{&s.SignupsPerHour}},
 		{"ephemeral", "allow a Redis that may lose acknowledged writes", boolValue{&s.Ephemeral}},
 		{"test_topups", "offer the pages' test checkout, which credits top-ups for free (tests and demos only)", boolValue{&s.TestTopups}},
 		{"behind_tls", "readers reach the bank over https through a TLS-terminating proxy: page cookies are Secure", boolValue{&s.BehindTLS}},

@@ -74,7 +74,7 @@ func TestSettingsTable(t *testing.T) {
 	in := map[string]string{"segment_len": "256", "max_tokens": "50000", "unit_value": "2", "currency": "USD",
 		"cert_ttl": "720h", "settlement_window": "7d", "settle_interval": "2h", "report_window": "15m",
 		"recover_advance": "64", "recover_every": "3h", "open_vendors": "true", "ephemeral": "true", "test_topups": "true",
-		"behind_tls": "true", "replicas": "2", "replica_timeout": "250ms"}
+		"behind_tls": "true", "replicas": "2", "replica_timeout": "250ms", "signups_per_hour": "50"}
 	var s Settings
 	table := s.Table()
 	if len(table) != len(in) {
@@ -91,13 +91,13 @@ func TestSettingsTable(t *testing.T) {
 	want := Settings{SegmentLen: 256, MaxTokens: 50000, UnitValue: 2, Currency: "USD", CertTTL: Duration(720 * time.Hour),
 		SettlementWindow: Duration(7 * 24 * time.Hour), SettleInterval: Duration(2 * time.Hour),
 		ReportWindow: Duration(15 * time.Minute), RecoverAdvance: 64, RecoverEvery: Duration(3 * time.Hour),
-		OpenVendors: true, Ephemeral: true, TestTopups: true, BehindTLS: true, Replicas: 2, ReplicaTimeout: Duration(250 * time.Millisecond)}
+		OpenVendors: true, SignupsPerHour: 50, Ephemeral: true, TestTopups: true, BehindTLS: true, Replicas: 2, ReplicaTimeout: Duration(250 * time.Millisecond)}
 	if s != want {
 		t.Fatalf("%+v, want %+v", s, want)
 	}
 	for key, bad := range map[string]string{"segment_len": "-1", "max_tokens": "lots", "unit_value": "0",
 		"cert_ttl": "-5s", "report_window": "soon", "recover_advance": "-1", "ephemeral": "maybe",
-		"replicas": "0", "replica_timeout": "0s"} {
+		"replicas": "0", "replica_timeout": "0s", "signups_per_hour": "0"} {
 		for _, x := range table {
 			if x.Key == key && x.Value.Set(bad) == nil {
 				t.Errorf("%s accepted %q", key, bad)

@@ -27,6 +27,13 @@ const (
 
 var errThrottled = fail(http.StatusTooManyRequests, agentapi.CodeTooManyAttempts, "too many failed logins; try again later")
 
+// Sign-ups are counted per client address in an hour's window (P su:<address>),
+// before argon2 runs, so that no address can fill the store with accounts or
+// the argon2 slots with hashes.
+const signupWindow = time.Hour
+
+var errSignupThrottled = fail(http.StatusTooManyRequests, agentapi.CodeRateLimited, "too many sign-ups from this address; try again later")
+
 // Keys: P lf:u:<username> and P lf:a:<address>, hashes {n, since (ms)}.
 // Time comes from the agent's clock, so that every instance agrees on the
 // window; the expiry only collects the key.
@@ -62,6 +69,32 @@ for _, k in ipairs(ks) do
 end
 return 0
 `)
+
+// signupReserve: ARGV address, t (ms), window (ms), max → 0 (counted) or
+// the milliseconds until the window ends.
+var signupReserve = script(`
+local k, t, win = P .. 'su:' .. ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local f = redis.call('HMGET', k, 'n', 'since')
+local n, since = tonumber(f[1] or '0'), tonumber(f[2] or '0')
+if t - since >= win then n, since = 0, t end
+if n >= tonumber(ARGV[4]) then return since + win - t end
+redis.call('HSET', k, 'n', n + 1, 'since', since)
+redis.call('PEXPIRE', k, since + win - t)
+return 0
+`)
+
+// reserveSignup counts a sign-up of r's client address, or fails with 429.
+// A request without a usable address counts with every other such one.
+func (a *Agent) reserveSignup(ctx context.Context, r *http.Request) error {
+	wait, err := a.runNoWait(ctx, signupReserve, a.clientAddr(r), a.now().UnixMilli(), signupWindow.Milliseconds(), a.cfg.SignupsPerHour).Int64()
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
+		return retryLater(errSignupThrottled, time.Duration(wait)*time.Millisecond)
+	}
+	return nil
+}
 
 // reserveLogin reserves an attempt of username from addr, or fails with 429.
 func (a *Agent) reserveLogin(ctx context.Context, username, addr string) error {

@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -132,5 +134,98 @@ func TestLoginThrottlePerAddress(t *testing.T) {
 		if ttl, err := e.rdb.PTTL(context.Background(), k).Result(); err != nil || ttl <= 0 {
 			t.Fatalf("%s: ttl %v %v", k, ttl, err)
 		}
+	}
+}
+
+// TestSignupThrottle: sign-ups are counted per client address across agent
+// instances on one Redis, on the API and the pages alike, before argon2
+// runs; the operator's own are not counted, and the window ends.
+func TestSignupThrottle(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.SignupsPerHour = 5
+	e.cfg.ClientIP = func(r *http.Request) string { return r.Header.Get("X-Test-Client") }
+	e.restartAgent()
+	second, err := New(context.Background(), e.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := e.webServer()
+	other := httptest.NewServer(second)
+	defer other.Close()
+	srvs := []string{first.URL, other.URL}
+
+	register := func(base, name, client, auth string) *http.Response {
+		req, _ := http.NewRequest("POST", base+"/v1/users", strings.NewReader(`{"username":"`+name+`","password":"correct horse"}`))
+		req.Header.Set("X-Test-Client", client)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	users := func() int64 {
+		n, err := e.rdb.ZCard(context.Background(), e.a.prefix+"unames").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// 40 concurrent sign-ups from one address over both instances: 5 pass.
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			resp := register(srvs[i%2], fmt.Sprintf("flood-%d", i), "198.51.100.7", "")
+			mu.Lock()
+			codes[resp.StatusCode]++
+			mu.Unlock()
+			if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+				t.Error("429 without Retry-After")
+			}
+		})
+	}
+	wg.Wait()
+	if codes[201] != 5 || codes[429] != 35 || users() != 5 {
+		t.Fatalf("40 sign-ups from one address: %v, %d accounts; want 5 created", codes, users())
+	}
+
+	// The pages count with the API: the same address is refused there too,
+	// with the reader's username kept and nothing created.
+	b := newBrowser(t, first)
+	p := b.get("/signup")
+	req, _ := http.NewRequest("POST", first.URL+"/signup", strings.NewReader(url.Values{
+		"csrf": {p.hidden("csrf")}, "username": {"rosa"}, "password": {"a long enough password"}, "password2": {"a long enough password"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", first.URL)
+	req.Header.Set("X-Test-Client", "198.51.100.7")
+	p = b.do(req)
+	if p.code != http.StatusTooManyRequests || !strings.Contains(p.body, "Too many accounts") || p.header.Get("Retry-After") == "" {
+		t.Fatalf("sign-up page over the limit: %d %q\n%s", p.code, p.header.Get("Retry-After"), p.body)
+	}
+	if !strings.Contains(p.body, `value="rosa"`) || users() != 5 {
+		t.Fatalf("the refused form lost the username, or created an account (%d)", users())
+	}
+
+	// Another address, and the operator, are not held back.
+	if resp := register(srvs[1], "neighbour", "198.51.100.8", ""); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("another address: %d", resp.StatusCode)
+	}
+	if resp := register(srvs[0], "by-operator", "198.51.100.7", "Bearer "+adminToken); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the operator: %d", resp.StatusCode)
+	}
+	// A wrong admin token is an ordinary sign-up, refused.
+	if resp := register(srvs[0], "not-operator", "198.51.100.7", "Bearer wrong"); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a wrong admin token: %d", resp.StatusCode)
+	}
+	// The window ends after an hour.
+	e.clock.Add(signupWindow)
+	if resp := register(srvs[0], "next-hour", "198.51.100.7", ""); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("an hour later: %d", resp.StatusCode)
 	}
 }

@@ -47,6 +47,15 @@ func (a *Agent) pageSignup(p *pageReq) error {
 	if !f.OK() {
 		return p.render(http.StatusUnprocessableEntity, "signup", "Sign up", f, nil)
 	}
+	if err := a.reserveSignup(p.r.Context(), p.r); err != nil {
+		e, ok := errors.AsType[*agentapi.Error](err)
+		if !ok {
+			return err
+		}
+		p.w.Header().Set("Retry-After", retrySeconds(e.RetryAfter))
+		f.Fail("", "Too many accounts were opened from your network in the last hour. Try again later.")
+		return p.render(e.Status, "signup", "Sign up", f, nil)
+	}
 	uid, err := a.registerUser(p.r.Context(), q)
 	if e, ok := errors.AsType[*agentapi.Error](err); ok && e.Code == agentapi.CodeUsernameTaken {
 		f.Fail("username", "This username is taken; choose another.")

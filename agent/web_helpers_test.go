@@ -151,7 +151,7 @@ func (e *env) state() string {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		if strings.HasPrefix(k, "hw:a:sess:") || strings.HasPrefix(k, "hw:a:lf:") { // sessions, login throttle
+		if strings.HasPrefix(k, "hw:a:sess:") || strings.HasPrefix(k, "hw:a:lf:") || strings.HasPrefix(k, "hw:a:su:") { // sessions, log-in and sign-up throttles
 			continue
 		}
 		var v any

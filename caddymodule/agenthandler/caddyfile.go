@@ -30,6 +30,7 @@ func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error)
 //	    webhook_secret    <secret>
 //	    pages                                # serve the readers' web pages (docs/web.md)
 //	    open_vendors
+//	    signups_per_hour  <n>                # accounts one client address opens per hour (20)
 //	    ephemeral
 //	    segment_len       <m>
 //	    max_tokens        <n>
