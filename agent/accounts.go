@@ -84,10 +84,9 @@ func (a *Agent) registerUser(ctx context.Context, q agentapi.RegisterUser) (stri
 }
 
 func (a *Agent) handleRegisterVendor(w http.ResponseWriter, r *http.Request) error {
-	if !a.cfg.OpenVendors {
-		if err := a.requireAdmin(r); err != nil {
-			return err
-		}
+	admin := a.requireAdmin(r)
+	if admin != nil && !a.cfg.OpenVendors {
+		return admin
 	}
 	var q agentapi.RegisterVendor
 	if err := decodeJSON(w, r, &q); err != nil {
@@ -102,6 +101,11 @@ func (a *Agent) handleRegisterVendor(w http.ResponseWriter, r *http.Request) err
 	origins, err := canonicalOrigins(q.Origins)
 	if err != nil {
 		return err
+	}
+	if admin != nil { // open to anyone: counted with the readers' sign-ups
+		if err := a.reserveSignup(r.Context(), r); err != nil {
+			return err
+		}
 	}
 	token, hash := newToken(agentapi.VendorTokenPrefix)
 	res, err := a.run(r.Context(), registerVendor, q.Vendor, q.Kind, hash, a.now().Unix(), originsJSON(origins)).Text()

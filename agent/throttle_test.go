@@ -229,3 +229,28 @@ func TestSignupThrottle(t *testing.T) {
 		t.Fatalf("an hour later: %d", resp.StatusCode)
 	}
 }
+
+// TestOpenVendorsThrottled: with open_vendors, anyone's vendor
+// registrations count against the address's sign-ups; the admin's do not.
+func TestOpenVendorsThrottled(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.OpenVendors, e.cfg.SignupsPerHour = true, 2
+	e.restartAgent()
+	for i, want := range []int{201, 201, 429, 429} {
+		body := fmt.Sprintf(`{"vendor":"open-%d"}`, i)
+		if code := e.call("POST", "/v1/vendors", "", body, nil); code != want {
+			t.Fatalf("registration %d: %d, want %d", i, code, want)
+		}
+	}
+	if code := e.call("POST", "/v1/vendors", "Bearer "+adminToken, `{"vendor":"by-admin"}`, nil); code != 201 {
+		t.Fatalf("the admin's registration: %d", code)
+	}
+	// A refused one changed nothing but the counter.
+	before := e.state()
+	if code := e.call("POST", "/v1/vendors", "", `{"vendor":"open-9"}`, nil); code != 429 {
+		t.Fatalf("over the limit: %d", code)
+	}
+	if e.state() != before {
+		t.Fatal("a refused registration changed the store")
+	}
+}
