@@ -80,14 +80,14 @@ async function decide(st, tabId, url, ch, confirmed, started, replaced) {
     return refusal('refused-origin', `${origin ?? url} is not a site of ${ch.vendor} as your bank publishes them`);
   }
   if (st.pending.some((/** @type {any} */ p) => p.vendor === ch.vendor)) {
-    const before = st;
-    st = await resend(st, ch.vendor);
+    const mine = st.pending.filter((/** @type {any} */ p) => p.url === url).map((/** @type {any} */ p) => p.id);
+    /** @type {Map<number, string>} */
+    const outcomes = new Map();
+    st = await resend(st, ch.vendor, outcomes);
     if (st.pending.some((/** @type {any} */ p) => p.vendor === ch.vendor)) return badge(tabId, '…');
-    // The payment sent again may have bought this very page: its grant
+    // A payment sent again may have bought this very page: its grant
     // cookie now opens it.
-    const bought = before.pending.some((/** @type {any} */ p) => p.url === url) &&
-      st.history.at(-1)?.kind === 'paid' && st.history.at(-1)?.product === ch.product;
-    if (bought) return chrome.tabs.update(tabId, {url});
+    if (mine.some((id) => outcomes.get(id) === 'paid')) return chrome.tabs.update(tabId, {url});
   }
   const work = performance.now();
   let reserved;
@@ -212,10 +212,11 @@ async function settle(st, id, outcome, tabId, note = '') {
 
 /**
  * resend sends journalled payments again (all, or one vendor's) from the
- * worker and settles those that got an answer.
- * @param {any} st @param {string} [vendor]
+ * worker and settles those that got an answer, noting each one's outcome
+ * by its id in outcomes.
+ * @param {any} st @param {string} [vendor] @param {Map<number, string>} [outcomes]
  */
-export async function resend(st, vendor) {
+export async function resend(st, vendor, outcomes) {
   for (const p of [...st.pending]) {
     if (vendor !== undefined && p.vendor !== vendor) continue;
     let outcome = 'retry';
@@ -238,6 +239,7 @@ export async function resend(st, vendor) {
     } catch {
       // unreachable: it stays in the journal
     }
+    outcomes?.set(p.id, outcome);
     st = await settle(st, p.id, outcome, undefined, note);
   }
   return st;
