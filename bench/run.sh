@@ -219,6 +219,10 @@ paygen "$work/r50" "$R50" "$LANES"
 paygen "$work/r80" "$R80" "$LANES"
 profiled pay-50 -url "http://127.0.0.1:$PAID/articles/bench" -payments "$work/r50" -conns "$LANES" -rate "$R50"
 load pay-80 -url "http://127.0.0.1:$PAID/articles/bench" -payments "$work/r80" -conns "$LANES" -rate "$R80"
+# The reference of that latency: plain Caddy answering the same rate with
+# no payment at all, on the same cores: what the machine and the HTTP stack
+# cost before the gateway does anything.
+load plain-50 -url "http://127.0.0.1:$PLAIN/articles/bench" "${cookie[@]}" -conns "$LANES" -rate "$R50"
 
 # The claims the stand-in bank has not taken yet: a few seconds' worth at
 # most, or the report path fell behind.
@@ -252,11 +256,17 @@ if [ "$ONLY" != pay ]; then
 fi
 row "payment path saturation / bare script rate" "$(calc "int($PAY_RATIO * 1000 + 0.5) / 1000")" ">= 0.6"
 row "  payment saturation, bare script max(pipelined, direct) (/s)" "$SAT/$(calc "int($BARE)")" -
+# Plain Caddy does none of a payment's work and leaves Redis idle, yet
+# shares the cores with the load generator as the payment path does: its
+# rate against the bare script rate bounds what the payment path can reach
+# on this machine.
+[ "$ONLY" = pay ] || row "  plain Caddy saturation / bare script rate (no payment work)" "$(calc "int($plain_sum / $ROUNDS / $BARE * 1000 + 0.5) / 1000")" -
 row "payment p99 at 50% of saturation ($R50/s) (ms)" "$(ms p99_ms pay-50)" "<= 2"
 # The AOF's fsync bounds every payment from below: with its p99 above the
 # target, no gateway meets it on this disk.
 row "  the AOF's fsync alone: p50, p99 (ms)" "$(get fsync_p50_ms <"$work/fsync.out")/$(get fsync_p99_ms <"$work/fsync.out")" -
 row "  p50, p99.9 at 50% (ms)" "$(ms p50_ms pay-50)/$(ms p99.9_ms pay-50)" -
+row "  plain Caddy at the same rate, no payment: p50, p99 (ms)" "$(ms p50_ms plain-50)/$(ms p99_ms plain-50)" -
 # How late the generator itself sent, p99: near the latency above, the
 # machine (other work, too few cores) was the bottleneck, not the gateway.
 row "  the generator's own send delay at 50%, p99 (ms)" "$(ms lag_p99_ms pay-50)" -
