@@ -126,6 +126,44 @@ func mustOpen(t *testing.T, ctx context.Context, url, check string) time.Duratio
 	return d
 }
 
+// welcome fills the extension's set-up page: the demo's bank, the reader,
+// and the tokens to buy.
+func welcome(ext *chromiumtest.Extension, d *demo, name, password string, tokens int) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(ext.URL("welcome.html")), chromedp.WaitVisible(chromedp.CSS(`#bank`)),
+		chromedp.SendKeys(chromedp.CSS(`#bank`), d.bank),
+		chromedp.SendKeys(chromedp.CSS(`#username`), name),
+		chromedp.SendKeys(chromedp.CSS(`#password`), password),
+		chromedp.SetValue(chromedp.CSS(`#tokens`), fmt.Sprint(tokens)),
+	}
+}
+
+// extWallet follows the balance the test expects of the extension's wallet.
+type extWallet struct {
+	t       *testing.T
+	popup   *context.Context // the popup's tab, which a restarted browser replaces
+	balance int
+}
+
+// setUp presses set-up on the filled welcome page in tab and opens the
+// popup in *popup (the variable, which a restart may point at a new tab).
+func setUp(t *testing.T, ext *chromiumtest.Extension, tab context.Context, popup *context.Context) *extWallet {
+	t.Helper()
+	step(t, tab, "setting up", chromedp.Click(chromedp.CSS(`#setup`)), chromedp.WaitVisible(chromedp.CSS(`#done`)))
+	step(t, *popup, "the popup", chromedp.Navigate(ext.URL("popup.html")), chromedp.WaitVisible(chromedp.CSS(`#balance-tokens`)))
+	return &extWallet{t: t, popup: popup, balance: status(t, *popup).Balance.Tokens}
+}
+
+// spent waits until nothing is pending and checks that tokens were spent.
+func (w *extWallet) spent(what string, tokens int) {
+	w.t.Helper()
+	s := waitWallet(w.t, *w.popup, what, func(s walletStatus) bool { return s.Pending == 0 && s.Balance.Tokens <= w.balance-tokens })
+	if s.Balance.Tokens != w.balance-tokens {
+		w.t.Fatalf("%s: balance %d, want %d; history %+v", what, s.Balance.Tokens, w.balance-tokens, s.History[:min(4, len(s.History))])
+	}
+	w.balance = s.Balance.Tokens
+}
+
 // TestBrowserExtension is issue 11's story: the extension in a real
 // headless Chromium pays the demo newspaper (real gateway, bank and Redis)
 // as the reader reads.
@@ -138,27 +176,14 @@ func TestBrowserExtension(t *testing.T) {
 	popup := chromiumtest.Tab(t, ext.Ctx)
 
 	// Onboarding: the bank, the demo reader's account, 500 tokens.
-	step(t, tab, "the welcome page", chromedp.Navigate(ext.URL("welcome.html")), chromedp.WaitVisible(chromedp.CSS(`#bank`)),
-		chromedp.SendKeys(chromedp.CSS(`#bank`), d.bank),
-		chromedp.SendKeys(chromedp.CSS(`#username`), name),
-		chromedp.SendKeys(chromedp.CSS(`#password`), password),
-		chromedp.SetValue(chromedp.CSS(`#tokens`), "500"))
+	step(t, tab, "the welcome page", welcome(ext, d, name, password, 500)...)
 	chromiumtest.Screenshot(t, tab, "extension-welcome")
-	step(t, tab, "setting up", chromedp.Click(chromedp.CSS(`#setup`)), chromedp.WaitVisible(chromedp.CSS(`#done`)))
-	step(t, popup, "the popup", chromedp.Navigate(ext.URL("popup.html")), chromedp.WaitVisible(chromedp.CSS(`#balance-tokens`)))
+	w := setUp(t, ext, tab, &popup)
 	start := status(t, popup)
 	if start.Balance.Tokens != 512 { // 500 rounded up to whole segments of 128
 		t.Fatalf("after buying 500 tokens: %+v", start)
 	}
-	balance := start.Balance.Tokens
-	spent := func(what string, tokens int) {
-		t.Helper()
-		s := waitWallet(t, popup, what, func(s walletStatus) bool { return s.Pending == 0 && s.Balance.Tokens <= balance-tokens })
-		if s.Balance.Tokens != balance-tokens {
-			t.Fatalf("%s: balance %d, want %d; history %+v", what, s.Balance.Tokens, balance-tokens, s.History[:min(4, len(s.History))])
-		}
-		balance = s.Balance.Tokens
-	}
+	spent := w.spent
 
 	// A priced article opens with no click, paid exactly its price.
 	mustOpen(t, tab, d.site+"/articles/moon-landing", paidPage)
@@ -213,11 +238,11 @@ func TestBrowserExtension(t *testing.T) {
 	// The badge shows what the tab has cost.
 	var badge string
 	var err error
-	for end := time.Now().Add(5 * time.Second); badge != fmt.Sprint(start.Balance.Tokens-balance) && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	for end := time.Now().Add(5 * time.Second); badge != fmt.Sprint(start.Balance.Tokens-w.balance) && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		badge, err = chromedp.Run(popup, chromedp.Evaluate[string](`chrome.tabs.query({}).then(ts => chrome.action.getBadgeText({tabId: ts.find(t => t.url.startsWith(`+jsonOf(d.site)+`)).id}))`, chromedp.EvalAwaitPromise))
 	}
-	if err != nil || badge != fmt.Sprint(start.Balance.Tokens-balance) {
-		t.Fatalf("the tab's badge: %q (%v), want %d", badge, err, start.Balance.Tokens-balance)
+	if err != nil || badge != fmt.Sprint(start.Balance.Tokens-w.balance) {
+		t.Fatalf("the tab's badge: %q (%v), want %d", badge, err, start.Balance.Tokens-w.balance)
 	}
 
 	// Above the limit the reader is asked: no pays nothing, yes pays.
@@ -240,7 +265,7 @@ func TestBrowserExtension(t *testing.T) {
 	step(t, tab, "saying yes", chromedp.Click(chromedp.CSS(`#pay`)), chromedp.WaitVisible(chromedp.CSS(`p.paid`)))
 	spent("saying yes", 5)
 
-	hostilePages(t, d, ext, tab, popup, &balance)
+	hostilePages(t, d, ext, tab, popup, &w.balance)
 
 	// The service worker stopped between journalling a payment and its
 	// answer: the answer is lost (the connection reset after the gateway
@@ -299,7 +324,7 @@ func TestBrowserExtension(t *testing.T) {
 	step(t, popup, "buying after the restore", chromedp.Navigate(ext.URL("popup.html")), chromedp.WaitVisible(chromedp.CSS(`#buy-tokens`)),
 		chromedp.SetValue(chromedp.CSS(`#buy-tokens`), "100"), chromedp.Click(chromedp.CSS(`#buy`)),
 		chromedp.WaitVisible(chromedp.CSS(`#message`)))
-	balance = 128
+	w.balance = 128
 	spent("buying after the restore", 0)
 	mustOpen(t, tab, d.site+"/articles/archive/902", paidPage)
 	spent("an article after the restore", 2)

@@ -2,7 +2,7 @@
 // extension's own page, which no site can script, frame or fill in.
 import {$, busy, call, money, say} from './ui.js';
 
-const id = location.hash.slice(1);
+const id = new URLSearchParams(location.search).get('id') ?? '';
 const reasons = /** @type {Record<string,string>} */ ({
   'per-article': 'This article costs more than your limit per article.',
   'per-site-day': 'This would take the site over your daily limit for it.',

@@ -313,7 +313,9 @@ async function askReader(tabId, url, challenge, reason) {
   const ask = {id, tabId, url, host: new URL(url).host, challenge, reason, created: Date.now()};
   asks[id] = ask;
   await setSessionMap('asks', asks);
-  await chrome.tabs.update(tabId, {url: chrome.runtime.getURL('ask.html') + '#' + id});
+  // In the query, not the fragment: a question that follows another in the
+  // same tab (unlocked, then over a limit) must load a new page.
+  await chrome.tabs.update(tabId, {url: chrome.runtime.getURL('ask.html') + '?id=' + id});
 }
 
 /** @param {string} id */

@@ -1,0 +1,95 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/hashwall/hashwall/internal/testutil/chromiumtest"
+)
+
+// TestBrowserExtensionLimits: the reader's own rules, in the browser
+// against the demo: asked before a site is paid for the first time, asked
+// over the site's daily limit, and the wallet locked when idle, by its
+// minute alarm with no page opened.
+func TestBrowserExtensionLimits(t *testing.T) {
+	d := startDemo(t)
+	name, password := d.reader(t)
+	ext := chromiumtest.StartExtension(t, extensionDir(t), t.TempDir(), 3*time.Minute)
+	tab, popup := chromiumtest.Tab(t, ext.Ctx), chromiumtest.Tab(t, ext.Ctx)
+	step(t, tab, "the welcome page", welcome(ext, d, name, password, 100)...)
+	w := setUp(t, ext, tab, &popup)
+
+	step(t, popup, "the reader's rules: ask for new sites, 5 tokens a site a day, lock after a minute",
+		chromedp.Navigate(ext.URL("popup.html")), chromedp.WaitVisible(chromedp.CSS(`#per-site-day`)),
+		chromedp.SetValue(chromedp.CSS(`#per-site-day`), "5"),
+		chromedp.SetValue(chromedp.CSS(`#idle-minutes`), "1"),
+		evaluate(`document.getElementById('ask-new-site').checked = true`),
+		chromedp.Click(chromedp.CSS(`#save-limits`)), chromedp.WaitVisible(chromedp.CSS(`#message`)))
+
+	question := func(what, url, reason string) {
+		t.Helper()
+		step(t, tab, what, chromedp.Navigate(url), chromedp.WaitVisible(chromedp.CSS(`#pay`)))
+		if got, _ := chromedp.Run(tab, chromedp.Text(chromedp.CSS(`#ask-reason`))); !strings.Contains(got, reason) {
+			t.Fatalf("%s: the question says %q, want %q", what, got, reason)
+		}
+	}
+	decline := func(what, url string) {
+		t.Helper()
+		step(t, tab, what, chromedp.Click(chromedp.CSS(`#decline`)), chromedp.WaitVisible(chromedp.CSS(payButton)))
+		if loc := location(t, tab); loc != url {
+			t.Fatalf("%s: at %s", what, loc)
+		}
+		w.spent(what, 0)
+	}
+
+	// A site never paid: asked first. No shows its paywall; yes pays, and
+	// the site is known from then on.
+	first := d.site + "/articles/archive/1"
+	question("a new site", first, "not paid this site before")
+	decline("no to a new site", first)
+	question("the new site again", first, "not paid this site before")
+	step(t, tab, "yes to the new site", chromedp.Click(chromedp.CSS(`#pay`)), chromedp.WaitVisible(chromedp.CSS(`p.paid`)))
+	w.spent("the new site's first article", 2)
+	mustOpen(t, tab, d.site+"/articles/archive/2", paidPage)
+	w.spent("a known site's article, no question", 2)
+
+	// 4 of the site's 5 tokens spent today: 2 more would pass the limit.
+	third := d.site + "/articles/archive/3"
+	question("over the site's daily limit", third, "daily limit")
+	decline("no over the daily limit", third)
+	question("over the limit again", third, "daily limit")
+	step(t, tab, "yes over the daily limit", chromedp.Click(chromedp.CSS(`#pay`)), chromedp.WaitVisible(chromedp.CSS(`p.paid`)))
+	w.spent("an article the reader allowed over the limit", 2)
+
+	// Idle: the reader's last use two minutes back, past the minute. The
+	// worker's alarm locks the wallet though no page is opened (an alarm
+	// fired now stands for the minute's; unpacked, it is not delayed).
+	lockedYet := `chrome.storage.session.get('unlock').then(v => !v.unlock)`
+	step(t, popup, "two minutes idle",
+		evaluate(`chrome.storage.session.get('unlock').then(({unlock}) => chrome.storage.session.set({unlock: {...unlock, lastUsed: Date.now() - 120000}}))`),
+		evaluate(`chrome.alarms.create('test-idle', {when: Date.now()})`))
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		locked, err := chromedp.Run(popup, chromedp.Evaluate[bool](lockedYet, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if locked {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the idle wallet was not locked by its alarm")
+		}
+	}
+	// Locked, it pays nothing: the article asks to unlock first, and pays
+	// once unlocked.
+	fourth := d.site + "/articles/archive/4"
+	question("a locked wallet", fourth, "Unlock")
+	// Unlocked, the daily limit still holds: the question comes back.
+	step(t, tab, "unlocking to pay", chromedp.SendKeys(chromedp.CSS(`#ask-password`), password),
+		chromedp.Click(chromedp.CSS(`#pay`)), chromedp.WaitVisible(`//p[@id="ask-reason"][contains(., "daily limit")]`))
+	step(t, tab, "yes once unlocked", chromedp.Click(chromedp.CSS(`#pay`)), chromedp.WaitVisible(chromedp.CSS(`p.paid`)))
+	w.spent("the article paid after unlocking", 2)
+}
