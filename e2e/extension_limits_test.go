@@ -93,3 +93,45 @@ func TestBrowserExtensionLimits(t *testing.T) {
 	step(t, tab, "yes once unlocked", chromedp.Click(chromedp.CSS(`#pay`)), chromedp.WaitVisible(chromedp.CSS(`p.paid`)))
 	w.spent("the article paid after unlocking", 2)
 }
+
+// TestBrowserExtensionTabClosed: the tab closed while its payment is on
+// the way (the gateway accepted it, the answer never came back). The
+// payment is sent again at once and settles with the same grant; the tab's
+// header rule and records are gone with it.
+func TestBrowserExtensionTabClosed(t *testing.T) {
+	d := startDemo(t)
+	name, password := d.reader(t)
+	ext := chromiumtest.StartExtension(t, extensionDir(t), t.TempDir(), 3*time.Minute)
+	tab, popup := chromiumtest.Tab(t, ext.Ctx), chromiumtest.Tab(t, ext.Ctx)
+	step(t, tab, "the welcome page", welcome(ext, d, name, password, 100)...)
+	w := setUp(t, ext, tab, &popup)
+
+	closing, closeTab := chromedp.NewContext(ext.Ctx)
+	t.Cleanup(closeTab)
+	if err := chromedp.Do(closing); err != nil {
+		t.Fatal(err)
+	}
+	url := d.site + "/articles/archive/7"
+	interceptOnce(t, closing, url, closeTab)
+	w.spent("the closed tab's payment", 2)
+	const left = `Promise.all([chrome.storage.session.get('inflight'), chrome.declarativeNetRequest.getSessionRules()])
+		.then(([s, rules]) => Object.keys(s.inflight ?? {}).length + rules.length)`
+	for end := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		n, err := chromedp.Run(popup, chromedp.Evaluate[int](left, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%d records or header rules of the closed tab are left", n)
+		}
+	}
+	if h := status(t, popup).History[0]; h.Kind != "paid" || h.Product != "/articles/archive/7" {
+		t.Fatalf("the closed tab's payment settled as %+v", h)
+	}
+	// Its grant was kept: the article opens in another tab without paying.
+	mustOpen(t, tab, url, paidPage)
+	w.spent("the article in another tab", 0)
+}

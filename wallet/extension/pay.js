@@ -460,10 +460,36 @@ export async function showCost(tabId, url) {
 }
 
 /** @param {number} tabId */
-export async function forgetTab(tabId) {
-  const cost = await sessionMap('tabcost');
-  if (tabId in cost) {
-    delete cost[tabId];
-    await setSessionMap('tabcost', cost);
-  }
+export function forgetTab(tabId) {
+  return store.serialize(async () => {
+    // A payment on its way in the closed tab stays in the journal; its
+    // header rule and the tab's records go with the tab.
+    const inflight = await sessionMap('inflight');
+    const gone = Object.keys(inflight).filter((k) => inflight[k].tabId === tabId);
+    if (gone.length) {
+      await chrome.declarativeNetRequest.updateSessionRules({removeRuleIds: gone.map((k) => inflight[k].rule)});
+      for (const k of gone) delete inflight[k];
+      await setSessionMap('inflight', inflight);
+      // Sent now, it settles as soon as the gateway answers (the same
+      // grant if the closed tab's request had reached it).
+      const st = await store.current();
+      if (st) await resend(st);
+    }
+    for (const name of ['tabcost', 'refused']) {
+      const m = await sessionMap(name);
+      if (tabId in m) {
+        delete m[tabId];
+        await setSessionMap(name, m);
+      }
+    }
+    const asks = await sessionMap('asks');
+    const declined = await sessionMap('declined');
+    const before = Object.keys(asks).length + Object.keys(declined).length;
+    for (const [k, a] of Object.entries(asks)) if (a.tabId === tabId) delete asks[k];
+    for (const k of Object.keys(declined)) if (k.startsWith(tabId + ' ')) delete declined[k];
+    if (Object.keys(asks).length + Object.keys(declined).length !== before) {
+      await setSessionMap('asks', asks);
+      await setSessionMap('declined', declined);
+    }
+  });
 }
