@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -10,17 +11,27 @@ import (
 	"github.com/hashwall/hashwall/internal/testutil/chromiumtest"
 )
 
-// TestBrowserExtensionLimits: the reader's own rules, in the browser
-// against the demo: asked before a site is paid for the first time, asked
-// over the site's daily limit, and the wallet locked when idle, by its
-// minute alarm with no page opened.
-func TestBrowserExtensionLimits(t *testing.T) {
+// newExtensionWallet: the demo, and the extension in a new browser set up
+// with the demo's reader and 128 tokens.
+func newExtensionWallet(t *testing.T) (*demo, *chromiumtest.Extension, context.Context, *extWallet) {
+	t.Helper()
 	d := startDemo(t)
 	name, password := d.reader(t)
 	ext := chromiumtest.StartExtension(t, extensionDir(t), t.TempDir(), 3*time.Minute)
 	tab, popup := chromiumtest.Tab(t, ext.Ctx), chromiumtest.Tab(t, ext.Ctx)
 	step(t, tab, "the welcome page", welcome(ext, d, name, password, 100)...)
 	w := setUp(t, ext, tab, &popup)
+	w.password = password
+	return d, ext, tab, w
+}
+
+// TestBrowserExtensionLimits: the reader's own rules, in the browser
+// against the demo: asked before a site is paid for the first time, asked
+// over the site's daily limit, and the wallet locked when idle, by its
+// minute alarm with no page opened.
+func TestBrowserExtensionLimits(t *testing.T) {
+	d, ext, tab, w := newExtensionWallet(t)
+	popup, password := *w.popup, w.password
 
 	step(t, popup, "the reader's rules: ask for new sites, 5 tokens a site a day, lock after a minute",
 		chromedp.Navigate(ext.URL("popup.html")), chromedp.WaitVisible(chromedp.CSS(`#per-site-day`)),
@@ -44,25 +55,25 @@ func TestBrowserExtensionLimits(t *testing.T) {
 		}
 		w.spent(what, 0)
 	}
+	// noThenYes: the question, no (the paywall, nothing spent), the question
+	// again, yes (the article, 2 tokens).
+	noThenYes := func(what, url, reason string) {
+		t.Helper()
+		question(what, url, reason)
+		decline(what+": no", url)
+		question(what+", again", url, reason)
+		step(t, tab, what+": yes", chromedp.Click(chromedp.CSS(`#pay`)), chromedp.WaitVisible(chromedp.CSS(`p.paid`)))
+		w.spent(what+": paid", 2)
+	}
 
 	// A site never paid: asked first. No shows its paywall; yes pays, and
 	// the site is known from then on.
-	first := d.site + "/articles/archive/1"
-	question("a new site", first, "not paid this site before")
-	decline("no to a new site", first)
-	question("the new site again", first, "not paid this site before")
-	step(t, tab, "yes to the new site", chromedp.Click(chromedp.CSS(`#pay`)), chromedp.WaitVisible(chromedp.CSS(`p.paid`)))
-	w.spent("the new site's first article", 2)
+	noThenYes("a new site", d.site+"/articles/archive/1", "not paid this site before")
 	mustOpen(t, tab, d.site+"/articles/archive/2", paidPage)
 	w.spent("a known site's article, no question", 2)
 
 	// 4 of the site's 5 tokens spent today: 2 more would pass the limit.
-	third := d.site + "/articles/archive/3"
-	question("over the site's daily limit", third, "daily limit")
-	decline("no over the daily limit", third)
-	question("over the limit again", third, "daily limit")
-	step(t, tab, "yes over the daily limit", chromedp.Click(chromedp.CSS(`#pay`)), chromedp.WaitVisible(chromedp.CSS(`p.paid`)))
-	w.spent("an article the reader allowed over the limit", 2)
+	noThenYes("over the site's daily limit", d.site+"/articles/archive/3", "daily limit")
 
 	// Idle: the reader's last use two minutes back, past the minute. The
 	// worker's alarm locks the wallet though no page is opened (an alarm
@@ -99,12 +110,8 @@ func TestBrowserExtensionLimits(t *testing.T) {
 // payment is sent again at once and settles with the same grant; the tab's
 // header rule and records are gone with it.
 func TestBrowserExtensionTabClosed(t *testing.T) {
-	d := startDemo(t)
-	name, password := d.reader(t)
-	ext := chromiumtest.StartExtension(t, extensionDir(t), t.TempDir(), 3*time.Minute)
-	tab, popup := chromiumtest.Tab(t, ext.Ctx), chromiumtest.Tab(t, ext.Ctx)
-	step(t, tab, "the welcome page", welcome(ext, d, name, password, 100)...)
-	w := setUp(t, ext, tab, &popup)
+	d, ext, tab, w := newExtensionWallet(t)
+	popup := *w.popup
 
 	closing, closeTab := chromedp.NewContext(ext.Ctx)
 	t.Cleanup(closeTab)

@@ -140,9 +140,10 @@ func welcome(ext *chromiumtest.Extension, d *demo, name, password string, tokens
 
 // extWallet follows the balance the test expects of the extension's wallet.
 type extWallet struct {
-	t       *testing.T
-	popup   *context.Context // the popup's tab, which a restarted browser replaces
-	balance int
+	t        *testing.T
+	popup    *context.Context // the popup's tab, which a restarted browser replaces
+	balance  int
+	password string
 }
 
 // setUp presses set-up on the filled welcome page in tab and opens the

@@ -58,7 +58,8 @@ func newWorld(t *testing.T) *world {
 	w.adminToken = "admin-" + strings.Trim(randomB64(12), "=")
 	start(t, "agent", []string{"HASHWALL_MASTER_KEY=" + randomB64(32), "HASHWALL_ADMIN_TOKEN=" + w.adminToken},
 		hw, "agent", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--redis", w.redis.URL(), "--key", key, "--open-vendors",
-		"--report-window", reportWindow.String())
+		// every account of the world comes from this one address
+		"--signups-per-hour", "1000", "--report-window", reportWindow.String())
 	waitFor(t, w.agentURL+"/v1/keys", 200)
 
 	upstream := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {

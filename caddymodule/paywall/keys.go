@@ -35,10 +35,10 @@ type keyStore struct {
 
 	cur       atomic.Pointer[keyState]
 	mu        sync.Mutex // serialises loads
-	lastFetch time.Time
-	warned    time.Time
-	ready     chan struct{} // closed after the first load attempt
-	readyOnce sync.Once
+	lastFetch   time.Time
+	warned      time.Time
+	learned     chan struct{} // closed once keys are first known
+	learnedOnce sync.Once
 }
 
 // keyDeps is what a keyStore works with.
@@ -53,7 +53,7 @@ type keyDeps struct {
 // newKeyStore trusts the configured keys at once; without any, the first
 // load learns them.
 func newKeyStore(d keyDeps, configured payword.KeySet) *keyStore {
-	k := &keyStore{keyDeps: d, configured: configured, ready: make(chan struct{})}
+	k := &keyStore{keyDeps: d, configured: configured, learned: make(chan struct{})}
 	if len(configured) > 0 {
 		k.set(configured)
 	}
@@ -75,10 +75,14 @@ const (
 
 func (k *keyStore) set(ks payword.KeySet) {
 	k.cur.Store(&keyState{keys: ks, v: payword.NewVerifier(ks), fingerprint: keysFingerprint(ks)})
+	k.learnedOnce.Do(func() { close(k.learned) })
 }
 
-// verifier returns the current verifier. Before the first load attempt at
-// start, it waits for it (as long as ctx allows).
+// verifier returns the current verifier. While no keys are known (a
+// gateway just started, whose first fetch may have found the agent not
+// listening yet), it waits for them up to storeTimeout: the sync workers
+// try again every crl_interval, and a payment waits for that rather than
+// being refused.
 func (k *keyStore) verifier(ctx context.Context) (*payword.Verifier, error) {
 	if s := k.cur.Load(); s != nil {
 		return s.v, nil
@@ -86,7 +90,7 @@ func (k *keyStore) verifier(ctx context.Context) (*payword.Verifier, error) {
 	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
 	defer cancel()
 	select {
-	case <-k.ready:
+	case <-k.learned:
 	case <-ctx.Done():
 	}
 	if s := k.cur.Load(); s != nil {
@@ -101,7 +105,6 @@ func (k *keyStore) current() *keyState { return k.cur.Load() }
 // load runs in the sync workers: at start until keys are known, then every
 // rotateEvery to learn a rotation.
 func (k *keyStore) load(ctx context.Context) {
-	defer k.readyOnce.Do(func() { close(k.ready) })
 	k.mu.Lock()
 	due := k.cur.Load() == nil || time.Since(k.lastFetch) >= rotateEvery
 	k.mu.Unlock()
