@@ -33,8 +33,8 @@ type keyStore struct {
 	keyDeps
 	configured payword.KeySet
 
-	cur       atomic.Pointer[keyState]
-	mu        sync.Mutex // serialises loads
+	cur         atomic.Pointer[keyState]
+	mu          sync.Mutex // serialises loads
 	lastFetch   time.Time
 	warned      time.Time
 	learned     chan struct{} // closed once keys are first known
