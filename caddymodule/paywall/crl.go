@@ -28,20 +28,23 @@ type crlSet struct {
 	pruned  time.Time
 
 	synced    atomic.Int64  // Unix nanoseconds the list was last known complete; 0: never
-	tried     chan struct{} // closed after the first sync attempt
-	triedOnce sync.Once
+	known     chan struct{} // closed once the list was first known complete (synced or restored)
+	knownOnce sync.Once
 }
 
 func newCRLSet() *crlSet {
-	return &crlSet{entries: make(map[payword.Serial]payword.CRLEntry), tried: make(chan struct{})}
+	return &crlSet{entries: make(map[payword.Serial]payword.CRLEntry), known: make(chan struct{})}
 }
 
-// crlFirstWait bounds how long a payment waits for the gateway's first
-// sync attempt at start, rather than failing at once with crl_stale.
+// crlFirstWait bounds how long a payment waits at start for the gateway's
+// first sync (or restored copy), rather than failing at once with
+// crl_stale: a first attempt may find the agent not listening yet, and the
+// sync workers try again every crl_interval.
 const crlFirstWait = 2 * time.Second
 
 // markSynced records that the list was complete at t (never moving back).
 func (c *crlSet) markSynced(t time.Time) {
+	defer c.knownOnce.Do(func() { close(c.known) })
 	for {
 		old := c.synced.Load()
 		if old >= t.UnixNano() || c.synced.CompareAndSwap(old, t.UnixNano()) {
@@ -50,17 +53,15 @@ func (c *crlSet) markSynced(t time.Time) {
 	}
 }
 
-func (c *crlSet) attempted() { c.triedOnce.Do(func() { close(c.tried) }) }
-
-// waitFirst waits for the first sync attempt (at most crlFirstWait), so
-// that a payment at start is checked against the restored copy.
+// waitFirst waits until the list was first known (at most crlFirstWait),
+// so that a payment at start is checked against a list.
 func (c *crlSet) waitFirst() {
 	select {
-	case <-c.tried:
+	case <-c.known:
 	default:
 		t := time.NewTimer(crlFirstWait)
 		select {
-		case <-c.tried:
+		case <-c.known:
 		case <-t.C:
 		}
 		t.Stop()
@@ -305,7 +306,6 @@ func (b *backend) subscribeCRL(ctx context.Context) {
 				subscribed = true
 				b.crl.markSynced(time.Now())
 			}
-			b.crl.attempted()
 		case *redis.Message:
 			var e payword.CRLEntry
 			if json.Unmarshal([]byte(m.Payload), &e) == nil {
@@ -319,12 +319,10 @@ func (b *backend) subscribeCRL(ctx context.Context) {
 			if subscribed {
 				b.crl.markSynced(time.Now()) // subscribed, nothing published
 			}
-			b.crl.attempted()
 		}
 		if err != nil && ctx.Err() == nil {
 			if !isTimeout(err) {
 				subscribed = false
-				b.crl.attempted()
 				b.log.Warn("CRL subscription", zapErr(err))
 				sleep(ctx, time.Second)
 			}
@@ -358,7 +356,6 @@ func (b *backend) pullCRL(ctx context.Context) {
 				b.log.Warn("pulling the CRL", zapErr(err))
 			}
 		}
-		b.crl.attempted()
 		sleep(ctx, b.cfg.CRLInterval)
 	}
 }

@@ -41,3 +41,22 @@ func TestVerifierWaitsForKeys(t *testing.T) {
 		t.Fatal("the waiting payment did not see the keys")
 	}
 }
+
+// TestCRLWaitsForFirstSync: likewise, a payment at start waits for the
+// revocation list's first sync, not merely for a first attempt that may
+// have failed.
+func TestCRLWaitsForFirstSync(t *testing.T) {
+	c := newCRLSet()
+	got := make(chan time.Duration, 1)
+	go func() { got <- c.age(time.Now()) }()
+	time.Sleep(100 * time.Millisecond) // a failed first attempt, then the next one
+	c.markSynced(time.Now())
+	select {
+	case age := <-got:
+		if age > time.Second {
+			t.Fatalf("the waiting payment saw the list %v old", age)
+		}
+	case <-time.After(crlFirstWait + time.Second):
+		t.Fatal("the waiting payment did not see the first sync")
+	}
+}
