@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/hashwall/hashwall/internal/testutil/chromiumtest"
@@ -138,4 +139,13 @@ func TestBrowserExtensionTabClosed(t *testing.T) {
 	// Its grant was kept: the article opens in another tab without paying.
 	mustOpen(t, tab, url, paidPage)
 	w.spent("the article in another tab", 0)
+
+	// The browser loses the grant's cookie (killed before it wrote it to
+	// disk, or the reader cleared it): the wallet shows its own copy of the
+	// grant rather than paying again.
+	if _, err := chromedp.Call(tab, network.DeleteCookies, network.DeleteCookiesParams{Name: "hw_grant", URL: url}); err != nil {
+		t.Fatal(err)
+	}
+	mustOpen(t, tab, url, paidPage)
+	w.spent("the article after its cookie was lost", 0)
 }

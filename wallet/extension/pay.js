@@ -72,10 +72,23 @@ async function decide(st, tabId, url, ch, confirmed, started, replaced) {
   const refusal = (/** @type {string} */ kind, /** @type {string} */ why) =>
     refuse(st, tabId, {url, host, vendor: ch.vendor, product: ch.product, price: ch.price, kind}, why);
   if (!sameBank(ch.agent, st.bank)) return refusal('refused-bank', 'the paywall names another bank than yours');
+  const origin = canonicalOrigin(url);
+  // Bought before, and the browser lost the grant's cookie (killed before
+  // it wrote it, or cleared): the wallet's copy opens the page. Shown at
+  // most once a minute, so that a grant the gateway refuses is paid anew.
+  const kept = origin ? W.receiptFor(st, {origin, vendor: ch.vendor, product: ch.product}, t) : null;
+  if (kept) {
+    await store.save(kept.state);
+    try {
+      await keepGrant(url, kept.receipt);
+      return chrome.tabs.update(tabId, {url});
+    } catch {
+      st = kept.state; // not a grant after all: pay as usual
+    }
+  }
   const over = W.checkLimits(st, {host, vendor: ch.vendor, price: ch.price}, t);
   if (over === 'too-many-vendors') return refusal('refused-limit', 'this site named too many vendors today');
   if (over && !confirmed) return askReader(tabId, url, ch, over);
-  const origin = canonicalOrigin(url);
   if (!origin || !(await vendorOrigins(st, ch.vendor)).includes(origin)) {
     return refusal('refused-origin', `${origin ?? url} is not a site of ${ch.vendor} as your bank publishes them`);
   }
@@ -130,7 +143,7 @@ export function onAnswer(tabId, url, status, headers) {
     const st = await store.current();
     if (!st) return true; // locked meanwhile: the journal keeps it for the unlock
     const outcome = classify(status, headers);
-    await settle(st, Number(id), outcome, tabId, said(status, headers));
+    await settle(st, Number(id), outcome, tabId, said(status, headers), headers.get('payment-receipt') ?? '');
     return true;
   });
 }
@@ -194,12 +207,18 @@ function said(status, headers) {
 /**
  * settle records a payment's outcome; 'retry' leaves it in the journal.
  * @param {any} st @param {number} id @param {string} outcome @param {number} [tabId]
+ * @param {string} [note] @param {string} [receipt] the grant a paid answer came with
  */
-async function settle(st, id, outcome, tabId, note = '') {
+async function settle(st, id, outcome, tabId, note = '', receipt = '') {
   if (outcome === 'retry') return st;
   const p = st.pending.find((/** @type {any} */ q) => q.id === id);
   if (!p) return st;
-  const next = W.settle(st, id, outcome, now(), note) ?? st;
+  let next = W.settle(st, id, outcome, now(), note) ?? st;
+  const claims = outcome === 'paid' ? grantClaims(receipt) : null;
+  const origin = canonicalOrigin(p.url);
+  if (claims && origin) {
+    next = W.keepReceipt(next, {origin, vendor: p.vendor, product: p.product, receipt, exp: Number(claims.exp)}, now());
+  }
   await store.save(next);
   if (outcome === 'paid' && tabId !== undefined && tabId >= 0) {
     const cost = await sessionMap('tabcost');
@@ -221,6 +240,7 @@ export async function resend(st, vendor, outcomes) {
     if (vendor !== undefined && p.vendor !== vendor) continue;
     let outcome = 'retry';
     let note = '';
+    let receipt = '';
     try {
       // Without the reader's cookies, so that the answer speaks of this
       // payment alone: with a grant the gateway would not look at it.
@@ -232,7 +252,8 @@ export async function resend(st, vendor, outcomes) {
       // Paid: the browser never saw the answer's grant cookie; the wallet
       // sets it from the receipt, so that the page opens without paying.
       if (outcome === 'paid') {
-        await keepGrant(p.url, resp.headers.get('payment-receipt') ?? '').catch((e) => {
+        receipt = resp.headers.get('payment-receipt') ?? '';
+        await keepGrant(p.url, receipt).catch((e) => {
           note += '; the grant cookie was not kept: ' + e.message;
         });
       }
@@ -240,7 +261,7 @@ export async function resend(st, vendor, outcomes) {
       // unreachable: it stays in the journal
     }
     outcomes?.set(p.id, outcome);
-    st = await settle(st, p.id, outcome, undefined, note);
+    st = await settle(st, p.id, outcome, undefined, note, receipt);
   }
   return st;
 }
@@ -264,9 +285,8 @@ async function send(p) {
  * @param {string} url @param {string} receipt the grant (a JWT)
  */
 async function keepGrant(url, receipt) {
-  const parts = receipt.split('.');
-  if (parts.length !== 3 || receipt.length > 4096) throw new Error('no grant in the answer');
-  const claims = JSON.parse(new TextDecoder().decode(b64decode(parts[1])));
+  const claims = grantClaims(receipt);
+  if (!claims) throw new Error('no grant in the answer');
   const product = String(claims.product ?? '');
   const u = new URL(url);
   let name = 'hw_grant';
@@ -276,6 +296,22 @@ async function keepGrant(url, receipt) {
   if (claims.scope === 'prefix' && path.toLowerCase().startsWith(prefix.toLowerCase())) path = prefix || '/';
   await chrome.cookies.set({url, name, value: receipt, path, httpOnly: true, sameSite: 'lax',
     secure: u.protocol === 'https:', expirationDate: Number(claims.exp)});
+}
+
+/**
+ * grantClaims reads a grant's claims (not its signature: the gateway that
+ * made it checks that), or null if it is not one.
+ * @param {string} receipt @returns {any}
+ */
+function grantClaims(receipt) {
+  const parts = receipt.split('.');
+  if (parts.length !== 3 || receipt.length > 4096) return null;
+  try {
+    const claims = JSON.parse(new TextDecoder().decode(b64decode(parts[1])));
+    return claims && typeof claims === 'object' && Number.isSafeInteger(claims.exp) ? claims : null;
+  } catch {
+    return null;
+  }
 }
 
 /** resendAll is the worker's start, or an unlock: the journal first. */

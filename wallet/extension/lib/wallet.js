@@ -17,6 +17,8 @@ import { merklePath, merkleRoot } from './merkle.js';
 import { paymentHeader } from './payment.js';
 
 export const MAX_HISTORY = 1000;
+/** How many unexpired grants the wallet keeps (keepReceipt). */
+export const MAX_RECEIPTS = 500;
 // Distinct vendors one site may name in 24 hours (§9.1): each ties up a segment.
 export const MAX_VENDORS_PER_SITE_DAY = 3;
 // A certificate expiring within this many seconds is not spent: it could
@@ -239,6 +241,44 @@ export function settle(st, id, outcome, now, note = '') {
   }
   record(out, { time: now, kind, host: p.host, vendor: p.vendor, product: p.product, tokens: p.p, note });
   return out;
+}
+
+/**
+ * keepReceipt remembers the grant a paid page came with until it expires:
+ * should the browser lose its cookie (killed before it wrote it, or the
+ * reader cleared it), the wallet shows the grant again rather than paying
+ * a second time (receiptFor). The newest MAX_RECEIPTS are kept.
+ * @param {any} st
+ * @param {{origin: string, vendor: string, product: string, receipt: string, exp: number}} r
+ * @param {number} now
+ */
+export function keepReceipt(st, r, now) {
+  const out = structuredClone(st);
+  const kept = (out.receipts ?? []).filter((/** @type {any} */ x) =>
+    x.exp > now && !(x.origin === r.origin && x.vendor === r.vendor && x.product === r.product));
+  if (r.exp > now) kept.push({ origin: r.origin, vendor: r.vendor, product: r.product, receipt: r.receipt, exp: r.exp });
+  out.receipts = kept.slice(-MAX_RECEIPTS);
+  return out;
+}
+
+/** Seconds before a kept grant is shown again: a 402 right after showing
+ * it means the gateway refused it, and the page is paid as usual. */
+export const RESHOW_RECEIPT = 60;
+
+/**
+ * receiptFor finds the unexpired grant kept for a challenge's product on
+ * origin, if any, and notes that it is shown now.
+ * @param {any} st @param {{origin: string, vendor: string, product: string}} q @param {number} now
+ * @returns {{state: any, receipt: string} | null}
+ */
+export function receiptFor(st, q, now) {
+  const i = (st.receipts ?? []).findIndex((/** @type {any} */ x) =>
+    x.exp > now && x.origin === q.origin && x.vendor === q.vendor && x.product === q.product &&
+    !(now - (x.shown ?? -Infinity) < RESHOW_RECEIPT));
+  if (i < 0) return null;
+  const out = structuredClone(st);
+  out.receipts[i].shown = now;
+  return { state: out, receipt: out.receipts[i].receipt };
 }
 
 /**

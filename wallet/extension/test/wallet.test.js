@@ -8,8 +8,8 @@ import { b64decode, b64encode, equalBytes, hex } from '../lib/b64.js';
 import { verify } from '../lib/crypto.js';
 import { anchors, hashN, merkleRoot, parseBinding, parseCertificate, verifyPath } from '../lib/payword.js';
 import {
-  MAX_HISTORY, NoTokensError, PendingError, addBundle, balance, checkLimits, choose, history, newWallet,
-  recordRefusal, reserve, settle,
+  MAX_HISTORY, MAX_RECEIPTS, RESHOW_RECEIPT, NoTokensError, PendingError, addBundle, balance, checkLimits, choose, history,
+  keepReceipt, newWallet, receiptFor, recordRefusal, reserve, settle,
 } from '../lib/wallet.js';
 import { agentKey, signCertificate, userKey } from './helpers.js';
 
@@ -225,4 +225,26 @@ test('reserve refuses bad requests', async () => {
     'bad vendor': { vendor: 'a b', price: 1 }, 'bad product': { vendor: 'a', price: 1, product: '/a b' },
     'price 0': { vendor: 'a', price: 0 }, 'price 1025': { vendor: 'a', price: 1025 }, 'price 1.5': { vendor: 'a', price: 1.5 },
   })) await assert.rejects(reserve(st, { ...PAGE, ...req }, NOW), Error, name);
+});
+
+test('a kept grant is shown again at most once a minute, until it expires, and the newest are kept', () => {
+  const page = { origin: 'https://news.example.com', vendor: 'daily-planet', product: '/articles/x' };
+  let st = { receipts: [] };
+  st = keepReceipt(st, { ...page, receipt: 'a.b.c', exp: NOW + 600 }, NOW);
+  assert.equal(receiptFor(st, { ...page, vendor: 'other' }, NOW), null, 'another vendor');
+  assert.equal(receiptFor(st, { ...page, origin: 'https://evil.example' }, NOW), null, 'another site');
+  assert.equal(receiptFor(st, page, NOW + 600), null, 'expired');
+  const got = receiptFor(st, page, NOW);
+  assert.equal(got?.receipt, 'a.b.c');
+  assert.equal(receiptFor(got.state, page, NOW + RESHOW_RECEIPT - 1), null, 'shown again at once');
+  assert.equal(receiptFor(got.state, page, NOW + RESHOW_RECEIPT)?.receipt, 'a.b.c', 'shown again a minute later');
+  assert.equal(st.receipts[0].shown, undefined, 'the state given is not changed');
+
+  // A newer grant for the same page replaces the old; expired ones go.
+  st = keepReceipt(st, { ...page, product: '/old', receipt: 'o.l.d', exp: NOW + 1 }, NOW);
+  st = keepReceipt(st, { ...page, receipt: 'n.e.w', exp: NOW + 120 }, NOW + 5);
+  assert.deepEqual(st.receipts.map((r) => r.receipt), ['n.e.w']);
+  for (let i = 0; i < MAX_RECEIPTS + 10; i++) st = keepReceipt(st, { ...page, product: `/p/${i}`, receipt: `r.${i}.x`, exp: NOW + 999 }, NOW);
+  assert.equal(st.receipts.length, MAX_RECEIPTS);
+  assert.equal(st.receipts.at(-1).product, `/p/${MAX_RECEIPTS + 9}`);
 });
