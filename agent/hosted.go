@@ -32,12 +32,17 @@ import (
 // reader's browser (web_pay.go).
 
 const (
-	hostedSegments      = 8                      // segments of a certificate the hosted wallet buys, at most
-	hostedMaxCerts      = 32                     // certificates it holds at once
-	hostedVendorSegs    = 4                      // segments one vendor gets before payments share them
-	hostedIdle          = 500 * time.Millisecond // a segment paid from longer ago takes the next payment at its vendor
-	hostedIdemTTL       = 10 * time.Minute       // a reservation answers its repeats this long
-	hostedHistory       = 1000                   // payments kept for the account page
+	hostedSegments   = 8                      // segments of a certificate the hosted wallet buys, at most
+	hostedMaxCerts   = 32                     // certificates it holds at once
+	hostedVendorSegs = 4                      // segments one vendor gets before payments share them
+	hostedIdle       = 500 * time.Millisecond // a segment paid from longer ago takes the next payment at its vendor
+	// A reservation answers its repeats (a reloaded pay page, a form sent
+	// twice) this long on the agent's clock; a later one pays anew. Not
+	// longer: a gateway keeps a payment's record only as long as its grant
+	// lives, which may be shorter, and answers the same payment after that
+	// as already spent.
+	hostedRepeat        = time.Minute
+	hostedHistory       = 1000 // payments kept for the account page
 	hostedBuyLock       = 10 * time.Second
 	hostedCacheEntries  = 4096
 	hostedKeyAD         = "hashwall/hosted-key\x00"
@@ -77,7 +82,10 @@ var hostedReserve = script(`
 local uid, vendor, p, t = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local idem = P .. 'hn:' .. uid .. ':' .. ARGV[5]
 local prev = redis.call('GET', idem)
-if prev then return prev end
+if prev then
+  local at, out = string.match(prev, '^(%d+) (.*)$')
+  if at and t - tonumber(at) < ` + strconv.Itoa(int(hostedRepeat/time.Second)) + ` then return out end
+end
 if redis.call('HGET', P .. 'u:' .. uid, 'status') ~= 'active' then return 'user_inactive' end
 local dk, site = P .. 'hday:' .. uid .. ':' .. ARGV[7], ARGV[6]
 if ARGV[8] == '1' then
@@ -128,7 +136,7 @@ end
 local s, g, i, hk = pick[1], pick[2], pick[3] + p, pick[4]
 redis.call('HSET', hk, 'i:' .. g, i, 'at:' .. g, tms)
 local out = s .. ' ' .. g .. ' ' .. i .. ' ' .. p .. ' ' .. redis.call('HGET', hk, 'bt:' .. g)
-redis.call('SET', idem, out, 'EX', ` + strconv.Itoa(int(hostedIdemTTL/time.Second)) + `)
+redis.call('SET', idem, t .. ' ' .. out, 'EX', ` + strconv.Itoa(int(hostedRepeat/time.Second)) + ` + 60)
 redis.call('HINCRBY', dk, site, p)
 redis.call('EXPIRE', dk, 172800)
 redis.call('LPUSH', P .. 'hh:' .. uid, ARGV[12])
@@ -155,7 +163,7 @@ type hostedEntry struct {
 // hostedPay pays o from the reader's hosted wallet and returns the payment
 // as it follows "PayWord " in an Authorization header. auto: only within
 // the site's automatic limit (errOverLimit otherwise). A repeat with the
-// same idem within hostedIdemTTL returns the same payment, so a reloaded
+// same idem within hostedRepeat returns the same payment, so a reloaded
 // page or a retried form pays once; the gateway answers a repeated payment
 // with its first grant.
 func (a *Agent) hostedPay(ctx context.Context, uid string, o *payOrder, auto bool, idem string) (string, error) {

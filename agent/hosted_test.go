@@ -88,6 +88,7 @@ func TestHostedPay(t *testing.T) {
 	if again, _ := pay(daily, false, "c1"); again != first {
 		t.Fatal("a repeated reservation is not the same payment")
 	}
+
 	if e.balance("u:"+uid) != 300-256 {
 		t.Fatalf("balance %d: the wallet should have bought two segments", e.balance("u:"+uid))
 	}
@@ -138,6 +139,43 @@ func TestHostedPay(t *testing.T) {
 	}
 	if p := hv.accept(next, hostedOrder("daily", "/e", 1), e.clock.Now()); p.Index != 8 {
 		t.Fatalf("after a restart: i=%d, want 8", p.Index)
+	}
+}
+
+// TestHostedRepeat: a repeat of a reservation within hostedRepeat is the
+// same payment; a minute on it is a new one, since the gateway may have
+// dropped the first payment's record with its short grant and would answer
+// the same payment as already spent.
+func TestHostedRepeat(t *testing.T) {
+	e := newEnv(t)
+	e.vendor("daily")
+	e.user("ann", 200)
+	uid := e.uid("ann")
+	hv := newHostedVerifier(t)
+	o := hostedOrder("daily", "/live", 3)
+	pay := func() string {
+		t.Helper()
+		p, err := e.a.hostedPay(context.Background(), uid, o, false, "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	first := pay()
+	e.clock.Add(hostedRepeat - time.Second)
+	if pay() != first {
+		t.Fatal("a repeat within the minute is not the same payment")
+	}
+	e.clock.Add(time.Second)
+	later := pay()
+	if later == first {
+		t.Fatal("a repeat a minute later is the same payment")
+	}
+	if p := hv.accept(first, o, e.clock.Now()); p.Index != 3 {
+		t.Fatalf("first: i=%d", p.Index)
+	}
+	if p := hv.accept(later, o, e.clock.Now()); p.Index != 6 {
+		t.Fatalf("a minute later: i=%d, want the next tokens, 6", p.Index)
 	}
 }
 
