@@ -57,7 +57,7 @@ import (
 //	hw:a:hk:<uid>          the hosted wallet's user key, sealed (hosted.go)
 //	hw:a:hc:<uid>          zset of its certificates by expiry; hw:a:hs:<serial>
 //	                       their spending state; hw:a:hn:<uid>:<key> a
-//	                       payment's reservation (10 min, idempotency);
+//	                       payment's reservation ("<time> <reservation>", repeats for a minute);
 //	                       hw:a:hday:<uid>:<day> tokens paid per site that
 //	                       day; hw:a:hh:<uid> the payments, newest first
 //	hw:a:req:<uid>:<id>    purchase request id -> serial (a day)
