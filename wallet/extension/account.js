@@ -24,7 +24,7 @@ export async function setup(f) {
   if (await store.meta()) throw new Error('this browser already has a wallet');
   const base = normalizeBank(f.bank);
   if (!f.username || !f.password) throw new Error('enter your username and password');
-  const tokens = checkTokens(f.tokens, true);
+  const tokens = bounded(f.tokens, 0, maxBuy, 'the number of tokens');
   if (!isTrustedChannel(base)) throw new Error('use your bank’s https address: its keys cannot be trusted over plain http');
   const bank = new Bank(base);
   const announced = await bank.keys();
@@ -66,7 +66,7 @@ export async function setup(f) {
  * @param {number} n @param {string} [password] to log in again when the session expired
  */
 export function buy(n, password) {
-  const tokens = checkTokens(n, false);
+  const tokens = bounded(n, 1, maxBuy, 'the number of tokens');
   return store.serialize(async () => {
     let st = await store.current({touch: true});
     if (!st) throw new Error('the wallet is locked');
@@ -139,15 +139,6 @@ function fixCurrency(st) {
   const cert = parseCertificate(b64decode(c.raw));
   st.unitValue = cert.unitValue;
   st.currency = cert.currency;
-}
-
-/** @param {unknown} n @param {boolean} zeroOK */
-function checkTokens(n, zeroOK) {
-  const v = Number(n);
-  if (!Number.isInteger(v) || v < (zeroOK ? 0 : 1) || v > maxBuy) {
-    throw new Error(`the number of tokens must be a whole number from ${zeroOK ? 0 : 1} to ${maxBuy}`);
-  }
-  return v;
 }
 
 /** @param {unknown} n @param {number} lo @param {number} hi @param {string} what */

@@ -1,6 +1,6 @@
 // The wallet's question, in the tab of the article: pay or not. It is the
 // extension's own page, which no site can script, frame or fill in.
-import {$, busy, call, money, say} from './ui.js';
+import {$, call, money, onSubmit, say} from './ui.js';
 
 const id = new URLSearchParams(location.search).get('id') ?? '';
 const reasons = /** @type {Record<string,string>} */ ({
@@ -35,18 +35,9 @@ async function render() {
   if (locked) $('ask-password').focus();
 }
 
-const form = /** @type {HTMLFormElement} */ ($('ask-form'));
-form.addEventListener('submit', (e) => {
-  e.preventDefault();
-  say('error', '');
-  busy(form, async () => {
-    try {
-      if (locked) await call('unlock', {password: $('ask-password').value});
-      await call('answer', {id, yes: true});
-    } catch (err) {
-      say('error', /** @type {Error} */ (err).message);
-    }
-  });
+onSubmit(/** @type {HTMLFormElement} */ ($('ask-form')), async () => {
+  if (locked) await call('unlock', {password: $('ask-password').value});
+  await call('answer', {id, yes: true});
 });
 $('decline').addEventListener('click', () => {
   call('answer', {id, yes: false}).catch((err) => say('error', err.message));

@@ -113,14 +113,13 @@ export class Bank {
   }
 
   /**
-   * The vendor's signed origins document, and how long it may be cached.
+   * The vendor's signed origins document.
    * @param {string} vendor
-   * @returns {Promise<{doc: any, maxAge: number} | null>} null: no such vendor
+   * @returns {Promise<any>} null: no such vendor
    */
   async origins(vendor) {
     try {
-      const doc = await new Bank(this.base).call('GET', `/v1/vendors/${encodeURIComponent(vendor)}/origins`);
-      return {doc, maxAge: 300};
+      return await new Bank(this.base).call('GET', `/v1/vendors/${encodeURIComponent(vendor)}/origins`);
     } catch (e) {
       if (e instanceof BankError && e.status === 404) return null;
       throw e;

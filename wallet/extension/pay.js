@@ -40,6 +40,19 @@ async function setSessionMap(name, value) {
 }
 
 /**
+ * dropRecords removes the records of a session map that drop selects.
+ * @param {string} name @param {(key: string, value: any) => boolean} drop
+ * @returns {Promise<[string, any][]>} the records removed
+ */
+async function dropRecords(name, drop) {
+  const m = await sessionMap(name);
+  const gone = Object.entries(m).filter(([k, v]) => drop(k, v));
+  for (const [k] of gone) delete m[k];
+  if (gone.length) await setSessionMap(name, m);
+  return gone;
+}
+
+/**
  * on402 handles a top-level navigation answered 402.
  * @param {number} tabId @param {string} url @param {Challenge} challenge
  * @param {string} requestId the 402's request, which the paid one cancels
@@ -169,14 +182,18 @@ export function onLost(tabId, url, requestId) {
  * @returns {Promise<string|undefined>} the pending payment's id
  */
 async function takeInflight(tabId, url, replaced) {
-  const inflight = await sessionMap('inflight');
-  const id = Object.keys(inflight).find((k) =>
-    inflight[k].tabId === tabId && inflight[k].url === url && (!replaced || inflight[k].replaced !== replaced));
-  if (id === undefined) return undefined;
-  await chrome.declarativeNetRequest.updateSessionRules({removeRuleIds: [inflight[id].rule]});
-  delete inflight[id];
-  await setSessionMap('inflight', inflight);
-  return id;
+  const [hit] = await dropInflight((f) => f.tabId === tabId && f.url === url && (!replaced || f.replaced !== replaced));
+  return hit;
+}
+
+/**
+ * dropInflight ends the journeys that match: their records and header
+ * rules go. @param {(f: any) => boolean} match @returns {Promise<string[]>} their ids
+ */
+async function dropInflight(match) {
+  const gone = await dropRecords('inflight', (_, f) => match(f));
+  if (gone.length) await chrome.declarativeNetRequest.updateSessionRules({removeRuleIds: gone.map(([, f]) => f.rule)});
+  return gone.map(([k]) => k);
 }
 
 /**
@@ -394,20 +411,20 @@ export function answer(id, yes) {
 async function vendorOrigins(st, vendor) {
   const hit = originCache.get(vendor);
   if (hit && hit.until > Date.now()) return hit.origins;
-  const got = await new Bank(st.bank).origins(vendor);
+  const doc = await new Bank(st.bank).origins(vendor);
   /** @type {string[]} */
   let origins = [];
   let ttl = 60000; // an unknown vendor is asked again in a minute
-  if (got) {
+  if (doc) {
     let keys = pinned(st);
     try {
-      origins = await openOrigins(got.doc, keys, vendor, now());
+      origins = await openOrigins(doc, keys, vendor, now());
     } catch (e) {
-      if (!(got.doc && typeof got.doc.kid === 'string' && !keys.has(got.doc.kid))) throw e;
+      if (!(typeof doc.kid === 'string' && !keys.has(doc.kid))) throw e;
       keys = await refreshKeys(st);
-      origins = await openOrigins(got.doc, keys, vendor, now());
+      origins = await openOrigins(doc, keys, vendor, now());
     }
-    ttl = Math.min(300, got.maxAge) * 1000;
+    ttl = 300000;
   }
   if (originCache.size >= 256) originCache.delete(originCache.keys().next().value);
   originCache.set(vendor, {origins, until: Date.now() + ttl});
@@ -500,32 +517,15 @@ export function forgetTab(tabId) {
   return store.serialize(async () => {
     // A payment on its way in the closed tab stays in the journal; its
     // header rule and the tab's records go with the tab.
-    const inflight = await sessionMap('inflight');
-    const gone = Object.keys(inflight).filter((k) => inflight[k].tabId === tabId);
-    if (gone.length) {
-      await chrome.declarativeNetRequest.updateSessionRules({removeRuleIds: gone.map((k) => inflight[k].rule)});
-      for (const k of gone) delete inflight[k];
-      await setSessionMap('inflight', inflight);
+    if ((await dropInflight((f) => f.tabId === tabId)).length) {
       // Sent now, it settles as soon as the gateway answers (the same
       // grant if the closed tab's request had reached it).
       const st = await store.current();
       if (st) await resend(st);
     }
-    for (const name of ['tabcost', 'refused']) {
-      const m = await sessionMap(name);
-      if (tabId in m) {
-        delete m[tabId];
-        await setSessionMap(name, m);
-      }
-    }
-    const asks = await sessionMap('asks');
-    const declined = await sessionMap('declined');
-    const before = Object.keys(asks).length + Object.keys(declined).length;
-    for (const [k, a] of Object.entries(asks)) if (a.tabId === tabId) delete asks[k];
-    for (const k of Object.keys(declined)) if (k.startsWith(tabId + ' ')) delete declined[k];
-    if (Object.keys(asks).length + Object.keys(declined).length !== before) {
-      await setSessionMap('asks', asks);
-      await setSessionMap('declined', declined);
-    }
+    await dropRecords('tabcost', (k) => k === String(tabId));
+    await dropRecords('refused', (k) => k === String(tabId));
+    await dropRecords('asks', (_, a) => a.tabId === tabId);
+    await dropRecords('declined', (k) => k.startsWith(tabId + ' '));
   });
 }

@@ -1,5 +1,5 @@
 // The popup: balance, this tab's cost, buying, history, limits, lock.
-import {$, busy, call, money, say, when} from './ui.js';
+import {$, call, money, onSubmit, say, when} from './ui.js';
 
 /** @type {number|undefined} */
 let tabId;
@@ -57,36 +57,35 @@ function entry(h, s) {
   return li;
 }
 
-/** @param {HTMLFormElement} form @param {() => Promise<string|void>} fn */
-function onSubmit(form, fn) {
-  form.addEventListener('submit', (e) => {
-    e.preventDefault();
-    say('error', '');
+/**
+ * act: a form of the popup; what fn says shows, and the popup is drawn again.
+ * @param {HTMLFormElement} form @param {() => Promise<string|void>} fn
+ */
+function act(form, fn) {
+  onSubmit(form, async () => {
     say('message', '');
-    busy(form, async () => {
-      try {
-        const said = await fn();
-        if (said) say('message', said);
-        await render();
-      } catch (err) {
-        say('error', /** @type {Error} */ (err).message);
-        if (/** @type {any} */ (err).code === 'login_needed') $('buy-login').hidden = false;
-      }
-    });
+    try {
+      const said = await fn();
+      if (said) say('message', said);
+      await render();
+    } catch (err) {
+      if (/** @type {any} */ (err).code === 'login_needed') $('buy-login').hidden = false;
+      throw err;
+    }
   });
 }
 
-onSubmit($('unlock-form'), async () => {
+act($('unlock-form'), async () => {
   await call('unlock', {password: $('password').value});
   $('password').value = '';
 });
-onSubmit($('buy-form'), async () => {
+act($('buy-form'), async () => {
   const r = await call('buy', {tokens: Number($('buy-tokens').value), password: $('buy-password').value || undefined});
   $('buy-password').value = '';
   $('buy-login').hidden = true;
   return r.message;
 });
-onSubmit($('limits-form'), async () => {
+act($('limits-form'), async () => {
   const r = await call('limits', {
     perArticle: Number($('per-article').value), perSiteDay: Number($('per-site-day').value),
     askNewSite: $('ask-new-site').checked, idleMinutes: Number($('idle-minutes').value),

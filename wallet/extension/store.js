@@ -106,9 +106,10 @@ export async function save(state) {
   if (!cache) throw new Error('the wallet is locked');
   const vault = await seal(cache.key, state);
   await chrome.storage.local.set({vault});
+  const idleChanged = state.limits.idleMinutes !== cache.state.limits.idleMinutes;
   cache.state = state;
-  const {unlock: u} = await chrome.storage.session.get('unlock');
-  if (u && u.idleMinutes !== state.limits.idleMinutes) {
-    await chrome.storage.session.set({unlock: {...u, idleMinutes: state.limits.idleMinutes}});
+  if (idleChanged) {
+    const {unlock: u} = await chrome.storage.session.get('unlock');
+    if (u) await chrome.storage.session.set({unlock: {...u, idleMinutes: state.limits.idleMinutes}});
   }
 }

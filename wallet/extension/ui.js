@@ -55,6 +55,25 @@ export async function busy(form, fn) {
   }
 }
 
+/**
+ * onSubmit runs fn when form is sent, its controls disabled meanwhile; an
+ * error shows in the page's error line.
+ * @param {HTMLFormElement} form @param {() => Promise<void>} fn
+ */
+export function onSubmit(form, fn) {
+  form.addEventListener('submit', (e) => {
+    e.preventDefault();
+    say('error', '');
+    busy(form, async () => {
+      try {
+        await fn();
+      } catch (err) {
+        say('error', /** @type {Error} */ (err).message);
+      }
+    });
+  });
+}
+
 /** @param {number} unix */
 export function when(unix) {
   const d = new Date(unix * 1000);

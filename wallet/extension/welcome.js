@@ -1,25 +1,17 @@
 // Setting the wallet up: a bank, an account, tokens.
-import {$, busy, call, say} from './ui.js';
+import {$, call, onSubmit, say} from './ui.js';
 
 const form = /** @type {HTMLFormElement} */ ($('setup-form'));
-form.addEventListener('submit', (e) => {
-  e.preventDefault();
-  say('error', '');
-  busy(form, async () => {
-    try {
-      const mode = /** @type {HTMLInputElement} */ (form.querySelector('input[name=mode]:checked')).value;
-      const r = await call('setup', {
-        bank: $('bank').value, username: $('username').value, password: $('password').value,
-        mode, tokens: Number($('tokens').value),
-      });
-      $('password').value = '';
-      form.hidden = true;
-      $('done').hidden = false;
-      say('message', r.message);
-    } catch (err) {
-      say('error', /** @type {Error} */ (err).message);
-    }
+onSubmit(form, async () => {
+  const mode = /** @type {HTMLInputElement} */ (form.querySelector('input[name=mode]:checked')).value;
+  const r = await call('setup', {
+    bank: $('bank').value, username: $('username').value, password: $('password').value,
+    mode, tokens: Number($('tokens').value),
   });
+  $('password').value = '';
+  form.hidden = true;
+  $('done').hidden = false;
+  say('message', r.message);
 });
 
 call('status').then((s) => {

@@ -68,23 +68,18 @@ func newspaper() http.Handler {
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		fmt.Fprint(w, planetCSS)
 	})
-	// The archive: a story for every number, at the article price.
-	mux.HandleFunc("/articles/archive/{n}", func(w http.ResponseWriter, r *http.Request) {
-		if _, err := strconv.ParseUint(r.PathValue("n"), 10, 20); err != nil {
-			http.NotFound(w, r)
-			return
-		}
-		article(w, r, "From the archive: story "+r.PathValue("n"))
-	})
-	// The open archive: the same stories, free to read (the paywall lets
+	// The archive: a story for every number, at the article price; the
+	// open archive has the same stories free to read (the paywall lets
 	// /free/ through), for comparing a paid page with a free one.
-	mux.HandleFunc("/free/archive/{n}", func(w http.ResponseWriter, r *http.Request) {
+	archive := func(w http.ResponseWriter, r *http.Request) {
 		if _, err := strconv.ParseUint(r.PathValue("n"), 10, 20); err != nil {
 			http.NotFound(w, r)
 			return
 		}
 		article(w, r, "From the archive: story "+r.PathValue("n"))
-	})
+	}
+	mux.HandleFunc("/articles/archive/{n}", archive)
+	mux.HandleFunc("/free/archive/{n}", archive)
 	mux.HandleFunc("/articles/", page)
 	mux.HandleFunc("/issues/", page)
 	mux.HandleFunc("/features/", func(w http.ResponseWriter, r *http.Request) {
