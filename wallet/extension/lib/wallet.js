@@ -17,8 +17,9 @@ import { merklePath, merkleRoot } from './merkle.js';
 import { paymentHeader } from './payment.js';
 
 export const MAX_HISTORY = 1000;
-/** How many unexpired grants the wallet keeps (keepReceipt). */
-export const MAX_RECEIPTS = 500;
+/** How many unexpired grants the wallet keeps (keepReceipt): each is
+ * about 700 bytes of the sealed state, written before every payment. */
+export const MAX_RECEIPTS = 100;
 // Distinct vendors one site may name in 24 hours (§9.1): each ties up a segment.
 export const MAX_VENDORS_PER_SITE_DAY = 3;
 // A certificate expiring within this many seconds is not spent: it could
